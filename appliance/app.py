@@ -1,0 +1,130 @@
+"""Composition root: builds every service once and owns their start and stop.
+
+The CLI, the HTTP app and the tests all get their services from `Appliance`, so there
+is exactly one way the parts are wired together.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from appliance.config import Settings
+from appliance.core.evaluations import Evaluation
+from appliance.core.events import EventBus
+from appliance.core.identity import ADMIN
+from appliance.core.languages import LANGUAGES
+from appliance.runtime.engine import DockerEngine
+from appliance.runtime.executor import ContainerExecutor, ExecutionRequest
+from appliance.runtime.images import image_ref
+from appliance.runtime.limits import SandboxLimits
+from appliance.services.auth import AuthService, load_or_create_secret, write_private_file
+from appliance.services.eval_queue import EvaluationQueue
+from appliance.services.evaluations import EvalLimits, EvaluationService
+from appliance.services.platform_status import PlatformStatusService
+from appliance.services.rate_limit import RateLimiter
+from appliance.store.api_keys import ApiKeyStore
+from appliance.store.database import Database
+from appliance.store.evaluations import EvaluationStore
+from appliance.store.meta import MetaStore
+
+log = logging.getLogger("appliance")
+
+IMAGE_RECHECK_SECONDS = 5.0
+
+
+class Appliance:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_path)
+        self.bus = EventBus()
+        self.engine = DockerEngine(base_url=settings.docker_host, threads=max(16, settings.workers * 2 + 8))
+        self.rate_limiter = RateLimiter()
+        self.instance_id = ""
+        self.admin_key_created: str | None = None  # path, on the first start only
+        self.limits = SandboxLimits(
+            memory_mb=settings.memory_limit_mb, cpus=settings.cpu_limit,
+            pids=settings.pids_limit, file_size_mb=settings.file_size_limit_mb,
+            open_files=settings.open_files_limit, work_dir_mb=settings.work_dir_size_mb,
+            output_bytes=settings.output_limit_bytes,
+        )
+        self._image_ok: dict[str, tuple[float, str | None]] = {}
+        self.auth: AuthService | None = None
+        self.queue: EvaluationQueue | None = None
+        self.evaluations: EvaluationService | None = None
+        self.status: PlatformStatusService | None = None
+
+    # --- wiring -----------------------------------------------------------------------
+
+    def _execution_request(self, evaluation: Evaluation) -> ExecutionRequest:
+        language = LANGUAGES[evaluation.language]
+        return ExecutionRequest(
+            image=image_ref(language.image), source_file=language.source_file,
+            run=language.run, code=evaluation.code, timeout=evaluation.timeout,
+            limits=self.limits, engine=evaluation.engine,
+            labels={"appliance.eval_id": evaluation.eval_id},
+        )
+
+    async def image_problem(self, language_name: str) -> str | None:
+        """Why code in this language cannot run now, or None. Cached for a few seconds."""
+        checked_at, problem = self._image_ok.get(language_name, (0.0, "unchecked"))
+        if problem is None or time.monotonic() - checked_at < IMAGE_RECHECK_SECONDS:
+            return problem
+        ref = image_ref(LANGUAGES[language_name].image)
+        if not await self.engine.call(self.engine.ping):
+            problem = "the Docker engine is not reachable; evaluations cannot run until it is back"
+        elif not await self.engine.call(self.engine.image_present, ref):
+            problem = f"the runtime image {ref} is missing: run `appliance images build` (or `images import FILE`)"
+        else:
+            problem = None
+        self._image_ok[language_name] = (time.monotonic(), problem)
+        return problem
+
+    async def start(self) -> None:
+        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        await self.db.open()
+        meta = MetaStore(self.db)
+        self.instance_id = await meta.get_or_create("instance_id", lambda: secrets.token_hex(8))
+        jwt_secret = load_or_create_secret(self.settings.data_path / "jwt.secret")
+        self.auth = AuthService(ApiKeyStore(self.db), jwt_secret, self.settings.jwt_ttl_seconds)
+        await self._bootstrap_admin_key()
+
+        executor = ContainerExecutor(self.engine, self.instance_id)
+        self._executor = executor
+        store = EvaluationStore(self.db)
+        self.queue = EvaluationQueue(store, executor, self.bus, self._execution_request, self.settings.workers)
+        self.evaluations = EvaluationService(
+            store, self.queue,
+            EvalLimits(
+                default_timeout=self.settings.default_timeout, max_timeout=self.settings.max_timeout,
+                max_code_bytes=self.settings.max_code_bytes, max_batch_size=self.settings.max_batch_size,
+                max_queue_length=self.settings.max_queue_length, engines=tuple(self.settings.engines),
+            ),
+            self.image_problem,
+        )
+        self.status = PlatformStatusService(self.db, self.engine, self.queue)
+        if await self.engine.call(self.engine.ping):
+            removed = await self.engine.call(self.engine.remove_instance_containers, self.instance_id)
+            if removed:
+                log.info("removed %d container(s) left over from an earlier run", removed)
+        else:
+            log.warning("Docker engine not reachable: evaluations will wait until it is")
+        await self.queue.start()
+
+    async def _bootstrap_admin_key(self) -> None:
+        assert self.auth is not None
+        if await self.auth.has_keys():
+            return
+        created = await self.auth.create_key("admin", [ADMIN], owner="admin")
+        write_private_file(self.settings.admin_key_path, created.secret + "\n")
+        self.admin_key_created = str(self.settings.admin_key_path)
+        log.warning("created the first admin API key; it is in %s (mode 0600)", self.admin_key_created)
+
+    async def stop(self) -> None:
+        if self.queue is not None:
+            await self.queue.stop()
+        if getattr(self, "_executor", None) is not None:
+            await self._executor.drain()
+        await self.db.close()
+        self.engine.close()

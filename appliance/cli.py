@@ -1,0 +1,214 @@
+"""The one entry point: `appliance serve | keys | images` (also `python -m appliance`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from appliance import __version__
+from appliance.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("appliance")
+
+
+def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
+    return load_settings({"data_dir": args.data_dir, **flags}, config_file=args.config)
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from appliance.app import Appliance
+    from appliance.http.app_factory import create_app
+
+    flags = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = _settings(args, **flags)
+    appliance = Appliance(settings)
+    app = create_app(appliance)
+    print(f"appliance {__version__}: serving on http://{settings.host}:{settings.port} "
+          f"(data dir {settings.data_path})", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            access_log=False, ws="websockets", lifespan="on")
+    server = uvicorn.Server(config)
+    server.run()
+    return 0
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+async def _with_auth(settings: Settings, action):
+    from appliance.services.auth import AuthService, load_or_create_secret
+    from appliance.store.api_keys import ApiKeyStore
+    from appliance.store.database import Database
+
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        auth = AuthService(ApiKeyStore(db), load_or_create_secret(settings.data_path / "jwt.secret"),
+                           settings.jwt_ttl_seconds)
+        return await action(auth)
+    finally:
+        await db.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    permissions = [p.strip() for p in (args.permissions or "").split(",") if p.strip()] or None
+    expires = datetime.fromisoformat(args.expires.replace("Z", "+00:00")) if args.expires else None
+    created = asyncio.run(_with_auth(settings, lambda auth: auth.create_key(
+        args.name, permissions, owner=args.owner, expires_at=expires)))
+    record = created.record
+    print(f"created {record.key_id} '{record.name}' owner={record.owner} "
+          f"permissions={','.join(record.permissions)}", file=sys.stderr)
+    print("This is the only time the key is shown; store it now:", file=sys.stderr)
+    print(created.secret)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from appliance.core.clock import iso_z
+
+    records = asyncio.run(_with_auth(_settings(args), lambda auth: auth.list_keys()))
+    print(f"{'KEY ID':18} {'NAME':20} {'OWNER':16} {'PERMISSIONS':24} {'CREATED':26} STATE")
+    for r in records:
+        state = "revoked" if r.revoked_at else "active"
+        print(f"{r.key_id:18} {r.name[:20]:20} {r.owner[:16]:16} {','.join(r.permissions)[:24]:24} "
+              f"{iso_z(r.created_at):26} {state}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    asyncio.run(_with_auth(_settings(args), lambda auth: auth.revoke_key(args.key_id)))
+    print(f"revoked {args.key_id}", file=sys.stderr)
+    return 0
+
+
+# --- images -----------------------------------------------------------------------------
+
+
+def _docker_client(settings: Settings):
+    from appliance.runtime.engine import DockerEngine
+
+    return DockerEngine(base_url=settings.docker_host).client
+
+
+def cmd_images_build(args: argparse.Namespace) -> int:
+    from appliance.runtime import images
+
+    settings = _settings(args)
+    built = images.build_images(
+        _docker_client(settings), args.image or None, only_missing=not args.force,
+        cache_dir=settings.data_path / "cache" / "debootstrap", progress=images.render_progress,
+    )
+    print("built: " + (", ".join(built) if built else "nothing (all present; --force rebuilds)"),
+          file=sys.stderr)
+    return 0
+
+
+def cmd_images_list(args: argparse.Namespace) -> int:
+    from appliance.runtime import images
+
+    rows = images.list_images(_docker_client(_settings(args)))
+    print(f"{'IMAGE':12} {'REFERENCE':44} {'PRESENT':8} SIZE")
+    for row in rows:
+        size = f"{row.size / 1e6:.0f} MB" if row.present and row.size else "-"
+        print(f"{row.key:12} {row.ref:44} {'yes' if row.present else 'no':8} {size}")
+    return 0
+
+
+def cmd_images_export(args: argparse.Namespace) -> int:
+    from appliance.runtime import images
+
+    images.export_images(_docker_client(_settings(args)), Path(args.file), args.image or None,
+                         progress=images.render_progress)
+    print(f"wrote {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_images_import(args: argparse.Namespace) -> int:
+    from appliance.runtime import images
+
+    loaded = images.import_images(_docker_client(_settings(args)), Path(args.file),
+                                  progress=images.render_progress)
+    print("loaded: " + ", ".join(loaded), file=sys.stderr)
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="data directory (default ~/.local/share/appliance; "
+                                           "env APPLIANCE_DATA_DIR)")
+    common.add_argument("--config", help="config file (default DATA_DIR/config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP/WebSocket server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--workers", type=int, help="evaluations run at once (default 4)")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", parents=[common], help="create a key; it is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--permissions", help="comma-separated: execute,read,admin (default execute,read)")
+    create.add_argument("--owner", help="who owns the evaluations made with it (default: the name)")
+    create.add_argument("--expires", help="UTC expiry, e.g. 2027-01-01T00:00:00Z")
+    create.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", parents=[common], help="list keys").set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", parents=[common], help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    imgs = sub.add_parser("images", help="runtime images").add_subparsers(dest="images_command", required=True)
+    build = imgs.add_parser("build", parents=[common], help="build runtime images from Debian packages")
+    build.add_argument("image", nargs="*", help="image keys (default: all)")
+    build.add_argument("--force", action="store_true", help="rebuild images that exist")
+    build.set_defaults(func=cmd_images_build)
+    imgs.add_parser("list", parents=[common], help="list runtime images").set_defaults(func=cmd_images_list)
+    export = imgs.add_parser("export", parents=[common], help="save images to a tarball (docker save)")
+    export.add_argument("file")
+    export.add_argument("image", nargs="*")
+    export.set_defaults(func=cmd_images_export)
+    load = imgs.add_parser("import", parents=[common], help="load images from a tarball (docker load)")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_images_import)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"appliance: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a clear one-line message for expected failures
+        from appliance.core.errors import AppError
+
+        known = (AppError,)
+        try:
+            from appliance.runtime.engine import EngineUnavailable
+            from appliance.runtime.images import ImageBuildError
+
+            known = (AppError, EngineUnavailable, ImageBuildError)
+        except ImportError:
+            pass
+        if isinstance(exc, known):
+            print(f"appliance: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+            return 1
+        raise

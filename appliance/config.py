@@ -1,0 +1,123 @@
+"""Settings: defaults < config file < environment < command-line flags.
+
+Every field is documented in docs/configuration.md. The config file is TOML with the
+same flat field names; the environment uses `APPLIANCE_<FIELD>` in upper case.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import msgspec
+
+ENV_PREFIX = "APPLIANCE_"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "appliance"
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    # Evaluation queue
+    workers: int = 4
+    default_timeout: float = 30.0
+    max_timeout: float = 300.0
+    max_code_bytes: int = 256 * 1024
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_batch_size: int = 100
+    max_queue_length: int = 10_000
+    engines: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+
+    # Sandbox limits applied to every evaluation
+    memory_limit_mb: int = 256
+    cpu_limit: float = 1.0
+    pids_limit: int = 64
+    file_size_limit_mb: int = 16
+    open_files_limit: int = 256
+    work_dir_size_mb: int = 64
+    output_limit_bytes: int = 1024 * 1024
+
+    # Rate limits, requests per minute per identity
+    rate_limit_anonymous: int = 10
+    rate_limit_authenticated: int = 100
+    rate_limit_batch: int = 10
+
+    # Authentication
+    jwt_ttl_seconds: int = 3600
+
+    # Docker
+    docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "appliance.db"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_path / "admin.key"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_path / "config.toml"
+
+
+FIELD_NAMES = frozenset(Settings.__struct_fields__)
+
+
+class ConfigError(Exception):
+    """A setting has a value of the wrong type or an unknown name."""
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in FIELD_NAMES:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        if name == "engines":
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the four layers. `flags` holds only options the user actually gave."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env_values = _from_env(environ)
+
+    data_dir = flags.get("data_dir") or env_values.get("data_dir") or str(default_data_dir())
+    path = Path(config_file or environ.get(ENV_PREFIX + "CONFIG") or Path(data_dir) / "config.toml")
+    file_values: dict[str, Any] = {}
+    if path.expanduser().is_file():
+        try:
+            file_values = tomllib.loads(path.expanduser().read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+    merged = {**file_values, **env_values, **flags, "data_dir": data_dir}
+    unknown = sorted(set(merged) - FIELD_NAMES)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see docs/configuration.md)")
+    try:
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc

@@ -1,0 +1,62 @@
+"""Errors a caller can cause, independent of any surface.
+
+Each surface (http/platform, http/sandbox, ...) renders these in its own documented
+shape; the services only say what went wrong and whose fault it is.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base class: `status_code` is the HTTP status the error maps to."""
+
+    status_code = 500
+    title = "Internal server error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationError(AppError):
+    status_code = 400
+    title = "Validation error"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    title = "Rate limit exceeded"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(AppError):
+    status_code = 503
+    title = "Service unavailable"

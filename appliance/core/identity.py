@@ -1,0 +1,41 @@
+"""Who is making a request, and what they may do."""
+
+from __future__ import annotations
+
+import msgspec
+
+ADMIN = "admin"
+EXECUTE = "execute"  # submit evaluations, kill one's own
+READ = "read"  # read one's own evaluations, their logs and the queue
+
+PERMISSIONS = frozenset({ADMIN, EXECUTE, READ})
+DEFAULT_PERMISSIONS = (EXECUTE, READ)
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str | None  # None for anonymous callers
+    name: str
+    owner: str
+    permissions: frozenset[str] = frozenset()
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.key_id is None
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.permissions
+
+    def can(self, permission: str) -> bool:
+        return self.is_admin or permission in self.permissions
+
+    def may_see(self, owner: str) -> bool:
+        return self.is_admin or (not self.is_anonymous and owner == self.owner)
+
+    @property
+    def rate_key(self) -> str:
+        return self.key_id or f"anon:{self.name}"
+
+
+def anonymous(client_host: str) -> Identity:
+    return Identity(key_id=None, name=client_host or "unknown", owner="")

@@ -1,0 +1,21 @@
+"""Identifiers with the prefixes the API documents."""
+
+from __future__ import annotations
+
+import secrets
+
+from appliance.core.clock import utc_now
+
+
+def new_eval_id() -> str:
+    """`eval_20250629_123456_abc123`: sortable by creation second, random tail."""
+    stamp = utc_now().strftime("%Y%m%d_%H%M%S")
+    return f"eval_{stamp}_{secrets.token_hex(3)}"
+
+
+def new_key_id() -> str:
+    return f"key_{secrets.token_hex(6)}"
+
+
+def new_secret(nbytes: int = 24) -> str:
+    return secrets.token_urlsafe(nbytes)

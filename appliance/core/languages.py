@@ -1,0 +1,50 @@
+"""The languages user code can be written in, and how each one is run.
+
+A language names the runtime image it runs in (a key of the image catalogue in
+`appliance.runtime.images`), the file its source is written to inside the sandbox work
+dir, and the shell line that compiles (if needed) and runs it. Several languages may
+share one image: bash runs in the python image, c and cpp in the gcc image.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+WORK_DIR = "/work"
+
+
+class Language(msgspec.Struct, frozen=True):
+    name: str
+    image: str
+    source_file: str
+    # Run by /bin/sh inside the container after the source is in place; `exec` so the
+    # user's program is the process that receives signals and whose exit code we read.
+    run: str
+    aliases: tuple[str, ...] = ()
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.name: lang
+    for lang in (
+        Language("python", "python", "main.py", "exec python3 -u main.py", ("python3", "py")),
+        Language("javascript", "node", "main.js", "exec node main.js", ("nodejs", "node", "js")),
+        Language("bash", "python", "main.sh", "exec bash main.sh", ("sh", "shell")),
+        Language(
+            "c", "gcc", "main.c", "gcc -O2 -o main main.c -lm && exec ./main"
+        ),
+        Language(
+            "cpp", "gcc", "main.cpp", "g++ -O2 -o main main.cpp && exec ./main", ("c++",)
+        ),
+    )
+}
+
+_BY_ALIAS = {alias: lang for lang in LANGUAGES.values() for alias in (lang.name, *lang.aliases)}
+
+
+def find_language(name: str) -> Language | None:
+    """The language called `name` (or one of its aliases), or None."""
+    return _BY_ALIAS.get(name.strip().lower())
+
+
+def supported_names() -> list[str]:
+    return sorted(LANGUAGES)

@@ -1,0 +1,62 @@
+"""The Litestar application: every surface mounted on one set of services."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, AsyncIterator
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from appliance import __version__
+from appliance.http.docs import docs_assets, docs_page
+from appliance.http.errors import EXCEPTION_HANDLERS
+from appliance.http.identity import add_rate_limit_headers, provide_identity
+from appliance.http.platform.evaluations import EvaluationController
+from appliance.http.platform.status import StatusController
+from appliance.http.platform.ws import evaluation_events
+
+if TYPE_CHECKING:
+    from appliance.app import Appliance
+
+
+def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Litestar:
+    """`manage_lifecycle=False` when the caller starts and stops the appliance itself
+    (the TUI's one-process mode shares the services with the server)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await appliance.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await appliance.stop()
+
+    openapi = OpenAPIConfig(
+        title="appliance",
+        version=__version__,
+        path="/api",
+        render_plugins=[YamlRenderPlugin(), JsonRenderPlugin()],
+        components=Components(security_schemes={
+            "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+            "Bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+        }),
+        security=[{"ApiKey": []}, {"Bearer": []}],
+    )
+    app = Litestar(
+        route_handlers=[EvaluationController, StatusController, evaluation_events, docs_page, docs_assets],
+        dependencies={"identity": Provide(provide_identity)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_rate_limit_headers],
+        lifespan=[lifespan],
+        openapi_config=openapi,
+        request_max_body_size=appliance.settings.max_body_bytes,
+        debug=False,
+    )
+    app.state.appliance = appliance
+    return app

@@ -1,0 +1,74 @@
+"""Who is calling, and whether they are still within their rate limit.
+
+Used as a Litestar dependency: handlers that take an `identity` parameter are
+authenticated and counted. Browsers cannot set headers on WebSockets, so a key or token
+is also accepted in the query string there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
+
+from appliance.core.errors import RateLimited, Unauthorized
+from appliance.core.identity import Identity, anonymous
+
+RATE_STATE_KEY = "rate_decision"
+
+
+async def authenticate(connection: ASGIConnection) -> Identity:
+    appliance = connection.app.state.appliance
+    headers = connection.headers
+    key = headers.get("x-api-key") or connection.query_params.get("api_key")
+    authorization = headers.get("authorization", "")
+    token = connection.query_params.get("token")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        token = value.strip()
+    if key:
+        return await appliance.auth.authenticate_key(key)
+    if token:
+        return await appliance.auth.authenticate_token(token)
+    return anonymous(connection.client.host if connection.client else "")
+
+
+def _limit_for(settings: Any, identity: Identity, bucket: str) -> int:
+    if identity.is_anonymous:
+        return settings.rate_limit_anonymous
+    if bucket == "batch":
+        return settings.rate_limit_batch
+    return settings.rate_limit_authenticated
+
+
+async def provide_identity(request: ASGIConnection) -> Identity:
+    identity = await authenticate(request)
+    appliance = request.app.state.appliance
+    bucket = request.route_handler.opt.get("rate_bucket", "default")
+    decision = appliance.rate_limiter.check(
+        identity.rate_key, bucket, _limit_for(appliance.settings, identity, bucket)
+    )
+    request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision
+    if not decision.allowed:
+        raise RateLimited(
+            f"more than {decision.limit} requests per minute; retry after {decision.retry_after} s",
+            decision.retry_after,
+        )
+    return identity
+
+
+async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
+    """before_send hook: every counted response carries X-RateLimit-* headers."""
+    if message["type"] != "http.response.start":
+        return
+    decision = scope.get("state", {}).get(RATE_STATE_KEY)
+    if decision is None or decision.limit <= 0:
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    headers["X-RateLimit-Limit"] = str(decision.limit)
+    headers["X-RateLimit-Remaining"] = str(decision.remaining)
+    headers["X-RateLimit-Reset"] = str(decision.reset)

@@ -1,0 +1,96 @@
+"""The Docker engine connection, and the threads its synchronous SDK runs on.
+
+The docker SDK blocks, so every call goes through `DockerEngine.call`, which runs it on
+a dedicated thread pool: the event loop never waits on Docker, and executions do not
+compete with other `asyncio.to_thread` users for the default pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+import docker
+import docker.errors
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MANAGED_LABEL = "appliance.managed"
+INSTANCE_LABEL = "appliance.instance"
+
+ENGINE_MISSING_HELP = (
+    "no Docker engine answers. On Debian as root: apt-get install -y docker.io && "
+    "(systemctl start docker || dockerd &). Elsewhere install Docker Engine from your "
+    "distribution's packages, start it, and make sure this user may use its socket "
+    "(root, or a member of the 'docker' group)."
+)
+
+
+class EngineUnavailable(Exception):
+    pass
+
+
+class DockerEngine:
+    def __init__(self, *, base_url: str = "", threads: int = 32) -> None:
+        self._base_url = base_url
+        self._client: docker.DockerClient | None = None
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                if self._base_url:
+                    self._client = docker.DockerClient(base_url=self._base_url, version="auto")
+                else:
+                    self._client = docker.from_env(version="auto")
+            except docker.errors.DockerException as exc:
+                raise EngineUnavailable(f"{ENGINE_MISSING_HELP} ({exc})") from exc
+        return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (EngineUnavailable, docker.errors.DockerException, OSError):
+            self._client = None
+            return False
+
+    def runtimes(self) -> set[str]:
+        return set(self.api.info().get("Runtimes", {}))
+
+    def image_present(self, ref: str) -> bool:
+        try:
+            self.api.inspect_image(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def remove_instance_containers(self, instance_id: str) -> int:
+        """Remove every container this installation left behind (crash, kill -9)."""
+        removed = 0
+        for item in self.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"}):
+            try:
+                self.api.remove_container(item["Id"], force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+        return removed
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None

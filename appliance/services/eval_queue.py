@@ -1,0 +1,226 @@
+"""The evaluation queue: workers that take stored submissions and run them.
+
+Submissions are in SQLite before they are queued here, so this in-memory queue is only
+an index of what waits; after a restart it is rebuilt from the table, and whatever was
+running when the process died is marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import msgspec
+
+from appliance.core.clock import iso_z, utc_now
+from appliance.core.evaluations import EvalStatus, Evaluation, ExecutionOutcome
+from appliance.core.events import Event, EventBus
+from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest
+from appliance.store.evaluations import EvaluationStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_FLUSH_SECONDS = 1.0
+
+
+class RunningEvaluation:
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.handle = ExecutionHandle()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.dirty = False
+
+    def stdout_text(self) -> str:
+        return "".join(self.stdout)
+
+    def stderr_text(self) -> str:
+        return "".join(self.stderr)
+
+
+def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
+    """The documented status, and a reason when the program did not just exit."""
+    if outcome.killed:
+        return EvalStatus.FAILED, "killed"
+    if outcome.timed_out:
+        return EvalStatus.TIMEOUT, "timeout"
+    if outcome.flooded:
+        return EvalStatus.FAILED, "output_limit"
+    if outcome.oom_killed:
+        return EvalStatus.FAILED, "memory_limit"
+    if outcome.exit_code is None:
+        return EvalStatus.FAILED, "engine_error"
+    if outcome.stdout_truncated or outcome.stderr_truncated:
+        return EvalStatus.COMPLETED, "output_truncated"
+    return EvalStatus.COMPLETED, None
+
+
+class EvaluationQueue:
+    def __init__(
+        self, store: EvaluationStore, executor: ContainerExecutor, bus: EventBus,
+        build_request: Callable[[Evaluation], ExecutionRequest], workers: int,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._bus = bus
+        self._build_request = build_request
+        self._worker_count = workers
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: dict[str, None] = {}  # insertion-ordered: the waiting line
+        self._running: dict[str, RunningEvaluation] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        failed = await self._store.fail_interrupted("appliance_restart", utc_now())
+        if failed:
+            log.warning("%d evaluation(s) were running when the appliance stopped: marked failed", failed)
+        for eval_id in await self._store.queued_ids_in_order():
+            self.enqueue(eval_id)
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"eval-worker-{n}")
+            for n in range(self._worker_count)
+        ]
+        self._tasks.append(asyncio.create_task(self._flush_progress(), name="eval-progress"))
+
+    async def stop(self) -> None:
+        for running in list(self._running.values()):
+            await self._executor.kill(running.handle)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    # --- queue ------------------------------------------------------------------------
+
+    def enqueue(self, eval_id: str) -> int:
+        self._queued[eval_id] = None
+        self._ready.put_nowait(eval_id)
+        return len(self._queued)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queued)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def running(self, eval_id: str) -> RunningEvaluation | None:
+        return self._running.get(eval_id)
+
+    def running_evaluations(self) -> list[Evaluation]:
+        return [r.evaluation for r in self._running.values()]
+
+    async def kill(self, eval_id: str) -> bool:
+        if eval_id in self._queued:
+            del self._queued[eval_id]
+            evaluation = await self._store.get(eval_id)
+            if evaluation is None:
+                return False
+            now = utc_now()
+            final = msgspec.structs.replace(
+                evaluation, status=EvalStatus.FAILED, reason="killed", completed_at=now,
+                error="[appliance] killed before it started",
+            )
+            if await self._store.finish(final):
+                self._publish_final(final)
+                return True
+            return False
+        running = self._running.get(eval_id)
+        if running is None:
+            return False
+        await self._executor.kill(running.handle)
+        return True
+
+    # --- workers ----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            eval_id = await self._ready.get()
+            if eval_id not in self._queued:
+                continue  # killed while waiting
+            del self._queued[eval_id]
+            try:
+                await self._run_one(eval_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one run must not stop the worker
+                log.exception("evaluation %s failed unexpectedly", eval_id)
+
+    async def _run_one(self, eval_id: str) -> None:
+        evaluation = await self._store.get(eval_id)
+        if evaluation is None or evaluation.status is not EvalStatus.QUEUED:
+            return
+        started = utc_now()
+        if not await self._store.mark_running(eval_id, started):
+            return
+        evaluation = msgspec.structs.replace(evaluation, status=EvalStatus.RUNNING, started_at=started)
+        running = RunningEvaluation(evaluation)
+        self._running[eval_id] = running
+        self._publish(evaluation, "status_update", {"status": "running", "output": "",
+                                                    "started_at": iso_z(started)})
+
+        def on_output(stream: str, text: str) -> None:
+            (running.stdout if stream == "stdout" else running.stderr).append(text)
+            running.dirty = True
+            self._publish(evaluation, "output_chunk", {"stream": stream, "output": text})
+
+        try:
+            outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
+            status, reason = outcome_status(outcome)
+            error = outcome.stderr
+            if reason == "memory_limit":
+                error += "\n[appliance] killed: the program exceeded its memory limit"
+            elif reason == "output_limit":
+                error += "\n[appliance] killed: the program kept writing far past the output limit"
+            final = msgspec.structs.replace(
+                evaluation, status=status, reason=reason, completed_at=utc_now(),
+                output=outcome.stdout, error=error, exit_code=outcome.exit_code,
+                output_truncated=outcome.stdout_truncated, error_truncated=outcome.stderr_truncated,
+                execution_time=outcome.execution_time, memory_used=outcome.memory_used,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # engine down, image missing: the platform failed, not the code
+            log.warning("evaluation %s could not run: %s", eval_id, exc)
+            message = f"[appliance] the sandbox could not run this evaluation: {exc}"
+            self._publish(evaluation, "error", {"error": message})
+            final = msgspec.structs.replace(
+                evaluation, status=EvalStatus.FAILED, reason="engine_error", completed_at=utc_now(),
+                output=running.stdout_text(), error=message,
+            )
+        finally:
+            self._running.pop(eval_id, None)
+        if await self._store.finish(final):
+            self._publish_final(final)
+
+    async def _flush_progress(self) -> None:
+        """Keep partial output of long runs in the database, for `kill -9` and readers."""
+        while True:
+            await asyncio.sleep(PROGRESS_FLUSH_SECONDS)
+            for eval_id, running in list(self._running.items()):
+                if running.dirty:
+                    running.dirty = False
+                    try:
+                        await self._store.save_progress(eval_id, running.stdout_text(), running.stderr_text())
+                    except Exception:
+                        log.exception("could not save progress of %s", eval_id)
+
+    # --- events -----------------------------------------------------------------------
+
+    def _publish(self, evaluation: Evaluation, kind: str, data: dict) -> None:
+        self._bus.publish(Event(type=kind, subject=evaluation.eval_id, owner=evaluation.owner, data=data))
+
+    def _publish_final(self, e: Evaluation) -> None:
+        self._publish(e, "completed", {
+            "status": e.status.value, "success": e.success, "exit_code": e.exit_code,
+            "reason": e.reason, "output": e.output, "error": e.error,
+            "completed_at": iso_z(e.completed_at), "execution_time": e.execution_time,
+        })

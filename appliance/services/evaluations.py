@@ -1,0 +1,199 @@
+"""Evaluations: submit, read, list and kill; the queue itself lives in `eval_queue`."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from appliance.core.clock import utc_now
+from appliance.core.errors import Forbidden, NotFound, Unauthorized, Unavailable, ValidationError
+from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.core.identity import EXECUTE, READ, Identity
+from appliance.core.ids import new_eval_id
+from appliance.core.languages import find_language, supported_names
+from appliance.services.eval_queue import EvaluationQueue, RunningEvaluation
+from appliance.store.evaluations import EvaluationStore
+
+
+class EvalRequest(msgspec.Struct, kw_only=True):
+    """One submission as the client sent it; every field is checked in `_validate`."""
+
+    code: str | None = None
+    language: str | None = "python"
+    engine: str | None = "docker"
+    timeout: float | None = None
+
+
+class EvalLimits(msgspec.Struct, frozen=True, kw_only=True):
+    default_timeout: float
+    max_timeout: float
+    max_code_bytes: int
+    max_batch_size: int
+    max_queue_length: int
+    engines: tuple[str, ...]
+    known_engines: tuple[str, ...] = ("docker", "gvisor")
+
+
+class LogsView(msgspec.Struct, kw_only=True):
+    evaluation: Evaluation
+    output: str
+    error: str
+    is_running: bool
+
+
+class EvaluationService:
+    def __init__(self, store: EvaluationStore, queue: EvaluationQueue, limits: EvalLimits,
+                 images_ready) -> None:
+        self._store = store
+        self._queue = queue
+        self._limits = limits
+        # async callable(language name) -> str | None: why that runtime cannot run now
+        self._images_ready = images_ready
+
+    # --- submitting -------------------------------------------------------------------
+
+    def _validate(self, request: EvalRequest, owner: str, where: str = "") -> Evaluation:
+        prefix = f"{where}: " if where else ""
+        if request.code is None:
+            raise ValidationError(f"{prefix}Code field is required")
+        if not request.code.strip():
+            raise ValidationError(f"{prefix}Code field is empty: send the program to run")
+        if len(request.code.encode()) > self._limits.max_code_bytes:
+            raise ValidationError(
+                f"{prefix}code is {len(request.code.encode())} bytes; the limit is "
+                f"{self._limits.max_code_bytes} bytes"
+            )
+        language = find_language(request.language or "python")
+        if language is None:
+            raise ValidationError(
+                f"{prefix}unknown language {request.language!r}; supported: {', '.join(supported_names())}"
+            )
+        engine = (request.engine or "docker").strip().lower()
+        if engine not in self._limits.engines:
+            if engine in self._limits.known_engines:
+                raise ValidationError(
+                    f"{prefix}engine {engine!r} is not enabled on this appliance; "
+                    f"enabled: {', '.join(self._limits.engines)}"
+                )
+            raise ValidationError(
+                f"{prefix}unknown engine {request.engine!r}; enabled: {', '.join(self._limits.engines)}"
+            )
+        timeout = self._limits.default_timeout if request.timeout is None else request.timeout
+        if not math.isfinite(timeout) or timeout <= 0 or timeout > self._limits.max_timeout:
+            raise ValidationError(
+                f"{prefix}timeout must be more than 0 and at most {self._limits.max_timeout:g} seconds"
+            )
+        return Evaluation(
+            eval_id=new_eval_id(), owner=owner, language=language.name, engine=engine,
+            code=request.code, timeout=float(timeout), created_at=utc_now(),
+        )
+
+    async def _check_capacity(self, count: int, languages: set[str]) -> None:
+        for language in sorted(languages):
+            problem = await self._images_ready(language)
+            if problem:
+                raise Unavailable(problem)
+        if self._queue.queued_count + count > self._limits.max_queue_length:
+            raise Unavailable(
+                f"the queue is full ({self._queue.queued_count} waiting); retry with backoff"
+            )
+
+    async def submit(self, identity: Identity, request: EvalRequest) -> tuple[Evaluation, int]:
+        """Stored before this returns; the int is its 1-based place in the queue."""
+        _require(identity, EXECUTE)
+        evaluation = self._validate(request, identity.owner)
+        await self._check_capacity(1, {evaluation.language})
+        await self._store.insert_many([evaluation])
+        return evaluation, self._queue.enqueue(evaluation.eval_id)
+
+    async def submit_batch(self, identity: Identity, requests: list[EvalRequest]) -> list[Evaluation]:
+        """All valid or none stored: a bad item rejects the whole batch with its index."""
+        _require(identity, EXECUTE)
+        if not requests:
+            raise ValidationError("evaluations is empty: send at least one evaluation")
+        if len(requests) > self._limits.max_batch_size:
+            raise ValidationError(
+                f"{len(requests)} evaluations in one batch; the limit is {self._limits.max_batch_size}"
+            )
+        evaluations = [
+            self._validate(r, identity.owner, f"evaluations[{i}]") for i, r in enumerate(requests)
+        ]
+        await self._check_capacity(len(evaluations), {e.language for e in evaluations})
+        await self._store.insert_many(evaluations)
+        for evaluation in evaluations:
+            self._queue.enqueue(evaluation.eval_id)
+        return evaluations
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def get(self, identity: Identity, eval_id: str) -> Evaluation:
+        _require(identity, READ)
+        running = self._queue.running(eval_id)
+        evaluation = running.evaluation if running else await self._store.get(eval_id)
+        if evaluation is None or not identity.may_see(evaluation.owner):
+            raise NotFound(f"Evaluation {eval_id} not found")
+        if running is not None:
+            return msgspec.structs.replace(
+                evaluation, output=running.stdout_text(), error=running.stderr_text()
+            )
+        return evaluation
+
+    async def logs(self, identity: Identity, eval_id: str) -> LogsView:
+        evaluation = await self.get(identity, eval_id)
+        return LogsView(
+            evaluation=evaluation, output=evaluation.output, error=evaluation.error,
+            is_running=evaluation.status is EvalStatus.RUNNING,
+        )
+
+    async def list(
+        self, identity: Identity, *, limit: int, offset: int, status: str | None
+    ) -> tuple[list[Evaluation], int]:
+        _require(identity, READ)
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000")
+        if offset < 0:
+            raise ValidationError("offset must be 0 or more")
+        wanted = None
+        if status:
+            try:
+                wanted = EvalStatus(status)
+            except ValueError:
+                raise ValidationError(
+                    f"unknown status {status!r}; one of {', '.join(s.value for s in EvalStatus)}"
+                ) from None
+        owner = None if identity.is_admin else identity.owner
+        return await self._store.list(owner=owner, status=wanted, limit=limit, offset=offset)
+
+    # --- killing ----------------------------------------------------------------------
+
+    async def kill(self, identity: Identity, eval_id: str) -> tuple[bool, str]:
+        evaluation = await self.get(identity, eval_id)
+        _require(identity, EXECUTE)
+        if evaluation.status.is_terminal:
+            return False, f"Evaluation already finished with status {evaluation.status.value}"
+        killed = await self._queue.kill(eval_id)
+        if killed:
+            return True, "Evaluation terminated successfully"
+        return False, "Evaluation finished before it could be terminated"
+
+    async def queue_stats(self) -> dict[str, int]:
+        counts = await self._store.count_by_status()
+        return {
+            "queued": self._queue.queued_count,
+            "processing": self._queue.running_count,
+            "total": sum(counts.values()),
+        }
+
+    async def counts_by_status(self) -> dict[str, int]:
+        return await self._store.count_by_status()
+
+
+def _require(identity: Identity, permission: str) -> None:
+    if identity.is_anonymous:
+        raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
+    if not identity.can(permission):
+        raise Forbidden(f"this API key lacks the {permission!r} permission")
+
+
+__all__ = ["EvalRequest", "EvalLimits", "EvaluationService", "LogsView", "RunningEvaluation"]

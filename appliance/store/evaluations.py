@@ -1,0 +1,141 @@
+"""Rows of the `evaluations` table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiosqlite
+
+from appliance.core.clock import iso_z, parse_iso
+from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.store.database import Database
+
+_COLUMNS = (
+    "eval_id, owner, language, engine, code, timeout, status, created_at, started_at, "
+    "completed_at, output, error, exit_code, reason, output_truncated, error_truncated, "
+    "execution_time, memory_used"
+)
+
+
+def _from_row(row: aiosqlite.Row) -> Evaluation:
+    return Evaluation(
+        eval_id=row["eval_id"],
+        owner=row["owner"],
+        language=row["language"],
+        engine=row["engine"],
+        code=row["code"],
+        timeout=row["timeout"],
+        status=EvalStatus(row["status"]),
+        created_at=parse_iso(row["created_at"]),
+        started_at=parse_iso(row["started_at"]),
+        completed_at=parse_iso(row["completed_at"]),
+        output=row["output"],
+        error=row["error"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        output_truncated=bool(row["output_truncated"]),
+        error_truncated=bool(row["error_truncated"]),
+        execution_time=row["execution_time"],
+        memory_used=row["memory_used"],
+    )
+
+
+class EvaluationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert_many(self, evaluations: Sequence[Evaluation]) -> None:
+        """All or nothing: one transaction for the whole batch."""
+        async with self._db.write() as conn:
+            await conn.executemany(
+                "INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
+                "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
+                     e.status.value, iso_z(e.created_at))
+                    for e in evaluations
+                ],
+            )
+
+    async def get(self, eval_id: str) -> Evaluation | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_COLUMNS} FROM evaluations WHERE eval_id = ?", (eval_id,)
+        )
+        return None if row is None else _from_row(row)
+
+    async def list(
+        self, *, owner: str | None, status: EvalStatus | None, limit: int, offset: int
+    ) -> tuple[list[Evaluation], int]:
+        """Newest first; `owner=None` means every owner. Returns (page, total count)."""
+        where, params = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM evaluations {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = await self._db.fetch_value(f"SELECT count(*) FROM evaluations {clause}", params)
+        return [_from_row(r) for r in rows], total
+
+    async def queued_ids_in_order(self) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT eval_id FROM evaluations WHERE status = 'queued' ORDER BY seq"
+        )
+        return [r[0] for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._db.fetch_all(
+            "SELECT status, count(*) FROM evaluations GROUP BY status"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def mark_running(self, eval_id: str, started_at) -> bool:
+        """Queued -> running; False if it was no longer queued (killed meanwhile)."""
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "UPDATE evaluations SET status = 'running', started_at = ? "
+                "WHERE eval_id = ? AND status = 'queued'",
+                (iso_z(started_at), eval_id),
+            )
+            return cursor.rowcount == 1
+
+    async def save_progress(self, eval_id: str, output: str, error: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                "UPDATE evaluations SET output = ?, error = ? WHERE eval_id = ? AND status = 'running'",
+                (output, error, eval_id),
+            )
+
+    async def finish(self, evaluation: Evaluation) -> bool:
+        """Store the final state; False if it had already ended (first writer wins)."""
+        e = evaluation
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "UPDATE evaluations SET status = ?, started_at = ?, completed_at = ?, "
+                "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
+                "error_truncated = ?, execution_time = ?, memory_used = ? "
+                "WHERE eval_id = ? AND status IN ('queued', 'running')",
+                (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
+                 e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
+                 e.execution_time, e.memory_used, e.eval_id),
+            )
+            return cursor.rowcount == 1
+
+    async def fail_interrupted(self, reason: str, completed_at) -> int:
+        """After a restart: whatever was running when the process died has failed."""
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "UPDATE evaluations SET status = 'failed', reason = ?, completed_at = ?, "
+                "error = CASE WHEN error = '' THEN ? ELSE error || char(10) || ? END "
+                "WHERE status = 'running'",
+                (reason, iso_z(completed_at), _RESTART_MESSAGE, _RESTART_MESSAGE),
+            )
+            return cursor.rowcount
+
+
+_RESTART_MESSAGE = "[appliance] the appliance restarted while this evaluation was running"

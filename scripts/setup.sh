@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Set up everything the appliance needs on this machine, from nothing, idempotently:
+# Debian packages (Docker engine, debootstrap), a running Docker engine, the Python venv
+# with the appliance installed, and the runtime images. Safe to run again: each step
+# does nothing when its result is already there.
+#
+#   scripts/setup.sh            the appliance
+#   scripts/setup.sh --test     the appliance and the test dependencies
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${APPLIANCE_VENV:-$ROOT/.venv}"
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+is_debian() { [ -f /etc/debian_version ] && command -v apt-get >/dev/null; }
+
+APT_UPDATED=0
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! is_root || ! is_debian; then
+        die "missing system packages: ${missing[*]}. Install them with your package manager (as root on Debian: apt-get install -y ${missing[*]}) and run this again."
+    fi
+    if [ $APT_UPDATED -eq 0 ]; then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- Python -----------------------------------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    apt_install python3 python3-venv
+    PYTHON=python3
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required"
+fi
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+fi
+
+# --- system packages --------------------------------------------------------------------
+packages=(debootstrap)
+command -v dockerd >/dev/null || packages+=(docker.io)
+[ $WITH_TEST -eq 1 ] && packages+=(tmux)
+if is_root && is_debian; then
+    apt_install "${packages[@]}"
+elif ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
+    die "no Docker engine here. Install Docker Engine (Debian/Ubuntu: apt-get install docker.io; Fedora: dnf install moby-engine), start it, and add yourself to the 'docker' group."
+fi
+
+# --- the Docker engine ------------------------------------------------------------------
+engine_answers() {
+    if command -v docker >/dev/null; then docker info >/dev/null 2>&1; return; fi
+    [ -S /var/run/docker.sock ] && "$PYTHON" - <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect("/var/run/docker.sock")
+s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); sys.exit(0 if b"OK" in s.recv(1024) else 1)
+PY
+}
+if ! engine_answers; then
+    is_root || die "no Docker engine answers and you are not root: ask an administrator to start it (systemctl start docker) and to add you to the 'docker' group."
+    if [ -d /run/systemd/system ] && systemctl list-unit-files docker.service >/dev/null 2>&1; then
+        say "starting docker.service"
+        systemctl start docker || true
+    fi
+    if ! engine_answers; then
+        say "starting dockerd in the background (log: /var/log/appliance-dockerd.log)"
+        nohup dockerd >/var/log/appliance-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do engine_answers && break; sleep 0.5; done
+    engine_answers || die "dockerd did not come up; see /var/log/appliance-dockerd.log"
+fi
+say "Docker engine is up"
+
+# --- the venv ---------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.appliance-installed"
+hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+# Reinstall when pyproject.toml changed, or when the tests need extras not yet installed.
+if [ "$have" != "$hash-1" ] && { [ $WITH_TEST -eq 1 ] || [ "$have" != "$hash-0" ]; }; then
+    say "installing Python packages into $VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+    extras=""
+    [ $WITH_TEST -eq 1 ] && extras="[test]"
+    "$VENV/bin/pip" install -q -e "$ROOT$extras" 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -c 'import appliance, litestar, docker' || die "Python packages did not install"
+    echo "$hash-$WITH_TEST" > "$stamp"
+fi
+
+# --- runtime images ---------------------------------------------------------------------
+say "checking runtime images (built from Debian packages when missing; this takes a few minutes once)"
+"$VENV/bin/python" -m appliance images build ${APPLIANCE_DATA_DIR:+--data-dir "$APPLIANCE_DATA_DIR"}
+say "ready"

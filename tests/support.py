@@ -1,0 +1,109 @@
+"""Helpers for tests: start a real `appliance serve` process and talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen, url: str, data_dir: Path, log_path: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.data_dir = data_dir
+        self.log_path = log_path
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    @property
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def client(self, key: str | None = None, **kwargs) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+    def admin(self) -> httpx.Client:
+        return self.client(self.admin_key)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill_hard(self) -> None:
+        """SIGKILL: what a crash or an OOM killer does."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 timeout: float = 30) -> ServerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = data_dir / f"server-{port}.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    log_file = open(log_path, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + "/api/queue-status", timeout=1).status_code < 500:
+                return ServerProcess(proc, url, data_dir, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"server did not answer within {timeout}s:\n{log_path.read_text()}")
+
+
+def wait_for_status(client: httpx.Client, eval_id: str, timeout: float = 60,
+                    until=("completed", "failed", "timeout")) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/eval-status/{eval_id}")
+        response.raise_for_status()
+        body = response.json()
+        if body["status"] in until:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"{eval_id} still {body.get('status')} after {timeout}s: {body}")
+
+
+def run_eval(client: httpx.Client, code: str, language: str = "python", timeout: float = 30,
+             wait: float = 90) -> dict:
+    response = client.post("/api/eval", json={"code": code, "language": language, "timeout": timeout})
+    assert response.status_code == 200, response.text
+    return wait_for_status(client, response.json()["eval_id"], wait)

@@ -1,0 +1,52 @@
+"""Settings precedence: defaults < config file < environment < flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.config import ConfigError, load_settings
+
+
+def test_defaults(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    assert settings.port == 8080
+    assert settings.host == "127.0.0.1"
+    assert settings.rate_limit_authenticated == 100
+    assert settings.database_path == tmp_path / "appliance.db"
+
+
+def test_default_data_dir_is_under_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    settings = load_settings({}, environ={})
+    assert settings.data_path == tmp_path / ".local" / "share" / "appliance"
+
+
+def test_each_layer_overrides_the_one_below(tmp_path):
+    (tmp_path / "config.toml").write_text("port = 9001\nworkers = 7\nhost = '0.0.0.0'\n")
+    env = {"APPLIANCE_PORT": "9002", "APPLIANCE_WORKERS": "3"}
+    settings = load_settings({"data_dir": str(tmp_path), "port": 9003}, environ=env)
+    assert settings.host == "0.0.0.0"  # file
+    assert settings.workers == 3  # env over file
+    assert settings.port == 9003  # flag over env
+
+
+def test_data_dir_from_environment(tmp_path):
+    settings = load_settings({}, environ={"APPLIANCE_DATA_DIR": str(tmp_path)})
+    assert settings.data_path == tmp_path
+
+
+def test_engines_list_from_environment(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_ENGINES": "docker, gvisor"})
+    assert settings.engines == ["docker", "gvisor"]
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    (tmp_path / "config.toml").write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings({"data_dir": str(tmp_path)}, environ={})
+
+
+def test_badly_typed_setting_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="port"):
+        load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_PORT": "eighty"})

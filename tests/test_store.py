@@ -1,0 +1,92 @@
+"""The SQLite layer on real files: migrations, the one writer, refusing newer schemas."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from appliance.core.clock import utc_now
+from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.store.database import Database, SchemaTooNew, schema_version
+from appliance.store.evaluations import EvaluationStore
+
+
+def make_eval(n: int) -> Evaluation:
+    return Evaluation(eval_id=f"eval_test_{n}", owner="alice", language="python", engine="docker",
+                      code=f"print({n})", timeout=5, created_at=utc_now())
+
+
+async def test_migrates_an_empty_file_and_uses_wal(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        assert await db.fetch_value("PRAGMA user_version") == schema_version()
+        assert await db.fetch_value("PRAGMA journal_mode") == "wal"
+        tables = {r[0] for r in await db.fetch_all("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"evaluations", "api_keys", "meta"} <= tables
+    finally:
+        await db.close()
+
+
+async def test_reopening_does_not_migrate_again(tmp_path):
+    for _ in range(2):
+        db = Database(tmp_path / "a.db")
+        await db.open()
+        await db.close()
+
+
+async def test_refuses_a_database_from_a_newer_appliance(tmp_path):
+    path = tmp_path / "a.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={schema_version() + 1}")
+    db = Database(path)
+    with pytest.raises(SchemaTooNew, match="newer"):
+        await db.open()
+    await db.close()
+
+
+async def test_batch_insert_is_all_or_nothing(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        store = EvaluationStore(db)
+        await store.insert_many([make_eval(1)])
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.insert_many([make_eval(2), make_eval(1)])  # duplicate id second
+        _, total = await store.list(owner=None, status=None, limit=10, offset=0)
+        assert total == 1
+    finally:
+        await db.close()
+
+
+async def test_restart_recovery_fails_running_and_keeps_queued_order(tmp_path):
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        store = EvaluationStore(db)
+        await store.insert_many([make_eval(n) for n in range(3)])
+        assert await store.mark_running("eval_test_1", utc_now())
+        assert await store.fail_interrupted("appliance_restart", utc_now()) == 1
+        failed = await store.get("eval_test_1")
+        assert failed.status is EvalStatus.FAILED and failed.reason == "appliance_restart"
+        assert "restarted" in failed.error
+        assert await store.queued_ids_in_order() == ["eval_test_0", "eval_test_2"]
+    finally:
+        await db.close()
+
+
+async def test_finish_only_once(tmp_path):
+    import msgspec
+
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        store = EvaluationStore(db)
+        await store.insert_many([make_eval(1)])
+        done = msgspec.structs.replace(make_eval(1), status=EvalStatus.COMPLETED, exit_code=0)
+        assert await store.finish(done)
+        assert not await store.finish(msgspec.structs.replace(done, status=EvalStatus.FAILED))
+        assert (await store.get("eval_test_1")).status is EvalStatus.COMPLETED
+    finally:
+        await db.close()
