@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"appliance {__version__}: serving on http://{settings.host}:{settings.port} "
           f"(data dir {settings.data_path})", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            access_log=False, ws="websockets", lifespan="on")
+                            access_log=False, ws="websockets-sansio", lifespan="on")
     server = uvicorn.Server(config)
     server.run()
     return 0

@@ -36,9 +36,9 @@ class ServerProcess:
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text().strip()
 
-    def client(self, key: str | None = None, **kwargs) -> httpx.Client:
-        headers = {"X-API-Key": key} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+    def client(self, key: str | None = None, headers: dict | None = None) -> httpx.Client:
+        headers = {**({"X-API-Key": key} if key else {}), **(headers or {})}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def admin(self) -> httpx.Client:
         return self.client(self.admin_key)
@@ -79,7 +79,8 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(url + "/api/queue-status", timeout=1).status_code < 500:
+            # /docs is not rate limited, so probing does not use up the anonymous budget
+            if httpx.get(url + "/docs", timeout=1).status_code == 200:
                 return ServerProcess(proc, url, data_dir, log_path)
         except httpx.HTTPError:
             pass

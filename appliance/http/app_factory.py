@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, AsyncIterator
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from appliance import __version__
-from appliance.http.docs import docs_assets, docs_page
+from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
 from appliance.http.errors import EXCEPTION_HANDLERS
 from appliance.http.identity import add_rate_limit_headers, provide_identity
 from appliance.http.platform.evaluations import EvaluationController
@@ -40,8 +40,10 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
     openapi = OpenAPIConfig(
         title="appliance",
         version=__version__,
-        path="/api",
-        render_plugins=[YamlRenderPlugin(), JsonRenderPlugin()],
+        # Litestar's own schema routes stay out of /api (they would answer every unknown
+        # /api/... path with an HTML 404); /api/openapi.yaml and .json are ours, in docs.py.
+        path="/schema",
+        render_plugins=[JsonRenderPlugin()],
         components=Components(security_schemes={
             "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
             "Bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
@@ -49,7 +51,8 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
     app = Litestar(
-        route_handlers=[EvaluationController, StatusController, evaluation_events, docs_page, docs_assets],
+        route_handlers=[EvaluationController, StatusController, evaluation_events, docs_page, docs_assets,
+                        openapi_yaml, openapi_json],
         dependencies={"identity": Provide(provide_identity)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_rate_limit_headers],

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import swagger_ui_bundle
-from litestar import MediaType, get
+import yaml
+from litestar import MediaType, Request, Response, get
 from litestar.static_files import create_static_files_router
 
 ASSETS_URL = "/docs/assets"
@@ -36,6 +37,17 @@ _PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+@get("/api/openapi.yaml", include_in_schema=False, sync_to_thread=False)
+def openapi_yaml(request: Request) -> Response:
+    body = yaml.safe_dump(request.app.openapi_schema.to_schema(), sort_keys=False)
+    return Response(body, media_type="application/yaml")
+
+
+@get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)
+def openapi_json(request: Request) -> Response:
+    return Response(request.app.openapi_schema.to_schema(), media_type=MediaType.JSON)
 
 
 @get("/docs", media_type=MediaType.HTML, include_in_schema=False)

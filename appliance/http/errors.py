@@ -9,7 +9,8 @@ import logging
 from http import HTTPStatus
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, RequestEntityTooLarge, ValidationException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from appliance.core.errors import AppError, RateLimited
 
@@ -36,10 +37,9 @@ def _validation_detail(exc: ValidationException) -> str:
             message = str(item.get("message", "")).replace("`", "'")
             key = item.get("key")
             problems.append(f"{key}: {message}" if key else message)
-    detail = "; ".join(p for p in problems if p) or str(exc.detail)
-    if "JSON is malformed" in detail or "malformed" in detail.lower():
-        return f"request body is not valid JSON ({detail})"
-    return detail
+    if not problems:  # msgspec could not parse the body at all
+        return f"request body is not valid JSON: {exc.detail}"
+    return "; ".join(p for p in problems if p)
 
 
 def handle_app_error(request: Request, exc: AppError) -> Response:

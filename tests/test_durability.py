@@ -1,0 +1,84 @@
+"""Restarts and crashes: nothing acknowledged is lost, nothing is left running."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.support import start_server, wait_for_status
+
+
+@pytest.mark.slow
+def test_restart_fails_running_and_runs_queued(fresh_server, docker_client):
+    server = fresh_server(env={"APPLIANCE_WORKERS": "1"})
+    with server.admin() as client:
+        long_id = client.post("/api/eval", json={"code": "import time\ntime.sleep(120)", "timeout": 200}).json()["eval_id"]
+        wait_for_status(client, long_id, until=("running",))
+        queued_ids = [client.post("/api/eval", json={"code": f"print({n})"}).json()["eval_id"] for n in range(3)]
+    server.kill_hard()
+    # the container of the running evaluation outlived the server
+    label = {"label": f"appliance.eval_id={long_id}"}
+    assert docker_client.containers.list(all=True, filters=label)
+
+    restarted = fresh_server(env={"APPLIANCE_WORKERS": "1"}, data_dir=server.data_dir)
+    with restarted.admin() as client:
+        failed = client.get(f"/api/eval-status/{long_id}").json()
+        assert failed["status"] == "failed" and failed["reason"] == "appliance_restart"
+        assert "restarted" in failed["error"]
+        outputs = [wait_for_status(client, eval_id)["output"] for eval_id in queued_ids]
+    assert outputs == ["0\n", "1\n", "2\n"]
+    assert not docker_client.containers.list(all=True, filters=label), "stale container not removed"
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_burst_loses_no_acknowledged_submission(fresh_server):
+    server = fresh_server(env={"APPLIANCE_WORKERS": "2"})
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def submit_forever(key: str) -> None:
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/api/eval", json={"code": "print('burst')"})
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    acknowledged.append(response.json()["eval_id"])
+
+    key = server.admin_key
+    threads = [threading.Thread(target=submit_forever, args=(key,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill_hard()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(acknowledged) >= 40
+
+    restarted = fresh_server(env={"APPLIANCE_WORKERS": "4"}, data_dir=server.data_dir)
+    with restarted.admin() as client:
+        listed = client.get("/api/evaluations", params={"limit": 1000}).json()
+        stored = {e["eval_id"] for e in listed["evaluations"]}
+        assert set(acknowledged) <= stored
+        for eval_id in acknowledged[-5:]:
+            assert wait_for_status(client, eval_id, 120)["status"] in ("completed", "failed")
+
+
+def test_graceful_stop_and_start_keeps_history(fresh_server):
+    server = fresh_server()
+    with server.admin() as client:
+        eval_id = client.post("/api/eval", json={"code": "print('kept')"}).json()["eval_id"]
+        wait_for_status(client, eval_id)
+    key = server.admin_key
+    server.stop()
+    again = fresh_server(data_dir=server.data_dir)
+    assert again.admin_key == key  # the first key is created once, not on every start
+    with again.admin() as client:
+        assert client.get(f"/api/eval-status/{eval_id}").json()["output"] == "kept\n"

@@ -1,0 +1,42 @@
+"""Rate limits per identity, with the documented headers and defaults."""
+
+from __future__ import annotations
+
+import time
+
+from tests.test_api_errors import assert_error
+from tests.test_auth import create_key
+
+
+def test_documented_defaults_and_headers(fresh_server):
+    server = fresh_server()  # documented defaults: 10 anonymous, 100 authenticated, 10 batch
+    with server.client() as anon:
+        responses = [anon.get("/api/queue-status") for _ in range(11)]
+    assert [r.status_code for r in responses[:10]] == [200] * 10
+    assert responses[0].headers["X-RateLimit-Limit"] == "10"
+    assert [int(r.headers["X-RateLimit-Remaining"]) for r in responses[:10]] == list(range(9, -1, -1))
+    reset = int(responses[0].headers["X-RateLimit-Reset"])
+    assert time.time() < reset <= time.time() + 61
+    limited = assert_error(responses[10], 429, "per minute")
+    assert responses[10].headers["Retry-After"]
+    assert limited["error"] == "Rate limit exceeded"
+
+    with server.admin() as admin:
+        first = admin.get("/api/queue-status")
+        assert first.headers["X-RateLimit-Limit"] == "100"  # a key has its own bucket
+        batch = admin.post("/api/eval-batch", json={"evaluations": [{"code": "print(1)"}]})
+        assert batch.headers["X-RateLimit-Limit"] == "10"
+
+
+def test_limits_are_per_identity_and_configurable(fresh_server):
+    server = fresh_server(env={"APPLIANCE_RATE_LIMIT_AUTHENTICATED": "3"})
+    alice = create_key(server, "alice-rl")
+    bob = create_key(server, "bob-rl")
+    with server.client(alice) as a, server.client(bob) as b:
+        assert [a.get("/api/evaluations").status_code for _ in range(4)] == [200, 200, 200, 429]
+        assert b.get("/api/evaluations").status_code == 200  # bob is not punished for alice
+        before = a.get("/api/evaluations", params={"limit": 1})
+        assert before.status_code == 429
+        assert a.post("/api/eval", json={"code": "print(1)"}).status_code == 429
+    with server.admin() as admin:
+        assert admin.get("/api/evaluations").json()["count"] == 0  # the refused submit stored nothing
