@@ -82,6 +82,7 @@ class Appliance:
         return problem
 
     async def start(self) -> None:
+        _install_task_dump()
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         await self.db.open()
         meta = MetaStore(self.db)
@@ -128,3 +129,23 @@ class Appliance:
             await self._executor.drain()
         await self.db.close()
         self.engine.close()
+
+
+def _install_task_dump() -> None:
+    """`kill -USR1 <pid>` writes every asyncio task's stack to the log: the first thing
+    to look at when a queue seems stuck."""
+    import asyncio
+    import io
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            out = io.StringIO()
+            task.print_stack(file=out)
+            log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from appliance import __version__
 from appliance.config import ConfigError, Settings, load_settings
+from appliance.logging_setup import configure_logging
 
 log = logging.getLogger("appliance")
 
@@ -40,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run()
     return 0
+
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -108,6 +110,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
     built = images.build_images(
         _docker_client(settings), args.image or None, only_missing=not args.force,
         cache_dir=settings.data_path / "cache" / "debootstrap", progress=images.render_progress,
+        mirror=settings.debian_mirror,
     )
     print("built: " + (", ".join(built) if built else "nothing (all present; --force rebuilds)"),
           file=sys.stderr)
@@ -190,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

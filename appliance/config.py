@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     # Docker
     docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
+    # Where `images build` gets Debian packages; a lab's local mirror works offline.
+    debian_mirror: str = "http://deb.debian.org/debian"
 
     @property
     def data_path(self) -> Path:

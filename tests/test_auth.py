@@ -137,3 +137,19 @@ def test_expired_jwt_is_401(server):
                         "exp": past + datetime.timedelta(hours=1)}, secret, algorithm="HS256")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         assert_error(client.get("/api/evaluations"), 401, "expired")
+
+
+def test_keys_never_reach_the_log(server):
+    import asyncio
+
+    import websockets
+
+    async def touch() -> None:
+        async with websockets.connect(f"{server.ws_url}/ws?api_key={server.admin_key}") as ws:
+            await ws.send('{"action": "ping"}')
+            await ws.recv()
+
+    asyncio.run(touch())
+    log = server.log()
+    assert "/ws?api_key=***" in log
+    assert server.admin_key not in log

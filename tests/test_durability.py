@@ -82,3 +82,15 @@ def test_graceful_stop_and_start_keeps_history(fresh_server):
     assert again.admin_key == key  # the first key is created once, not on every start
     with again.admin() as client:
         assert client.get(f"/api/eval-status/{eval_id}").json()["output"] == "kept\n"
+
+
+def test_engine_unreachable_is_503_and_stores_nothing(fresh_server, tmp_path):
+    server = fresh_server(env={"APPLIANCE_DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    with server.admin() as client:
+        response = client.post("/api/eval", json={"code": "print(1)"})
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["status_code"] == 503 and "docker engine" in body["detail"].lower()
+        assert client.get("/api/evaluations").json()["count"] == 0
+        status = client.get("/api/status").json()
+        assert status["platform"] == "degraded" and status["services"]["executor"] == "unhealthy"

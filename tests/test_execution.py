@@ -102,7 +102,7 @@ def test_endless_output_flood_is_stopped(server):
     with server.admin() as client:
         result = run_eval(client, "while True:\n    print('y' * 4096)", timeout=60)
         assert client.get("/api/status").status_code == 200
-    assert result["status"] == "failed" and result["reason"] == "output_limit"
+    assert result["status"] == "failed" and result["reason"] == "output_limit", server.log()[-3000:]
     assert result["output_truncated"] is True
 
 

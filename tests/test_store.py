@@ -66,7 +66,9 @@ async def test_restart_recovery_fails_running_and_keeps_queued_order(tmp_path):
     try:
         store = EvaluationStore(db)
         await store.insert_many([make_eval(n) for n in range(3)])
-        assert await store.mark_running("eval_test_1", utc_now())
+        claimed = await store.claim("eval_test_1", utc_now())
+        assert claimed.status is EvalStatus.RUNNING and claimed.code == "print(1)"
+        assert await store.claim("eval_test_1", utc_now()) is None
         assert await store.fail_interrupted("appliance_restart", utc_now()) == 1
         failed = await store.get("eval_test_1")
         assert failed.status is EvalStatus.FAILED and failed.reason == "appliance_restart"
@@ -88,5 +90,36 @@ async def test_finish_only_once(tmp_path):
         assert await store.finish(done)
         assert not await store.finish(msgspec.structs.replace(done, status=EvalStatus.FAILED))
         assert (await store.get("eval_test_1")).status is EvalStatus.COMPLETED
+    finally:
+        await db.close()
+
+
+async def test_a_row_is_readable_right_after_its_insert_while_other_reads_run(tmp_path):
+    """Read-your-writes under concurrent reads: interleaved statements on the shared
+    reader once shared one snapshot, so a GET right after a POST could miss the row."""
+    import asyncio
+
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        store = EvaluationStore(db)
+        stop = asyncio.Event()
+
+        async def background_reads():
+            while not stop.is_set():
+                await store.list(owner=None, status=None, limit=50, offset=0)
+
+        async def insert_then_get(n: int):
+            await store.insert_many([make_eval(n)])
+            return await store.get(f"eval_test_{n}")
+
+        readers = [asyncio.create_task(background_reads()) for _ in range(4)]
+        try:
+            results = await asyncio.gather(*(insert_then_get(n) for n in range(400)))
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+        missed = [n for n, found in enumerate(results) if found is None]
+        assert missed == []
     finally:
         await db.close()

@@ -60,6 +60,9 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
         openapi_config=openapi,
         request_max_body_size=appliance.settings.max_body_bytes,
         debug=False,
+        # The process configures logging once (appliance.logging_setup, with the filter
+        # that masks keys in WebSocket query strings); Litestar's default would replace it.
+        logging_config=None,
     )
     app.state.appliance = appliance
     return app

@@ -151,7 +151,10 @@ class ContainerExecutor:
                 now = time.monotonic()
                 if kill_sent_at is None and (now >= deadline or handle.killed or flooded):
                     timed_out = now >= deadline and not handle.killed and not flooded
-                    self._kill(container_id)
+                    # From another thread, while this one keeps draining: the engine does
+                    # not finish a kill until the container's output is consumed, so a
+                    # kill sent from the reading thread deadlocks on a flood.
+                    threading.Thread(target=self._kill, args=(container_id,), daemon=True).start()
                     kill_sent_at = now
                 if kill_sent_at is not None and now - kill_sent_at > KILL_GRACE_SECONDS:
                     break

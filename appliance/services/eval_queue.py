@@ -155,13 +155,11 @@ class EvaluationQueue:
                 log.exception("evaluation %s failed unexpectedly", eval_id)
 
     async def _run_one(self, eval_id: str) -> None:
-        evaluation = await self._store.get(eval_id)
-        if evaluation is None or evaluation.status is not EvalStatus.QUEUED:
-            return
         started = utc_now()
-        if not await self._store.mark_running(eval_id, started):
+        evaluation = await self._store.claim(eval_id, started)
+        if evaluation is None:
+            log.warning("evaluation %s was dequeued but is no longer queued", eval_id)
             return
-        evaluation = msgspec.structs.replace(evaluation, status=EvalStatus.RUNNING, started_at=started)
         running = RunningEvaluation(evaluation)
         self._running[eval_id] = running
         self._publish(evaluation, "status_update", {"status": "running", "output": "",

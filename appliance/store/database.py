@@ -47,6 +47,11 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        # Reads share one connection. Without this lock, two interleaved reads put both
+        # statements in one read transaction, and the second sees the first's older
+        # snapshot: a row committed between them is missed (seen as a GET right after a
+        # POST answering 404 under load).
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,11 +60,12 @@ class Database:
         for pragma in PRAGMAS:
             await self._writer.execute(pragma)
         await self._migrate()
-        self._reader = await aiosqlite.connect(
-            f"file:{self.path}?mode=ro", uri=True, isolation_level=None
-        )
+        # query_only rather than a mode=ro URI: a mode=ro connection maps the WAL index
+        # read-only and was seen to miss rows committed a moment before.
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -106,13 +112,15 @@ class Database:
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        async with self._read_lock:
+            async with self._reader.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        # fetchall, not fetchone: a statement left unfinished would keep the reader's
+        # read transaction, and so its old snapshot, open for the next query.
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_value(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = await self.fetch_one(sql, params)

@@ -94,15 +94,18 @@ class EvaluationStore:
         )
         return {r[0]: r[1] for r in rows}
 
-    async def mark_running(self, eval_id: str, started_at) -> bool:
-        """Queued -> running; False if it was no longer queued (killed meanwhile)."""
+    async def claim(self, eval_id: str, started_at) -> Evaluation | None:
+        """Queued -> running, on the writer, returning the row; None if it was no longer
+        queued (killed meanwhile). Done in one statement so no reader snapshot is involved."""
         async with self._db.write() as conn:
             cursor = await conn.execute(
                 "UPDATE evaluations SET status = 'running', started_at = ? "
-                "WHERE eval_id = ? AND status = 'queued'",
+                f"WHERE eval_id = ? AND status = 'queued' RETURNING {_COLUMNS}",
                 (iso_z(started_at), eval_id),
             )
-            return cursor.rowcount == 1
+            rows = await cursor.fetchall()
+            await cursor.close()
+        return _from_row(rows[0]) if rows else None
 
     async def save_progress(self, eval_id: str, output: str, error: str) -> None:
         async with self._db.write() as conn:

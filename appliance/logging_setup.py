@@ -1,0 +1,39 @@
+"""Log configuration shared by every command.
+
+Browsers cannot send headers on a WebSocket, so keys and tokens travel in query strings,
+and uvicorn logs the path of every WebSocket it accepts: a filter on the handler masks
+them so no secret reaches a log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_SECRET_PARAM = re.compile(r"((?:api_key|token|access_token)=)[^&\s\"']+")
+_BARE_KEY = re.compile(r"\bak_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str) -> str:
+    text = _SECRET_PARAM.sub(r"\1***", text)
+    return _BARE_KEY.sub("ak_***", text)
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request at INFO; that is noise in the appliance's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
