@@ -15,8 +15,10 @@ from appliance.core.evaluations import Evaluation
 from appliance.core.events import EventBus
 from appliance.core.identity import ADMIN
 from appliance.core.languages import LANGUAGES
-from appliance.runtime.engine import DockerEngine
+from appliance.runtime.engine import DockerEngine, gvisor_missing_help
 from appliance.runtime.executor import ContainerExecutor, ExecutionRequest
+from appliance.runtime.pool import PoolSettings, WarmPool
+from appliance.runtime.sandbox import SandboxSpec
 from appliance.runtime.images import image_ref
 from appliance.runtime.limits import SandboxLimits
 from appliance.services.auth import AuthService, load_or_create_secret, write_private_file
@@ -32,6 +34,11 @@ from appliance.store.meta import MetaStore
 log = logging.getLogger("appliance")
 
 IMAGE_RECHECK_SECONDS = 5.0
+ENGINE_RECHECK_SECONDS = 5.0
+
+
+class StartupRefused(Exception):
+    """The appliance must not serve in this state (e.g. gVisor mandatory but missing)."""
 
 
 class Appliance:
@@ -47,9 +54,10 @@ class Appliance:
             memory_mb=settings.memory_limit_mb, cpus=settings.cpu_limit,
             pids=settings.pids_limit, file_size_mb=settings.file_size_limit_mb,
             open_files=settings.open_files_limit, work_dir_mb=settings.work_dir_size_mb,
-            output_bytes=settings.output_limit_bytes,
+            output_bytes=settings.output_limit_bytes, gvisor_runtime=settings.gvisor_runtime,
         )
         self._image_ok: dict[str, tuple[float, str | None]] = {}
+        self._engine_ok: dict[str, tuple[float, str | None]] = {}
         self.auth: AuthService | None = None
         self.queue: EvaluationQueue | None = None
         self.evaluations: EvaluationService | None = None
@@ -57,14 +65,33 @@ class Appliance:
 
     # --- wiring -----------------------------------------------------------------------
 
+    @property
+    def default_engine(self) -> str:
+        """The engine of requests that name none (the same rule the validation applies)."""
+        if self.settings.require_gvisor or "docker" not in self.settings.engines:
+            return "gvisor"
+        return "docker"
+
+    def sandbox_spec(self, language_name: str, engine: str) -> SandboxSpec:
+        language = LANGUAGES[language_name]
+        return SandboxSpec(image=image_ref(language.image), language=language.name, engine=engine,
+                           limits=self.limits)
+
     def _execution_request(self, evaluation: Evaluation) -> ExecutionRequest:
-        language = LANGUAGES[evaluation.language]
-        return ExecutionRequest(
-            image=image_ref(language.image), source_file=language.source_file,
-            run=language.run, code=evaluation.code, timeout=evaluation.timeout,
-            limits=self.limits, engine=evaluation.engine,
-            labels={"appliance.eval_id": evaluation.eval_id},
-        )
+        return ExecutionRequest(spec=self.sandbox_spec(evaluation.language, evaluation.engine),
+                                code=evaluation.code, timeout=evaluation.timeout, files=evaluation.files)
+
+    async def _warm_up(self) -> None:
+        """Idle containers for every language on every engine that can run, before any
+        request asks: the first request of each kind finds one ready."""
+        for engine in self.settings.engines:
+            if engine == "docker" and self.settings.require_gvisor:
+                continue
+            if await self.engine_problem(engine) is not None:
+                continue
+            for name in LANGUAGES:
+                if await self.image_problem(name) is None:
+                    self.pool.warm(self.sandbox_spec(name, engine))
 
     async def image_problem(self, language_name: str) -> str | None:
         """Why code in this language cannot run now, or None. Cached for a few seconds."""
@@ -81,8 +108,40 @@ class Appliance:
         self._image_ok[language_name] = (time.monotonic(), problem)
         return problem
 
+    async def engine_problem(self, engine: str) -> str | None:
+        """Why evaluations cannot run on this sandbox engine now, or None. Cached for a
+        few seconds. An unreachable Docker engine is not reported here: image_problem and
+        the executor's health already say so."""
+        if engine != "gvisor":
+            return None
+        checked_at, problem = self._engine_ok.get(engine, (0.0, "unchecked"))
+        if time.monotonic() - checked_at < ENGINE_RECHECK_SECONDS:
+            return problem
+        registered = await self.engine.call(self.engine.has_runtime, self.settings.gvisor_runtime)
+        problem = gvisor_missing_help(self.settings.gvisor_runtime) if registered is False else None
+        self._engine_ok[engine] = (time.monotonic(), problem)
+        return problem
+
+    def check_required_engine(self) -> None:
+        """With require_gvisor, refuse to run when dockerd answers but has no gVisor
+        runtime. Synchronous: `appliance serve` calls it before it listens."""
+        if not self.settings.require_gvisor:
+            return
+        registered = self.engine.has_runtime(self.settings.gvisor_runtime)
+        if registered is False:
+            raise StartupRefused(
+                "gVisor is mandatory here (require_gvisor) but "
+                + gvisor_missing_help(self.settings.gvisor_runtime)
+                + "; or unset require_gvisor"
+            )
+        if registered is None:
+            log.warning("Docker engine not reachable: cannot check the gVisor runtime %r that "
+                        "require_gvisor needs; evaluations get 503 until it is there",
+                        self.settings.gvisor_runtime)
+
     async def start(self) -> None:
         _install_task_dump()
+        await self.engine.call(self.check_required_engine)
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         await self.db.open()
         meta = MetaStore(self.db)
@@ -91,7 +150,13 @@ class Appliance:
         self.auth = AuthService(ApiKeyStore(self.db), jwt_secret, self.settings.jwt_ttl_seconds)
         await self._bootstrap_admin_key()
 
-        executor = ContainerExecutor(self.engine, self.instance_id)
+        s = self.settings
+        self.pool = WarmPool(self.engine, self.instance_id, PoolSettings(
+            min_idle=s.warm_pool_min_idle, max_idle=s.warm_pool_max_idle,
+            max_containers=s.warm_pool_max_containers, idle_seconds=s.warm_pool_idle_seconds,
+            memory_reserve_mb=s.warm_pool_memory_reserve_mb,
+        ))
+        executor = ContainerExecutor(self.engine, self.pool)
         self._executor = executor
         store = EvaluationStore(self.db)
         self.queue = EvaluationQueue(store, executor, self.bus, self._execution_request, self.settings.workers)
@@ -101,16 +166,24 @@ class Appliance:
                 default_timeout=self.settings.default_timeout, max_timeout=self.settings.max_timeout,
                 max_code_bytes=self.settings.max_code_bytes, max_batch_size=self.settings.max_batch_size,
                 max_queue_length=self.settings.max_queue_length, engines=tuple(self.settings.engines),
+                max_files_bytes=self.settings.max_files_bytes,
+                require_gvisor=self.settings.require_gvisor,
             ),
-            self.image_problem,
+            self.image_problem, self.engine_problem,
         )
-        self.status = PlatformStatusService(self.db, self.engine, self.queue)
+        self.status = PlatformStatusService(
+            self.db, self.engine, self.queue, engines=tuple(self.settings.engines),
+            required_engine="gvisor" if self.settings.require_gvisor else None,
+            engine_problem=self.engine_problem, pool=self.pool,
+        )
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers, self.instance_id)
             if removed:
                 log.info("removed %d container(s) left over from an earlier run", removed)
         else:
             log.warning("Docker engine not reachable: evaluations will wait until it is")
+        self.pool.start()
+        await self._warm_up()
         await self.queue.start()
 
     async def _bootstrap_admin_key(self) -> None:

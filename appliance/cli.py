@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = _settings(args, **flags)
     appliance = Appliance(settings)
+    appliance.check_required_engine()  # before listening: a refused start is one clear line
     app = create_app(appliance)
     print(f"appliance {__version__}: serving on http://{settings.host}:{settings.port} "
           f"(data dir {settings.data_path})", file=sys.stderr, flush=True)
@@ -205,10 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         known = (AppError,)
         try:
+            from appliance.app import StartupRefused
             from appliance.runtime.engine import EngineUnavailable
             from appliance.runtime.images import ImageBuildError
 
-            known = (AppError, EngineUnavailable, ImageBuildError)
+            known = (AppError, EngineUnavailable, ImageBuildError, StartupRefused)
         except ImportError:
             pass
         if isinstance(exc, known):

@@ -32,9 +32,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_timeout: float = 300.0
     max_code_bytes: int = 256 * 1024
     max_body_bytes: int = 2 * 1024 * 1024
+    max_files_bytes: int = 1024 * 1024
     max_batch_size: int = 100
     max_queue_length: int = 10_000
-    engines: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+    engines: list[str] = msgspec.field(default_factory=lambda: ["docker", "gvisor"])
+    # gVisor: the Docker runtime name `runsc` is registered under (scripts/setup.sh does
+    # it), and whether every evaluation must run under it (engine docker is then refused).
+    gvisor_runtime: str = "runsc"
+    require_gvisor: bool = False
 
     # Sandbox limits applied to every evaluation
     memory_limit_mb: int = 256
@@ -55,6 +60,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     # Docker
     docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
+    # Warm pool: idle containers kept ready per (language, engine, limits)
+    warm_pool_min_idle: int = 1
+    warm_pool_max_idle: int = 8
+    warm_pool_max_containers: int = 32
+    warm_pool_idle_seconds: float = 60.0
+    warm_pool_memory_reserve_mb: int = 1024
+
     # Where `images build` gets Debian packages; a lab's local mirror works offline.
     debian_mirror: str = "http://deb.debian.org/debian"
 
@@ -120,6 +132,23 @@ def load_settings(
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see docs/configuration.md)")
     try:
-        return msgspec.convert(merged, Settings, strict=False)
+        settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+    _check_engines(settings)
+    return settings
+
+
+KNOWN_ENGINES = ("docker", "gvisor")
+
+
+def _check_engines(settings: Settings) -> None:
+    unknown = [e for e in settings.engines if e not in KNOWN_ENGINES]
+    if unknown:
+        raise ConfigError(f"engines: unknown engine(s) {', '.join(unknown)}; known: {', '.join(KNOWN_ENGINES)}")
+    if not settings.engines:
+        raise ConfigError("engines: enable at least one of " + ", ".join(KNOWN_ENGINES))
+    if settings.require_gvisor and "gvisor" not in settings.engines:
+        raise ConfigError("require_gvisor is set but engines does not include gvisor")
+    if not settings.gvisor_runtime.strip():
+        raise ConfigError("gvisor_runtime: name the Docker runtime gVisor is registered as (default runsc)")

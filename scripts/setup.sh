@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the appliance needs on this machine, from nothing, idempotently:
 # Debian packages (Docker engine, debootstrap), a running Docker engine, the Python venv
-# with the appliance installed, and the runtime images. Safe to run again: each step
+# with the appliance installed, gVisor's runsc registered as a Docker runtime, and the
+# runtime images. Safe to run again: each step
 # does nothing when its result is already there.
 #
 #   scripts/setup.sh            the appliance
@@ -101,6 +102,95 @@ if [ "$have" != "$hash-1" ] && { [ $WITH_TEST -eq 1 ] || [ "$have" != "$hash-0" 
     "$VENV/bin/python" -c 'import appliance, litestar, docker' || die "Python packages did not install"
     echo "$hash-$WITH_TEST" > "$stamp"
 fi
+
+# --- gVisor (engine "gvisor") -----------------------------------------------------------
+# Debian's `runsc`, registered in dockerd as the runtime "runsc" with no network of its
+# own. Mandatory when the appliance's settings say require_gvisor (config file or
+# APPLIANCE_REQUIRE_GVISOR); otherwise a machine without it runs the docker engine only.
+GVISOR_RUNTIME=runsc
+DAEMON_JSON="${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
+gvisor_required() {
+    "$VENV/bin/python" -c 'from appliance.config import load_settings; import sys; sys.exit(0 if load_settings().require_gvisor else 1)' 2>/dev/null
+}
+gvisor_registered() {
+    "$VENV/bin/python" - "$GVISOR_RUNTIME" <<'PY' 2>/dev/null
+import sys, docker
+client = docker.from_env(version="auto")
+sys.exit(0 if sys.argv[1] in (client.info().get("Runtimes") or {}) else 1)
+PY
+}
+gvisor_unavailable() {
+    if gvisor_required; then
+        die "gVisor is mandatory here (require_gvisor) but $*"
+    fi
+    say "gVisor not set up: $*. The appliance runs with the docker engine only; requests for engine \"gvisor\" get a 503 saying so."
+}
+reload_dockerd() {
+    if [ -d /run/systemd/system ] && systemctl is-active --quiet docker 2>/dev/null; then
+        say "reloading docker.service"
+        systemctl reload docker
+        return
+    fi
+    local pid=""
+    [ -r /var/run/docker.pid ] && pid="$(cat /var/run/docker.pid)"
+    if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "dockerd" ]; then
+        pid="$(pgrep -xo dockerd || true)"
+    fi
+    [ -n "$pid" ] || return 1
+    say "sending SIGHUP to dockerd (pid $pid) so it reads $DAEMON_JSON again"
+    kill -HUP "$pid"
+}
+setup_gvisor() {
+    if gvisor_registered; then
+        say "gVisor runtime '$GVISOR_RUNTIME' is registered in dockerd"
+        return 0
+    fi
+    if ! is_root || ! is_debian; then
+        gvisor_unavailable "this script can only install it as root on Debian. To enable it: install gVisor's runsc, add {\"runtimes\": {\"$GVISOR_RUNTIME\": {\"path\": \"/usr/bin/runsc\", \"runtimeArgs\": [\"--network=none\"]}}} to $DAEMON_JSON, reload dockerd (systemctl reload docker, or kill -HUP its pid) and run this again"
+        return 0
+    fi
+    if ! command -v runsc >/dev/null; then
+        apt_install runsc || { gvisor_unavailable "apt-get could not install runsc"; return 0; }
+    fi
+    local runsc_path
+    runsc_path="$(command -v runsc)" || { gvisor_unavailable "runsc is not on PATH after installing it"; return 0; }
+    mkdir -p "$(dirname "$DAEMON_JSON")"
+    # Merge into the existing file: other keys and other runtimes stay as they are.
+    "$PYTHON" - "$DAEMON_JSON" "$GVISOR_RUNTIME" "$runsc_path" <<'PY' || die "could not update $DAEMON_JSON (is it valid JSON?)"
+import json, os, sys
+path, name, runsc = sys.argv[1:4]
+try:
+    with open(path) as f:
+        text = f.read()
+    data = json.loads(text) if text.strip() else {}
+except FileNotFoundError:
+    data = {}
+except ValueError as exc:
+    sys.exit(f"[setup] {path} is not valid JSON ({exc}); fix it by hand, then run this again")
+if not isinstance(data, dict) or not isinstance(data.get("runtimes", {}), dict):
+    sys.exit(f"[setup] {path}: expected a JSON object whose \"runtimes\" is an object")
+wanted = {"path": runsc, "runtimeArgs": ["--network=none"]}
+runtimes = data.setdefault("runtimes", {})
+if runtimes.get(name) != wanted:
+    runtimes[name] = wanted
+    tmp = path + ".appliance-tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    if os.path.exists(path):
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+    os.replace(tmp, path)
+    print(f"[setup] registered runtime {name!r} ({runsc}) in {path}", file=sys.stderr)
+PY
+    reload_dockerd || { gvisor_unavailable "no dockerd process found to reload; restart the Docker engine"; return 0; }
+    for _ in $(seq 1 40); do gvisor_registered && break; sleep 0.5; done
+    if gvisor_registered; then
+        say "gVisor runtime '$GVISOR_RUNTIME' is registered in dockerd"
+    else
+        gvisor_unavailable "dockerd did not pick up the runtime from $DAEMON_JSON (see its log; a daemon.json key that conflicts with a dockerd flag stops the reload)"
+    fi
+}
+setup_gvisor
 
 # --- runtime images ---------------------------------------------------------------------
 say "checking runtime images (built from Debian packages when missing; this takes a few minutes once)"

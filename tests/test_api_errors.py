@@ -28,7 +28,6 @@ BAD_SUBMISSIONS = [
     ({"code": "   \n", "language": "python"}, "empty"),
     ({"code": "print(1)", "language": "cobol"}, "unknown language"),
     ({"code": "print(1)", "engine": "lxc"}, "unknown engine"),
-    ({"code": "print(1)", "engine": "gvisor"}, "not enabled"),
     ({"code": "print(1)", "timeout": 0}, "timeout"),
     ({"code": "print(1)", "timeout": -5}, "timeout"),
     ({"code": "print(1)", "timeout": 100000}, "timeout"),

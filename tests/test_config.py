@@ -50,3 +50,23 @@ def test_unknown_setting_is_refused(tmp_path):
 def test_badly_typed_setting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="port"):
         load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_PORT": "eighty"})
+
+
+def test_gvisor_settings(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    assert settings.engines == ["docker", "gvisor"]
+    assert settings.require_gvisor is False and settings.gvisor_runtime == "runsc"
+    env = {"APPLIANCE_REQUIRE_GVISOR": "1", "APPLIANCE_GVISOR_RUNTIME": "gvisor-kvm"}
+    settings = load_settings({"data_dir": str(tmp_path)}, environ=env)
+    assert settings.require_gvisor is True and settings.gvisor_runtime == "gvisor-kvm"
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"APPLIANCE_ENGINES": "docker,lxc"}, "lxc"),
+    ({"APPLIANCE_ENGINES": ""}, "at least one"),
+    ({"APPLIANCE_REQUIRE_GVISOR": "true", "APPLIANCE_ENGINES": "docker"}, "require_gvisor"),
+    ({"APPLIANCE_REQUIRE_GVISOR": "maybe"}, "require_gvisor"),
+])
+def test_bad_engine_settings_are_refused(tmp_path, env, words):
+    with pytest.raises(ConfigError, match=words):
+        load_settings({"data_dir": str(tmp_path)}, environ=env)

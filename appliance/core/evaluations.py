@@ -37,13 +37,18 @@ class Evaluation(msgspec.Struct, kw_only=True):
     output: str = ""
     error: str = ""
     exit_code: int | None = None
-    # Why it ended the way it did when that is not just "the program exited": timeout,
-    # killed, output_truncated, engine_error, appliance_restart ...
+    # Why it ended the way it did when that is not just "the program exited": a limit
+    # it hit (timeout, memory_limit, pids_limit, work_dir_full, file_size_limit,
+    # output_limit, output_truncated), killed, engine_error or appliance_restart.
     reason: str | None = None
     output_truncated: bool = False
     error_truncated: bool = False
     execution_time: float | None = None
     memory_used: int | None = None
+    # Placed in the work dir before the run: relative name -> text.
+    files: dict[str, str] = {}
+    # Set for items of POST /api/eval-batch: the batch lane runs them in one sandbox.
+    batch_id: str | None = None
 
     @property
     def success(self) -> bool:
@@ -63,5 +68,11 @@ class ExecutionOutcome(msgspec.Struct, kw_only=True):
     oom_killed: bool = False
     # Killed because it kept writing far past the output limit.
     flooded: bool = False
+    # The pids limit refused a fork or clone (counted by the cgroup).
+    pids_limited: bool = False
+    # A writable mount (the work dir, /tmp or /dev/shm) was full when the program ended.
+    disk_full: bool = False
+    # Killed by SIGXFSZ: a file grew past the file-size limit.
+    file_too_large: bool = False
     execution_time: float = 0.0
     memory_used: int | None = None

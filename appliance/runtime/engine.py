@@ -31,6 +31,17 @@ ENGINE_MISSING_HELP = (
 )
 
 
+
+
+def gvisor_missing_help(runtime: str) -> str:
+    """What an administrator does when dockerd has no gVisor runtime of that name."""
+    return (
+        f"the Docker engine has no runtime named {runtime!r}, so engine \"gvisor\" cannot run. "
+        "An administrator must install gVisor's runsc (Debian: apt-get install -y runsc) and "
+        "run scripts/setup.sh, which registers it with Docker (setting gvisor_runtime names it)"
+    )
+
+
 class EngineUnavailable(Exception):
     pass
 
@@ -69,7 +80,16 @@ class DockerEngine:
             return False
 
     def runtimes(self) -> set[str]:
-        return set(self.api.info().get("Runtimes", {}))
+        """The OCI runtimes dockerd has registered ("runc", and "runsc" once set up)."""
+        return set(self.api.info().get("Runtimes") or {})
+
+    def has_runtime(self, name: str) -> bool | None:
+        """Whether dockerd has a runtime of that name; None when the engine does not answer."""
+        try:
+            return name in self.runtimes()
+        except (EngineUnavailable, docker.errors.DockerException, OSError):
+            self._client = None
+            return None
 
     def image_present(self, ref: str) -> bool:
         try:

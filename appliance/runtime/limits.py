@@ -8,6 +8,7 @@ import docker.types
 import msgspec
 
 SANDBOX_USER = "65534:65534"  # nobody:nogroup; exists in every Debian rootfs
+GVISOR_RUNTIME = "runsc"  # the Docker runtime name scripts/setup.sh registers gVisor under
 
 
 class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,10 +22,17 @@ class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
     shm_mb: int = 16
     output_bytes: int = 1024 * 1024
     network: bool = False
+    # The Docker runtime engine "gvisor" runs under (setting gvisor_runtime). It travels
+    # with the limits so every caller of `container_options` gets the configured name.
+    gvisor_runtime: str = GVISOR_RUNTIME
 
 
-def container_options(limits: SandboxLimits, *, engine: str) -> dict[str, Any]:
-    """Keyword arguments for `client.api.create_host_config` that enforce `limits`."""
+def container_options(limits: SandboxLimits, *, engine: str,
+                      gvisor_runtime: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for `client.api.create_host_config` that enforce `limits`.
+
+    `engine` is "docker" (the engine's default runtime, runc) or "gvisor" (the runtime
+    named `gvisor_runtime`, by default `limits.gvisor_runtime`, i.e. "runsc")."""
     fsize = limits.file_size_mb * 1024 * 1024
     ulimits = [
         docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
@@ -55,7 +63,7 @@ def container_options(limits: SandboxLimits, *, engine: str) -> dict[str, Any]:
     if engine == "gvisor":
         # runsc fails to start a container with a pids limit; processes are capped with
         # nproc instead, which inside gVisor counts only this sandbox's processes.
-        options["runtime"] = "runsc"
+        options["runtime"] = gvisor_runtime or limits.gvisor_runtime
         ulimits.append(docker.types.Ulimit(name="nproc", soft=limits.pids, hard=limits.pids))
     else:
         options["pids_limit"] = limits.pids

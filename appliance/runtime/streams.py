@@ -57,3 +57,53 @@ class CappedOutput:
 
     def text(self) -> str:
         return self._data.decode("utf-8", errors="replace")
+
+
+class TrailerScanner:
+    """Finds the runner's trailer line (`\\n<nonce> ...\\n`) in a stderr stream.
+
+    `feed` returns the bytes that belong to the program's own stderr; the trailer and
+    anything after it are withheld. Bytes that might be the start of a trailer split
+    across frames are held back until the next frame tells.
+    """
+
+    def __init__(self, nonce: str) -> None:
+        self._marker = b"\n" + nonce.encode() + b" "
+        self._held = b""
+        self._trailer: bytearray | None = None
+        self.fields: list[str] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.fields is not None
+
+    def feed(self, payload: bytes) -> bytes:
+        if self.done:
+            return b""
+        if self._trailer is not None:
+            self._trailer += payload
+            self._parse()
+            return b""
+        data = self._held + payload
+        self._held = b""
+        at = data.find(self._marker)
+        if at >= 0:
+            self._trailer = bytearray(data[at + len(self._marker):])
+            self._parse()
+            return data[:at]
+        for keep in range(min(len(self._marker) - 1, len(data)), 0, -1):
+            if self._marker.startswith(data[-keep:]):
+                self._held = data[-keep:]
+                return data[:-keep]
+        return data
+
+    def flush(self) -> bytes:
+        """At end of stream without a trailer: whatever was held back was output."""
+        held, self._held = self._held, b""
+        return held
+
+    def _parse(self) -> None:
+        assert self._trailer is not None
+        end = self._trailer.find(b"\n")
+        if end >= 0:
+            self.fields = self._trailer[:end].decode(errors="replace").split()

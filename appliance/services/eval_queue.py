@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 PROGRESS_FLUSH_SECONDS = 1.0
 
 
+LIMIT_MESSAGES = {
+    "memory_limit": "killed: the program exceeded its memory limit",
+    "output_limit": "killed: the program kept writing far past the output limit",
+    "pids_limit": "the program hit the process limit: some forks were refused",
+    "work_dir_full": "the work dir (or /tmp, /dev/shm) filled up",
+    "file_size_limit": "killed: a file grew past the file-size limit",
+}
+
+
 class RunningEvaluation:
     def __init__(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
@@ -51,6 +60,13 @@ def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
         return EvalStatus.FAILED, "memory_limit"
     if outcome.exit_code is None:
         return EvalStatus.FAILED, "engine_error"
+    # A sandbox limit the program ran into: it failed, whatever its exit code.
+    if outcome.pids_limited:
+        return EvalStatus.FAILED, "pids_limit"
+    if outcome.disk_full:
+        return EvalStatus.FAILED, "work_dir_full"
+    if outcome.file_too_large:
+        return EvalStatus.FAILED, "file_size_limit"
     if outcome.stdout_truncated or outcome.stderr_truncated:
         return EvalStatus.COMPLETED, "output_truncated"
     return EvalStatus.COMPLETED, None
@@ -174,10 +190,8 @@ class EvaluationQueue:
             outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
             status, reason = outcome_status(outcome)
             error = outcome.stderr
-            if reason == "memory_limit":
-                error += "\n[appliance] killed: the program exceeded its memory limit"
-            elif reason == "output_limit":
-                error += "\n[appliance] killed: the program kept writing far past the output limit"
+            if reason in LIMIT_MESSAGES:
+                error += "\n[appliance] " + LIMIT_MESSAGES[reason]
             final = msgspec.structs.replace(
                 evaluation, status=status, reason=reason, completed_at=utc_now(),
                 output=outcome.stdout, error=error, exit_code=outcome.exit_code,

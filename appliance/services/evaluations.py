@@ -9,6 +9,7 @@ import msgspec
 from appliance.core.clock import utc_now
 from appliance.core.errors import Forbidden, NotFound, Unauthorized, Unavailable, ValidationError
 from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_eval_id
 from appliance.core.languages import find_language, supported_names
@@ -21,8 +22,11 @@ class EvalRequest(msgspec.Struct, kw_only=True):
 
     code: str | None = None
     language: str | None = "python"
-    engine: str | None = "docker"
+    # None: the appliance's default engine ("docker", or "gvisor" when it is mandatory)
+    engine: str | None = None
     timeout: float | None = None
+    # Extension: text files placed in the work dir before the run, name -> content.
+    files: dict[str, str] | None = None
 
 
 class EvalLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,8 +35,17 @@ class EvalLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_code_bytes: int
     max_batch_size: int
     max_queue_length: int
+    max_files_bytes: int = 1024 * 1024
     engines: tuple[str, ...]
     known_engines: tuple[str, ...] = ("docker", "gvisor")
+    # Every evaluation runs under gVisor: engine "docker" is refused, and it is the default.
+    require_gvisor: bool = False
+
+    @property
+    def default_engine(self) -> str:
+        if self.require_gvisor:
+            return "gvisor"
+        return "docker" if "docker" in self.engines or not self.engines else self.engines[0]
 
 
 class LogsView(msgspec.Struct, kw_only=True):
@@ -44,12 +57,14 @@ class LogsView(msgspec.Struct, kw_only=True):
 
 class EvaluationService:
     def __init__(self, store: EvaluationStore, queue: EvaluationQueue, limits: EvalLimits,
-                 images_ready) -> None:
+                 images_ready, engine_ready=None) -> None:
         self._store = store
         self._queue = queue
         self._limits = limits
         # async callable(language name) -> str | None: why that runtime cannot run now
         self._images_ready = images_ready
+        # async callable(engine name) -> str | None: why that sandbox engine cannot run now
+        self._engine_ready = engine_ready
 
     # --- submitting -------------------------------------------------------------------
 
@@ -69,7 +84,12 @@ class EvaluationService:
             raise ValidationError(
                 f"{prefix}unknown language {request.language!r}; supported: {', '.join(supported_names())}"
             )
-        engine = (request.engine or "docker").strip().lower()
+        engine = (request.engine or self._limits.default_engine).strip().lower()
+        if self._limits.require_gvisor and engine != "gvisor" and engine in self._limits.known_engines:
+            raise ValidationError(
+                f"{prefix}engine {engine!r} is refused: gVisor is mandatory on this appliance "
+                f"(setting require_gvisor); send engine \"gvisor\" or leave engine out"
+            )
         if engine not in self._limits.engines:
             if engine in self._limits.known_engines:
                 raise ValidationError(
@@ -84,16 +104,38 @@ class EvaluationService:
             raise ValidationError(
                 f"{prefix}timeout must be more than 0 and at most {self._limits.max_timeout:g} seconds"
             )
+        files = self._validate_files(request.files or {}, language.source_file, prefix)
         return Evaluation(
             eval_id=new_eval_id(), owner=owner, language=language.name, engine=engine,
-            code=request.code, timeout=float(timeout), created_at=utc_now(),
+            code=request.code, timeout=float(timeout), created_at=utc_now(), files=files,
         )
 
-    async def _check_capacity(self, count: int, languages: set[str]) -> None:
+    def _validate_files(self, files: dict[str, str], source_file: str, prefix: str) -> dict[str, str]:
+        if len(files) > MAX_FILES:
+            raise ValidationError(f"{prefix}{len(files)} files; at most {MAX_FILES} per evaluation")
+        for name in files:
+            problem = file_name_problem(name)
+            if problem:
+                raise ValidationError(f"{prefix}files: {problem}")
+            if name == source_file:
+                raise ValidationError(f"{prefix}files: {name!r} is where the code goes; rename the file")
+        size = sum(len(text.encode()) for text in files.values())
+        if size > self._limits.max_files_bytes:
+            raise ValidationError(
+                f"{prefix}files hold {size} bytes; the limit is {self._limits.max_files_bytes} bytes"
+            )
+        return dict(files)
+
+    async def _check_capacity(self, count: int, languages: set[str], engines: set[str]) -> None:
         for language in sorted(languages):
             problem = await self._images_ready(language)
             if problem:
                 raise Unavailable(problem)
+        if self._engine_ready is not None:
+            for engine in sorted(engines):
+                problem = await self._engine_ready(engine)
+                if problem:
+                    raise Unavailable(problem)
         if self._queue.queued_count + count > self._limits.max_queue_length:
             raise Unavailable(
                 f"the queue is full ({self._queue.queued_count} waiting); retry with backoff"
@@ -103,7 +145,7 @@ class EvaluationService:
         """Stored before this returns; the int is its 1-based place in the queue."""
         _require(identity, EXECUTE)
         evaluation = self._validate(request, identity.owner)
-        await self._check_capacity(1, {evaluation.language})
+        await self._check_capacity(1, {evaluation.language}, {evaluation.engine})
         await self._store.insert_many([evaluation])
         return evaluation, self._queue.enqueue(evaluation.eval_id)
 
@@ -119,7 +161,8 @@ class EvaluationService:
         evaluations = [
             self._validate(r, identity.owner, f"evaluations[{i}]") for i, r in enumerate(requests)
         ]
-        await self._check_capacity(len(evaluations), {e.language for e in evaluations})
+        await self._check_capacity(len(evaluations), {e.language for e in evaluations},
+                                   {e.engine for e in evaluations})
         await self._store.insert_many(evaluations)
         for evaluation in evaluations:
             self._queue.enqueue(evaluation.eval_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import aiosqlite
@@ -13,7 +14,7 @@ from appliance.store.database import Database
 _COLUMNS = (
     "eval_id, owner, language, engine, code, timeout, status, created_at, started_at, "
     "completed_at, output, error, exit_code, reason, output_truncated, error_truncated, "
-    "execution_time, memory_used"
+    "execution_time, memory_used, files, batch_id"
 )
 
 
@@ -37,6 +38,8 @@ def _from_row(row: aiosqlite.Row) -> Evaluation:
         error_truncated=bool(row["error_truncated"]),
         execution_time=row["execution_time"],
         memory_used=row["memory_used"],
+        files=json.loads(row["files"]) if row["files"] else {},
+        batch_id=row["batch_id"],
     )
 
 
@@ -49,10 +52,10 @@ class EvaluationStore:
         async with self._db.write() as conn:
             await conn.executemany(
                 "INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
-                "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, created_at, files, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
-                     e.status.value, iso_z(e.created_at))
+                     e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id)
                     for e in evaluations
                 ],
             )

@@ -104,6 +104,9 @@ class PlatformStatusBody(msgspec.Struct):
     storage: dict[str, Any]
     version: str
     uptime_seconds: float
+    engines: dict[str, str] = {}
+    # Idle containers ready per (language, engine): what the next request will find.
+    sandbox_pool: list[dict[str, Any]] = []
 
 
 class EvaluationSummary(msgspec.Struct):

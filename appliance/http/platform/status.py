@@ -31,4 +31,5 @@ class StatusController(Controller):
             queue={"queued": stats["queued"], "processing": stats["processing"]},
             storage={"total_evaluations": stats["total"], "by_status": by_status},
             version=health.version, uptime_seconds=round(appliance.status.uptime_seconds, 3),
+            engines=health.engines, sandbox_pool=appliance.status.pool_sizes(),
         )

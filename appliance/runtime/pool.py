@@ -1,0 +1,191 @@
+"""The warm pool: containers made ready before requests need them.
+
+Every container is used for exactly one execution and then destroyed; the pool only
+moves the cost of creating and starting it off the request's path. Each spec (image,
+language, engine, limits) has a target number of idle containers: a request that finds
+none raises the target (up to `max_idle`), and a spec that has not run short for
+`idle_seconds` lowers it again, down to `min_idle`. Refills run in the background on
+the engine's threads, never on the event loop, and stop while free memory is below the
+reserve or the pool holds `max_containers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+import msgspec
+import psutil
+
+from appliance.runtime import sandbox as sandboxes
+from appliance.runtime.engine import DockerEngine
+from appliance.runtime.sandbox import Sandbox, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+MAINTAIN_INTERVAL_SECONDS = 1.0
+# After a failed refill (image missing, engine down) wait this long before the next try.
+REFILL_BACKOFF_SECONDS = 5.0
+
+
+class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
+    min_idle: int = 1
+    max_idle: int = 8
+    max_containers: int = 32
+    idle_seconds: float = 60.0
+    memory_reserve_mb: int = 1024
+    parallel_creates: int = 2
+
+
+class PoolSize(msgspec.Struct, kw_only=True):
+    language: str
+    engine: str
+    image: str
+    idle: int
+    target: int
+    creating: int
+
+
+class _Lane:
+    def __init__(self, min_idle: int) -> None:
+        self.idle: collections.deque[Sandbox] = collections.deque()
+        self.target = min_idle
+        self.creating = 0
+        self.last_short = time.monotonic()
+        self.failed_at = 0.0
+
+
+class WarmPool:
+    def __init__(self, engine: DockerEngine, instance_id: str, settings: PoolSettings) -> None:
+        self._engine = engine
+        self._instance_id = instance_id
+        self._settings = settings
+        self._lanes: dict[SandboxSpec, _Lane] = {}
+        self._in_use = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._creates = asyncio.Semaphore(max(1, settings.parallel_creates))
+        self._background: set[asyncio.Task] = set()
+
+    # --- the request path -------------------------------------------------------------
+
+    async def acquire(self, spec: SandboxSpec) -> Sandbox:
+        """A ready sandbox of this spec: from the pool, or made now if there is none."""
+        lane = self._lane(spec)
+        self._in_use += 1
+        try:
+            if lane.idle:
+                sandbox = lane.idle.popleft()
+                self._wake.set()
+                return sandbox
+            lane.last_short = time.monotonic()
+            lane.target = min(self._settings.max_idle, lane.target + 1)
+            self._wake.set()
+            return await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+        except BaseException:
+            self._in_use -= 1
+            raise
+
+    def discard(self, sandbox: Sandbox) -> None:
+        """The sandbox was used (or cannot be): destroy it in the background."""
+        self._in_use -= 1
+        self._spawn(self._engine.call(sandboxes.destroy, self._engine, sandbox))
+
+    def warm(self, spec: SandboxSpec) -> None:
+        """Keep idle containers of this spec from now on, before any request asks."""
+        self._lane(spec)
+        self._wake.set()
+
+    def sizes(self) -> list[PoolSize]:
+        return [
+            PoolSize(language=spec.language, engine=spec.engine, image=spec.image,
+                     idle=len(lane.idle), target=lane.target, creating=lane.creating)
+            for spec, lane in self._lanes.items()
+        ]
+
+    # --- keeping it full ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._maintain(), name="warm-pool")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        idle = [sandbox for lane in self._lanes.values() for sandbox in lane.idle]
+        for lane in self._lanes.values():
+            lane.idle.clear()
+        await asyncio.gather(*(self._engine.call(sandboxes.destroy, self._engine, s) for s in idle),
+                             return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _lane(self, spec: SandboxSpec) -> _Lane:
+        lane = self._lanes.get(spec)
+        if lane is None:
+            lane = self._lanes[spec] = _Lane(self._settings.min_idle)
+        return lane
+
+    def _total(self) -> int:
+        return self._in_use + sum(len(lane.idle) + lane.creating for lane in self._lanes.values())
+
+    def _memory_allows(self, spec: SandboxSpec) -> bool:
+        needed = (self._settings.memory_reserve_mb + spec.limits.memory_mb) * 1024 * 1024
+        return psutil.virtual_memory().available >= needed
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), MAINTAIN_INTERVAL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                self._rebalance()
+            except Exception:  # the pool must keep running whatever one round hit
+                log.exception("warm pool maintenance failed")
+
+    def _rebalance(self) -> None:
+        now = time.monotonic()
+        for spec, lane in self._lanes.items():
+            if lane.target > self._settings.min_idle and now - lane.last_short > self._settings.idle_seconds:
+                lane.target -= 1
+                lane.last_short = now  # one step down per idle period
+            while len(lane.idle) > lane.target:
+                self.discard_idle(lane)
+            if now - lane.failed_at < REFILL_BACKOFF_SECONDS:
+                continue
+            missing = lane.target - len(lane.idle) - lane.creating
+            while missing > 0 and self._total() < self._settings.max_containers and self._memory_allows(spec):
+                lane.creating += 1
+                missing -= 1
+                self._spawn(self._refill(spec, lane))
+
+    def discard_idle(self, lane: _Lane) -> None:
+        sandbox = lane.idle.pop()
+        self._spawn(self._engine.call(sandboxes.destroy, self._engine, sandbox))
+
+    async def _refill(self, spec: SandboxSpec, lane: _Lane) -> None:
+        try:
+            async with self._creates:
+                sandbox = await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+        except Exception as exc:
+            lane.failed_at = time.monotonic()
+            log.warning("could not prepare a %s sandbox (%s): %s", spec.language, spec.engine, exc)
+            return
+        finally:
+            lane.creating -= 1
+        if self._task is None:  # closed meanwhile
+            await self._engine.call(sandboxes.destroy, self._engine, sandbox)
+            return
+        lane.idle.append(sandbox)
+        self._wake.set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,233 @@
+"""One sandbox container: made ready ahead of time, used for one execution, destroyed.
+
+`create` makes the locked-down container with its runner (see `runners`) as PID 1,
+attaches to its stdin/stdout/stderr and starts it: from then on the runner waits for
+code. `execute` hands the payload in, streams the output, enforces the wall-clock limit
+from outside, and reads the cgroup before the container goes. `destroy` removes it. All
+three block and run on the engine's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+import docker.errors
+import msgspec
+
+from appliance.core.evaluations import ExecutionOutcome
+from appliance.core.languages import LANGUAGES, WORK_DIR
+from appliance.runtime import cgroups
+from appliance.runtime.engine import INSTANCE_LABEL, MANAGED_LABEL, DockerEngine
+from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
+from appliance.runtime.runners import build_payload, new_nonce, runner_command
+from appliance.runtime.streams import STDERR, STDOUT, CappedOutput, FrameParser, TrailerScanner
+
+log = logging.getLogger(__name__)
+
+# A program that keeps writing after its output is truncated is killed once it has
+# written this many times the limit: draining a flood forever only burns CPU.
+FLOOD_FACTOR = 16
+# How long to wait for the attach stream to close after a kill.
+KILL_GRACE_SECONDS = 10.0
+# SIGXFSZ: the program wrote a file past the file-size rlimit.
+EXIT_FILE_TOO_LARGE = 128 + 25
+
+OutputCallback = Callable[[str, str], None]  # (stream name, text)
+
+
+class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a container is made with; containers of one spec are interchangeable."""
+
+    image: str
+    language: str
+    engine: str = "docker"
+    limits: SandboxLimits = SandboxLimits()
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+class SandboxBroken(Exception):
+    """The container died before it took the payload (engine restart, reaped)."""
+
+
+class Sandbox:
+    def __init__(self, spec: SandboxSpec, container_id: str, attached: Any, nonce: str,
+                 cgroup: cgroups.CgroupPaths | None) -> None:
+        self.spec = spec
+        self.container_id = container_id
+        self.attached = attached
+        self.sock: socket.socket = getattr(attached, "_sock", attached)
+        self.nonce = nonce
+        self.cgroup = cgroup
+        self.ready_at = time.monotonic()
+
+
+class ExecutionHandle:
+    """Lets another task kill an execution that may not have a container yet."""
+
+    def __init__(self) -> None:
+        self.container_id: str | None = None
+        self.killed = False
+        self._lock = threading.Lock()
+
+    def attach(self, container_id: str) -> bool:
+        with self._lock:
+            self.container_id = container_id
+            return not self.killed
+
+    def request_kill(self) -> str | None:
+        """Mark killed; returns the container to kill now, if there is one."""
+        with self._lock:
+            self.killed = True
+            return self.container_id
+
+
+def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox:
+    api = engine.api
+    language = LANGUAGES[spec.language]
+    host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine))
+    env = {"HOME": WORK_DIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+           "PATH": "/usr/local/bin:/usr/bin:/bin", **dict(spec.environment)}
+    labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance_id,
+              "appliance.language": spec.language, "appliance.engine": spec.engine}
+    created = api.create_container(
+        spec.image, command=runner_command(language), user=SANDBOX_USER, working_dir=WORK_DIR,
+        stdin_open=True, environment=env, labels=labels,
+        network_disabled=not spec.limits.network, host_config=host_config,
+    )
+    container_id = created["Id"]
+    try:
+        # Attached before it starts, so not a byte of output is missed and a request
+        # pays for no attach round trip.
+        attached = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        api.start(container_id)
+    except BaseException:
+        _remove(engine, container_id)
+        raise
+    return Sandbox(spec, container_id, attached, new_nonce(), cgroups.locate(container_id))
+
+
+def destroy(engine: DockerEngine, sandbox: Sandbox) -> None:
+    try:
+        sandbox.attached.close()
+    except OSError:
+        pass
+    _remove(engine, sandbox.container_id)
+
+
+def _remove(engine: DockerEngine, container_id: str) -> None:
+    try:
+        engine.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc):
+            log.warning("could not remove container %s: %s", container_id[:12], exc)
+
+
+def kill(engine: DockerEngine, container_id: str) -> None:
+    try:
+        engine.api.kill(container_id)
+    except docker.errors.APIError:
+        pass  # already exited or gone
+
+
+def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, str] | None,
+            timeout: float, handle: ExecutionHandle, emit: OutputCallback) -> ExecutionOutcome:
+    language = LANGUAGES[sandbox.spec.language]
+    limit = sandbox.spec.limits.output_bytes
+    outputs = {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
+    names = {STDOUT: "stdout", STDERR: "stderr"}
+    trailers = {STDOUT: TrailerScanner(sandbox.nonce), STDERR: TrailerScanner(sandbox.nonce)}
+    sock = sandbox.sock
+    try:
+        sock.sendall(build_payload(sandbox.nonce, language.source_file, code, files))
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as exc:
+        raise SandboxBroken(f"the sandbox container did not take the program: {exc}") from exc
+    started = time.monotonic()
+    deadline = started + timeout
+    timed_out = flooded = False
+    kill_sent_at: float | None = None
+    usage: cgroups.CgroupUsage | None = None
+    parser = FrameParser()
+
+    def keep(stream: int, payload: bytes) -> None:
+        if payload:
+            text = outputs[stream].add(payload)
+            if text:
+                emit(names[stream], text)
+
+    while not all(t.done for t in trailers.values()):
+        now = time.monotonic()
+        if kill_sent_at is None and (now >= deadline or handle.killed or flooded):
+            timed_out = now >= deadline and not handle.killed and not flooded
+            usage = cgroups.read_usage(sandbox.cgroup)  # while the cgroup still exists
+            # From another thread, while this one keeps draining: the engine does not
+            # finish a kill until the container's output is consumed, so a kill sent
+            # from the reading thread deadlocks on a flood.
+            threading.Thread(target=kill, args=(engine, sandbox.container_id), daemon=True).start()
+            kill_sent_at = now
+        if kill_sent_at is not None and now - kill_sent_at > KILL_GRACE_SECONDS:
+            break
+        wait = (kill_sent_at + KILL_GRACE_SECONDS if kill_sent_at else deadline) - now
+        # Wake at least every half second to notice a kill request.
+        sock.settimeout(max(0.01, min(wait, 0.5)))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not data:
+            break
+        for stream, payload in parser.feed(data):
+            if stream in trailers:
+                keep(stream, trailers[stream].feed(payload))
+        if sum(o.total for o in outputs.values()) > FLOOD_FACTOR * limit * 2:
+            flooded = True
+    elapsed = time.monotonic() - started
+    disk_full = False
+    if all(t.done for t in trailers.values()) and kill_sent_at is None:
+        usage = cgroups.read_usage(sandbox.cgroup)
+        fields = trailers[STDERR].fields or []
+        exit_code = int(fields[0]) if fields and fields[0].lstrip("-").isdigit() else None
+        disk_full = len(fields) > 1 and fields[1] == "1"
+        oom = bool(usage.oom_kills)
+    else:
+        for stream, scanner in trailers.items():
+            keep(stream, scanner.flush())
+        exit_code, oom = _wait_exit(engine, sandbox.container_id)
+        if usage is None:
+            usage = cgroups.CgroupUsage()
+        oom = oom or bool(usage.oom_kills)
+    return ExecutionOutcome(
+        exit_code=exit_code,
+        stdout=outputs[STDOUT].text(),
+        stderr=outputs[STDERR].text(),
+        stdout_truncated=outputs[STDOUT].truncated,
+        stderr_truncated=outputs[STDERR].truncated,
+        timed_out=timed_out,
+        killed=handle.killed,
+        flooded=flooded,
+        oom_killed=oom,
+        pids_limited=usage.pids_limit_hits > 0,
+        disk_full=disk_full,
+        file_too_large=exit_code == EXIT_FILE_TOO_LARGE,
+        execution_time=round(elapsed, 6),
+        memory_used=usage.memory_peak,
+    )
+
+
+def _wait_exit(engine: DockerEngine, container_id: str) -> tuple[int | None, bool]:
+    api = engine.api
+    try:
+        result = api.wait(container_id, timeout=KILL_GRACE_SECONDS)
+        state = api.inspect_container(container_id)["State"]
+    except Exception:  # the engine did not report an exit in time: make sure it dies
+        kill(engine, container_id)
+        return None, False
+    return result.get("StatusCode"), bool(state.get("OOMKilled"))

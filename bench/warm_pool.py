@@ -1,0 +1,143 @@
+"""Benchmark: the warm pool. Hello-world latency with the pool warm, and completed
+executions per second under sustained overload, each beside its baseline measured in
+the same run on the same engine:
+
+- latency: `POST /api/eval` until the `completed` event on /ws, one at a time with the
+  pool warm, against a plain `docker run --rm` of the same program;
+- overload: far more submissions than workers, completed per second, against raw
+  container create/start/wait/remove through the engine API (the same program, the same
+  locked-down options), from as many threads as the appliance has workers.
+
+    .venv/bin/python bench/warm_pool.py [--samples 40] [--overload 200] [--workers 8]
+
+Everything talks only to 127.0.0.1; every part is bounded in count and stops by itself.
+Targets (issue 3): p50 <= 20 ms and >= 10x faster than docker run; overload >= 90% of raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance.runtime.images import image_ref  # noqa: E402
+from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options  # noqa: E402
+from bench.eval_latency import PROGRAM, Appliance, docker_run_once, percentile  # noqa: E402
+from tests.support import start_server  # noqa: E402
+
+
+async def wait_warm(client: httpx.AsyncClient, timeout: float = 10.0) -> None:
+    """Until the python/docker pool lane has an idle container."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lanes = (await client.get("/api/status")).json().get("sandbox_pool", [])
+        if any(l["language"] == "python" and l["engine"] == "docker" and l["idle"] > 0 for l in lanes):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the warm pool did not refill in 10 s")
+
+
+async def measure_appliance(url: str, key: str, samples: int, overload: int, in_flight: int):
+    appliance = Appliance(url, key)
+    ready = asyncio.Event()
+    listener = asyncio.create_task(appliance.listen(ready))
+    await ready.wait()
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=120) as client:
+        for _ in range(3):
+            await wait_warm(client)
+            await appliance.run_one(client)
+        latencies = []
+        for _ in range(samples):
+            await wait_warm(client)
+            await asyncio.sleep(0.05)
+            latencies.append(await appliance.run_one(client))
+        remaining = overload
+        started = time.perf_counter()
+
+        async def lane() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await appliance.run_one(client)
+
+        await asyncio.gather(*(lane() for _ in range(in_flight)))
+        rate = overload / (time.perf_counter() - started)
+    listener.cancel()
+    return latencies, rate
+
+
+def raw_container_rate(count: int, threads: int) -> float:
+    """Create, start, wait and remove: the engine's own cost of one fresh container."""
+    client = docker.from_env(version="auto")
+    api = client.api
+    host_config = api.create_host_config(**container_options(SandboxLimits(), engine="docker"))
+    image = image_ref("python")
+
+    def once(_: int) -> None:
+        created = api.create_container(image, command=["python3", "-c", PROGRAM], user=SANDBOX_USER,
+                                       host_config=host_config, network_disabled=True)
+        api.start(created["Id"])
+        api.wait(created["Id"], timeout=60)
+        api.remove_container(created["Id"], force=True)
+
+    once(0)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(once, range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--overload", type=int, default=200, help="executions in the overload run")
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
+    server = start_server(data_dir, env={
+        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
+        "APPLIANCE_WORKERS": str(args.workers),
+    })
+    try:
+        app_lat, app_rate = asyncio.run(measure_appliance(
+            server.url, server.admin_key, args.samples, args.overload, in_flight=args.workers * 4))
+    finally:
+        server.stop()
+    docker_run_once(image_ref("python"))
+    base_lat = [docker_run_once(image_ref("python")) for _ in range(args.samples)]
+    raw_rate = raw_container_rate(args.overload, threads=args.workers)
+
+    def ms(v: float) -> str:
+        return f"{v * 1000:.1f} ms"
+
+    print(f"\nhello world, python; {args.samples} latency samples, {args.overload} executions under overload\n")
+    print("| metric | appliance | baseline | ratio |")
+    print("|---|---|---|---|")
+    for name, q in (("latency p50 (warm pool vs docker run --rm)", 50), ("latency p99", 99)):
+        a, b = percentile(app_lat, q), percentile(base_lat, q)
+        print(f"| {name} | {ms(a)} | {ms(b)} | {b / a:.1f}x faster |")
+    print(f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
+          f"{statistics.mean(base_lat) / statistics.mean(app_lat):.1f}x faster |")
+    print(f"| executions/s under overload (vs raw create/start/wait/remove) | {app_rate:.1f} | "
+          f"{raw_rate:.1f} | {app_rate / raw_rate:.0%} |")
+    p50 = percentile(app_lat, 50)
+    print(f"\ntargets: p50 <= 20 ms: {'met' if p50 <= 0.020 else 'NOT met'}; "
+          f">= 10x docker run: {'met' if percentile(base_lat, 50) / p50 >= 10 else 'NOT met'}; "
+          f"overload >= 90% of raw: {'met' if app_rate / raw_rate >= 0.9 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
