@@ -104,7 +104,12 @@ def wait_for_status(client: httpx.Client, eval_id: str, timeout: float = 60,
 
 
 def run_eval(client: httpx.Client, code: str, language: str = "python", timeout: float = 30,
-             wait: float = 90) -> dict:
-    response = client.post("/api/eval", json={"code": code, "language": language, "timeout": timeout})
+             wait: float = 90, engine: str | None = None, files: dict[str, str] | None = None) -> dict:
+    body = {"code": code, "language": language, "timeout": timeout}
+    if engine is not None:
+        body["engine"] = engine
+    if files is not None:
+        body["files"] = files
+    response = client.post("/api/eval", json=body)
     assert response.status_code == 200, response.text
     return wait_for_status(client, response.json()["eval_id"], wait)

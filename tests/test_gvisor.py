@@ -197,7 +197,9 @@ def test_gvisor_memory_bomb_is_killed(server):
         result = run_on(client, code, "gvisor", timeout=30)
         assert client.get("/api/status").status_code == 200
     assert result["status"] == "failed" and result["reason"] == "memory_limit", result
-    assert result["exit_code"] == 137
+    # Killed by the host's OOM killer (137), or, when gVisor refused the allocation
+    # itself, ended by the MemoryError (1).
+    assert result["exit_code"] in (137, 1), result
 
 
 def test_gvisor_fork_bomb_is_contained(server):

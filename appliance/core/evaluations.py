@@ -45,6 +45,8 @@ class Evaluation(msgspec.Struct, kw_only=True):
     error_truncated: bool = False
     execution_time: float | None = None
     memory_used: int | None = None
+    # Every sandbox limit the run ran into; `reason` names the most telling one.
+    limits_hit: list[str] = []
     # Placed in the work dir before the run: relative name -> text.
     files: dict[str, str] = {}
     # Set for items of POST /api/eval-batch: the batch lane runs them in one sandbox.

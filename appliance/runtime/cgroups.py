@@ -24,6 +24,8 @@ class CgroupPaths(msgspec.Struct, frozen=True):
 class CgroupUsage(msgspec.Struct, frozen=True, kw_only=True):
     memory_peak: int | None = None
     oom_kills: int = 0
+    # Times usage reached the limit (an allocation then had to wait, fail or kill).
+    memory_limit_hits: int = 0
     pids_limit_hits: int = 0
 
 
@@ -73,8 +75,11 @@ def read_usage(paths: CgroupPaths | None) -> CgroupUsage:
         # the kernel keeps.
         peak = _read_int(paths.memory / "memory.peak") or _read_int(paths.memory / "memory.current")
         oom = _read_keyed(paths.memory / "memory.events", "oom_kill")
+        limit_hits = _read_keyed(paths.memory / "memory.events", "max")
     else:
         peak = _read_int(paths.memory / "memory.max_usage_in_bytes")
         oom = _read_keyed(paths.memory / "memory.oom_control", "oom_kill")
+        limit_hits = _read_int(paths.memory / "memory.failcnt") or 0
     pids_hits = _read_keyed(paths.pids / "pids.events", "max") if paths.pids else 0
-    return CgroupUsage(memory_peak=peak, oom_kills=oom, pids_limit_hits=pids_hits)
+    return CgroupUsage(memory_peak=peak, oom_kills=oom, memory_limit_hits=limit_hits,
+                       pids_limit_hits=pids_hits)

@@ -49,6 +49,7 @@ class EngineUnavailable(Exception):
 class DockerEngine:
     def __init__(self, *, base_url: str = "", threads: int = 32) -> None:
         self._base_url = base_url
+        self._threads = threads
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
 
@@ -57,9 +58,12 @@ class DockerEngine:
         if self._client is None:
             try:
                 if self._base_url:
-                    self._client = docker.DockerClient(base_url=self._base_url, version="auto")
+                    self._client = docker.DockerClient(base_url=self._base_url, version="auto",
+                                                       max_pool_size=self._threads)
                 else:
-                    self._client = docker.from_env(version="auto")
+                    # One connection per thread: with the SDK's default of 10, busy
+                    # threads queue for a connection, and a health ping waits behind them.
+                    self._client = docker.from_env(version="auto", max_pool_size=self._threads)
             except docker.errors.DockerException as exc:
                 raise EngineUnavailable(f"{ENGINE_MISSING_HELP} ({exc})") from exc
         return self._client

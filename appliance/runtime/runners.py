@@ -8,7 +8,7 @@ when the program ends writes one trailer line to stdout and to stderr (the engin
 forwards the two streams independently, so only a trailer on each shows that all of
 the program's output has arrived):
 
-    \\n<nonce> <exit code> <1 if a writable mount is full, else 0>\\n
+    \\n<nonce> <exit code> <mount full> <file at the size limit> <process limit hit>\\n
 
 and then waits to be destroyed, so the host can read the container's cgroup while it
 still exists. The nonce reaches the runner only over stdin and never the program, so
@@ -29,14 +29,23 @@ from appliance.core.languages import WORK_DIR, Language
 
 _PYTHON_RUNNER = r'''
 import os, sys, signal
+POLL_PIDS = %(poll_pids)d
 r, w = os.pipe()
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
 pid = os.fork()
 if pid == 0:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
     os.close(w)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    import atexit, builtins, threading, traceback, types
+    import atexit, builtins, io, threading, traceback, types
+    # Line-buffered over a buffered writer, not `python3 -u`: an unbuffered stdout drops
+    # the rest of a write the kernel took only part of, which gVisor does for pipes.
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        old = getattr(sys, name)
+        setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(io.FileIO(fd, "w", closefd=False)),
+                                            encoding=old.encoding, errors=old.errors, line_buffering=True))
     if not os.read(r, 1):
         os._exit(0)
     os.close(r)
@@ -71,7 +80,7 @@ if pid == 0:
             pass
     os._exit(code)
 os.close(r)
-import tarfile
+import resource, tarfile
 stdin = sys.stdin.buffer
 nonce = stdin.readline().strip().decode()
 if not nonce:
@@ -86,17 +95,42 @@ with tarfile.open(fileobj=stdin, mode="r|") as bundle:
             out.write(bundle.extractfile(member).read())
 os.write(w, b"x")
 os.close(w)
-_, status = os.waitpid(pid, 0)
+pids_hit = 0
+if POLL_PIDS:
+    # No pids cgroup to ask afterwards (gVisor caps processes with RLIMIT_NPROC): count
+    # them while the program runs, waking at once when it exits.
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        try:
+            pids_hit |= sum(1 for entry in os.listdir("/proc") if entry.isdigit()) >= nproc
+        except OSError:
+            pass
+        signal.sigtimedwait([signal.SIGCHLD], 0.01)
+else:
+    _, status = os.waitpid(pid, 0)
 code = os.waitstatus_to_exitcode(status)
 if code < 0:
     code = 128 - code
-full = 0
+# Whatever the program left running dies with it (PID 1 is spared by kill(-1)).
+try:
+    os.kill(-1, signal.SIGKILL)
+except OSError:
+    pass
+full = too_large = 0
+size_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
 for mount in ("/work", "/tmp", "/dev/shm"):
     try:
         full |= os.statvfs(mount).f_bavail == 0
+        for folder, _, names in os.walk(mount):
+            for name in names:
+                size = os.lstat(os.path.join(folder, name)).st_size
+                too_large |= size_limit > 0 and size >= size_limit
     except OSError:
         pass
-trailer = ("\n%s %d %d\n" % (nonce, code, full)).encode()
+trailer = ("\n%%s %%d %%d %%d %%d\n" %% (nonce, code, full, too_large, pids_hit)).encode()
 os.write(1, trailer)
 os.write(2, trailer)
 while True:
@@ -107,22 +141,49 @@ while True:
 _SHELL_RUNNER = """\
 IFS= read -r n || exit 0
 tar -x -f - -C {work} --no-same-owner --no-same-permissions -m 2>/dev/null
-( {run} ) </dev/null
-c=$?
+{wait_program}
+# Whatever the program left running dies with it (PID 1 is spared), which also frees
+# the process slots the checks below need.
+kill -9 -1 2>/dev/null
 f=0
 for d in /work /tmp /dev/shm; do [ "$(stat -f -c %a "$d" 2>/dev/null)" = 0 ] && f=1; done
-printf '\\n%s %s %s\\n' "$n" "$c" "$f"
-printf '\\n%s %s %s\\n' "$n" "$c" "$f" >&2
+l=0
+[ -n "$(find /work /tmp /dev/shm -xdev -type f -size +{fsize_below}c -print -quit 2>/dev/null)" ] && l=1
+printf '\\n%s %s %s %s %s\\n' "$n" "$c" "$f" "$l" "$h"
+printf '\\n%s %s %s %s %s\\n' "$n" "$c" "$f" "$l" "$h" >&2
 exec sleep infinity
 """
 
-TRAILER_FIELDS = 3
+_WAIT_PROGRAM = """\
+( {run} ) </dev/null
+c=$?
+h=0"""
+
+# bash, for its builtin `read -t` as a sleep that costs no process. The program is
+# polled every 10 ms; fd 9 is a pipe nobody writes to.
+_WAIT_PROGRAM_COUNTING_PROCESSES = """\
+exec 9< <(exec sleep infinity)
+( {run} ) </dev/null &
+p=$!
+h=0
+while read -r _ _ s _ < /proc/$p/stat 2>/dev/null && [ "$s" != Z ]; do
+  g=(/proc/[0-9]*); [ ${{#g[@]}} -ge {nproc} ] && h=1
+  read -t 0.01 -u 9 _
+done
+wait $p
+c=$?"""
 
 
-def runner_command(language: Language) -> list[str]:
+def runner_command(language: Language, file_size_bytes: int, processes: int,
+                   poll_pids: bool = False) -> list[str]:
+    """`poll_pids`: count processes while the program runs, where no pids cgroup tells
+    afterwards whether the process limit was hit (gVisor caps them with RLIMIT_NPROC)."""
     if language.name == "python":
-        return ["python3", "-u", "-c", _PYTHON_RUNNER]
-    return ["/bin/sh", "-c", _SHELL_RUNNER.format(work=WORK_DIR, run=language.run)]
+        return ["python3", "-c", _PYTHON_RUNNER % {"poll_pids": int(poll_pids)}]
+    wait = _WAIT_PROGRAM_COUNTING_PROCESSES if poll_pids else _WAIT_PROGRAM
+    script = _SHELL_RUNNER.format(work=WORK_DIR, fsize_below=file_size_bytes - 1,
+                                  wait_program=wait.format(run=language.run, nproc=processes))
+    return ["/bin/bash" if poll_pids else "/bin/sh", "-c", script]
 
 
 def new_nonce() -> str:

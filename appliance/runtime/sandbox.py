@@ -94,7 +94,8 @@ def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox
     labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance_id,
               "appliance.language": spec.language, "appliance.engine": spec.engine}
     created = api.create_container(
-        spec.image, command=runner_command(language), user=SANDBOX_USER, working_dir=WORK_DIR,
+        spec.image, command=runner_command(language, spec.limits.file_size_mb * 1024 * 1024,
+                               spec.limits.pids, poll_pids=spec.engine == "gvisor"), user=SANDBOX_USER, working_dir=WORK_DIR,
         stdin_open=True, environment=env, labels=labels,
         network_disabled=not spec.limits.network, host_config=host_config,
     )
@@ -190,20 +191,28 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         if sum(o.total for o in outputs.values()) > FLOOD_FACTOR * limit * 2:
             flooded = True
     elapsed = time.monotonic() - started
-    disk_full = False
+    disk_full = file_too_large = pids_hit = False
     if all(t.done for t in trailers.values()) and kill_sent_at is None:
         usage = cgroups.read_usage(sandbox.cgroup)
         fields = trailers[STDERR].fields or []
         exit_code = int(fields[0]) if fields and fields[0].lstrip("-").isdigit() else None
         disk_full = len(fields) > 1 and fields[1] == "1"
-        oom = bool(usage.oom_kills)
+        file_too_large = len(fields) > 2 and fields[2] == "1"
+        pids_hit = len(fields) > 3 and fields[3] == "1"
+        # Under gVisor an allocation past the limit can fail inside the sandbox
+        # (MemoryError) instead of drawing the host's OOM killer.
+        oom = bool(usage.oom_kills) or (usage.memory_limit_hits > 0 and exit_code not in (0, None)
+                                        and sandbox.spec.engine == "gvisor")
     else:
         for stream, scanner in trailers.items():
             keep(stream, scanner.flush())
         exit_code, oom = _wait_exit(engine, sandbox.container_id)
         if usage is None:
             usage = cgroups.CgroupUsage()
-        oom = oom or bool(usage.oom_kills)
+        # The runner itself died by SIGKILL that we did not send: only the kernel's OOM
+        # killer does that (the engine's OOMKilled flag can miss it under gVisor).
+        oom = oom or bool(usage.oom_kills) or (kill_sent_at is None and not handle.killed
+                                                    and exit_code == 137)
     return ExecutionOutcome(
         exit_code=exit_code,
         stdout=outputs[STDOUT].text(),
@@ -214,11 +223,13 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         killed=handle.killed,
         flooded=flooded,
         oom_killed=oom,
-        pids_limited=usage.pids_limit_hits > 0,
+        pids_limited=pids_hit or usage.pids_limit_hits > 0,
         disk_full=disk_full,
-        file_too_large=exit_code == EXIT_FILE_TOO_LARGE,
+        file_too_large=file_too_large or exit_code == EXIT_FILE_TOO_LARGE,
         execution_time=round(elapsed, 6),
-        memory_used=usage.memory_peak,
+        # An OOM kill of the whole sandbox takes its cgroup along: the peak was the limit.
+        memory_used=usage.memory_peak if usage.memory_peak is not None or not oom
+        else sandbox.spec.limits.memory_mb * 1024 * 1024,
     )
 
 

@@ -29,7 +29,8 @@ LIMIT_MESSAGES = {
     "output_limit": "killed: the program kept writing far past the output limit",
     "pids_limit": "the program hit the process limit: some forks were refused",
     "work_dir_full": "the work dir (or /tmp, /dev/shm) filled up",
-    "file_size_limit": "killed: a file grew past the file-size limit",
+    "file_size_limit": "a file reached the file-size limit",
+    "timeout": "killed: the wall-clock timeout passed",
 }
 
 
@@ -48,26 +49,35 @@ class RunningEvaluation:
         return "".join(self.stderr)
 
 
+# Limits that ran out inside the sandbox, most telling first: when the wall clock also
+# ran out, one of these explains why the program got nowhere.
+RESOURCE_REASONS = ("output_limit", "memory_limit", "pids_limit", "work_dir_full", "file_size_limit")
+
+
+def limits_hit(outcome: ExecutionOutcome) -> list[str]:
+    """Every sandbox limit the execution ran into."""
+    flags = (
+        ("timeout", outcome.timed_out), ("output_limit", outcome.flooded),
+        ("memory_limit", outcome.oom_killed), ("pids_limit", outcome.pids_limited),
+        ("work_dir_full", outcome.disk_full), ("file_size_limit", outcome.file_too_large),
+        ("output_truncated", outcome.stdout_truncated or outcome.stderr_truncated),
+    )
+    return [name for name, hit in flags if hit]
+
+
 def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
     """The documented status, and a reason when the program did not just exit."""
     if outcome.killed:
         return EvalStatus.FAILED, "killed"
+    hits = limits_hit(outcome)
+    resource = next((reason for reason in RESOURCE_REASONS if reason in hits), None)
     if outcome.timed_out:
-        return EvalStatus.TIMEOUT, "timeout"
-    if outcome.flooded:
-        return EvalStatus.FAILED, "output_limit"
-    if outcome.oom_killed:
-        return EvalStatus.FAILED, "memory_limit"
+        return EvalStatus.TIMEOUT, resource or "timeout"
+    if resource:  # a sandbox limit the program ran into: it failed, whatever its exit code
+        return EvalStatus.FAILED, resource
     if outcome.exit_code is None:
         return EvalStatus.FAILED, "engine_error"
-    # A sandbox limit the program ran into: it failed, whatever its exit code.
-    if outcome.pids_limited:
-        return EvalStatus.FAILED, "pids_limit"
-    if outcome.disk_full:
-        return EvalStatus.FAILED, "work_dir_full"
-    if outcome.file_too_large:
-        return EvalStatus.FAILED, "file_size_limit"
-    if outcome.stdout_truncated or outcome.stderr_truncated:
+    if "output_truncated" in hits:
         return EvalStatus.COMPLETED, "output_truncated"
     return EvalStatus.COMPLETED, None
 
@@ -190,13 +200,15 @@ class EvaluationQueue:
             outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
             status, reason = outcome_status(outcome)
             error = outcome.stderr
-            if reason in LIMIT_MESSAGES:
-                error += "\n[appliance] " + LIMIT_MESSAGES[reason]
+            for hit in limits_hit(outcome):
+                if hit in LIMIT_MESSAGES:
+                    error += "\n[appliance] " + LIMIT_MESSAGES[hit]
             final = msgspec.structs.replace(
                 evaluation, status=status, reason=reason, completed_at=utc_now(),
                 output=outcome.stdout, error=error, exit_code=outcome.exit_code,
                 output_truncated=outcome.stdout_truncated, error_truncated=outcome.stderr_truncated,
                 execution_time=outcome.execution_time, memory_used=outcome.memory_used,
+                limits_hit=limits_hit(outcome),
             )
         except asyncio.CancelledError:
             raise

@@ -39,18 +39,27 @@ class PlatformStatusService:
         self._engine_problem = engine_problem
         self._pool = pool
         self._engine_checked_at = 0.0
+        self._ping_task: asyncio.Task | None = None
         self._engine_ok = False
         self.started_monotonic = time.monotonic()
 
     async def engine_healthy(self) -> bool:
-        """Pinged at most every few seconds: status polling must not hammer the engine."""
-        if time.monotonic() - self._engine_checked_at > ENGINE_CHECK_TTL_SECONDS:
-            try:
-                self._engine_ok = await asyncio.wait_for(self._engine.call(self._engine.ping), 3)
-            except (asyncio.TimeoutError, RuntimeError):
-                self._engine_ok = False
-            self._engine_checked_at = time.monotonic()
+        """Pinged at most every few seconds: status polling must not hammer the engine.
+        After the first answer, a stale result is returned at once while a fresh ping
+        runs in the background, so a busy engine never makes /api/status slow."""
+        stale = time.monotonic() - self._engine_checked_at > ENGINE_CHECK_TTL_SECONDS
+        if self._engine_checked_at == 0.0:
+            await self._ping()
+        elif stale and (self._ping_task is None or self._ping_task.done()):
+            self._ping_task = asyncio.create_task(self._ping())
         return self._engine_ok
+
+    async def _ping(self) -> None:
+        try:
+            self._engine_ok = await asyncio.wait_for(self._engine.call(self._engine.ping), 3)
+        except (asyncio.TimeoutError, RuntimeError):
+            self._engine_ok = False
+        self._engine_checked_at = time.monotonic()
 
     async def database_healthy(self) -> bool:
         try:

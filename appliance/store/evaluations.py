@@ -14,7 +14,7 @@ from appliance.store.database import Database
 _COLUMNS = (
     "eval_id, owner, language, engine, code, timeout, status, created_at, started_at, "
     "completed_at, output, error, exit_code, reason, output_truncated, error_truncated, "
-    "execution_time, memory_used, files, batch_id"
+    "execution_time, memory_used, files, batch_id, limits_hit"
 )
 
 
@@ -40,6 +40,7 @@ def _from_row(row: aiosqlite.Row) -> Evaluation:
         memory_used=row["memory_used"],
         files=json.loads(row["files"]) if row["files"] else {},
         batch_id=row["batch_id"],
+        limits_hit=json.loads(row["limits_hit"]) if row["limits_hit"] else [],
     )
 
 
@@ -124,11 +125,11 @@ class EvaluationStore:
             cursor = await conn.execute(
                 "UPDATE evaluations SET status = ?, started_at = ?, completed_at = ?, "
                 "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
-                "error_truncated = ?, execution_time = ?, memory_used = ? "
+                "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ? "
                 "WHERE eval_id = ? AND status IN ('queued', 'running')",
                 (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
                  e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
-                 e.execution_time, e.memory_used, e.eval_id),
+                 e.execution_time, e.memory_used, json.dumps(e.limits_hit), e.eval_id),
             )
             return cursor.rowcount == 1
 

@@ -61,6 +61,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
     error_truncated: bool
     execution_time: float | None
     memory_used: int | None
+    limits_hit: list[str]
 
     @classmethod
     def of(cls, e: Evaluation) -> "EvalStatusBody":
@@ -70,7 +71,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
             output=e.output, error=e.error, success=e.success, exit_code=e.exit_code,
             language=e.language, engine=e.engine, timeout=e.timeout, reason=e.reason,
             output_truncated=e.output_truncated, error_truncated=e.error_truncated,
-            execution_time=e.execution_time, memory_used=e.memory_used,
+            execution_time=e.execution_time, memory_used=e.memory_used, limits_hit=e.limits_hit,
         )
 
 

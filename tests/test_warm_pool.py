@@ -1,0 +1,150 @@
+"""The warm pool against the real engine: ready ahead, used once, grown, shrunk, refilled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from appliance.core.languages import LANGUAGES
+from appliance.runtime.engine import INSTANCE_LABEL, DockerEngine
+from appliance.runtime.executor import ContainerExecutor, ExecutionRequest
+from appliance.runtime.images import image_ref
+from appliance.runtime.pool import PoolSettings, WarmPool
+from appliance.runtime.sandbox import ExecutionHandle, SandboxSpec
+from tests.support import run_eval
+
+HOSTNAME = "import socket\nprint(socket.gethostname())"
+
+
+def spec(language: str = "python") -> SandboxSpec:
+    return SandboxSpec(image=image_ref(LANGUAGES[language].image), language=language)
+
+
+def containers_of(docker_client, instance: str) -> list[dict]:
+    return docker_client.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance}"})
+
+
+async def wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def pool_parts(runtime_images, docker_client):
+    instance = f"test-{uuid.uuid4().hex[:8]}"
+    engine = DockerEngine()
+    made: list[WarmPool] = []
+
+    def make(**settings) -> tuple[WarmPool, ContainerExecutor]:
+        pool = WarmPool(engine, instance, PoolSettings(**settings))
+        made.append(pool)
+        pool.start()
+        return pool, ContainerExecutor(engine, pool)
+
+    yield make, instance
+    for pool in made:
+        await pool.close()
+    engine.remove_instance_containers(instance)
+    engine.close()
+
+
+def idle(pool: WarmPool, language: str = "python") -> int:
+    return sum(size.idle for size in pool.sizes() if size.language == language)
+
+
+async def run(executor: ContainerExecutor, code: str, language: str = "python", timeout: float = 10):
+    request = ExecutionRequest(spec=spec(language), code=code, timeout=timeout)
+    return await executor.run(request, ExecutionHandle(), lambda stream, text: None)
+
+
+async def test_containers_are_ready_before_a_request_and_each_runs_once(pool_parts, docker_client):
+    make, instance = pool_parts
+    pool, executor = make(min_idle=2, max_idle=4)
+    pool.warm(spec())
+    await wait_until(lambda: idle(pool) == 2)
+    ready = {c["Id"][:12] for c in containers_of(docker_client, instance)}
+    assert all(c["State"] == "running" for c in containers_of(docker_client, instance))
+
+    outcome = await run(executor, HOSTNAME)
+    used = outcome.stdout.strip()
+    assert outcome.exit_code == 0 and used in ready, "the request should take a container made ahead"
+    second = (await run(executor, HOSTNAME)).stdout.strip()
+    assert second != used, "a container is never reused"
+    # Used containers are destroyed; the pool refills to its target in the background.
+    await wait_until(lambda: not any(c["Id"].startswith((used, second)) for c in containers_of(docker_client, instance)))
+    await wait_until(lambda: idle(pool) == 2)
+
+
+async def test_pool_grows_under_load_and_shrinks_when_idle(pool_parts):
+    make, _ = pool_parts
+    pool, executor = make(min_idle=1, max_idle=3, idle_seconds=1.0)
+    pool.warm(spec())
+    await wait_until(lambda: idle(pool) == 1)
+    # A burst finds the pool short, and each miss raises the target.
+    await asyncio.gather(*(run(executor, "print(1)") for _ in range(4)))
+    assert max(size.target for size in pool.sizes()) == 3
+    await wait_until(lambda: idle(pool) == 3)
+    # No shortage for a while: one step down per idle period, back to the minimum.
+    await wait_until(lambda: idle(pool) == 1 and pool.sizes()[0].target == 1, timeout=15)
+
+
+async def test_requests_still_run_when_the_pool_is_empty(pool_parts):
+    make, _ = pool_parts
+    pool, executor = make(min_idle=0, max_idle=0)
+    outcome = await run(executor, "print('cold')")
+    assert outcome.stdout == "cold\n" and idle(pool) == 0
+
+
+async def test_refills_never_block_the_event_loop(pool_parts):
+    make, _ = pool_parts
+    pool, _ = make(min_idle=4, max_idle=4)
+    started = time.monotonic()
+    worst = 0.0
+    pool.warm(spec())
+    while idle(pool) < 4:
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        worst = max(worst, time.monotonic() - before)
+        assert time.monotonic() - started < 30
+    assert worst < 0.1, f"the loop stalled {worst * 1000:.0f} ms while the pool filled"
+
+
+async def test_pool_stops_growing_at_max_containers(pool_parts):
+    make, _ = pool_parts
+    pool, _ = make(min_idle=3, max_idle=3, max_containers=2)
+    pool.warm(spec())
+    await wait_until(lambda: idle(pool) == 2)
+    await asyncio.sleep(1.5)
+    assert idle(pool) == 2
+
+
+async def test_every_language_runs_from_the_pool(pool_parts):
+    make, _ = pool_parts
+    pool, executor = make(min_idle=1)
+    programs = {
+        "python": "print('py')", "javascript": "console.log('js')", "bash": "echo sh",
+        "c": '#include <stdio.h>\nint main(void){puts("c");return 0;}',
+        "cpp": '#include <iostream>\nint main(){std::cout<<"cpp"<<std::endl;}',
+    }
+    for language in programs:
+        pool.warm(spec(language))
+    await wait_until(lambda: all(idle(pool, language) for language in programs), timeout=30)
+    outcomes = await asyncio.gather(*(run(executor, code, language) for language, code in programs.items()))
+    assert [o.stdout for o in outcomes] == ["py\n", "js\n", "sh\n", "c\n", "cpp\n"]
+
+
+def test_status_shows_the_pool_and_api_runs_use_fresh_containers(server, docker_client):
+    with server.admin() as client:
+        lanes = client.get("/api/status").json()["sandbox_pool"]
+        assert {(lane["language"], lane["engine"]) for lane in lanes} >= {("python", "docker"), ("c", "docker")}
+        hosts = [run_eval(client, HOSTNAME)["output"].strip() for _ in range(3)]
+    assert len(set(hosts)) == 3
+    deadline = time.monotonic() + 10
+    while any(c["Id"].startswith(tuple(hosts)) for c in docker_client.api.containers(all=True)):
+        assert time.monotonic() < deadline, "used containers were not removed"
+        time.sleep(0.2)
