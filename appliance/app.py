@@ -16,6 +16,7 @@ from appliance.core.events import EventBus
 from appliance.core.identity import ADMIN
 from appliance.core.languages import LANGUAGES
 from appliance.runtime.engine import DockerEngine, gvisor_missing_help
+from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.executor import ContainerExecutor, ExecutionRequest
 from appliance.runtime.pool import PoolSettings, WarmPool
 from appliance.runtime.sandbox import SandboxSpec
@@ -159,7 +160,10 @@ class Appliance:
         executor = ContainerExecutor(self.engine, self.pool)
         self._executor = executor
         store = EvaluationStore(self.db)
-        self.queue = EvaluationQueue(store, executor, self.bus, self._execution_request, self.settings.workers)
+        lanes = (BatchLanes(self.engine, self.instance_id, image_ref("python"), self.limits)
+                 if s.batch_lane_engines else None)
+        self.queue = EvaluationQueue(store, executor, self.bus, self._execution_request, s.workers,
+                                     lanes=lanes, lane_engines=tuple(s.batch_lane_engines))
         self.evaluations = EvaluationService(
             store, self.queue,
             EvalLimits(

@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     warm_pool_idle_seconds: float = 60.0
     warm_pool_memory_reserve_mb: int = 1024
 
+    # Batch lane: Python items of POST /api/eval-batch on these engines run in one
+    # sandbox per batch (a fresh process each); empty turns the lane off.
+    batch_lane_engines: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+
     # Where `images build` gets Debian packages; a lab's local mirror works offline.
     debian_mirror: str = "http://deb.debian.org/debian"
 
@@ -94,13 +98,16 @@ class ConfigError(Exception):
     """A setting has a value of the wrong type or an unknown name."""
 
 
+LIST_FIELDS = ("engines", "batch_lane_engines")
+
+
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in FIELD_NAMES:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is None:
             continue
-        if name == "engines":
+        if name in LIST_FIELDS:
             values[name] = [part.strip() for part in raw.split(",") if part.strip()]
         else:
             values[name] = raw
@@ -143,7 +150,7 @@ KNOWN_ENGINES = ("docker", "gvisor")
 
 
 def _check_engines(settings: Settings) -> None:
-    unknown = [e for e in settings.engines if e not in KNOWN_ENGINES]
+    unknown = [e for e in (*settings.engines, *settings.batch_lane_engines) if e not in KNOWN_ENGINES]
     if unknown:
         raise ConfigError(f"engines: unknown engine(s) {', '.join(unknown)}; known: {', '.join(KNOWN_ENGINES)}")
     if not settings.engines:

@@ -73,7 +73,7 @@ async def test_restart_recovery_fails_running_and_keeps_queued_order(tmp_path):
         failed = await store.get("eval_test_1")
         assert failed.status is EvalStatus.FAILED and failed.reason == "appliance_restart"
         assert "restarted" in failed.error
-        assert await store.queued_ids_in_order() == ["eval_test_0", "eval_test_2"]
+        assert [e.eval_id for e in await store.queued_in_order()] == ["eval_test_0", "eval_test_2"]
     finally:
         await db.close()
 

@@ -19,3 +19,8 @@ def new_key_id() -> str:
 
 def new_secret(nbytes: int = 24) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def new_batch_id() -> str:
+    stamp = utc_now().strftime("%Y%m%d_%H%M%S")
+    return f"batch_{stamp}_{secrets.token_hex(4)}"

@@ -145,7 +145,7 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
     trailers = {STDOUT: TrailerScanner(sandbox.nonce), STDERR: TrailerScanner(sandbox.nonce)}
     sock = sandbox.sock
     try:
-        sock.sendall(build_payload(sandbox.nonce, language.source_file, code, files))
+        sock.sendall(build_payload(language, sandbox.nonce, code, files))
         sock.shutdown(socket.SHUT_WR)
     except OSError as exc:
         raise SandboxBroken(f"the sandbox container did not take the program: {exc}") from exc

@@ -8,6 +8,7 @@ running when the process died is marked failed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import Callable
 
@@ -16,6 +17,7 @@ import msgspec
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.evaluations import EvalStatus, Evaluation, ExecutionOutcome
 from appliance.core.events import Event, EventBus
+from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest
 from appliance.store.evaluations import EvaluationStore
 
@@ -86,6 +88,7 @@ class EvaluationQueue:
     def __init__(
         self, store: EvaluationStore, executor: ContainerExecutor, bus: EventBus,
         build_request: Callable[[Evaluation], ExecutionRequest], workers: int,
+        lanes: BatchLanes | None = None, lane_engines: tuple[str, ...] = ("docker",),
     ) -> None:
         self._store = store
         self._executor = executor
@@ -96,6 +99,12 @@ class EvaluationQueue:
         self._queued: dict[str, None] = {}  # insertion-ordered: the waiting line
         self._running: dict[str, RunningEvaluation] = {}
         self._tasks: list[asyncio.Task] = []
+        # The batch lane: which waiting or running evaluations use it, and how many of
+        # each batch are left, so a batch's sandbox goes when its last item is done.
+        self._lanes = lanes
+        self._lane_engines = lane_engines
+        self._lane_of: dict[str, tuple[str, str, str]] = {}
+        self._lane_left: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -103,8 +112,8 @@ class EvaluationQueue:
         failed = await self._store.fail_interrupted("appliance_restart", utc_now())
         if failed:
             log.warning("%d evaluation(s) were running when the appliance stopped: marked failed", failed)
-        for eval_id in await self._store.queued_ids_in_order():
-            self.enqueue(eval_id)
+        for evaluation in await self._store.queued_in_order():
+            self.enqueue(evaluation)
         self._tasks = [
             asyncio.create_task(self._work(), name=f"eval-worker-{n}")
             for n in range(self._worker_count)
@@ -112,12 +121,14 @@ class EvaluationQueue:
         self._tasks.append(asyncio.create_task(self._flush_progress(), name="eval-progress"))
 
     async def stop(self) -> None:
-        for running in list(self._running.values()):
-            await self._executor.kill(running.handle)
+        for eval_id in list(self._running):
+            await self._kill_running(eval_id)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._lanes is not None:
+            await self._lanes.close()
 
     @property
     def healthy(self) -> bool:
@@ -125,10 +136,30 @@ class EvaluationQueue:
 
     # --- queue ------------------------------------------------------------------------
 
-    def enqueue(self, eval_id: str) -> int:
+    def enqueue(self, evaluation: Evaluation) -> int:
+        eval_id = evaluation.eval_id
+        if self._uses_lane(evaluation):
+            self._lane_of[eval_id] = (evaluation.owner, evaluation.batch_id, evaluation.engine)
+            self._lane_left[(evaluation.owner, evaluation.batch_id)] += 1
         self._queued[eval_id] = None
         self._ready.put_nowait(eval_id)
         return len(self._queued)
+
+    def _uses_lane(self, evaluation: Evaluation) -> bool:
+        """Python items of a batch, without files, on an engine the lane serves."""
+        return (self._lanes is not None and evaluation.batch_id is not None
+                and evaluation.language == "python" and not evaluation.files
+                and evaluation.engine in self._lane_engines)
+
+    async def _lane_item_done(self, eval_id: str) -> None:
+        key = self._lane_of.pop(eval_id, None)
+        if key is None or self._lanes is None:
+            return
+        batch = key[:2]
+        self._lane_left[batch] -= 1
+        if self._lane_left[batch] <= 0:
+            del self._lane_left[batch]
+            await self._lanes.release(*batch)
 
     @property
     def queued_count(self) -> int:
@@ -155,14 +186,21 @@ class EvaluationQueue:
                 evaluation, status=EvalStatus.FAILED, reason="killed", completed_at=now,
                 error="[appliance] killed before it started",
             )
+            await self._lane_item_done(eval_id)
             if await self._store.finish(final):
                 self._publish_final(final)
                 return True
             return False
+        return await self._kill_running(eval_id)
+
+    async def _kill_running(self, eval_id: str) -> bool:
         running = self._running.get(eval_id)
         if running is None:
             return False
-        await self._executor.kill(running.handle)
+        if eval_id in self._lane_of and self._lanes is not None:
+            await self._lanes.kill(running.handle)
+        else:
+            await self._executor.kill(running.handle)
         return True
 
     # --- workers ----------------------------------------------------------------------
@@ -179,6 +217,8 @@ class EvaluationQueue:
                 raise
             except Exception:  # a bug in one run must not stop the worker
                 log.exception("evaluation %s failed unexpectedly", eval_id)
+            finally:
+                await self._lane_item_done(eval_id)
 
     async def _run_one(self, eval_id: str) -> None:
         started = utc_now()
@@ -197,7 +237,14 @@ class EvaluationQueue:
             self._publish(evaluation, "output_chunk", {"stream": stream, "output": text})
 
         try:
-            outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
+            lane = self._lane_of.get(eval_id)
+            if lane is not None and self._lanes is not None:
+                outcome = await self._lanes.run(lane, evaluation.code, evaluation.timeout, running.handle)
+                for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+                    if text:  # the lane answers once, at the end
+                        on_output(stream, text)
+            else:
+                outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
             status, reason = outcome_status(outcome)
             error = outcome.stderr
             for hit in limits_hit(outcome):

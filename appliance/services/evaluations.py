@@ -11,7 +11,7 @@ from appliance.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from appliance.core.evaluations import EvalStatus, Evaluation
 from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
-from appliance.core.ids import new_eval_id
+from appliance.core.ids import new_batch_id, new_eval_id
 from appliance.core.languages import find_language, supported_names
 from appliance.services.eval_queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
@@ -147,7 +147,7 @@ class EvaluationService:
         evaluation = self._validate(request, identity.owner)
         await self._check_capacity(1, {evaluation.language}, {evaluation.engine})
         await self._store.insert_many([evaluation])
-        return evaluation, self._queue.enqueue(evaluation.eval_id)
+        return evaluation, self._queue.enqueue(evaluation)
 
     async def submit_batch(self, identity: Identity, requests: list[EvalRequest]) -> list[Evaluation]:
         """All valid or none stored: a bad item rejects the whole batch with its index."""
@@ -158,14 +158,16 @@ class EvaluationService:
             raise ValidationError(
                 f"{len(requests)} evaluations in one batch; the limit is {self._limits.max_batch_size}"
             )
+        batch_id = new_batch_id()
         evaluations = [
-            self._validate(r, identity.owner, f"evaluations[{i}]") for i, r in enumerate(requests)
+            msgspec.structs.replace(self._validate(r, identity.owner, f"evaluations[{i}]"), batch_id=batch_id)
+            for i, r in enumerate(requests)
         ]
         await self._check_capacity(len(evaluations), {e.language for e in evaluations},
                                    {e.engine for e in evaluations})
         await self._store.insert_many(evaluations)
         for evaluation in evaluations:
-            self._queue.enqueue(evaluation.eval_id)
+            self._queue.enqueue(evaluation)
         return evaluations
 
     # --- reading ----------------------------------------------------------------------

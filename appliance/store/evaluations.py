@@ -86,11 +86,11 @@ class EvaluationStore:
         total = await self._db.fetch_value(f"SELECT count(*) FROM evaluations {clause}", params)
         return [_from_row(r) for r in rows], total
 
-    async def queued_ids_in_order(self) -> list[str]:
+    async def queued_in_order(self) -> list[Evaluation]:
         rows = await self._db.fetch_all(
-            "SELECT eval_id FROM evaluations WHERE status = 'queued' ORDER BY seq"
+            f"SELECT {_COLUMNS} FROM evaluations WHERE status = 'queued' ORDER BY seq"
         )
-        return [r[0] for r in rows]
+        return [_from_row(r) for r in rows]
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._db.fetch_all(

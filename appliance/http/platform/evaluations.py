@@ -34,7 +34,8 @@ class EvaluationController(Controller):
         evaluations = await _service(request).submit_batch(identity, data.evaluations or [])
         items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE)
                  for e in evaluations]
-        return BatchSubmitted(evaluations=items, total=len(items), queued=len(items), failed=0)
+        return BatchSubmitted(evaluations=items, total=len(items), queued=len(items), failed=0,
+                              batch_id=evaluations[0].batch_id)
 
     @get("/eval-status/{eval_id:str}", summary="Status and result of an evaluation")
     async def status(self, request: Request, identity: Identity, eval_id: str) -> EvalStatusBody:

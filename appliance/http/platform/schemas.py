@@ -41,6 +41,7 @@ class BatchSubmitted(msgspec.Struct):
     total: int
     queued: int
     failed: int
+    batch_id: str | None = None
 
 
 class EvalStatusBody(msgspec.Struct, kw_only=True):
@@ -62,6 +63,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
     execution_time: float | None
     memory_used: int | None
     limits_hit: list[str]
+    batch_id: str | None
 
     @classmethod
     def of(cls, e: Evaluation) -> "EvalStatusBody":
@@ -72,6 +74,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
             language=e.language, engine=e.engine, timeout=e.timeout, reason=e.reason,
             output_truncated=e.output_truncated, error_truncated=e.error_truncated,
             execution_time=e.execution_time, memory_used=e.memory_used, limits_hit=e.limits_hit,
+            batch_id=e.batch_id,
         )
 
 
