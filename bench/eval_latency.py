@@ -46,6 +46,8 @@ class Appliance:
     def __init__(self, url: str, key: str) -> None:
         self.url, self.key = url, key
         self.waiters: dict[str, asyncio.Future] = {}
+        # Results that arrived before their submitter was listening for them.
+        self.early: dict[str, dict] = {}
 
     async def listen(self, ready: asyncio.Event) -> None:
         ws_url = self.url.replace("http://", "ws://") + f"/ws?api_key={self.key}"
@@ -55,7 +57,9 @@ class Appliance:
                 event = json.loads(raw)
                 if event["type"] == "completed":
                     future = self.waiters.pop(event["eval_id"], None)
-                    if future and not future.done():
+                    if future is None:
+                        self.early[event["eval_id"]] = event["data"]
+                    elif not future.done():
                         future.set_result(event["data"])
 
     async def run_one(self, client: httpx.AsyncClient) -> float:
@@ -64,13 +68,11 @@ class Appliance:
         response.raise_for_status()
         eval_id = response.json()["eval_id"]
         future = asyncio.get_running_loop().create_future()
-        self.waiters[eval_id] = future
-        # The event may have been sent before the waiter existed: check once by status.
-        status = (await client.get(f"/api/eval-status/{eval_id}")).json()
-        if status["status"] in ("completed", "failed", "timeout"):
-            self.waiters.pop(eval_id, None)
-            data = status
+        # The event may have come before the POST's answer: then it is in `early`.
+        if eval_id in self.early:
+            data = self.early.pop(eval_id)
         else:
+            self.waiters[eval_id] = future
             try:
                 data = await asyncio.wait_for(future, 90)
             except asyncio.TimeoutError:

@@ -101,10 +101,13 @@ def raw_container_rate(count: int, threads: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=40)
-    parser.add_argument("--overload", type=int, default=200, help="executions in the overload run")
+    parser.add_argument("--overload", type=int, default=300, help="executions in the overload run")
     parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args()
 
+    # The engine's speed drifts during a run: raw is measured before and after the
+    # appliance, and the appliance is compared with the mean of the two.
+    raw_before = raw_container_rate(args.overload, threads=args.workers)
     data_dir = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
     server = start_server(data_dir, env={
         "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
@@ -117,7 +120,8 @@ def main() -> int:
         server.stop()
     docker_run_once(image_ref("python"))
     base_lat = [docker_run_once(image_ref("python")) for _ in range(args.samples)]
-    raw_rate = raw_container_rate(args.overload, threads=args.workers)
+    raw_after = raw_container_rate(args.overload, threads=args.workers)
+    raw_rate = (raw_before + raw_after) / 2
 
     def ms(v: float) -> str:
         return f"{v * 1000:.1f} ms"
@@ -130,8 +134,8 @@ def main() -> int:
         print(f"| {name} | {ms(a)} | {ms(b)} | {b / a:.1f}x faster |")
     print(f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
           f"{statistics.mean(base_lat) / statistics.mean(app_lat):.1f}x faster |")
-    print(f"| executions/s under overload (vs raw create/start/wait/remove) | {app_rate:.1f} | "
-          f"{raw_rate:.1f} | {app_rate / raw_rate:.0%} |")
+    print(f"| executions/s under overload (vs raw create/start/wait/remove; raw before {raw_before:.1f}, "
+          f"after {raw_after:.1f}) | {app_rate:.1f} | {raw_rate:.1f} | {app_rate / raw_rate:.0%} |")
     p50 = percentile(app_lat, 50)
     print(f"\ntargets: p50 <= 20 ms: {'met' if p50 <= 0.020 else 'NOT met'}; "
           f">= 10x docker run: {'met' if percentile(base_lat, 50) / p50 >= 10 else 'NOT met'}; "

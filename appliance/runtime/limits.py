@@ -58,6 +58,9 @@ def container_options(limits: SandboxLimits, *, engine: str,
         "nano_cpus": int(limits.cpus * 1e9),
         "ulimits": ulimits,
         "init": False,
+        # Output reaches the appliance over the attach stream; the engine's own log
+        # (json-file by default) would only cost it CPU and disk for every line.
+        "log_config": docker.types.LogConfig(type="none"),
         "ipc_mode": "private",
     }
     if engine == "gvisor":

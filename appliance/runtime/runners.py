@@ -9,10 +9,12 @@ when the program ends writes one trailer line to stdout and to stderr (the engin
 forwards the two streams independently, so only a trailer on each shows that all of
 the program's output has arrived):
 
-    \\n<nonce> <exit code> <mount full> <file at the size limit> <process limit hit>\\n
+    \\n<nonce> <exit code> <mount full> <file at the size limit> <process limit hit>
+        [<peak memory> <OOM kills> <refused forks>]\\n
 
-and then waits to be destroyed, so the host can read the container's cgroup while it
-still exists. The nonce reaches the runner only over stdin and never the program, so
+Under runc the runner reads the three bracketed numbers from its own cgroup and exits,
+and the engine removes the container (auto-remove); under gVisor, whose cgroup is not
+visible inside, it waits to be destroyed so the host can read the cgroup first. The nonce reaches the runner only over stdin and never the program, so
 the program cannot forge the trailer.
 
 For Python the runner is an interpreter that has already forked the process that will
@@ -31,6 +33,7 @@ from appliance.core.languages import WORK_DIR, Language
 _PYTHON_RUNNER = r'''
 import os, sys, signal
 POLL_PIDS = %(poll_pids)d
+SELF_REPORT = %(self_report)d
 r, w = os.pipe()
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
 pid = os.fork()
@@ -139,9 +142,35 @@ for mount in ("/work", "/tmp", "/dev/shm"):
                 too_large |= size_limit > 0 and size >= size_limit
     except OSError:
         pass
-trailer = ("\n%%s %%d %%d %%d %%d\n" %% (nonce, code, full, too_large, pids_hit)).encode()
+fields = [code, full, too_large, pids_hit]
+if SELF_REPORT:
+    # The container's own cgroup, read-only in here: peak memory, OOM kills, refused forks.
+    def counter(key, *paths):
+        for path in paths:
+            try:
+                with open(path) as f:
+                    for line in f:
+                        name, _, value = line.partition(" ")
+                        if name == key:
+                            return int(value)
+            except (OSError, ValueError):
+                pass
+        return 0
+    peak = -1
+    for path in ("/sys/fs/cgroup/memory/memory.max_usage_in_bytes", "/sys/fs/cgroup/memory.peak"):
+        try:
+            with open(path) as f:
+                peak = int(f.read())
+            break
+        except (OSError, ValueError):
+            pass
+    fields += [peak, counter("oom_kill", "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"),
+               counter("max", "/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events")]
+trailer = ("\n%%s %%s\n" %% (nonce, " ".join(map(str, fields)))).encode()
 os.write(1, trailer)
 os.write(2, trailer)
+if SELF_REPORT:
+    os._exit(0)
 while True:
     signal.pause()
 '''
@@ -158,9 +187,27 @@ f=0
 for d in /work /tmp /dev/shm; do [ "$(stat -f -c %a "$d" 2>/dev/null)" = 0 ] && f=1; done
 l=0
 [ -n "$(find /work /tmp /dev/shm -xdev -type f -size +{fsize_below}c -print -quit 2>/dev/null)" ] && l=1
-printf '\\n%s %s %s %s %s\\n' "$n" "$c" "$f" "$l" "$h"
-printf '\\n%s %s %s %s %s\\n' "$n" "$c" "$f" "$l" "$h" >&2
-exec sleep infinity
+{report}
+printf '\\n%s %s %s %s %s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r"
+printf '\\n%s %s %s %s %s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r" >&2
+{finish}
+"""
+
+# Builtins only: the program may have left no process slot free.
+_SHELL_SELF_REPORT = """\
+m=-1
+for p in /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak; do
+  [ -r "$p" ] && read -r m < "$p" && break
+done
+o=0
+for p in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+  [ -r "$p" ] && while read -r k v; do [ "$k" = oom_kill ] && o=$v; done < "$p"
+done
+q=0
+for p in /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events; do
+  [ -r "$p" ] && while read -r k v; do [ "$k" = max ] && q=$v; done < "$p"
+done
+r=" $m $o $q"
 """
 
 _WAIT_PROGRAM = """\
@@ -183,15 +230,22 @@ wait $p
 c=$?"""
 
 
-def runner_command(language: Language, file_size_bytes: int, processes: int,
-                   poll_pids: bool = False) -> list[str]:
+def runner_command(language: Language, file_size_bytes: int, processes: int, *,
+                   poll_pids: bool = False, self_report: bool = False) -> list[str]:
     """`poll_pids`: count processes while the program runs, where no pids cgroup tells
-    afterwards whether the process limit was hit (gVisor caps them with RLIMIT_NPROC)."""
+    afterwards whether the process limit was hit (gVisor caps them with RLIMIT_NPROC).
+    `self_report`: the runner reads its container's cgroup itself (visible under runc),
+    adds peak memory, OOM kills and refused forks to the trailer and exits, so the
+    container ends by itself; otherwise it waits for the host to read and destroy it."""
     if language.name == "python":
-        return ["python3", "-c", _PYTHON_RUNNER % {"poll_pids": int(poll_pids)}]
+        return ["python3", "-c", _PYTHON_RUNNER % {"poll_pids": int(poll_pids), "self_report": int(self_report)}]
     wait = _WAIT_PROGRAM_COUNTING_PROCESSES if poll_pids else _WAIT_PROGRAM
-    script = _SHELL_RUNNER.format(work=WORK_DIR, fsize_below=file_size_bytes - 1,
-                                  wait_program=wait.format(run=language.run, nproc=processes))
+    script = _SHELL_RUNNER.format(
+        work=WORK_DIR, fsize_below=file_size_bytes - 1,
+        wait_program=wait.format(run=language.run, nproc=processes),
+        report=_SHELL_SELF_REPORT if self_report else 'r=""',
+        finish="exit 0" if self_report else "exec sleep infinity",
+    )
     return ["/bin/bash" if poll_pids else "/bin/sh", "-c", script]
 
 

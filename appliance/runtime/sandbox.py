@@ -63,6 +63,8 @@ class Sandbox:
         self.nonce = nonce
         self.cgroup = cgroup
         self.ready_at = time.monotonic()
+        # Its runner reported and exited, and the engine auto-removes it.
+        self.ended_itself = False
 
 
 class ExecutionHandle:
@@ -88,14 +90,21 @@ class ExecutionHandle:
 def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox:
     api = engine.api
     language = LANGUAGES[spec.language]
-    host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine))
+    # Under runc the runner reports its own cgroup and exits, and the engine removes the
+    # container: no kill and no remove call per execution. gVisor hides the cgroup from
+    # the runner, so there the host reads it and destroys the container.
+    self_report = spec.engine != "gvisor"
+    host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine),
+                                         auto_remove=self_report)
     env = {"HOME": WORK_DIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
            "PATH": "/usr/local/bin:/usr/bin:/bin", **dict(spec.environment)}
     labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance_id,
               "appliance.language": spec.language, "appliance.engine": spec.engine}
     created = api.create_container(
         spec.image, command=runner_command(language, spec.limits.file_size_mb * 1024 * 1024,
-                               spec.limits.pids, poll_pids=spec.engine == "gvisor"), user=SANDBOX_USER, working_dir=WORK_DIR,
+                                           spec.limits.pids, poll_pids=not self_report,
+                                           self_report=self_report),
+        user=SANDBOX_USER, working_dir=WORK_DIR,
         stdin_open=True, environment=env, labels=labels,
         network_disabled=not spec.limits.network, host_config=host_config,
     )
@@ -116,7 +125,8 @@ def destroy(engine: DockerEngine, sandbox: Sandbox) -> None:
         sandbox.attached.close()
     except OSError:
         pass
-    _remove(engine, sandbox.container_id)
+    if not sandbox.ended_itself:  # the engine removes a container that ended by itself
+        _remove(engine, sandbox.container_id)
 
 
 def _remove(engine: DockerEngine, container_id: str) -> None:
@@ -193,8 +203,14 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
     elapsed = time.monotonic() - started
     disk_full = file_too_large = pids_hit = False
     if all(t.done for t in trailers.values()) and kill_sent_at is None:
-        usage = cgroups.read_usage(sandbox.cgroup)
         fields = trailers[STDERR].fields or []
+        if len(fields) >= 7:  # the runner read its cgroup and is exiting
+            peak = int(fields[4]) if fields[4].isdigit() else None
+            usage = cgroups.CgroupUsage(memory_peak=peak, oom_kills=int(fields[5] or 0),
+                                        pids_limit_hits=int(fields[6] or 0))
+            sandbox.ended_itself = True
+        else:
+            usage = cgroups.read_usage(sandbox.cgroup)
         exit_code = int(fields[0]) if fields and fields[0].lstrip("-").isdigit() else None
         disk_full = len(fields) > 1 and fields[1] == "1"
         file_too_large = len(fields) > 2 and fields[2] == "1"
@@ -238,6 +254,10 @@ def _wait_exit(engine: DockerEngine, container_id: str) -> tuple[int | None, boo
     try:
         result = api.wait(container_id, timeout=KILL_GRACE_SECONDS)
         state = api.inspect_container(container_id)["State"]
+    except docker.errors.NotFound:
+        # Auto-removed already: the runner died without its trailer, and nothing but a
+        # SIGKILL (ours, or the OOM killer's) ends it that way.
+        return 137, False
     except Exception:  # the engine did not report an exit in time: make sure it dies
         kill(engine, container_id)
         return None, False
