@@ -111,6 +111,10 @@ class DockerEngine:
                 removed += 1
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as exc:
+                # An ended sandbox the engine is auto-removing right now.
+                if "already in progress" not in str(exc):
+                    raise
         return removed
 
     def close(self) -> None:
