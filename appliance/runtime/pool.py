@@ -68,6 +68,7 @@ class WarmPool:
         self._task: asyncio.Task | None = None
         self._creates = asyncio.Semaphore(max(1, settings.parallel_creates))
         self._background: set[asyncio.Task] = set()
+        self._closing = False
 
     # --- the request path -------------------------------------------------------------
 
@@ -112,6 +113,8 @@ class WarmPool:
             self._task = asyncio.create_task(self._maintain(), name="warm-pool")
 
     async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -138,10 +141,13 @@ class WarmPool:
         return psutil.virtual_memory().available >= needed
 
     async def _maintain(self) -> None:
-        while True:
+        while not self._closing:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that arrives as the wait ends, and close() then waits forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), MAINTAIN_INTERVAL_SECONDS)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(MAINTAIN_INTERVAL_SECONDS):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -179,7 +185,7 @@ class WarmPool:
             return
         finally:
             lane.creating -= 1
-        if self._task is None:  # closed meanwhile
+        if self._closing:  # closed meanwhile
             await self._engine.call(sandboxes.destroy, self._engine, sandbox)
             return
         lane.idle.append(sandbox)
