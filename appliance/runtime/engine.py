@@ -16,6 +16,8 @@ from typing import Any, Callable, TypeVar
 import docker
 import docker.errors
 
+from appliance.runtime.engine_http import EngineHTTP
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -50,6 +52,7 @@ class DockerEngine:
     def __init__(self, *, base_url: str = "", threads: int = 32) -> None:
         self._base_url = base_url
         self._threads = threads
+        self._http: EngineHTTP | None = None
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
 
@@ -71,6 +74,13 @@ class DockerEngine:
     @property
     def api(self) -> docker.APIClient:
         return self.client.api
+
+    @property
+    def http(self) -> EngineHTTP | None:
+        """The lean client for the calls on every execution's path, where it applies."""
+        if self._http is None and EngineHTTP.supports(self._base_url):
+            self._http = EngineHTTP(self._base_url, self.api._version)
+        return self._http
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

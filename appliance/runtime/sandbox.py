@@ -100,20 +100,23 @@ def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox
            "PATH": "/usr/local/bin:/usr/bin:/bin", **dict(spec.environment)}
     labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance_id,
               "appliance.language": spec.language, "appliance.engine": spec.engine}
-    created = api.create_container(
-        spec.image, command=runner_command(language, spec.limits.file_size_mb * 1024 * 1024,
-                                           spec.limits.pids, poll_pids=not self_report,
-                                           self_report=self_report),
-        user=SANDBOX_USER, working_dir=WORK_DIR,
-        stdin_open=True, environment=env, labels=labels,
+    config = api.create_container_config(
+        spec.image, runner_command(language, spec.limits.file_size_mb * 1024 * 1024, spec.limits.pids,
+                                   poll_pids=not self_report, self_report=self_report),
+        user=SANDBOX_USER, working_dir=WORK_DIR, stdin_open=True, environment=env, labels=labels,
         network_disabled=not spec.limits.network, host_config=host_config,
     )
-    container_id = created["Id"]
+    lean = engine.http
+    container_id = lean.create(config) if lean else api.create_container_from_config(config)["Id"]
     try:
         # Attached before it starts, so not a byte of output is missed and a request
         # pays for no attach round trip.
-        attached = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        api.start(container_id)
+        if lean:
+            attached = lean.attach(container_id)
+            lean.start(container_id)
+        else:
+            attached = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            api.start(container_id)
     except BaseException:
         _remove(engine, container_id)
         raise
