@@ -110,6 +110,16 @@ class Database:
             else:
                 await self._writer.execute("COMMIT")
 
+    async def write_one(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, list[aiosqlite.Row]]:
+        """One statement as its own transaction (autocommit): one trip to the writer's
+        thread instead of BEGIN, the statement, fetch and COMMIT. Returns the rows it
+        changed and any RETURNING rows."""
+        assert self._writer is not None, "database is not open"
+        async with self._write_lock:
+            before = self._writer.total_changes
+            rows = await self._writer.execute_fetchall(sql, tuple(params))
+            return self._writer.total_changes - before, list(rows)
+
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
         async with self._read_lock:

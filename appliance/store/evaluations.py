@@ -50,16 +50,16 @@ class EvaluationStore:
 
     async def insert_many(self, evaluations: Sequence[Evaluation]) -> None:
         """All or nothing: one transaction for the whole batch."""
+        sql = ("INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
+               "status, created_at, files, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        rows = [(e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
+                 e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id)
+                for e in evaluations]
+        if len(rows) == 1:  # one statement is atomic on its own
+            await self._db.write_one(sql, rows[0])
+            return
         async with self._db.write() as conn:
-            await conn.executemany(
-                "INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
-                "status, created_at, files, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
-                     e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id)
-                    for e in evaluations
-                ],
-            )
+            await conn.executemany(sql, rows)
 
     async def get(self, eval_id: str) -> Evaluation | None:
         row = await self._db.fetch_one(
@@ -101,37 +101,32 @@ class EvaluationStore:
     async def claim(self, eval_id: str, started_at) -> Evaluation | None:
         """Queued -> running, on the writer, returning the row; None if it was no longer
         queued (killed meanwhile). Done in one statement so no reader snapshot is involved."""
-        async with self._db.write() as conn:
-            cursor = await conn.execute(
-                "UPDATE evaluations SET status = 'running', started_at = ? "
-                f"WHERE eval_id = ? AND status = 'queued' RETURNING {_COLUMNS}",
-                (iso_z(started_at), eval_id),
-            )
-            rows = await cursor.fetchall()
-            await cursor.close()
+        _, rows = await self._db.write_one(
+            "UPDATE evaluations SET status = 'running', started_at = ? "
+            f"WHERE eval_id = ? AND status = 'queued' RETURNING {_COLUMNS}",
+            (iso_z(started_at), eval_id),
+        )
         return _from_row(rows[0]) if rows else None
 
     async def save_progress(self, eval_id: str, output: str, error: str) -> None:
-        async with self._db.write() as conn:
-            await conn.execute(
-                "UPDATE evaluations SET output = ?, error = ? WHERE eval_id = ? AND status = 'running'",
-                (output, error, eval_id),
-            )
+        await self._db.write_one(
+            "UPDATE evaluations SET output = ?, error = ? WHERE eval_id = ? AND status = 'running'",
+            (output, error, eval_id),
+        )
 
     async def finish(self, evaluation: Evaluation) -> bool:
         """Store the final state; False if it had already ended (first writer wins)."""
         e = evaluation
-        async with self._db.write() as conn:
-            cursor = await conn.execute(
-                "UPDATE evaluations SET status = ?, started_at = ?, completed_at = ?, "
-                "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
-                "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ? "
-                "WHERE eval_id = ? AND status IN ('queued', 'running')",
-                (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
-                 e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
-                 e.execution_time, e.memory_used, json.dumps(e.limits_hit), e.eval_id),
-            )
-            return cursor.rowcount == 1
+        changed, _ = await self._db.write_one(
+            "UPDATE evaluations SET status = ?, started_at = ?, completed_at = ?, "
+            "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
+            "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ? "
+            "WHERE eval_id = ? AND status IN ('queued', 'running')",
+            (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
+             e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
+             e.execution_time, e.memory_used, json.dumps(e.limits_hit), e.eval_id),
+        )
+        return changed == 1
 
     async def fail_interrupted(self, reason: str, completed_at) -> int:
         """After a restart: whatever was running when the process died has failed."""
