@@ -6,6 +6,7 @@ is exactly one way the parts are wired together.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -59,6 +60,7 @@ class Appliance:
         )
         self._image_ok: dict[str, tuple[float, str | None]] = {}
         self._engine_ok: dict[str, tuple[float, str | None]] = {}
+        self._engine_check: asyncio.Task | None = None
         self.auth: AuthService | None = None
         self.queue: EvaluationQueue | None = None
         self.evaluations: EvaluationService | None = None
@@ -115,13 +117,20 @@ class Appliance:
         the executor's health already say so."""
         if engine != "gvisor":
             return None
-        checked_at, problem = self._engine_ok.get(engine, (0.0, "unchecked"))
-        if time.monotonic() - checked_at < ENGINE_RECHECK_SECONDS:
-            return problem
+        if engine not in self._engine_ok:
+            await self._check_engine(engine)
+        checked_at, problem = self._engine_ok[engine]
+        # Stale: answer with what is known and look again in the background. `docker
+        # info` can take a second on a busy engine, and /api/status must not wait for it.
+        stale = time.monotonic() - checked_at >= ENGINE_RECHECK_SECONDS
+        if stale and (self._engine_check is None or self._engine_check.done()):
+            self._engine_check = asyncio.create_task(self._check_engine(engine))
+        return problem
+
+    async def _check_engine(self, engine: str) -> None:
         registered = await self.engine.call(self.engine.has_runtime, self.settings.gvisor_runtime)
         problem = gvisor_missing_help(self.settings.gvisor_runtime) if registered is False else None
         self._engine_ok[engine] = (time.monotonic(), problem)
-        return problem
 
     def check_required_engine(self) -> None:
         """With require_gvisor, refuse to run when dockerd answers but has no gVisor

@@ -56,6 +56,9 @@ def container_options(limits: SandboxLimits, *, engine: str,
         # Equal to mem_limit: no swap, so a memory bomb is killed instead of thrashing.
         "memswap_limit": limits.memory_mb * 1024 * 1024,
         "nano_cpus": int(limits.cpus * 1e9),
+        # Half the default weight: when sandboxes and the appliance want the same CPU,
+        # the appliance (answering the API, the event loop) gets it first.
+        "cpu_shares": 512,
         "ulimits": ulimits,
         "init": False,
         # Output reaches the appliance over the attach stream; the engine's own log
