@@ -26,6 +26,7 @@ from appliance.runtime.limits import SandboxLimits
 from appliance.services.auth import AuthService, load_or_create_secret, write_private_file
 from appliance.services.eval_queue import EvaluationQueue
 from appliance.services.evaluations import EvalLimits, EvaluationService
+from appliance.services.monitoring import MonitoringService
 from appliance.services.platform_status import PlatformStatusService
 from appliance.services.rate_limit import RateLimiter
 from appliance.store.api_keys import ApiKeyStore
@@ -65,6 +66,7 @@ class Appliance:
         self.queue: EvaluationQueue | None = None
         self.evaluations: EvaluationService | None = None
         self.status: PlatformStatusService | None = None
+        self.monitoring: MonitoringService | None = None
 
     # --- wiring -----------------------------------------------------------------------
 
@@ -189,6 +191,7 @@ class Appliance:
             required_engine="gvisor" if self.settings.require_gvisor else None,
             engine_problem=self.engine_problem, pool=self.pool,
         )
+        self.monitoring = MonitoringService(self.queue, self.pool, self.status, self.settings.data_path)
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers, self.instance_id)
             if removed:

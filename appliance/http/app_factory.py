@@ -16,6 +16,7 @@ from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_ya
 from appliance.http.errors import EXCEPTION_HANDLERS
 from appliance.http.identity import add_rate_limit_headers, provide_identity
 from appliance.http.platform.evaluations import EvaluationController
+from appliance.http.monitoring.routes import MonitoringController
 from appliance.http.platform.status import StatusController
 from appliance.http.platform.ws import evaluation_events
 
@@ -51,7 +52,7 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
     app = Litestar(
-        route_handlers=[EvaluationController, StatusController, evaluation_events, docs_page, docs_assets,
+        route_handlers=[EvaluationController, StatusController, MonitoringController, evaluation_events, docs_page, docs_assets,
                         openapi_yaml, openapi_json],
         dependencies={"identity": Provide(provide_identity)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -99,6 +99,11 @@ class WarmPool:
         self._lane(spec)
         self._wake.set()
 
+    @property
+    def containers(self) -> int:
+        """Containers the pool holds now: idle, being made, and in use."""
+        return self._total()
+
     def sizes(self) -> list[PoolSize]:
         return [
             PoolSize(language=spec.language, engine=spec.engine, image=spec.image,

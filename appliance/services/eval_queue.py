@@ -102,6 +102,7 @@ class EvaluationQueue:
         # The batch lane: which waiting or running evaluations use it, and how many of
         # each batch are left, so a batch's sandbox goes when its last item is done.
         self._lanes = lanes
+        self._finish_listeners: list[Callable[[Evaluation], None]] = []
         self._lane_engines = lane_engines
         self._lane_of: dict[str, tuple[str, str, str]] = {}
         self._lane_left: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -289,7 +290,16 @@ class EvaluationQueue:
     def _publish(self, evaluation: Evaluation, kind: str, data: dict) -> None:
         self._bus.publish(Event(type=kind, subject=evaluation.eval_id, owner=evaluation.owner, data=data))
 
+    def add_finish_listener(self, listener: Callable[[Evaluation], None]) -> None:
+        """Called with every evaluation that reaches its final status (for metrics)."""
+        self._finish_listeners.append(listener)
+
     def _publish_final(self, e: Evaluation) -> None:
+        for listener in self._finish_listeners:
+            try:
+                listener(e)
+            except Exception:  # an observer's bug must not lose the event
+                log.exception("finish listener failed")
         self._publish(e, "completed", {
             "status": e.status.value, "success": e.success, "exit_code": e.exit_code,
             "reason": e.reason, "output": e.output, "error": e.error,

@@ -1,0 +1,126 @@
+"""Metrics in the Prometheus text format, and component health, for /api/metrics and
+/api/health.
+
+Counters are fed by the evaluation queue as evaluations end; gauges are read when a
+scraper asks. Nothing here waits on the Docker engine: the engine's health comes from
+the platform status service, which answers from a cache refreshed in the background.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import msgspec
+import psutil
+
+from appliance import __version__
+from appliance.core.clock import iso_z, utc_now
+from appliance.core.evaluations import Evaluation
+from appliance.core.metrics import Counter, Histogram, render_gauge
+from appliance.runtime.pool import WarmPool
+from appliance.services.eval_queue import EvaluationQueue
+from appliance.services.platform_status import PlatformStatusService
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# The data dir's disk is unhealthy below this much free space.
+DISK_MIN_FREE_BYTES = 512 * 1024 * 1024
+
+
+class ComponentHealth(msgspec.Struct, kw_only=True):
+    name: str
+    status: str
+    last_check: str
+    message: str | None = None
+
+
+class HealthReport(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+    uptime: int
+    components: list[ComponentHealth]
+
+
+class MonitoringService:
+    def __init__(self, queue: EvaluationQueue, pool: WarmPool, status: PlatformStatusService,
+                 data_path: Path) -> None:
+        self._queue = queue
+        self._pool = pool
+        self._status = status
+        self._data_path = data_path
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)  # the first call only starts the measurement
+        self.executions = Counter("appliance_executions_total",
+                                  "Evaluations that reached a final status.", ("status", "language", "engine"))
+        self.execution_seconds = Histogram("appliance_execution_seconds",
+                                           "Run time of finished evaluations, code handed in to program end.",
+                                           DURATION_BUCKETS, ("language",))
+        self.turnaround_seconds = Histogram("appliance_turnaround_seconds",
+                                            "Submission to final status, queueing included.",
+                                            DURATION_BUCKETS, ("language",))
+        queue.add_finish_listener(self.record)
+
+    def record(self, evaluation: Evaluation) -> None:
+        e = evaluation
+        self.executions.inc(e.status.value, e.language, e.engine)
+        if e.execution_time is not None:
+            self.execution_seconds.observe(e.execution_time, e.language)
+        if e.completed_at is not None:
+            self.turnaround_seconds.observe((e.completed_at - e.created_at).total_seconds(), e.language)
+
+    # --- /api/metrics -------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        lines: list[str] = []
+        lines += self.executions.render()
+        lines += self.execution_seconds.render()
+        lines += self.turnaround_seconds.render()
+        lines += render_gauge("appliance_queue_depth", "Evaluations waiting for a worker.",
+                              [({}, self._queue.queued_count)])
+        lines += render_gauge("appliance_running_executions", "Evaluations running now.",
+                              [({}, self._queue.running_count)])
+        sizes = self._pool.sizes()
+        lines += render_gauge("appliance_pool_idle_containers", "Warm containers ready, per language and engine.",
+                              [({"language": s.language, "engine": s.engine}, s.idle) for s in sizes])
+        lines += render_gauge("appliance_pool_target_containers", "Idle containers the pool aims to keep.",
+                              [({"language": s.language, "engine": s.engine}, s.target) for s in sizes])
+        lines += render_gauge("appliance_containers", "Sandbox containers the pool holds: idle, being made, in use.",
+                              [({}, self._pool.containers)])
+        memory = psutil.virtual_memory()
+        disk = shutil.disk_usage(self._data_path)
+        lines += render_gauge("appliance_process_cpu_percent", "CPU used by the appliance process.",
+                              [({}, self._process.cpu_percent(None))])
+        lines += render_gauge("appliance_process_resident_bytes", "Resident memory of the appliance process.",
+                              [({}, self._process.memory_info().rss)])
+        lines += render_gauge("appliance_host_cpu_percent", "CPU in use on the host, all cores.",
+                              [({}, psutil.cpu_percent(None))])
+        lines += render_gauge("appliance_host_memory_used_percent", "Memory in use on the host.",
+                              [({}, memory.percent)])
+        lines += render_gauge("appliance_data_disk_free_bytes", "Free space on the data dir's disk.",
+                              [({}, disk.free)])
+        lines += render_gauge("appliance_uptime_seconds", "Seconds since the appliance started.",
+                              [({}, round(self._status.uptime_seconds, 3))])
+        return "\n".join(lines) + "\n"
+
+    # --- /api/health --------------------------------------------------------------------
+
+    async def health(self) -> HealthReport:
+        now = iso_z(utc_now())
+
+        def component(name: str, ok: bool, message: str | None = None) -> ComponentHealth:
+            return ComponentHealth(name=name, status="healthy" if ok else "unhealthy", last_check=now,
+                                   message=None if ok else message)
+
+        free = shutil.disk_usage(self._data_path).free
+        components = [
+            component("database", await self._status.database_healthy(), "the SQLite database does not answer"),
+            component("container_manager", await self._status.engine_healthy(),
+                      "the Docker engine does not answer"),
+            component("scheduler", self._queue.healthy, "the evaluation workers are not running"),
+            component("disk", free >= DISK_MIN_FREE_BYTES,
+                      f"only {free // (1024 * 1024)} MiB free on the data dir's disk"),
+        ]
+        bad = [c for c in components if c.status != "healthy"]
+        status = "healthy" if not bad else ("unhealthy" if any(c.name == "database" for c in bad) else "degraded")
+        return HealthReport(status=status, version=__version__, uptime=int(self._status.uptime_seconds),
+                            components=components)
