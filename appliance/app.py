@@ -7,9 +7,12 @@ is exactly one way the parts are wired together.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import secrets
 import time
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from appliance.config import Settings
 from appliance.core.evaluations import Evaluation
@@ -27,6 +30,7 @@ from appliance.services.auth import AuthService, load_or_create_secret, write_pr
 from appliance.services.eval_queue import EvaluationQueue
 from appliance.services.evaluations import EvalLimits, EvaluationService
 from appliance.services.monitoring import MonitoringService
+from appliance.store.performance import PerformanceStore
 from appliance.services.platform_status import PlatformStatusService
 from appliance.services.rate_limit import RateLimiter
 from appliance.store.api_keys import ApiKeyStore
@@ -191,7 +195,12 @@ class Appliance:
             required_engine="gvisor" if self.settings.require_gvisor else None,
             engine_problem=self.engine_problem, pool=self.pool,
         )
-        self.monitoring = MonitoringService(self.queue, self.pool, self.status, self.settings.data_path)
+        self.monitoring = MonitoringService(self.queue, self.pool, self.status, self.settings.data_path,
+                                            PerformanceStore(self.db), self.settings.metrics_retention_hours)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(self.monitoring.take_sample, "interval", seconds=self.settings.metrics_sample_seconds,
+                               id="performance-sample", max_instances=1, coalesce=True,
+                               next_run_time=datetime.datetime.now(datetime.timezone.utc))
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers, self.instance_id)
             if removed:
@@ -201,6 +210,7 @@ class Appliance:
         self.pool.start()
         await self._warm_up()
         await self.queue.start()
+        self.scheduler.start()
 
     async def _bootstrap_admin_key(self) -> None:
         assert self.auth is not None
@@ -212,6 +222,8 @@ class Appliance:
         log.warning("created the first admin API key; it is in %s (mode 0600)", self.admin_key_created)
 
     async def stop(self) -> None:
+        if getattr(self, "scheduler", None) is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.queue is not None:
             await self.queue.stop()
         if getattr(self, "_executor", None) is not None:

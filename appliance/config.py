@@ -71,6 +71,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # sandbox per batch (a fresh process each); empty turns the lane off.
     batch_lane_engines: list[str] = msgspec.field(default_factory=lambda: ["docker"])
 
+    # Monitoring: how often the scheduler samples CPU, memory, disk and queue for
+    # /api/metrics/performance, and how long samples are kept.
+    metrics_sample_seconds: float = 5.0
+    metrics_retention_hours: float = 168.0
+
     # Where `images build` gets Debian packages; a lab's local mirror works offline.
     debian_mirror: str = "http://deb.debian.org/debian"
 

@@ -37,3 +37,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # httpx logs every request at INFO; that is noise in the appliance's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # APScheduler logs every run of the sampling job (every few seconds) at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

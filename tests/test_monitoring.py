@@ -71,3 +71,28 @@ def test_health_says_which_component_is_down(fresh_server, tmp_path):
     engine = next(c for c in body["components"] if c["name"] == "container_manager")
     assert body["status"] == "degraded"
     assert engine["status"] == "unhealthy" and "Docker engine" in engine["message"]
+
+
+def test_performance_over_a_time_range_from_stored_samples(fresh_server):
+    import time
+
+    from tests.test_api_errors import assert_error
+
+    server = fresh_server(env={"APPLIANCE_METRICS_SAMPLE_SECONDS": "0.2"})
+    with server.admin() as client:
+        assert run_eval(client, "print('sampled')")["status"] == "completed"
+        time.sleep(1.2)
+        body = client.get("/api/metrics/performance", params={"duration": "1h"}).json()
+        assert body["samples"] >= 3
+        for key in ("cpu_usage", "memory_usage"):
+            usage = body[key]
+            assert 0 <= usage["current"] <= 100 and usage["average"] <= usage["peak"] <= 100, body
+        assert body["execution_metrics"] == {"total_executions": 1, "avg_execution_time": body[
+            "execution_metrics"]["avg_execution_time"], "success_rate": 100.0}
+        assert body["execution_metrics"]["avg_execution_time"] > 0
+        assert body["container_metrics"]["avg_startup_time"] > 0
+        only = client.get("/api/metrics/performance", params={"duration": "30m", "component": "cpu"}).json()
+        assert set(only) == {"duration", "samples", "cpu_usage"}
+        assert_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "30m, 1h")
+        assert_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "metrics_retention_hours")
+        assert_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "unknown component")

@@ -69,6 +69,7 @@ class WarmPool:
         self._creates = asyncio.Semaphore(max(1, settings.parallel_creates))
         self._background: set[asyncio.Task] = set()
         self._closing = False
+        self._create_seconds: collections.deque[float] = collections.deque(maxlen=200)
 
     # --- the request path -------------------------------------------------------------
 
@@ -84,7 +85,7 @@ class WarmPool:
             lane.last_short = time.monotonic()
             lane.target = min(self._settings.max_idle, lane.target + 1)
             self._wake.set()
-            return await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+            return await self._timed_create(spec)
         except BaseException:
             self._in_use -= 1
             raise
@@ -98,6 +99,17 @@ class WarmPool:
         """Keep idle containers of this spec from now on, before any request asks."""
         self._lane(spec)
         self._wake.set()
+
+    async def _timed_create(self, spec: SandboxSpec) -> Sandbox:
+        started = time.monotonic()
+        sandbox = await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+        self._create_seconds.append(time.monotonic() - started)
+        return sandbox
+
+    @property
+    def average_create_seconds(self) -> float | None:
+        """Mean time to create, attach and start a container, over the last 200."""
+        return sum(self._create_seconds) / len(self._create_seconds) if self._create_seconds else None
 
     @property
     def containers(self) -> int:
@@ -183,7 +195,7 @@ class WarmPool:
     async def _refill(self, spec: SandboxSpec, lane: _Lane) -> None:
         try:
             async with self._creates:
-                sandbox = await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+                sandbox = await self._timed_create(spec)
         except Exception as exc:
             lane.failed_at = time.monotonic()
             log.warning("could not prepare a %s sandbox (%s): %s", spec.language, spec.engine, exc)

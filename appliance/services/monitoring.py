@@ -8,7 +8,9 @@ the platform status service, which answers from a cache refreshed in the backgro
 
 from __future__ import annotations
 
+import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -16,11 +18,13 @@ import psutil
 
 from appliance import __version__
 from appliance.core.clock import iso_z, utc_now
+from appliance.core.errors import ValidationError
 from appliance.core.evaluations import Evaluation
 from appliance.core.metrics import Counter, Histogram, render_gauge
 from appliance.runtime.pool import WarmPool
 from appliance.services.eval_queue import EvaluationQueue
 from appliance.services.platform_status import PlatformStatusService
+from appliance.store.performance import PerformanceSample, PerformanceStore
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # The data dir's disk is unhealthy below this much free space.
@@ -41,9 +45,33 @@ class HealthReport(msgspec.Struct, kw_only=True):
     components: list[ComponentHealth]
 
 
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+PERFORMANCE_COMPONENTS = ("cpu", "memory", "containers", "executions")
+
+
+def parse_duration(text: str, longest: float) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise ValidationError(f"duration {text!r} is not a time range: use a number and s, m, h or d, "
+                              "like 30m, 1h, 24h or 7d")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > longest:
+        raise ValidationError(f"duration {text!r} reaches past the {longest / 3600:g} h of samples kept "
+                              "(setting metrics_retention_hours)")
+    return timedelta(seconds=seconds)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 class MonitoringService:
     def __init__(self, queue: EvaluationQueue, pool: WarmPool, status: PlatformStatusService,
-                 data_path: Path) -> None:
+                 data_path: Path, samples: PerformanceStore, retention_hours: float) -> None:
+        self._samples = samples
+        self._retention = timedelta(hours=retention_hours)
+        self._sampled = 0
         self._queue = queue
         self._pool = pool
         self._status = status
@@ -124,3 +152,44 @@ class MonitoringService:
         status = "healthy" if not bad else ("unhealthy" if any(c.name == "database" for c in bad) else "degraded")
         return HealthReport(status=status, version=__version__, uptime=int(self._status.uptime_seconds),
                             components=components)
+
+    # --- samples and /api/metrics/performance -------------------------------------------
+
+    async def take_sample(self) -> None:
+        """Run by the scheduler every few seconds; old samples go now and then."""
+        now = utc_now()
+        await self._samples.add(PerformanceSample(
+            taken_at=now, cpu_percent=psutil.cpu_percent(None), memory_percent=psutil.virtual_memory().percent,
+            disk_percent=psutil.disk_usage(str(self._data_path)).percent, queue_depth=self._queue.queued_count,
+            running=self._queue.running_count, containers=self._pool.containers,
+        ))
+        self._sampled += 1
+        if self._sampled % 100 == 1:
+            await self._samples.forget_before(now - self._retention)
+
+    async def performance(self, duration: str = "1h", component: str | None = None) -> dict:
+        window = parse_duration(duration, self._retention.total_seconds())
+        if component is not None and component not in PERFORMANCE_COMPONENTS:
+            raise ValidationError(f"unknown component {component!r}; one of: {', '.join(PERFORMANCE_COMPONENTS)}")
+        summary = await self._samples.summary(utc_now() - window)
+        startup = self._pool.average_create_seconds
+        report = {
+            "cpu_usage": {"current": _round(summary.cpu_current), "average": _round(summary.cpu_average),
+                          "peak": _round(summary.cpu_peak)},
+            "memory_usage": {"current": _round(summary.memory_current), "average": _round(summary.memory_average),
+                             "peak": _round(summary.memory_peak)},
+            "container_metrics": {"total_containers": self._pool.containers,
+                                  "running_containers": self._queue.running_count,
+                                  "avg_startup_time": None if startup is None else round(startup, 3)},
+            "execution_metrics": {
+                "total_executions": summary.executions,
+                "avg_execution_time": None if summary.average_execution_time is None
+                else round(summary.average_execution_time, 3),
+                "success_rate": round(100.0 * summary.successes / summary.executions, 1) if summary.executions else None,
+            },
+        }
+        if component is not None:
+            key = {"cpu": "cpu_usage", "memory": "memory_usage", "containers": "container_metrics",
+                   "executions": "execution_metrics"}[component]
+            report = {key: report[key]}
+        return {"duration": duration, "samples": summary.samples, **report}

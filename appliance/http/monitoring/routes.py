@@ -20,6 +20,11 @@ class MonitoringController(Controller):
         text = request.app.state.appliance.monitoring.metrics_text()
         return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
+    @get("/metrics/performance", summary="CPU, memory, containers and executions over a time range")
+    async def performance(self, request: Request, identity: Identity, duration: str = "1h",
+                          component: str | None = None) -> dict:
+        return await request.app.state.appliance.monitoring.performance(duration, component)
+
     @get("/health", summary="Health of each component")
     async def health(self, request: Request, identity: Identity) -> HealthReport:
         return await request.app.state.appliance.monitoring.health()
