@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
+    # Scheduling priority of the server process (nice value), applied when permitted
+    # (root): below the sandboxes' default 0, so the API answers while they load the CPU.
+    server_nice: int = -5
 
     # Evaluation queue
     workers: int = 4
