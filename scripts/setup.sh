@@ -53,7 +53,8 @@ fi
 # --- system packages --------------------------------------------------------------------
 packages=(debootstrap)
 command -v dockerd >/dev/null || packages+=(docker.io)
-[ $WITH_TEST -eq 1 ] && packages+=(tmux)
+# tmux for terminal tests; prometheus for promtool, which validates /api/metrics.
+[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus)
 if is_root && is_debian; then
     apt_install "${packages[@]}"
 elif ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then

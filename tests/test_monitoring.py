@@ -96,3 +96,16 @@ def test_performance_over_a_time_range_from_stored_samples(fresh_server):
         assert_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "30m, 1h")
         assert_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "metrics_retention_hours")
         assert_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "unknown component")
+
+
+def test_promtool_accepts_the_metrics(server):
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/setup.sh --test installs Debian's prometheus package"
+    with server.admin() as client:
+        run_eval(client, "print('for promtool')")
+        text = client.get("/api/metrics").text
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
