@@ -17,8 +17,10 @@ class Language(msgspec.Struct, frozen=True):
     name: str
     image: str
     source_file: str
-    # Run by /bin/sh inside the container after the source is in place; `exec` so the
-    # user's program is the process that receives signals and whose exit code we read.
+    # Run by the shell runner inside the container after the source is in place; `exec`
+    # so the user's program is the process that receives signals and whose exit code we
+    # read. Python's line is the documented equivalent only: its runner is a pre-forked
+    # interpreter that runs main.py itself (see runtime/runners.py).
     run: str
     aliases: tuple[str, ...] = ()
 

@@ -257,7 +257,7 @@ class BatchSandbox:
             except OSError:
                 pass
         if self.container_id is not None:
-            await self._engine.call(self._remove, self.container_id)
+            await self._engine.call(self._engine.remove, self.container_id)
 
     # --- executions --------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ class BatchSandbox:
             except asyncio.TimeoutError:
                 reason = f"the batch sandbox did not answer within {timeout + ANSWER_GRACE_SECONDS:.0f} s"
                 self._mark_dead(reason)
-                await self._engine.call(self._kill, self.container_id)
+                await self._engine.call(self._engine.kill, self.container_id)
                 raise BatchSandboxError(reason) from None
             except asyncio.CancelledError:
                 # The caller gave up: stop the execution; its late answer is ignored.
@@ -452,7 +452,7 @@ class BatchSandbox:
             self._mark_dead(reason)
 
     def _kill_soon(self) -> None:
-        task = asyncio.ensure_future(self._engine.call(self._kill, self.container_id))
+        task = asyncio.ensure_future(self._engine.call(self._engine.kill, self.container_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -493,22 +493,6 @@ class BatchSandbox:
                 container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
         except BaseException:
-            self._remove(container_id)
+            self._engine.remove(container_id)
             raise
         return container_id, attached
-
-    def _kill(self, container_id: str | None) -> None:
-        if container_id is None:
-            return
-        try:
-            self._engine.api.kill(container_id)
-        except docker.errors.APIError:
-            pass  # already exited or gone
-
-    def _remove(self, container_id: str) -> None:
-        try:
-            self._engine.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            log.warning("could not remove batch sandbox %s: %s", container_id[:12], exc)

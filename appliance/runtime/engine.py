@@ -112,20 +112,31 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             return False
 
+    def kill(self, container_id: str) -> None:
+        """SIGKILL; a container that already exited or is gone is no error."""
+        try:
+            self.api.kill(container_id)
+        except docker.errors.APIError:
+            pass
+
+    def remove(self, container_id: str) -> bool:
+        """Kill and remove; False when it was gone already or the engine is removing it
+        itself (an auto-removed sandbox that just ended)."""
+        try:
+            self.api.remove_container(container_id, force=True)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if "already in progress" in str(exc):
+                return False
+            log.warning("could not remove container %s: %s", container_id[:12], exc)
+            return False
+
     def remove_instance_containers(self, instance_id: str) -> int:
         """Remove every container this installation left behind (crash, kill -9)."""
-        removed = 0
-        for item in self.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"}):
-            try:
-                self.api.remove_container(item["Id"], force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                # An ended sandbox the engine is auto-removing right now.
-                if "already in progress" not in str(exc):
-                    raise
-        return removed
+        items = self.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"})
+        return sum(self.remove(item["Id"]) for item in items)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -68,7 +68,7 @@ class ContainerExecutor:
     async def kill(self, handle: ExecutionHandle) -> None:
         container_id = handle.request_kill()
         if container_id is not None:
-            await self._engine.call(sandboxes.kill, self._engine, container_id)
+            await self._engine.call(self._engine.kill, container_id)
 
     async def drain(self) -> None:
         """Destroy idle containers and wait for pending removals (at shutdown)."""

@@ -118,7 +118,7 @@ def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox
             attached = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             api.start(container_id)
     except BaseException:
-        _remove(engine, container_id)
+        engine.remove(container_id)
         raise
     return Sandbox(spec, container_id, attached, new_nonce(), cgroups.locate(container_id))
 
@@ -129,24 +129,7 @@ def destroy(engine: DockerEngine, sandbox: Sandbox) -> None:
     except OSError:
         pass
     if not sandbox.ended_itself:  # the engine removes a container that ended by itself
-        _remove(engine, sandbox.container_id)
-
-
-def _remove(engine: DockerEngine, container_id: str) -> None:
-    try:
-        engine.api.remove_container(container_id, force=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if "already in progress" not in str(exc):
-            log.warning("could not remove container %s: %s", container_id[:12], exc)
-
-
-def kill(engine: DockerEngine, container_id: str) -> None:
-    try:
-        engine.api.kill(container_id)
-    except docker.errors.APIError:
-        pass  # already exited or gone
+        engine.remove(sandbox.container_id)
 
 
 def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, str] | None,
@@ -183,7 +166,7 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
             # From another thread, while this one keeps draining: the engine does not
             # finish a kill until the container's output is consumed, so a kill sent
             # from the reading thread deadlocks on a flood.
-            threading.Thread(target=kill, args=(engine, sandbox.container_id), daemon=True).start()
+            threading.Thread(target=engine.kill, args=(sandbox.container_id,), daemon=True).start()
             kill_sent_at = now
         if kill_sent_at is not None and now - kill_sent_at > KILL_GRACE_SECONDS:
             break
@@ -262,6 +245,6 @@ def _wait_exit(engine: DockerEngine, container_id: str) -> tuple[int | None, boo
         # SIGKILL (ours, or the OOM killer's) ends it that way.
         return 137, False
     except Exception:  # the engine did not report an exit in time: make sure it dies
-        kill(engine, container_id)
+        engine.kill(container_id)
         return None, False
     return result.get("StatusCode"), bool(state.get("OOMKilled"))
