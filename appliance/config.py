@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_anonymous: int = 10
     rate_limit_authenticated: int = 100
     rate_limit_batch: int = 10
+    rate_limit_execute: int = 20
+    rate_limit_upload: int = 10
 
     # Authentication
     jwt_ttl_seconds: int = 3600

@@ -113,3 +113,21 @@ def run_eval(client: httpx.Client, code: str, language: str = "python", timeout:
     response = client.post("/api/eval", json=body)
     assert response.status_code == 200, response.text
     return wait_for_status(client, response.json()["eval_id"], wait)
+
+
+SANDBOX_ERROR_KEYS = {"code", "message", "details", "request_id"}
+
+
+def assert_sandbox_error(response: httpx.Response, status: int, code: str, *words: str) -> dict:
+    """A sandbox-surface error: {"error": {code, message, details, request_id}}, the
+    request id also in X-Request-ID, and each of `words` in the message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == SANDBOX_ERROR_KEYS, body
+    error = body["error"]
+    assert error["code"] == code, body
+    assert error["request_id"].startswith("req_") and response.headers["x-request-id"] == error["request_id"]
+    assert isinstance(error["details"], dict)
+    for word in words:
+        assert word.lower() in error["message"].lower(), body
+    return error

@@ -28,6 +28,10 @@ FORBIDDEN = {
              "docker", "aiosqlite", "sqlite3", "textual"},
     "tui": {"appliance.store", "appliance.runtime", "appliance.http", "docker", "aiosqlite",
             "sqlite3", "litestar"},
+    # The client ships to team scripts: it speaks HTTP only, knows nothing of the server.
+    "client": {"appliance.core", "appliance.store", "appliance.runtime", "appliance.services",
+               "appliance.http", "appliance.tui", "appliance.app", "appliance.cli", "docker",
+               "aiosqlite", "sqlite3", "litestar", "textual"},
 }
 
 

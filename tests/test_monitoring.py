@@ -76,7 +76,7 @@ def test_health_says_which_component_is_down(fresh_server, tmp_path):
 def test_performance_over_a_time_range_from_stored_samples(fresh_server):
     import time
 
-    from tests.test_api_errors import assert_error
+    from tests.support import assert_sandbox_error
 
     server = fresh_server(env={"APPLIANCE_METRICS_SAMPLE_SECONDS": "0.2"})
     with server.admin() as client:
@@ -93,9 +93,9 @@ def test_performance_over_a_time_range_from_stored_samples(fresh_server):
         assert body["container_metrics"]["avg_startup_time"] > 0
         only = client.get("/api/metrics/performance", params={"duration": "30m", "component": "cpu"}).json()
         assert set(only) == {"duration", "samples", "cpu_usage"}
-        assert_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "30m, 1h")
-        assert_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "metrics_retention_hours")
-        assert_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "unknown component")
+        assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "VALIDATION_ERROR", "30m, 1h")
+        assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "VALIDATION_ERROR", "metrics_retention_hours")
+        assert_sandbox_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "VALIDATION_ERROR", "unknown component")
 
 
 def test_promtool_accepts_the_metrics(server):

@@ -13,9 +13,12 @@ class AppError(Exception):
     status_code = 500
     title = "Internal server error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, details: dict | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Structured facts about the error (e.g. {"field": ..., "reason": ...}); the
+        # sandbox surface returns them as `error.details`.
+        self.details = details
 
 
 class ValidationError(AppError):
@@ -53,7 +56,7 @@ class RateLimited(AppError):
     title = "Rate limit exceeded"
 
     def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
+        super().__init__(detail, details={"retry_after": retry_after})
         self.retry_after = retry_after
 
 

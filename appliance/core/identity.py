@@ -7,8 +7,10 @@ import msgspec
 ADMIN = "admin"
 EXECUTE = "execute"  # submit evaluations, kill one's own
 READ = "read"  # read one's own evaluations, their logs and the queue
+SANDBOX_READ = "sandbox_read"  # list and inspect one's own sandboxes, files and snapshots
+SANDBOX_WRITE = "sandbox_write"  # create, change and delete them, upload files
 
-PERMISSIONS = frozenset({ADMIN, EXECUTE, READ})
+PERMISSIONS = frozenset({ADMIN, EXECUTE, READ, SANDBOX_READ, SANDBOX_WRITE})
 DEFAULT_PERMISSIONS = (EXECUTE, READ)
 
 

@@ -19,6 +19,7 @@ from appliance.http.platform.evaluations import EvaluationController
 from appliance.http.monitoring.routes import MonitoringController
 from appliance.http.platform.status import StatusController
 from appliance.http.platform.ws import evaluation_events
+from appliance.http.sandbox.api_keys import ApiKeyController
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
@@ -52,8 +53,12 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
     app = Litestar(
-        route_handlers=[EvaluationController, StatusController, MonitoringController, evaluation_events, docs_page, docs_assets,
-                        openapi_yaml, openapi_json],
+        route_handlers=[
+            EvaluationController, StatusController, evaluation_events,
+            # sandbox-api.md
+            MonitoringController, ApiKeyController,
+            docs_page, docs_assets, openapi_yaml, openapi_json,
+        ],
         dependencies={"identity": Provide(provide_identity)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_rate_limit_headers],

@@ -40,9 +40,11 @@ async def authenticate(connection: ASGIConnection) -> Identity:
 def _limit_for(settings: Any, identity: Identity, bucket: str) -> int:
     if identity.is_anonymous:
         return settings.rate_limit_anonymous
-    if bucket == "batch":
-        return settings.rate_limit_batch
-    return settings.rate_limit_authenticated
+    # A handler names its bucket with `opt={"rate_bucket": ...}`; each bucket is counted
+    # on its own, and "default" is the standard per-key limit.
+    per_bucket = {"batch": settings.rate_limit_batch, "execute": settings.rate_limit_execute,
+                  "upload": settings.rate_limit_upload}
+    return per_bucket.get(bucket, settings.rate_limit_authenticated)
 
 
 async def provide_identity(request: ASGIConnection) -> Identity:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import argon2
@@ -28,6 +28,15 @@ _KEY_PATTERN = re.compile(r"^ak_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _HASHER = argon2.PasswordHasher()
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "appliance"
+
+
+def require_permission(identity: Identity, permission: str) -> None:
+    """401 for a caller without a key, 403 for a key without `permission` (admin has all)."""
+    if identity.is_anonymous:
+        raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
+    if not identity.can(permission):
+        raise Forbidden(f"this API key lacks the {permission!r} permission",
+                        details={"required_permission": permission})
 
 
 class CreatedKey:
@@ -76,6 +85,8 @@ class AuthService:
             raise ValidationError(
                 f"unknown permission(s) {', '.join(unknown)}; choose from {', '.join(sorted(PERMISSIONS))}"
             )
+        if expires_at is not None and expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=timezone.utc)  # the API speaks UTC
         if expires_at is not None and expires_at <= utc_now():
             raise ValidationError("expires_at is in the past: give a future UTC time")
         hex_id = secrets.token_hex(6)

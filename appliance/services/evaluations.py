@@ -7,7 +7,8 @@ import math
 import msgspec
 
 from appliance.core.clock import utc_now
-from appliance.core.errors import Forbidden, NotFound, Unauthorized, Unavailable, ValidationError
+from appliance.core.errors import NotFound, Unavailable, ValidationError
+from appliance.services.auth import require_permission
 from appliance.core.evaluations import EvalStatus, Evaluation
 from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
@@ -143,7 +144,7 @@ class EvaluationService:
 
     async def submit(self, identity: Identity, request: EvalRequest) -> tuple[Evaluation, int]:
         """Stored before this returns; the int is its 1-based place in the queue."""
-        _require(identity, EXECUTE)
+        require_permission(identity, EXECUTE)
         evaluation = self._validate(request, identity.owner)
         await self._check_capacity(1, {evaluation.language}, {evaluation.engine})
         await self._store.insert_many([evaluation])
@@ -151,7 +152,7 @@ class EvaluationService:
 
     async def submit_batch(self, identity: Identity, requests: list[EvalRequest]) -> list[Evaluation]:
         """All valid or none stored: a bad item rejects the whole batch with its index."""
-        _require(identity, EXECUTE)
+        require_permission(identity, EXECUTE)
         if not requests:
             raise ValidationError("evaluations is empty: send at least one evaluation")
         if len(requests) > self._limits.max_batch_size:
@@ -173,7 +174,7 @@ class EvaluationService:
     # --- reading ----------------------------------------------------------------------
 
     async def get(self, identity: Identity, eval_id: str) -> Evaluation:
-        _require(identity, READ)
+        require_permission(identity, READ)
         running = self._queue.running(eval_id)
         evaluation = running.evaluation if running else await self._store.get(eval_id)
         if evaluation is None or not identity.may_see(evaluation.owner):
@@ -194,7 +195,7 @@ class EvaluationService:
     async def list(
         self, identity: Identity, *, limit: int, offset: int, status: str | None
     ) -> tuple[list[Evaluation], int]:
-        _require(identity, READ)
+        require_permission(identity, READ)
         if not 1 <= limit <= 1000:
             raise ValidationError("limit must be between 1 and 1000")
         if offset < 0:
@@ -214,7 +215,7 @@ class EvaluationService:
 
     async def kill(self, identity: Identity, eval_id: str) -> tuple[bool, str]:
         evaluation = await self.get(identity, eval_id)
-        _require(identity, EXECUTE)
+        require_permission(identity, EXECUTE)
         if evaluation.status.is_terminal:
             return False, f"Evaluation already finished with status {evaluation.status.value}"
         killed = await self._queue.kill(eval_id)
@@ -232,13 +233,6 @@ class EvaluationService:
 
     async def counts_by_status(self) -> dict[str, int]:
         return await self._store.count_by_status()
-
-
-def _require(identity: Identity, permission: str) -> None:
-    if identity.is_anonymous:
-        raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
-    if not identity.can(permission):
-        raise Forbidden(f"this API key lacks the {permission!r} permission")
 
 
 __all__ = ["EvalRequest", "EvalLimits", "EvaluationService", "LogsView", "RunningEvaluation"]

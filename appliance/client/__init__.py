@@ -1,0 +1,28 @@
+"""A Python client for the appliance's REST API, for team scripts and tests.
+
+    from appliance.client import ApplianceClient
+
+    with ApplianceClient("http://127.0.0.1:8080", api_key=open("admin.key").read()) as client:
+        result = client.execute(language="python", code="print('Hello, World!')")
+        print(result.output)
+
+Every method returns the documented JSON as `Record`s (dicts whose fields also read as
+attributes) and raises `ApiError` (status_code, code, message, details, request_id) on a
+4xx or 5xx. One mixin per API area keeps each file to one job.
+"""
+
+from __future__ import annotations
+
+from appliance.client.api_keys import ApiKeysApi
+from appliance.client.monitoring import MonitoringApi
+from appliance.client.transport import ApiError, Record
+
+# Mixins are listed here as each area of the API gets its client methods.
+_MIXINS: tuple[type, ...] = (ApiKeysApi, MonitoringApi)
+
+
+class ApplianceClient(*_MIXINS):
+    """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
+
+
+__all__ = ["ApiError", "ApplianceClient", "Record"]

@@ -1,0 +1,75 @@
+"""`/auth/api-keys`: create (the secret is in this one response only), list, revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+
+from appliance.core.identity import ADMIN, Identity
+from appliance.services.auth import require_permission
+
+
+class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    permissions: list[str] = msgspec.field(default_factory=lambda: ["execute", "sandbox_read", "sandbox_write"])
+    expires_at: datetime | None = None
+    # Whose evaluations and sandboxes the key sees; by default the key's name.
+    owner: str | None = None
+
+
+class ApiKeyBody(msgspec.Struct, kw_only=True):
+    key_id: str
+    name: str
+    owner: str
+    permissions: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyBody, kw_only=True):
+    api_key: str  # shown once; only its argon2 hash is stored
+
+
+class ApiKeyList(msgspec.Struct, kw_only=True):
+    api_keys: list[ApiKeyBody]
+
+
+class ApiKeyRevoked(msgspec.Struct, kw_only=True):
+    key_id: str
+    status: str
+    message: str
+
+
+def _body(record) -> dict:  # an ApiKeyRecord from the auth service
+    return {"key_id": record.key_id, "name": record.name, "owner": record.owner,
+            "permissions": record.permissions, "created_at": record.created_at,
+            "expires_at": record.expires_at, "revoked_at": record.revoked_at,
+            "last_used_at": record.last_used_at}
+
+
+class ApiKeyController(Controller):
+    path = "/auth/api-keys"
+    tags = ["auth"]
+
+    @post("/", status_code=201, summary="Create an API key (admin); the key is shown once")
+    async def create(self, request: Request, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
+        require_permission(identity, ADMIN)
+        created = await request.app.state.appliance.auth.create_key(
+            data.name, data.permissions, owner=data.owner, expires_at=data.expires_at)
+        return ApiKeyCreated(**_body(created.record), api_key=created.secret)
+
+    @get("/", summary="List API keys (admin); secrets are never shown again")
+    async def list_keys(self, request: Request, identity: Identity) -> ApiKeyList:
+        require_permission(identity, ADMIN)
+        records = await request.app.state.appliance.auth.list_keys()
+        return ApiKeyList(api_keys=[ApiKeyBody(**_body(r)) for r in records])
+
+    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
+    async def revoke(self, request: Request, identity: Identity, key_id: str) -> ApiKeyRevoked:
+        require_permission(identity, ADMIN)
+        await request.app.state.appliance.auth.revoke_key(key_id)
+        return ApiKeyRevoked(key_id=key_id, status="revoked", message="API key revoked; it is refused from now on")
