@@ -16,6 +16,7 @@ every 5xx, so a user's report can be matched to the log line.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from http import HTTPStatus
 
@@ -103,9 +104,24 @@ def _validation_details(exc: ValidationException) -> dict:
     if not problems:
         return {"reason": "request body is not valid JSON"}
     key, message = problems[0]
-    # msgspec says "Object missing required field 'code' - at '$'"; name the field.
-    field = key or (message.split("'")[1] if message.count("'") >= 2 else None)
+    field = key if key not in (None, "data") else _field_in(message)
     return {"field": field, "reason": message} if field else {"reason": message}
+
+
+_FIELD_IN_MESSAGE = (
+    re.compile(r"at '\$\.([^']+)'"),  # "Expected 'int', got 'str' - at '$.timeout'"
+    re.compile(r"(?:required|unknown) field '([^']+)'"),  # "Object missing required field 'code'"
+)
+
+
+def _field_in(message: str) -> str | None:
+    """The body field a msgspec decoding message is about (Litestar reports the whole
+    body as key 'data')."""
+    for pattern in _FIELD_IN_MESSAGE:
+        match = pattern.search(message)
+        if match:
+            return match.group(1)
+    return None
 
 
 def handle_app_error(request: Request, exc: AppError) -> Response:
