@@ -29,13 +29,26 @@ from appliance.runtime.limits import SandboxLimits
 from appliance.services.auth import AuthService, load_or_create_secret, write_private_file
 from appliance.services.eval_queue import EvaluationQueue
 from appliance.services.evaluations import EvalLimits, EvaluationService
+from appliance.services.execution_options import ExecuteLimits, execution_request
+from appliance.services.executions import ExecutionService
 from appliance.services.monitoring import MonitoringService
 from appliance.store.performance import PerformanceStore
+from appliance.services.alerts import AlertService, rules_from_settings
+from appliance.services.readings import SystemReadings
+from appliance.store.alerts import AlertStore
 from appliance.services.platform_status import PlatformStatusService
 from appliance.services.rate_limit import RateLimiter
+from appliance.services.sandbox_files import SandboxFileService
+from appliance.services.sandbox_reconcile import SandboxReconciler
+from appliance.services.sandbox_requests import SandboxPolicy
+from appliance.services.sandboxes import SandboxPaths, SandboxService
+from appliance.services.snapshots import SnapshotService
+from appliance.services.templates import TemplateService
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database
 from appliance.store.evaluations import EvaluationStore
+from appliance.store.sandboxes import SandboxStore
+from appliance.store.snapshots import SnapshotStore
 from appliance.store.meta import MetaStore
 
 log = logging.getLogger("appliance")
@@ -71,6 +84,12 @@ class Appliance:
         self.evaluations: EvaluationService | None = None
         self.status: PlatformStatusService | None = None
         self.monitoring: MonitoringService | None = None
+        self.executions: ExecutionService | None = None
+        self.templates = TemplateService(self.engine)  # needs nothing started
+        self.alerts: AlertService | None = None
+        self.sandboxes: SandboxService | None = None
+        self.sandbox_files: SandboxFileService | None = None
+        self.snapshots: SnapshotService | None = None
 
     # --- wiring -----------------------------------------------------------------------
 
@@ -86,9 +105,9 @@ class Appliance:
         return SandboxSpec(image=image_ref(language.image), language=language.name, engine=engine,
                            limits=self.limits)
 
-    def _execution_request(self, evaluation: Evaluation) -> ExecutionRequest:
-        return ExecutionRequest(spec=self.sandbox_spec(evaluation.language, evaluation.engine),
-                                code=evaluation.code, timeout=evaluation.timeout, files=evaluation.files)
+    def _execution_request(self, evaluation: Evaluation, environment: dict[str, str]) -> ExecutionRequest:
+        return execution_request(evaluation, environment,
+                                 self.sandbox_spec(evaluation.language, evaluation.engine))
 
     async def _warm_up(self) -> None:
         """Idle containers for every language on every engine that can run, before any
@@ -190,6 +209,10 @@ class Appliance:
             ),
             self.image_problem, self.engine_problem,
         )
+        self.executions = ExecutionService(self.evaluations, self.queue, store, ExecuteLimits(
+            default_memory_mb=s.memory_limit_mb, max_memory_mb=s.execute_max_memory_mb,
+            default_cpus=s.cpu_limit, allow_network=s.execute_allow_network, require_gvisor=s.require_gvisor,
+        ))
         self.status = PlatformStatusService(
             self.db, self.engine, self.queue, engines=tuple(self.settings.engines),
             required_engine="gvisor" if self.settings.require_gvisor else None,
@@ -201,16 +224,46 @@ class Appliance:
         self.scheduler.add_job(self.monitoring.take_sample, "interval", seconds=self.settings.metrics_sample_seconds,
                                id="performance-sample", max_instances=1, coalesce=True,
                                next_run_time=datetime.datetime.now(datetime.timezone.utc))
+        readings = SystemReadings(self.monitoring, self.queue, self.pool, self.status,
+                                  self.settings.alert_failure_rate_window_seconds)
+        self.alerts = AlertService(AlertStore(self.db), readings, self.bus, rules_from_settings(self.settings),
+                                   self.settings.alert_retention_days)
+        await self.alerts.start()
+        self.monitoring.add_gauges(self.alerts.gauges)
+        self.scheduler.add_job(self.alerts.evaluate, "interval", seconds=self.settings.alert_evaluation_seconds,
+                               id="alert-evaluation", max_instances=1, coalesce=True)
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers, self.instance_id)
             if removed:
                 log.info("removed %d container(s) left over from an earlier run", removed)
         else:
             log.warning("Docker engine not reachable: evaluations will wait until it is")
+        await self._start_sandboxes()
         self.pool.start()
         await self._warm_up()
         await self.queue.start()
         self.scheduler.start()
+
+    async def _start_sandboxes(self) -> None:
+        """Persistent sandboxes: their containers are not the warm pool's (the cleanup
+        above leaves them), and are brought in line with their rows now and every
+        sandbox_reconcile_seconds (restarted or remade from the kept files)."""
+        s = self.settings
+        policy = SandboxPolicy(
+            max_count=s.sandbox_max_count, default_memory=s.sandbox_memory_limit_mb * 1024 * 1024,
+            max_memory=s.sandbox_max_memory_mb * 1024 * 1024, default_cpu=s.sandbox_cpu_limit,
+            default_disk=s.sandbox_disk_limit_mb * 1024 * 1024, max_disk=s.sandbox_max_disk_mb * 1024 * 1024,
+            engines=tuple(s.engines), require_gvisor=s.require_gvisor, allow_network=s.sandbox_allow_network,
+            base_limits=self.limits)
+        self.sandboxes = SandboxService(SandboxStore(self.db), self.engine, self.instance_id,
+                                        SandboxPaths(s.data_path), policy, self.engine_problem)
+        self.sandbox_files = SandboxFileService(self.sandboxes, s.max_upload_bytes)
+        self.snapshots = SnapshotService(SnapshotStore(self.db), self.sandboxes)
+        await self.snapshots.at_start()
+        reconciler = SandboxReconciler(self.sandboxes)
+        await reconciler.at_start()
+        self.scheduler.add_job(reconciler.run, "interval", seconds=s.sandbox_reconcile_seconds,
+                               id="sandbox-reconcile", max_instances=1, coalesce=True)
 
     async def _bootstrap_admin_key(self) -> None:
         assert self.auth is not None
@@ -224,6 +277,8 @@ class Appliance:
     async def stop(self) -> None:
         if getattr(self, "scheduler", None) is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.sandboxes is not None:
+            await self.sandboxes.close()  # the sandboxes themselves keep running
         if self.queue is not None:
             await self.queue.stop()
         if getattr(self, "_executor", None) is not None:

@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     open_files_limit: int = 256
     work_dir_size_mb: int = 64
     output_limit_bytes: int = 1024 * 1024
+    # POST /api/execute and /ws/execute: the largest memory_limit a request may ask for
+    # (the default is memory_limit_mb), and whether network_access may be granted.
+    execute_max_memory_mb: int = 2048
+    execute_allow_network: bool = True
 
     # Rate limits, requests per minute per identity
     rate_limit_anonymous: int = 10
@@ -81,6 +85,39 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics_sample_seconds: float = 5.0
     metrics_retention_hours: float = 168.0
 
+    # Alerts: rules the scheduler evaluates every alert_evaluation_seconds. A rule opens
+    # an alert once its figure has been at or above the threshold for *_for_seconds.
+    alert_evaluation_seconds: float = 5.0
+    alert_cpu_percent: float = 90.0
+    alert_cpu_for_seconds: float = 300.0
+    alert_memory_percent: float = 90.0
+    alert_memory_for_seconds: float = 300.0
+    alert_disk_percent: float = 90.0
+    alert_disk_for_seconds: float = 60.0
+    alert_queue_depth: int = 100
+    alert_queue_for_seconds: float = 60.0
+    alert_failure_rate_percent: float = 50.0
+    alert_failure_rate_window_seconds: float = 300.0
+    alert_failure_rate_min_executions: int = 10
+    alert_engine_for_seconds: float = 15.0
+    alert_disabled_rules: list[str] = msgspec.field(default_factory=list)
+    alert_retention_days: float = 90.0
+    # /ws/monitor: seconds between metric updates when a subscription names no interval.
+    monitor_interval_seconds: float = 5.0
+
+    # Persistent sandboxes (POST /api/sandboxes): how many may exist, the limits a request
+    # gets when it names none, the most it may ask for, and the largest upload.
+    sandbox_max_count: int = 32
+    sandbox_memory_limit_mb: int = 512
+    sandbox_max_memory_mb: int = 4096
+    sandbox_cpu_limit: float = 1.0
+    sandbox_disk_limit_mb: int = 1024
+    sandbox_max_disk_mb: int = 10240
+    max_upload_bytes: int = 100 * 1024 * 1024
+    sandbox_allow_network: bool = True
+    # How often containers of persistent sandboxes are checked and restarted or remade.
+    sandbox_reconcile_seconds: float = 30.0
+
     # Where `images build` gets Debian packages; a lab's local mirror works offline.
     debian_mirror: str = "http://deb.debian.org/debian"
 
@@ -108,7 +145,7 @@ class ConfigError(Exception):
     """A setting has a value of the wrong type or an unknown name."""
 
 
-LIST_FIELDS = ("engines", "batch_lane_engines")
+LIST_FIELDS = ("engines", "batch_lane_engines", "alert_disabled_rules")
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -153,6 +190,8 @@ def load_settings(
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
     _check_engines(settings)
+    _check_alerts(settings)
+    _check_sandboxes(settings)
     return settings
 
 
@@ -169,3 +208,31 @@ def _check_engines(settings: Settings) -> None:
         raise ConfigError("require_gvisor is set but engines does not include gvisor")
     if not settings.gvisor_runtime.strip():
         raise ConfigError("gvisor_runtime: name the Docker runtime gVisor is registered as (default runsc)")
+
+
+# The built-in alert rules (services/alerts.py), by the names alert_disabled_rules takes.
+ALERT_RULES = ("cpu_usage", "memory_usage", "disk_usage", "queue_depth", "failure_rate", "engine_unreachable")
+
+
+def _check_alerts(settings: Settings) -> None:
+    unknown = [r for r in settings.alert_disabled_rules if r not in ALERT_RULES]
+    if unknown:
+        raise ConfigError(f"alert_disabled_rules: unknown rule(s) {', '.join(unknown)}; known: {', '.join(ALERT_RULES)}")
+    for name in ("alert_evaluation_seconds", "monitor_interval_seconds", "alert_failure_rate_window_seconds"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name}: must be more than 0 seconds")
+    if settings.alert_failure_rate_min_executions < 1:
+        raise ConfigError("alert_failure_rate_min_executions: must be at least 1")
+
+
+def _check_sandboxes(settings: Settings) -> None:
+    if not settings.sandbox_reconcile_seconds > 0:
+        raise ConfigError("sandbox_reconcile_seconds: must be more than 0 seconds")
+    for name in ("sandbox_max_count", "sandbox_memory_limit_mb", "sandbox_max_memory_mb", "sandbox_disk_limit_mb",
+                 "sandbox_max_disk_mb", "max_upload_bytes"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    if settings.sandbox_memory_limit_mb > settings.sandbox_max_memory_mb:
+        raise ConfigError("sandbox_memory_limit_mb: the default is above sandbox_max_memory_mb")
+    if settings.sandbox_disk_limit_mb > settings.sandbox_max_disk_mb:
+        raise ConfigError("sandbox_disk_limit_mb: the default is above sandbox_max_disk_mb")

@@ -64,6 +64,7 @@ def server(runtime_images, session_dir) -> ServerProcess:
     proc = start_server(session_dir / "shared", env={
         "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
         "APPLIANCE_RATE_LIMIT_BATCH": "100000",
+        "APPLIANCE_RATE_LIMIT_EXECUTE": "100000",
         "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
         "APPLIANCE_WORKERS": "4",
     })

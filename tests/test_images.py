@@ -26,6 +26,9 @@ def test_image_ref_format():
         "python": f"appliance-runtime-python:{version}",
         "node": f"appliance-runtime-node:{version}",
         "gcc": f"appliance-runtime-gcc:{version}",
+        "rust": f"appliance-runtime-rust:{version}",
+        "go": f"appliance-runtime-go:{version}",
+        "java": f"appliance-runtime-java:{version}",
     }
 
 

@@ -22,6 +22,18 @@ class EvalStatus(str, Enum):
 
 TERMINAL_STATUSES = frozenset(s for s in EvalStatus if s.is_terminal)
 
+# What a row of the evaluations table is: a platform evaluation (POST /api/eval) or a
+# synchronous execution of the sandbox API (POST /api/execute, /ws/execute).
+KIND_EVALUATION = "eval"
+KIND_EXECUTION = "execute"
+
+
+class CreatedFile(msgspec.Struct, frozen=True):
+    """A regular file the run left in the work dir, path relative to it."""
+
+    name: str
+    size: int
+
 
 class Evaluation(msgspec.Struct, kw_only=True):
     eval_id: str
@@ -51,6 +63,13 @@ class Evaluation(msgspec.Struct, kw_only=True):
     files: dict[str, str] = {}
     # Set for items of POST /api/eval-batch: the batch lane runs them in one sandbox.
     batch_id: str | None = None
+    kind: str = KIND_EVALUATION
+    # Executions only: limits asked for (None: the appliance's default) and network.
+    memory_limit_mb: int | None = None
+    cpu_limit: float | None = None
+    network_access: bool = False
+    # Executions only: every regular file in the work dir after the run (inputs too).
+    files_created: list[CreatedFile] = []
 
     @property
     def success(self) -> bool:
@@ -78,3 +97,5 @@ class ExecutionOutcome(msgspec.Struct, kw_only=True):
     file_too_large: bool = False
     execution_time: float = 0.0
     memory_used: int | None = None
+    # The work dir's regular files after the run, when they were asked for.
+    files_created: list[CreatedFile] | None = None

@@ -24,3 +24,11 @@ def new_secret(nbytes: int = 24) -> str:
 def new_batch_id() -> str:
     stamp = utc_now().strftime("%Y%m%d_%H%M%S")
     return f"batch_{stamp}_{secrets.token_hex(4)}"
+
+
+def new_sandbox_id() -> str:
+    return f"sb_{secrets.token_hex(6)}"
+
+
+def new_snapshot_id() -> str:
+    return f"snap_{secrets.token_hex(6)}"

@@ -20,6 +20,14 @@ from appliance.http.monitoring.routes import MonitoringController
 from appliance.http.platform.status import StatusController
 from appliance.http.platform.ws import evaluation_events
 from appliance.http.sandbox.api_keys import ApiKeyController
+from appliance.http.sandbox.files import SandboxFilesController, upload_router
+from appliance.http.sandbox.sandboxes import SandboxController
+from appliance.http.sandbox.snapshots import SandboxSnapshotsController, SnapshotController
+from appliance.http.sandbox.templates import TemplateController
+from appliance.http.sandbox.alerts import AlertController
+from appliance.http.sandbox.ws_monitor import monitor
+from appliance.http.sandbox.executions import ExecutionController
+from appliance.http.sandbox.execute_ws import execute_stream
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
@@ -56,7 +64,10 @@ def create_app(appliance: "Appliance", *, manage_lifecycle: bool = True) -> Lite
         route_handlers=[
             EvaluationController, StatusController, evaluation_events,
             # sandbox-api.md
-            MonitoringController, ApiKeyController,
+            MonitoringController, ApiKeyController, TemplateController, AlertController, monitor,
+            ExecutionController, execute_stream,
+            SandboxController, SandboxFilesController, upload_router(appliance.settings.max_upload_bytes),
+            SandboxSnapshotsController, SnapshotController,
             docs_page, docs_assets, openapi_yaml, openapi_json,
         ],
         dependencies={"identity": Provide(provide_identity)},

@@ -37,7 +37,7 @@ async def authenticate(connection: ASGIConnection) -> Identity:
     return anonymous(connection.client.host if connection.client else "")
 
 
-def _limit_for(settings: Any, identity: Identity, bucket: str) -> int:
+def limit_for(settings: Any, identity: Identity, bucket: str) -> int:
     if identity.is_anonymous:
         return settings.rate_limit_anonymous
     # A handler names its bucket with `opt={"rate_bucket": ...}`; each bucket is counted
@@ -52,7 +52,7 @@ async def provide_identity(request: ASGIConnection) -> Identity:
     appliance = request.app.state.appliance
     bucket = request.route_handler.opt.get("rate_bucket", "default")
     decision = appliance.rate_limiter.check(
-        identity.rate_key, bucket, _limit_for(appliance.settings, identity, bucket)
+        identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket)
     )
     request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision
     if not decision.allowed:

@@ -73,8 +73,17 @@ class WarmPool:
 
     # --- the request path -------------------------------------------------------------
 
-    async def acquire(self, spec: SandboxSpec) -> Sandbox:
-        """A ready sandbox of this spec: from the pool, or made now if there is none."""
+    async def acquire(self, spec: SandboxSpec, *, keep_warm: bool = True) -> Sandbox:
+        """A ready sandbox of this spec: from the pool, or made now if there is none.
+        `keep_warm=False`: a spec without a lane gets a container made for it and no lane
+        (a one-off combination of limits must not keep idle containers from then on)."""
+        if not keep_warm and spec not in self._lanes:
+            self._in_use += 1
+            try:
+                return await self._timed_create(spec)
+            except BaseException:
+                self._in_use -= 1
+                raise
         lane = self._lane(spec)
         self._in_use += 1
         try:

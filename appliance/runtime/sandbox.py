@@ -9,6 +9,8 @@ three block and run on the engine's threads.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import socket
 import threading
@@ -18,7 +20,7 @@ from typing import Any, Callable
 import docker.errors
 import msgspec
 
-from appliance.core.evaluations import ExecutionOutcome
+from appliance.core.evaluations import CreatedFile, ExecutionOutcome
 from appliance.core.languages import LANGUAGES, WORK_DIR
 from appliance.runtime import cgroups
 from appliance.runtime.engine import INSTANCE_LABEL, MANAGED_LABEL, DockerEngine
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 FLOOD_FACTOR = 16
 # How long to wait for the attach stream to close after a kill.
 KILL_GRACE_SECONDS = 10.0
+# Output held back as a possible trailer start (a line's final newline) goes out after
+# the stream has been quiet this long, so a streamed line arrives whole.
+QUIET_RELEASE_SECONDS = 0.05
 # SIGXFSZ: the program wrote a file past the file-size rlimit.
 EXIT_FILE_TOO_LARGE = 128 + 25
 
@@ -132,8 +137,23 @@ def destroy(engine: DockerEngine, sandbox: Sandbox) -> None:
         engine.remove(sandbox.container_id)
 
 
+def resize(engine: DockerEngine, sandbox: Sandbox, spec: SandboxSpec) -> None:
+    """Give a warm container another memory and CPU limit (`docker update`), so a request
+    with its own limits need not wait for a container made for it. runc only: runsc has
+    no `update`. Everything else in `spec` must equal the container's."""
+    memory = spec.limits.memory_mb * 1024 * 1024
+    resources = {"Memory": memory, "MemorySwap": memory, "NanoCpus": int(spec.limits.cpus * 1e9)}
+    # Not the SDK's update_container: it cannot set NanoCpus, which the container was
+    # made with (the engine refuses a CpuQuota then).
+    api = engine.api
+    api._raise_for_status(api._post_json(api._url("/containers/{0}/update", sandbox.container_id),
+                                         data=resources))
+    sandbox.spec = spec
+
+
 def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, str] | None,
-            timeout: float, handle: ExecutionHandle, emit: OutputCallback) -> ExecutionOutcome:
+            timeout: float, handle: ExecutionHandle, emit: OutputCallback,
+            environment: dict[str, str] | None = None, list_files: bool = False) -> ExecutionOutcome:
     language = LANGUAGES[sandbox.spec.language]
     limit = sandbox.spec.limits.output_bytes
     outputs = {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
@@ -141,7 +161,7 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
     trailers = {STDOUT: TrailerScanner(sandbox.nonce), STDERR: TrailerScanner(sandbox.nonce)}
     sock = sandbox.sock
     try:
-        sock.sendall(build_payload(language, sandbox.nonce, code, files))
+        sock.sendall(build_payload(language, sandbox.nonce, code, files, environment, list_files=list_files))
         sock.shutdown(socket.SHUT_WR)
     except OSError as exc:
         raise SandboxBroken(f"the sandbox container did not take the program: {exc}") from exc
@@ -171,11 +191,15 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         if kill_sent_at is not None and now - kill_sent_at > KILL_GRACE_SECONDS:
             break
         wait = (kill_sent_at + KILL_GRACE_SECONDS if kill_sent_at else deadline) - now
+        holding = any(t.holding for t in trailers.values())
         # Wake at least every half second to notice a kill request.
-        sock.settimeout(max(0.01, min(wait, 0.5)))
+        sock.settimeout(max(0.01, min(wait, QUIET_RELEASE_SECONDS if holding else 0.5)))
         try:
             data = sock.recv(65536)
         except socket.timeout:
+            if holding:
+                for stream, scanner in trailers.items():
+                    keep(stream, scanner.release())
             continue
         except OSError:
             break
@@ -188,8 +212,13 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
             flooded = True
     elapsed = time.monotonic() - started
     disk_full = file_too_large = pids_hit = False
+    created: list[CreatedFile] | None = None
     if all(t.done for t in trailers.values()) and kill_sent_at is None:
         fields = trailers[STDERR].fields or []
+        listing = [f for f in fields if f.startswith("files=")]
+        if listing:
+            fields = [f for f in fields if not f.startswith("files=")]
+            created = _created_files(listing[0][len("files="):])
         if len(fields) >= 7:  # the runner read its cgroup and is exiting
             peak = int(fields[4]) if fields[4].isdigit() else None
             usage = cgroups.CgroupUsage(memory_peak=peak, oom_kills=int(fields[5] or 0),
@@ -232,7 +261,22 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         # An OOM kill of the whole sandbox takes its cgroup along: the peak was the limit.
         memory_used=usage.memory_peak if usage.memory_peak is not None or not oom
         else sandbox.spec.limits.memory_mb * 1024 * 1024,
+        files_created=created,
     )
+
+
+def _created_files(encoded: str) -> list[CreatedFile]:
+    """The runner's `files=` listing: base64 of `<size> <path>\\0` records."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return []
+    found = []
+    for record in raw.split(b"\0"):
+        size, _, name = record.partition(b" ")
+        if size.isdigit() and name:
+            found.append(CreatedFile(name=name.decode(errors="replace"), size=int(size)))
+    return found
 
 
 def _wait_exit(engine: DockerEngine, container_id: str) -> tuple[int | None, bool]:

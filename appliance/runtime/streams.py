@@ -64,12 +64,15 @@ class TrailerScanner:
 
     `feed` returns the bytes that belong to the program's own stderr; the trailer and
     anything after it are withheld. Bytes that might be the start of a trailer split
-    across frames are held back until the next frame tells.
+    across frames are held back until the next frame tells, or until `release` (the
+    stream went quiet: a line's final newline should not wait for the next line). A
+    trailer whose start was released still counts when the next frame completes it.
     """
 
     def __init__(self, nonce: str) -> None:
         self._marker = b"\n" + nonce.encode() + b" "
         self._held = b""
+        self._released = b""
         self._trailer: bytearray | None = None
         self.fields: list[str] | None = None
 
@@ -86,16 +89,27 @@ class TrailerScanner:
             return b""
         data = self._held + payload
         self._held = b""
-        at = data.find(self._marker)
+        released, self._released = self._released, b""
+        at = (released + data).find(self._marker)
         if at >= 0:
-            self._trailer = bytearray(data[at + len(self._marker):])
+            self._trailer = bytearray((released + data)[at + len(self._marker):])
             self._parse()
-            return data[:at]
+            return data[:max(0, at - len(released))]
         for keep in range(min(len(self._marker) - 1, len(data)), 0, -1):
             if self._marker.startswith(data[-keep:]):
                 self._held = data[-keep:]
                 return data[:-keep]
         return data
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def release(self) -> bytes:
+        """The held-back bytes, as output; remembered in case a trailer starts there."""
+        held, self._held = self._held, b""
+        self._released = held
+        return held
 
     def flush(self) -> bytes:
         """At end of stream without a trailer: whatever was held back was output."""

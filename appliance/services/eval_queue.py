@@ -3,6 +3,10 @@
 Submissions are in SQLite before they are queued here, so this in-memory queue is only
 an index of what waits; after a restart it is rebuilt from the table, and whatever was
 running when the process died is marked failed.
+
+Synchronous executions (POST /api/execute, /ws/execute) are rows of the same table run by
+the same workers; their environment variables travel beside them in memory only
+(`enqueue(..., environment=)`), so a queued execution cannot outlive a restart.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
 class EvaluationQueue:
     def __init__(
         self, store: EvaluationStore, executor: ContainerExecutor, bus: EventBus,
-        build_request: Callable[[Evaluation], ExecutionRequest], workers: int,
+        build_request: Callable[[Evaluation, dict[str, str]], ExecutionRequest], workers: int,
         lanes: BatchLanes | None = None, lane_engines: tuple[str, ...] = ("docker",),
     ) -> None:
         self._store = store
@@ -98,6 +102,8 @@ class EvaluationQueue:
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: dict[str, None] = {}  # insertion-ordered: the waiting line
         self._running: dict[str, RunningEvaluation] = {}
+        # Environment variables of queued executions: memory only, never stored.
+        self._environments: dict[str, dict[str, str]] = {}
         self._tasks: list[asyncio.Task] = []
         # The batch lane: which waiting or running evaluations use it, and how many of
         # each batch are left, so a batch's sandbox goes when its last item is done.
@@ -112,7 +118,8 @@ class EvaluationQueue:
     async def start(self) -> None:
         failed = await self._store.fail_interrupted("appliance_restart", utc_now())
         if failed:
-            log.warning("%d evaluation(s) were running when the appliance stopped: marked failed", failed)
+            log.warning("%d evaluation(s) were running (or executions queued) when the appliance stopped: "
+                        "marked failed", failed)
         for evaluation in await self._store.queued_in_order():
             self.enqueue(evaluation)
         self._tasks = [
@@ -137,8 +144,10 @@ class EvaluationQueue:
 
     # --- queue ------------------------------------------------------------------------
 
-    def enqueue(self, evaluation: Evaluation) -> int:
+    def enqueue(self, evaluation: Evaluation, environment: dict[str, str] | None = None) -> int:
         eval_id = evaluation.eval_id
+        if environment:
+            self._environments[eval_id] = dict(environment)
         if self._uses_lane(evaluation):
             self._lane_of[eval_id] = (evaluation.owner, evaluation.batch_id, evaluation.engine)
             self._lane_left[(evaluation.owner, evaluation.batch_id)] += 1
@@ -173,12 +182,17 @@ class EvaluationQueue:
     def running(self, eval_id: str) -> RunningEvaluation | None:
         return self._running.get(eval_id)
 
+    def is_pending(self, eval_id: str) -> bool:
+        """Waiting for a worker or running (a moment between the two answers False)."""
+        return eval_id in self._queued or eval_id in self._running
+
     def running_evaluations(self) -> list[Evaluation]:
         return [r.evaluation for r in self._running.values()]
 
     async def kill(self, eval_id: str) -> bool:
         if eval_id in self._queued:
             del self._queued[eval_id]
+            self._environments.pop(eval_id, None)
             evaluation = await self._store.get(eval_id)
             if evaluation is None:
                 return False
@@ -219,6 +233,7 @@ class EvaluationQueue:
             except Exception:  # a bug in one run must not stop the worker
                 log.exception("evaluation %s failed unexpectedly", eval_id)
             finally:
+                self._environments.pop(eval_id, None)
                 await self._lane_item_done(eval_id)
 
     async def _run_one(self, eval_id: str) -> None:
@@ -245,7 +260,8 @@ class EvaluationQueue:
                     if text:  # the lane answers once, at the end
                         on_output(stream, text)
             else:
-                outcome = await self._executor.run(self._build_request(evaluation), running.handle, on_output)
+                request = self._build_request(evaluation, self._environments.pop(eval_id, {}))
+                outcome = await self._executor.run(request, running.handle, on_output)
             status, reason = outcome_status(outcome)
             error = outcome.stderr
             for hit in limits_hit(outcome):
@@ -256,7 +272,7 @@ class EvaluationQueue:
                 output=outcome.stdout, error=error, exit_code=outcome.exit_code,
                 output_truncated=outcome.stdout_truncated, error_truncated=outcome.stderr_truncated,
                 execution_time=outcome.execution_time, memory_used=outcome.memory_used,
-                limits_hit=limits_hit(outcome),
+                limits_hit=limits_hit(outcome), files_created=outcome.files_created or [],
             )
         except asyncio.CancelledError:
             raise

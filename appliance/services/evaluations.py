@@ -9,7 +9,7 @@ import msgspec
 from appliance.core.clock import utc_now
 from appliance.core.errors import NotFound, Unavailable, ValidationError
 from appliance.services.auth import require_permission
-from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.core.evaluations import KIND_EVALUATION, EvalStatus, Evaluation
 from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_batch_id, new_eval_id
@@ -111,6 +111,14 @@ class EvaluationService:
             code=request.code, timeout=float(timeout), created_at=utc_now(), files=files,
         )
 
+    def validate(self, request: EvalRequest, owner: str) -> Evaluation:
+        """The checks an execution of the sandbox API shares (POST /api/execute)."""
+        return self._validate(request, owner)
+
+    async def check_capacity(self, language: str, engine: str) -> None:
+        """503 when the runtime image or engine cannot run now, or the queue is full."""
+        await self._check_capacity(1, {language}, {engine})
+
     def _validate_files(self, files: dict[str, str], source_file: str, prefix: str) -> dict[str, str]:
         if len(files) > MAX_FILES:
             raise ValidationError(f"{prefix}{len(files)} files; at most {MAX_FILES} per evaluation")
@@ -177,7 +185,8 @@ class EvaluationService:
         require_permission(identity, READ)
         running = self._queue.running(eval_id)
         evaluation = running.evaluation if running else await self._store.get(eval_id)
-        if evaluation is None or not identity.may_see(evaluation.owner):
+        # Executions of the sandbox API share the table; they are not this API's.
+        if evaluation is None or evaluation.kind != KIND_EVALUATION or not identity.may_see(evaluation.owner):
             raise NotFound(f"Evaluation {eval_id} not found")
         if running is not None:
             return msgspec.structs.replace(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,6 +73,10 @@ class MonitoringService:
         self._samples = samples
         self._retention = timedelta(hours=retention_hours)
         self._sampled = 0
+        # The newest sample, for alert rules and /ws/monitor (services/readings.py).
+        self.latest_sample: PerformanceSample | None = None
+        # Other services' gauges for /api/metrics (alerts), each returning text lines.
+        self._gauge_sources: list[Callable[[], list[str]]] = []
         self._queue = queue
         self._pool = pool
         self._status = status
@@ -128,7 +133,12 @@ class MonitoringService:
                               [({}, disk.free)])
         lines += render_gauge("appliance_uptime_seconds", "Seconds since the appliance started.",
                               [({}, round(self._status.uptime_seconds, 3))])
+        for source in self._gauge_sources:
+            lines += source()
         return "\n".join(lines) + "\n"
+
+    def add_gauges(self, source: Callable[[], list[str]]) -> None:
+        self._gauge_sources.append(source)
 
     # --- /api/health --------------------------------------------------------------------
 
@@ -158,11 +168,13 @@ class MonitoringService:
     async def take_sample(self) -> None:
         """Run by the scheduler every few seconds; old samples go now and then."""
         now = utc_now()
-        await self._samples.add(PerformanceSample(
+        sample = PerformanceSample(
             taken_at=now, cpu_percent=psutil.cpu_percent(None), memory_percent=psutil.virtual_memory().percent,
             disk_percent=psutil.disk_usage(str(self._data_path)).percent, queue_depth=self._queue.queued_count,
             running=self._queue.running_count, containers=self._pool.containers,
-        ))
+        )
+        self.latest_sample = sample
+        await self._samples.add(sample)
         self._sampled += 1
         if self._sampled % 100 == 1:
             await self._samples.forget_before(now - self._retention)

@@ -6,15 +6,17 @@ import json
 from collections.abc import Sequence
 
 import aiosqlite
+import msgspec
 
 from appliance.core.clock import iso_z, parse_iso
-from appliance.core.evaluations import EvalStatus, Evaluation
+from appliance.core.evaluations import KIND_EVALUATION, KIND_EXECUTION, CreatedFile, EvalStatus, Evaluation
 from appliance.store.database import Database
 
 _COLUMNS = (
     "eval_id, owner, language, engine, code, timeout, status, created_at, started_at, "
     "completed_at, output, error, exit_code, reason, output_truncated, error_truncated, "
-    "execution_time, memory_used, files, batch_id, limits_hit"
+    "execution_time, memory_used, files, batch_id, limits_hit, kind, memory_limit_mb, "
+    "cpu_limit, network_access, files_created"
 )
 
 
@@ -41,6 +43,11 @@ def _from_row(row: aiosqlite.Row) -> Evaluation:
         files=json.loads(row["files"]) if row["files"] else {},
         batch_id=row["batch_id"],
         limits_hit=json.loads(row["limits_hit"]) if row["limits_hit"] else [],
+        kind=row["kind"],
+        memory_limit_mb=row["memory_limit_mb"],
+        cpu_limit=row["cpu_limit"],
+        network_access=bool(row["network_access"]),
+        files_created=msgspec.json.decode(row["files_created"] or "[]", type=list[CreatedFile]),
     )
 
 
@@ -51,9 +58,11 @@ class EvaluationStore:
     async def insert_many(self, evaluations: Sequence[Evaluation]) -> None:
         """All or nothing: one transaction for the whole batch."""
         sql = ("INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
-               "status, created_at, files, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+               "status, created_at, files, batch_id, kind, memory_limit_mb, cpu_limit, network_access) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         rows = [(e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
-                 e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id)
+                 e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id,
+                 e.kind, e.memory_limit_mb, e.cpu_limit, int(e.network_access))
                 for e in evaluations]
         if len(rows) == 1:  # one statement is atomic on its own
             await self._db.write_one(sql, rows[0])
@@ -68,10 +77,11 @@ class EvaluationStore:
         return None if row is None else _from_row(row)
 
     async def list(
-        self, *, owner: str | None, status: EvalStatus | None, limit: int, offset: int
+        self, *, owner: str | None, status: EvalStatus | None, limit: int, offset: int,
+        kind: str = KIND_EVALUATION,
     ) -> tuple[list[Evaluation], int]:
         """Newest first; `owner=None` means every owner. Returns (page, total count)."""
-        where, params = [], []
+        where, params = ["kind = ?"], [kind]
         if owner is not None:
             where.append("owner = ?")
             params.append(owner)
@@ -120,16 +130,19 @@ class EvaluationStore:
         changed, _ = await self._db.write_one(
             "UPDATE evaluations SET status = ?, started_at = ?, completed_at = ?, "
             "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
-            "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ? "
+            "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ?, files_created = ? "
             "WHERE eval_id = ? AND status IN ('queued', 'running')",
             (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
              e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
-             e.execution_time, e.memory_used, json.dumps(e.limits_hit), e.eval_id),
+             e.execution_time, e.memory_used, json.dumps(e.limits_hit),
+             msgspec.json.encode(e.files_created).decode(), e.eval_id),
         )
         return changed == 1
 
     async def fail_interrupted(self, reason: str, completed_at) -> int:
-        """After a restart: whatever was running when the process died has failed."""
+        """After a restart: whatever was running when the process died has failed, and
+        so has every queued execution: its caller waited on a connection that is gone,
+        and its environment, kept in memory only, with it."""
         async with self._db.write() as conn:
             cursor = await conn.execute(
                 "UPDATE evaluations SET status = 'failed', reason = ?, completed_at = ?, "
@@ -137,7 +150,14 @@ class EvaluationStore:
                 "WHERE status = 'running'",
                 (reason, iso_z(completed_at), _RESTART_MESSAGE, _RESTART_MESSAGE),
             )
-            return cursor.rowcount
+            queued = await conn.execute(
+                "UPDATE evaluations SET status = 'failed', reason = ?, completed_at = ?, error = ? "
+                "WHERE status = 'queued' AND kind = ?",
+                (reason, iso_z(completed_at), _RESTART_QUEUED_MESSAGE, KIND_EXECUTION),
+            )
+            return cursor.rowcount + queued.rowcount
 
 
 _RESTART_MESSAGE = "[appliance] the appliance restarted while this evaluation was running"
+_RESTART_QUEUED_MESSAGE = ("[appliance] the appliance restarted before this execution started; "
+                           "its caller was gone, so it was not run")

@@ -22,6 +22,9 @@ from appliance.core.identity import READ
 from appliance.http.identity import authenticate
 
 POLICY_VIOLATION = 1008
+# The evaluation events platform-api.md documents; other events on the bus (alerts,
+# for /ws/monitor and the TUI) are not this endpoint's.
+EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
 
 
 class ClientMessage(msgspec.Struct):
@@ -59,7 +62,7 @@ async def evaluation_events(socket: WebSocket) -> None:
 async def _send_events(socket: WebSocket, subscription, identity, watched: set[str]) -> None:
     while True:
         event = await subscription.get()
-        if not identity.may_see(event.owner):
+        if event.type not in EVALUATION_EVENT_TYPES or not identity.may_see(event.owner):
             continue
         if watched and event.subject not in watched:
             continue

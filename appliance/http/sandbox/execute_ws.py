@@ -1,0 +1,239 @@
+"""`/ws/execute`: run code and receive its output while it runs.
+
+Authenticate with `?api_key=...` (or `?token=...`, or the X-API-Key header); the key
+needs the `execute` permission. Client messages:
+
+    {"type": "execute", "language", "code", ...}   the fields of POST /api/execute
+    {"type": "cancel", "execution_id"}             this connection's runs only; no id: all
+    {"type": "ping"}
+
+Server messages, each naming its execution:
+
+    {"type": "accepted", "execution_id", "status": "queued"}
+    {"type": "status", "execution_id", "status": "running", "started_at"}
+    {"type": "output", "execution_id", "stream": "stdout" | "stderr", "data"}
+    {"type": "completion", "execution_id", "status", "exit_code", "execution_time",
+     "memory_used", "files_created", "error"}
+    {"type": "error", "status": <HTTP status it would be>, "execution_id" (when about one),
+     "error": {code, message, details, request_id}}
+    {"type": "pong"}
+
+Every `output` of an execution comes before its `completion`, in the order written.
+Several executions may run at once on one connection (at most MAX_RUNS_PER_CONNECTION);
+each `execute` counts against the `execute` rate limit like POST /api/execute. A bad
+message gets an `error` and the connection stays; a refused authentication gets an
+`error`, then the socket closes with 1008. When the client disconnects, its executions
+that have not ended are cancelled (their containers killed; GET shows `cancelled`).
+
+Output comes from the event bus (`output_chunk` and `completed` events of the queue);
+should this connection fall behind the bus (marked lagged), the rest of each output is
+taken from the final result instead, so nothing is lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from appliance.core.errors import AppError, RateLimited, ValidationError
+from appliance.core.evaluations import Evaluation
+from appliance.core.executions import execution_error, execution_status
+from appliance.core.identity import EXECUTE, Identity
+from appliance.http.errors import sandbox_error_body
+from appliance.http.identity import authenticate, limit_for
+from appliance.http.sandbox.executions import result_fields
+from appliance.services.auth import require_permission
+from appliance.services.execution_options import ExecuteRequest
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+MAX_RUNS_PER_CONNECTION = 8
+# After an execution ends, how long to wait for the bus to deliver the rest of its output.
+DRAIN_SECONDS = 5.0
+
+
+def error_message(exc: AppError, execution_id: str | None = None) -> dict:
+    message = {"type": "error", "status": exc.status_code,
+               **sandbox_error_body(exc.status_code, exc.detail, exc.details)}
+    if execution_id is not None:
+        message["execution_id"] = execution_id
+    return message
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.drained = asyncio.Event()
+        self.sent = {"stdout": 0, "stderr": 0}
+        self.task: asyncio.Task | None = None
+        self.ended = False
+
+
+class _Session:
+    def __init__(self, socket: WebSocket, identity: Identity) -> None:
+        self.socket = socket
+        self.identity = identity
+        self.appliance = socket.app.state.appliance
+        self.service = self.appliance.executions
+        self.runs: dict[str, _Run] = {}
+        self._send_lock = asyncio.Lock()
+        self.subscription = None
+
+    async def send(self, message: dict) -> None:
+        async with self._send_lock:
+            await self.socket.send_json(message)
+
+    # --- bus -> client ----------------------------------------------------------------
+
+    async def forward(self) -> None:
+        while True:
+            event = await self.subscription.get()
+            run = self.runs.get(event.subject)
+            if run is None:
+                continue
+            if event.type == "output_chunk":
+                stream, text = event.data["stream"], event.data["output"]
+                run.sent[stream] += len(text)
+                await self.send({"type": "output", "execution_id": event.subject, "stream": stream, "data": text})
+            elif event.type == "status_update":
+                await self.send({"type": "status", "execution_id": event.subject,
+                                 "status": event.data["status"], "started_at": event.data.get("started_at")})
+            elif event.type == "completed":
+                run.drained.set()
+
+    async def finish(self, execution_id: str, run: _Run) -> None:
+        """Wait for the end, make sure all output went out, then send the completion."""
+        try:
+            final = await self.service.wait(execution_id)
+            if not self.subscription.lagged:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_SECONDS):
+                        await run.drained.wait()
+            if not run.drained.is_set():  # fell behind the bus: the rest from the result
+                await self._send_rest(execution_id, run, final)
+            run.ended = True
+            await self.send(self.completion(final))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client is gone, most likely
+            log.debug("completion of %s not sent: %s", execution_id, exc)
+        finally:
+            run.ended = True
+            self.runs.pop(execution_id, None)
+
+    async def _send_rest(self, execution_id: str, run: _Run, final: Evaluation) -> None:
+        for stream, text in (("stdout", final.output), ("stderr", final.error)):
+            rest = text[run.sent[stream]:]
+            if rest:
+                await self.send({"type": "output", "execution_id": execution_id, "stream": stream, "data": rest})
+
+    @staticmethod
+    def completion(final: Evaluation) -> dict:
+        fields = result_fields(final)
+        return {
+            "type": "completion", "execution_id": final.eval_id, "status": execution_status(final).value,
+            "exit_code": final.exit_code, "execution_time": final.execution_time,
+            "memory_used": final.memory_used,
+            "files_created": [{"name": f.name, "size": f.size} for f in fields["files_created"]],
+            "error": execution_error(final),
+        }
+
+    # --- client -> appliance ----------------------------------------------------------
+
+    async def read_commands(self) -> None:
+        while True:
+            try:
+                raw = await self.socket.receive_text()
+            except WebSocketDisconnect:
+                return
+            try:
+                await self.handle(raw)
+            except AppError as exc:
+                await self.send(error_message(exc))
+
+    async def handle(self, raw: str) -> None:
+        try:
+            message = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"message is not JSON ({exc}); send {{\"type\": \"execute\", ...}}") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise ValidationError("a message is a JSON object with a \"type\": execute, cancel or ping",
+                                  details={"field": "type"})
+        kind = message.pop("type")
+        if kind == "execute":
+            await self.execute(message)
+        elif kind == "cancel":
+            await self.cancel(message.get("execution_id"))
+        elif kind == "ping":
+            await self.send({"type": "pong"})
+        else:
+            raise ValidationError(f"unknown message type {kind!r}; use execute, cancel or ping",
+                                  details={"field": "type", "reason": f"unknown type {kind!r}"})
+
+    async def execute(self, fields: dict) -> None:
+        try:
+            request = msgspec.convert(fields, ExecuteRequest)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(f"invalid execute message: {exc}", details={"reason": str(exc)}) from None
+        limit = limit_for(self.appliance.settings, self.identity, "execute")
+        decision = self.appliance.rate_limiter.check(self.identity.rate_key, "execute", limit)
+        if not decision.allowed:
+            raise RateLimited(f"more than {decision.limit} executions per minute; retry after "
+                              f"{decision.retry_after} s", decision.retry_after)
+        if len(self.runs) >= MAX_RUNS_PER_CONNECTION:
+            raise ValidationError(f"{len(self.runs)} executions are running on this connection; at most "
+                                  f"{MAX_RUNS_PER_CONNECTION} at once: wait for a completion or open "
+                                  "another connection")
+        execution = await self.service.submit(self.identity, request)
+        run = self.runs[execution.eval_id] = _Run()  # before any await: no event is missed
+        await self.send({"type": "accepted", "execution_id": execution.eval_id, "status": "queued"})
+        run.task = asyncio.create_task(self.finish(execution.eval_id, run))
+
+    async def cancel(self, execution_id: str | None) -> None:
+        if execution_id is not None and execution_id not in self.runs:
+            await self.send(error_message(
+                ValidationError(f"no running execution {execution_id} on this connection",
+                                details={"field": "execution_id"}), execution_id))
+            return
+        for target in [execution_id] if execution_id else list(self.runs):
+            await self.service.abandon(target)
+
+    async def close(self) -> None:
+        """The client left: kill what has not ended, stop waiting for it."""
+        left = [(execution_id, run) for execution_id, run in list(self.runs.items()) if not run.ended]
+        for execution_id, _ in left:
+            try:
+                await self.service.abandon(execution_id)
+            except Exception:  # one failed kill must not keep the others alive
+                log.exception("could not cancel execution %s of a closed connection", execution_id)
+        for _, run in left:
+            if run.task is not None:
+                run.task.cancel()
+
+
+@websocket("/ws/execute")
+async def execute_stream(socket: WebSocket) -> None:
+    await socket.accept()
+    try:
+        identity = await authenticate(socket)
+        require_permission(identity, EXECUTE)
+    except AppError as exc:
+        await socket.send_json(error_message(exc))
+        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
+        return
+    session = _Session(socket, identity)
+    with socket.app.state.appliance.bus.subscribe() as subscription:
+        session.subscription = subscription
+        forwarder = asyncio.create_task(session.forward())
+        try:
+            await session.read_commands()
+        finally:
+            forwarder.cancel()
+            await session.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await forwarder

@@ -1,0 +1,111 @@
+"""`POST /api/execute` (run and wait), `GET /api/execute/{id}` (state and progress) and
+`DELETE /api/execute/{id}` (cancel), as sandbox-api.md documents them. Statuses are in
+core/executions.py; the rules for each field in services/execution_options.py."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+
+from appliance.core.clock import iso_z
+from appliance.core.evaluations import Evaluation
+from appliance.core.executions import execution_error, execution_progress, execution_status
+from appliance.core.identity import Identity
+from appliance.core.sizes import format_size
+from appliance.services.execution_options import ExecuteRequest, files_created
+
+
+class CreatedFileBody(msgspec.Struct):
+    name: str
+    size: int
+
+
+class ExecutionResult(msgspec.Struct, kw_only=True):
+    execution_id: str
+    status: str
+    output: str
+    error: str | None
+    exit_code: int | None
+    execution_time: float | None
+    memory_used: int | None
+    files_created: list[CreatedFileBody]
+
+
+class ExecutionState(msgspec.Struct, kw_only=True):
+    execution_id: str
+    status: str
+    started_at: str | None
+    completed_at: str | None
+    progress: float
+    created_at: str
+    language: str
+    engine: str
+    timeout: float
+    memory_limit: str
+    cpu_limit: float
+    network_access: bool
+    # Once it has ended: the fields POST returns.
+    output: str | msgspec.UnsetType = msgspec.UNSET
+    error: str | None | msgspec.UnsetType = msgspec.UNSET
+    exit_code: int | None | msgspec.UnsetType = msgspec.UNSET
+    execution_time: float | None | msgspec.UnsetType = msgspec.UNSET
+    memory_used: int | None | msgspec.UnsetType = msgspec.UNSET
+    files_created: list[CreatedFileBody] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ExecutionCancelled(msgspec.Struct, kw_only=True):
+    execution_id: str
+    status: str
+    message: str
+
+
+def result_fields(e: Evaluation) -> dict:
+    return {
+        "output": e.output, "error": execution_error(e), "exit_code": e.exit_code,
+        "execution_time": e.execution_time, "memory_used": e.memory_used,
+        "files_created": [CreatedFileBody(name=f.name, size=f.size) for f in files_created(e)],
+    }
+
+
+def result_body(e: Evaluation) -> ExecutionResult:
+    return ExecutionResult(execution_id=e.eval_id, status=execution_status(e).value, **result_fields(e))
+
+
+def state_body(e: Evaluation, default_memory_mb: int, default_cpus: float) -> ExecutionState:
+    status = execution_status(e)
+    state = ExecutionState(
+        execution_id=e.eval_id, status=status.value, started_at=iso_z(e.started_at),
+        completed_at=iso_z(e.completed_at), progress=execution_progress(e), created_at=iso_z(e.created_at),
+        language=e.language, engine=e.engine, timeout=e.timeout,
+        memory_limit=format_size((e.memory_limit_mb or default_memory_mb) * 1024 * 1024),
+        cpu_limit=e.cpu_limit or default_cpus, network_access=e.network_access,
+    )
+    if status.is_terminal:
+        state = msgspec.structs.replace(state, **result_fields(e))
+    return state
+
+
+def _service(request: Request):
+    return request.app.state.appliance.executions
+
+
+class ExecutionController(Controller):
+    path = "/api/execute"
+    tags = ["execution"]
+
+    @post("/", status_code=200, summary="Run code in a fresh sandbox and wait for the result",
+          opt={"rate_bucket": "execute"})
+    async def execute(self, request: Request, identity: Identity, data: ExecuteRequest) -> ExecutionResult:
+        return result_body(await _service(request).execute(identity, data))
+
+    @get("/{execution_id:str}", summary="State of an execution, with progress while it runs")
+    async def state(self, request: Request, identity: Identity, execution_id: str) -> ExecutionState:
+        settings = request.app.state.appliance.settings
+        execution = await _service(request).get(identity, execution_id)
+        return state_body(execution, settings.memory_limit_mb, settings.cpu_limit)
+
+    @delete("/{execution_id:str}", status_code=200, summary="Cancel a queued or running execution")
+    async def cancel(self, request: Request, identity: Identity, execution_id: str) -> ExecutionCancelled:
+        final = await _service(request).cancel(identity, execution_id)
+        return ExecutionCancelled(execution_id=final.eval_id, status=execution_status(final).value,
+                                  message="Execution cancelled successfully")

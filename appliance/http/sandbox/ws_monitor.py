@@ -1,0 +1,167 @@
+"""`/ws/monitor`: live figures of the appliance, and its alerts as they change.
+
+Client to server:
+
+    {"type": "subscribe", "metrics": ["cpu_usage", "queue_depth"], "interval": 2}
+    {"type": "unsubscribe", "metrics": ["cpu_usage"]}      (no "metrics": all of them)
+    {"type": "ping"}
+
+Server to client:
+
+    {"type": "subscription", "metrics": [...], "interval": 2.0}   after each (un)subscribe
+    {"type": "metric_update", "metric": "cpu_usage", "value": 45.2, "timestamp": "...Z"}
+    {"type": "alert", "event": "opened" | "acknowledged" | "resolved", "alert_id": ..., ...}
+    {"type": "error", "error": {"code", "message", "details", "request_id"}}
+    {"type": "pong"}
+
+Every subscribed metric is sent at once and then every `interval` seconds (default the
+setting monitor_interval_seconds; a subscription may ask for 0.5 to 300). Alerts are
+sent to every client, subscribed or not. A bad message gets an `error` and changes
+nothing; the socket stays open. A refused authentication gets an `error`, then the
+socket closes with 1008. Any API key may watch: the figures are the appliance's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from appliance.core.clock import iso_z
+from appliance.core.errors import AppError, Unauthorized
+from appliance.http.errors import sandbox_error_body
+from appliance.http.identity import authenticate
+from appliance.services.alerts import ALERT_EVENT_TYPES
+from appliance.services.readings import SystemReadings
+
+POLICY_VIOLATION = 1008
+MIN_INTERVAL, MAX_INTERVAL = 0.5, 300.0
+MESSAGE_TYPES = ("subscribe", "unsubscribe", "ping")
+
+
+class MonitorMessage(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    metrics: list[str] | None = None
+    interval: float | None = None
+
+
+def error_message(status: int, message: str, details: dict | None = None) -> dict:
+    return {"type": "error", **sandbox_error_body(status, message, details)}
+
+
+@websocket("/ws/monitor")
+async def monitor(socket: WebSocket) -> None:
+    await socket.accept()
+    try:
+        identity = await authenticate(socket)
+        if identity.is_anonymous:
+            raise Unauthorized("Authentication required: pass ?api_key=... or ?token=..., or an X-API-Key header")
+    except AppError as exc:
+        await socket.send_json(error_message(exc.status_code, exc.detail, exc.details))
+        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
+        return
+
+    appliance = socket.app.state.appliance
+    session = MonitorSession(socket, appliance.alerts.readings, appliance.settings.monitor_interval_seconds)
+    with appliance.bus.subscribe() as events:
+        tasks = [asyncio.create_task(session.send_metrics()), asyncio.create_task(session.forward_alerts(events))]
+        try:
+            await session.read_commands()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+class MonitorSession:
+    """One client's subscription. Three tasks send on one socket: a lock keeps their
+    messages whole."""
+
+    def __init__(self, socket: WebSocket, readings: SystemReadings, interval: float) -> None:
+        self._socket = socket
+        self._readings = readings
+        self.metrics: list[str] = []
+        self.interval = min(max(interval, MIN_INTERVAL), MAX_INTERVAL)
+        self._changed = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._reply: dict | None = None  # what the last good client message gets back
+
+    async def send(self, message: dict) -> None:
+        async with self._send_lock:
+            await self._socket.send_json(message)
+
+    async def send_metrics(self) -> None:
+        while True:
+            self._changed.clear()
+            if self.metrics:
+                names = list(self.metrics)
+                readings = await self._readings.read(names)
+                for name in names:
+                    reading = readings.get(name)
+                    if reading is not None:
+                        await self.send({"type": "metric_update", "metric": name, "value": reading.value,
+                                         "timestamp": iso_z(reading.at)})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.interval)
+
+    async def forward_alerts(self, events) -> None:
+        while True:
+            event = await events.get()
+            if event.type in ALERT_EVENT_TYPES:
+                await self.send({"type": "alert", "event": event.type.removeprefix("alert_"), **event.data})
+
+    async def read_commands(self) -> None:
+        while True:
+            try:
+                raw = await self._socket.receive_text()
+            except WebSocketDisconnect:
+                return
+            problem = self.apply(raw)
+            if problem is not None:
+                await self.send(error_message(400, *problem))
+            elif self._reply is not None:
+                await self.send(self._reply)
+                if self._reply["type"] == "subscription":
+                    # Confirmed first, then the new set's figures at once.
+                    self._changed.set()
+
+    def apply(self, raw: str) -> tuple[str, dict] | None:
+        """Carry out one client message; (message, details) of what is wrong with it
+        otherwise, and then nothing changes."""
+        self._reply = None
+        try:
+            message = msgspec.json.decode(raw, type=MonitorMessage)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return (f"unreadable message ({exc}); send e.g. "
+                    '{"type": "subscribe", "metrics": ["cpu_usage", "memory_usage"]}', {"reason": str(exc)})
+        if message.type not in MESSAGE_TYPES:
+            return (f"unknown message type {message.type!r}; use {', '.join(MESSAGE_TYPES)}",
+                    {"field": "type", "reason": f"must be one of {', '.join(MESSAGE_TYPES)}"})
+        if message.type == "ping":
+            self._reply = {"type": "pong"}
+            return None
+        offered = self._readings.names
+        unknown = [m for m in message.metrics or [] if m not in offered]
+        if unknown:
+            return (f"unknown metric(s) {', '.join(unknown)}; offered: {', '.join(offered)}",
+                    {"field": "metrics", "reason": "unknown metric", "unknown": unknown, "offered": offered})
+        if message.interval is not None and not MIN_INTERVAL <= message.interval <= MAX_INTERVAL:
+            return (f"interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds",
+                    {"field": "interval", "reason": f"{message.interval:g} is out of range"})
+        if message.type == "subscribe":
+            if not message.metrics:
+                return (f"name the metrics to subscribe to; offered: {', '.join(offered)}",
+                        {"field": "metrics", "reason": "empty", "offered": offered})
+            self.metrics += [m for m in dict.fromkeys(message.metrics) if m not in self.metrics]
+            if message.interval is not None:
+                self.interval = message.interval
+        else:
+            gone = set(message.metrics) if message.metrics else set(self.metrics)
+            self.metrics = [m for m in self.metrics if m not in gone]
+        self._reply = {"type": "subscription", "metrics": list(self.metrics), "interval": self.interval}
+        return None

@@ -1,0 +1,122 @@
+"""Helpers for the persistent-sandbox tests: clients, cleanup, and reaching into the
+sandbox's container the way a program running in it would (uid 65534)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.client import ApiError, ApplianceClient
+from tests.support import start_server
+
+PERSISTENT_LABEL = "appliance.persistent"
+SANDBOX_LABEL = "appliance.sandbox"
+
+
+# Rate limits out of the way (the upload bucket's own test starts its own server), and no
+# warm pool: these tests make persistent sandboxes, not evaluations.
+SERVER_ENV = {
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000", "APPLIANCE_RATE_LIMIT_UPLOAD": "100000",
+    "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000", "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox_server(runtime_images, tmp_path_factory, docker_client):
+    """One appliance per test module; its sandboxes are removed at the end (they would
+    otherwise outlive it, by design)."""
+    proc = start_server(tmp_path_factory.mktemp("sandbox-server"), env=SERVER_ENV)
+    yield proc
+    proc.stop()
+    remove_sandbox_containers(docker_client, proc.data_dir)
+
+
+def expect_error(call, status: int, code: str, *words: str) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call()
+    error = caught.value
+    assert (error.status_code, error.code) == (status, code), error
+    assert error.request_id and error.request_id.startswith("req_")
+    for word in words:
+        assert word.lower() in error.message.lower(), error
+    return error
+
+
+class Sandboxes:
+    """Creates sandboxes through a client and force-deletes them at teardown."""
+
+    def __init__(self, client: ApplianceClient) -> None:
+        self.client = client
+        self.created: list[str] = []
+
+    def create(self, runtime: str = "python", wait: bool = True, **kwargs):
+        created = self.client.create_sandbox(runtime, **kwargs)
+        self.created.append(created.sandbox_id)
+        if wait:
+            self.client.wait_for_sandbox(created.sandbox_id, timeout=90)
+        return created
+
+    def cleanup(self) -> None:
+        for sandbox_id in self.created:
+            try:
+                self.client.delete_sandbox(sandbox_id, force=True)
+            except ApiError:
+                pass
+
+
+def user_client(server, admin: ApplianceClient, permissions=("sandbox_read", "sandbox_write"),
+                owner: str | None = None) -> ApplianceClient:
+    """A client of a new key with its own owner (so lists hold only its sandboxes)."""
+    owner = owner or f"owner-{secrets.token_hex(4)}"
+    created = admin.create_api_key(owner, list(permissions), owner=owner)
+    return ApplianceClient(server.url, api_key=created.api_key)
+
+
+def container_of(docker_client, sandbox_id: str) -> str:
+    items = docker_client.api.containers(all=True, filters={"label": f"{SANDBOX_LABEL}={sandbox_id}"})
+    assert len(items) == 1, items
+    return items[0]["Id"]
+
+
+def sandbox_exec(docker_client, sandbox_id: str, command: str | list[str], *, detach: bool = False,
+                 user: str = "65534:65534") -> str:
+    """Run a command in the sandbox as its own user, as code in the sandbox would."""
+    if isinstance(command, str):
+        command = ["sh", "-c", command]
+    exec_id = docker_client.api.exec_create(container_of(docker_client, sandbox_id), command, user=user,
+                                            workdir="/sandbox")["Id"]
+    output = docker_client.api.exec_start(exec_id, detach=detach)
+    return "" if detach else output.decode(errors="replace")
+
+
+def instance_id(data_dir: Path) -> str | None:
+    db = data_dir / "appliance.db"
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+    return row[0] if row else None
+
+
+def remove_sandbox_containers(docker_client, data_dir: Path) -> None:
+    """Sandboxes outlive the appliance by design: tests remove what their servers left."""
+    instance = instance_id(data_dir)
+    if instance is None:
+        return
+    for item in docker_client.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={instance}"}):
+        docker_client.api.remove_container(item["Id"], force=True)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
