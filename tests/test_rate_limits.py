@@ -40,3 +40,29 @@ def test_limits_are_per_identity_and_configurable(fresh_server):
         assert a.post("/api/eval", json={"code": "print(1)"}).status_code == 429
     with server.admin() as admin:
         assert admin.get("/api/evaluations").json()["count"] == 0  # the refused submit stored nothing
+
+
+def test_sandbox_execution_bucket_is_20_a_minute_apart_from_the_standard_100(fresh_server):
+    """sandbox-api.md: 20 executions per minute per key, counted apart from the standard
+    100 requests; the 21st execution gets 429 in the sandbox error shape."""
+    from appliance.client import ApiError, ApplianceClient
+    from tests.support import assert_sandbox_error
+
+    server = fresh_server()
+    with ApplianceClient(server.url, api_key=server.admin_key) as client:
+        for _ in range(20):
+            response = client.http.post("/api/execute", json={"language": "python", "code": "print(1)"})
+            assert response.status_code == 200, response.text
+            assert response.headers["X-RateLimit-Limit"] == "20"
+        refused = client.http.post("/api/execute", json={"language": "python", "code": "print(1)"})
+        error = assert_sandbox_error(refused, 429, "RATE_LIMIT_EXCEEDED", "20 requests per minute")
+        assert error["details"]["retry_after"] >= 1 and int(refused.headers["Retry-After"]) >= 1
+        # Other requests are still in the standard bucket.
+        health = client.http.get("/auth/api-keys")
+        assert health.status_code == 200 and health.headers["X-RateLimit-Limit"] == "100"
+        try:
+            client.execute(language="python", code="print(1)")
+        except ApiError as exc:
+            assert exc.status_code == 429 and exc.code == "RATE_LIMIT_EXCEEDED"
+        else:
+            raise AssertionError("the client should raise ApiError on 429")
