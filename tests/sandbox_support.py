@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApiError, ApplianceClient
-from tests.support import start_server
+from tests.support import expect_api_error as expect_error, start_server  # noqa: F401 (re-exported to the sandbox tests)
 
 PERSISTENT_LABEL = "appliance.persistent"
 SANDBOX_LABEL = "appliance.sandbox"
@@ -33,17 +33,6 @@ def sandbox_server(runtime_images, tmp_path_factory, docker_client):
     yield proc
     proc.stop()
     remove_sandbox_containers(docker_client, proc.data_dir)
-
-
-def expect_error(call, status: int, code: str, *words: str) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call()
-    error = caught.value
-    assert (error.status_code, error.code) == (status, code), error
-    assert error.request_id and error.request_id.startswith("req_")
-    for word in words:
-        assert word.lower() in error.message.lower(), error
-    return error
 
 
 class Sandboxes:

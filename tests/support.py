@@ -131,3 +131,20 @@ def assert_sandbox_error(response: httpx.Response, status: int, code: str, *word
     for word in words:
         assert word.lower() in error["message"].lower(), body
     return error
+
+
+def expect_api_error(call, status: int, code: str, *words: str):
+    """`call()` raises the client's ApiError with this status and code, a request id, and
+    each of `words` in its message."""
+    import pytest
+
+    from appliance.client import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        call()
+    error = caught.value
+    assert (error.status_code, error.code) == (status, code), error
+    assert error.request_id and error.request_id.startswith("req_")
+    for word in words:
+        assert word.lower() in error.message.lower(), error
+    return error

@@ -8,25 +8,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from appliance.client import ApiError, ApplianceClient
-from tests.support import assert_sandbox_error
+from appliance.client import ApplianceClient
+from tests.support import assert_sandbox_error, expect_api_error
 
 
 @pytest.fixture
 def admin(server):
     with ApplianceClient(server.url, api_key=server.admin_key) as client:
         yield client
-
-
-def expect_api_error(call, status: int, code: str, *words: str) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call()
-    error = caught.value
-    assert (error.status_code, error.code) == (status, code), error
-    assert error.request_id and error.request_id.startswith("req_")
-    for word in words:
-        assert word.lower() in error.message.lower(), error
-    return error
 
 
 def test_create_key_shows_the_secret_once_with_its_permissions(admin, server):

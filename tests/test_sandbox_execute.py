@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from appliance.client import ApiError, ApplianceClient
-from tests.support import assert_sandbox_error, start_server
+from appliance.client import ApplianceClient
+from tests.support import assert_sandbox_error, expect_api_error, start_server
 
 RESULT_KEYS = {"execution_id", "status", "output", "error", "exit_code", "execution_time",
                "memory_used", "files_created"}
@@ -22,16 +22,6 @@ RESULT_KEYS = {"execution_id", "status", "output", "error", "exit_code", "execut
 def admin(server):
     with ApplianceClient(server.url, api_key=server.admin_key) as client:
         yield client
-
-
-def expect_api_error(call, status: int, code: str, *words: str) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call()
-    error = caught.value
-    assert (error.status_code, error.code) == (status, code), error
-    for word in words:
-        assert word.lower() in error.message.lower(), error
-    return error
 
 
 def stored_executions(server) -> int:

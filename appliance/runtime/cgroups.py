@@ -48,14 +48,15 @@ def locate(container_id: str, root: Path = CGROUP_ROOT) -> CgroupPaths | None:
     return None
 
 
-def _read_int(path: Path) -> int | None:
+def read_int(path: Path) -> int | None:
+    """The first number in a cgroup file, or None if it cannot be read."""
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
 
 
-def _read_keyed(path: Path, key: str) -> int:
+def read_keyed(path: Path, key: str) -> int:
     """`key N` lines as in memory.events, memory.oom_control and pids.events."""
     try:
         for line in path.read_text().splitlines():
@@ -73,13 +74,13 @@ def read_usage(paths: CgroupPaths | None) -> CgroupUsage:
     if paths.unified:
         # memory.peak exists from Linux 5.19; before that the current usage is the best
         # the kernel keeps.
-        peak = _read_int(paths.memory / "memory.peak") or _read_int(paths.memory / "memory.current")
-        oom = _read_keyed(paths.memory / "memory.events", "oom_kill")
-        limit_hits = _read_keyed(paths.memory / "memory.events", "max")
+        peak = read_int(paths.memory / "memory.peak") or read_int(paths.memory / "memory.current")
+        oom = read_keyed(paths.memory / "memory.events", "oom_kill")
+        limit_hits = read_keyed(paths.memory / "memory.events", "max")
     else:
-        peak = _read_int(paths.memory / "memory.max_usage_in_bytes")
-        oom = _read_keyed(paths.memory / "memory.oom_control", "oom_kill")
-        limit_hits = _read_int(paths.memory / "memory.failcnt") or 0
-    pids_hits = _read_keyed(paths.pids / "pids.events", "max") if paths.pids else 0
+        peak = read_int(paths.memory / "memory.max_usage_in_bytes")
+        oom = read_keyed(paths.memory / "memory.oom_control", "oom_kill")
+        limit_hits = read_int(paths.memory / "memory.failcnt") or 0
+    pids_hits = read_keyed(paths.pids / "pids.events", "max") if paths.pids else 0
     return CgroupUsage(memory_peak=peak, oom_kills=oom, memory_limit_hits=limit_hits,
                        pids_limit_hits=pids_hits)

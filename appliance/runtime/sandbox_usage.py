@@ -21,34 +21,16 @@ class LiveUsage(msgspec.Struct, frozen=True, kw_only=True):
     cpu_cores: float | None = None
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _stat_value(path: Path, key: str) -> int:
-    try:
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def _cpu_reader(paths: cgroups.CgroupPaths, root: Path):
     """A function returning the cgroup's CPU time in nanoseconds (None if unknown)."""
     if paths.unified:
         stat_file = paths.memory / "cpu.stat"
-        return lambda: _stat_value(stat_file, "usage_usec") * 1000 if stat_file.exists() else None
+        return lambda: cgroups.read_keyed(stat_file, "usage_usec") * 1000 if stat_file.exists() else None
     relative = paths.memory.relative_to(root / "memory")
     for controller in ("cpuacct", "cpu,cpuacct"):
         usage_file = root / controller / relative / "cpuacct.usage"
         if usage_file.exists():
-            return lambda: _read_int(usage_file)
+            return lambda: cgroups.read_int(usage_file)
     return lambda: None
 
 
@@ -57,11 +39,11 @@ def read(container_id: str, root: Path = cgroups.CGROUP_ROOT) -> LiveUsage:
     if paths is None:
         return LiveUsage()
     if paths.unified:
-        current = _read_int(paths.memory / "memory.current")
-        inactive = _stat_value(paths.memory / "memory.stat", "inactive_file")
+        current = cgroups.read_int(paths.memory / "memory.current")
+        inactive = cgroups.read_keyed(paths.memory / "memory.stat", "inactive_file")
     else:
-        current = _read_int(paths.memory / "memory.usage_in_bytes")
-        inactive = _stat_value(paths.memory / "memory.stat", "total_inactive_file")
+        current = cgroups.read_int(paths.memory / "memory.usage_in_bytes")
+        inactive = cgroups.read_keyed(paths.memory / "memory.stat", "total_inactive_file")
     memory = None if current is None else max(0, current - inactive)
     cpu_time = _cpu_reader(paths, root)
     first, started = cpu_time(), time.monotonic()
