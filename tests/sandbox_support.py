@@ -35,6 +35,25 @@ def sandbox_server(runtime_images, tmp_path_factory, docker_client):
     remove_sandbox_containers(docker_client, proc.data_dir)
 
 
+@pytest.fixture
+def server(sandbox_server):
+    """The sandbox tests' `server` is their module's own appliance (imported by name)."""
+    return sandbox_server
+
+
+@pytest.fixture
+def admin(server):
+    with ApplianceClient(server.url, api_key=server.admin_key) as client:
+        yield client
+
+
+@pytest.fixture
+def sandboxes(admin):
+    tracker = Sandboxes(admin)
+    yield tracker
+    tracker.cleanup()
+
+
 class Sandboxes:
     """Creates sandboxes through a client and force-deletes them at teardown."""
 

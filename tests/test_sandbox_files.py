@@ -10,19 +10,9 @@ import httpx
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.sandbox_support import (Sandboxes, expect_error, remove_sandbox_containers, sandbox_exec,
+from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
+                                   Sandboxes, expect_error, remove_sandbox_containers, sandbox_exec,
                                    sandbox_server, user_client)  # noqa: F401 - sandbox_server is a fixture
-
-
-@pytest.fixture
-def server(sandbox_server):
-    return sandbox_server
-
-
-@pytest.fixture
-def admin(server):
-    with ApplianceClient(server.url, api_key=server.admin_key) as client:
-        yield client
 
 
 @pytest.fixture

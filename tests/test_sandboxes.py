@@ -8,26 +8,9 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.sandbox_support import (Sandboxes, container_of, expect_error, remove_sandbox_containers,  # noqa: F401
+from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
+                                   Sandboxes, container_of, expect_error, remove_sandbox_containers,  # noqa: F401
                                    sandbox_exec, sandbox_server, user_client, wait_until)
-
-
-@pytest.fixture
-def server(sandbox_server):
-    return sandbox_server
-
-
-@pytest.fixture
-def admin(server):
-    with ApplianceClient(server.url, api_key=server.admin_key) as client:
-        yield client
-
-
-@pytest.fixture
-def sandboxes(admin):
-    tracker = Sandboxes(admin)
-    yield tracker
-    tracker.cleanup()
 
 
 @pytest.fixture

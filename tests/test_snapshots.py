@@ -6,30 +6,11 @@ from __future__ import annotations
 import os
 import tarfile
 
-import pytest
 
-from appliance.client import ApplianceClient
 from appliance.core.sizes import format_size
-from tests.sandbox_support import (Sandboxes, expect_error, sandbox_exec, sandbox_server,  # noqa: F401
+from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
+                                   Sandboxes, expect_error, sandbox_exec, sandbox_server,  # noqa: F401
                                    user_client)
-
-
-@pytest.fixture
-def server(sandbox_server):
-    return sandbox_server
-
-
-@pytest.fixture
-def admin(server):
-    with ApplianceClient(server.url, api_key=server.admin_key) as client:
-        yield client
-
-
-@pytest.fixture
-def sandboxes(admin):
-    tracker = Sandboxes(admin)
-    yield tracker
-    tracker.cleanup()
 
 
 def take(admin, sandbox_id, name, **kwargs):
