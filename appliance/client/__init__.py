@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from appliance.client.alerts import AlertsApi
 from appliance.client.api_keys import ApiKeysApi
+from appliance.client.evaluations import EvaluationsApi
 from appliance.client.execution import ExecutionApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
@@ -22,7 +23,7 @@ from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
 # Mixins are listed here as each area of the API gets its client methods.
-_MIXINS: tuple[type, ...] = (ApiKeysApi, MonitoringApi, AlertsApi, TemplatesApi, ExecutionApi, SandboxesApi)
+_MIXINS: tuple[type, ...] = (ApiKeysApi, EvaluationsApi, MonitoringApi, AlertsApi, TemplatesApi, ExecutionApi, SandboxesApi)
 
 
 class ApplianceClient(*_MIXINS):

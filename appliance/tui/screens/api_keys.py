@@ -1,0 +1,15 @@
+"""API keys screen (placeholder until built)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from appliance.tui.screens.base import ApplianceScreen
+
+
+class ApiKeysScreen(ApplianceScreen):
+    TITLE = "API keys"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("API keys")

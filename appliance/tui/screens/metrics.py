@@ -1,0 +1,15 @@
+"""Metrics screen (placeholder until built)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from appliance.tui.screens.base import ApplianceScreen
+
+
+class MetricsScreen(ApplianceScreen):
+    TITLE = "Metrics"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Metrics")
