@@ -1,0 +1,45 @@
+"""The TUI attached to a real server, as `appliance tui --url` attaches it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from appliance.client import ApplianceClient
+from appliance.tui.app import ApplianceTui, create_tui
+from appliance.tui.backend import Backend
+from appliance.tui.feeds import RemoteFeed
+
+
+def tui_for(server, key: str | None = None, *, dark: bool = True) -> ApplianceTui:
+    """An app on `server` (a tests.support.ServerProcess) with `key` (default: admin)."""
+    key = key or server.admin_key
+    backend = Backend(ApplianceClient(server.url, api_key=key), RemoteFeed(server.ws_url, key), server.url)
+    return create_tui(backend, dark=dark)
+
+
+async def wait_until(pilot, condition: Callable[[], object], timeout: float = 20.0, step: float = 0.1):
+    """Pause the pilot until `condition()` is truthy; fail with a clear message after timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(step)
+
+
+def screen_text(app: ApplianceTui) -> str:
+    """Everything the current screen shows, as plain text (for `assert ... in`)."""
+    from textual.widgets import DataTable, Static
+
+    parts: list[str] = []
+    for widget in app.screen.query("*"):
+        if isinstance(widget, DataTable):
+            for row in range(widget.row_count):
+                parts.append(" ".join(str(c) for c in widget.get_row_at(row)))
+        elif isinstance(widget, Static):
+            parts.append(str(widget.render()))
+    return "\n".join(parts)
