@@ -1,4 +1,4 @@
-"""The one entry point: `appliance serve | keys | images` (also `python -m appliance`)."""
+"""The one entry point: `appliance serve | run | tui | keys | images` (also `python -m appliance`)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from appliance import __version__
+from appliance import __version__, terminal_commands
 from appliance.config import ConfigError, Settings, load_settings
 from appliance.logging_setup import configure_logging
 
 log = logging.getLogger("appliance")
 
 
-def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
+def settings_from_args(args: argparse.Namespace, **flags: Any) -> Settings:
     return load_settings({"data_dir": args.data_dir, **flags}, config_file=args.config)
 
 
@@ -32,10 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from appliance.http.app_factory import create_app
 
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
-    settings = _settings(args, **flags)
+    settings = settings_from_args(args, **flags)
     appliance = Appliance(settings)
     appliance.check_required_engine()  # before listening: a refused start is one clear line
-    _set_priority(settings.server_nice)
+    raise_priority(settings.server_nice)
     app = create_app(appliance)
     print(f"appliance {__version__}: serving on http://{settings.host}:{settings.port} "
           f"(data dir {settings.data_path})", file=sys.stderr, flush=True)
@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_priority(nice: int) -> None:
+def raise_priority(nice: int) -> None:
     """The control plane outranks what it runs: when sandboxes, fork bombs included, fill
     every core, the API still answers. Raising priority needs root; without it, stay."""
     try:
@@ -75,7 +75,7 @@ async def _with_auth(settings: Settings, action):
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     permissions = [p.strip() for p in (args.permissions or "").split(",") if p.strip()] or None
     expires = datetime.fromisoformat(args.expires.replace("Z", "+00:00")) if args.expires else None
     created = asyncio.run(_with_auth(settings, lambda auth: auth.create_key(
@@ -91,7 +91,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from appliance.core.clock import iso_z
 
-    records = asyncio.run(_with_auth(_settings(args), lambda auth: auth.list_keys()))
+    records = asyncio.run(_with_auth(settings_from_args(args), lambda auth: auth.list_keys()))
     print(f"{'KEY ID':18} {'NAME':20} {'OWNER':16} {'PERMISSIONS':24} {'CREATED':26} STATE")
     for r in records:
         state = "revoked" if r.revoked_at else "active"
@@ -101,7 +101,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    asyncio.run(_with_auth(_settings(args), lambda auth: auth.revoke_key(args.key_id)))
+    asyncio.run(_with_auth(settings_from_args(args), lambda auth: auth.revoke_key(args.key_id)))
     print(f"revoked {args.key_id}", file=sys.stderr)
     return 0
 
@@ -118,7 +118,7 @@ def _docker_client(settings: Settings):
 def cmd_images_build(args: argparse.Namespace) -> int:
     from appliance.runtime import images
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     built = images.build_images(
         _docker_client(settings), args.image or None, only_missing=not args.force,
         cache_dir=settings.data_path / "cache" / "debootstrap", progress=images.render_progress,
@@ -132,7 +132,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
 def cmd_images_list(args: argparse.Namespace) -> int:
     from appliance.runtime import images
 
-    rows = images.list_images(_docker_client(_settings(args)))
+    rows = images.list_images(_docker_client(settings_from_args(args)))
     print(f"{'IMAGE':12} {'REFERENCE':44} {'PRESENT':8} SIZE")
     for row in rows:
         size = f"{row.size / 1e6:.0f} MB" if row.present and row.size else "-"
@@ -143,7 +143,7 @@ def cmd_images_list(args: argparse.Namespace) -> int:
 def cmd_images_export(args: argparse.Namespace) -> int:
     from appliance.runtime import images
 
-    images.export_images(_docker_client(_settings(args)), Path(args.file), args.image or None,
+    images.export_images(_docker_client(settings_from_args(args)), Path(args.file), args.image or None,
                          progress=images.render_progress)
     print(f"wrote {args.file}", file=sys.stderr)
     return 0
@@ -152,7 +152,7 @@ def cmd_images_export(args: argparse.Namespace) -> int:
 def cmd_images_import(args: argparse.Namespace) -> int:
     from appliance.runtime import images
 
-    loaded = images.import_images(_docker_client(_settings(args)), Path(args.file),
+    loaded = images.import_images(_docker_client(settings_from_args(args)), Path(args.file),
                                   progress=images.render_progress)
     print("loaded: " + ", ".join(loaded), file=sys.stderr)
     return 0
@@ -175,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--workers", type=int, help="evaluations run at once (default 4)")
     serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser("run", parents=[common], help="the server and the TUI in one process "
+                                                      "(the log goes to DATA_DIR/logs/appliance.log)")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    run.add_argument("--workers", type=int, help="evaluations run at once (default 4)")
+    run.add_argument("--light", action="store_true", help="start with the light theme")
+    run.set_defaults(func=terminal_commands.cmd_run)
+
+    tui = sub.add_parser("tui", parents=[common], help="the TUI, attached to a running daemon")
+    tui.add_argument("--url", help="the daemon's address, e.g. http://127.0.0.1:8080 (default: the "
+                                   "local daemon's host and port from the settings)")
+    tui.add_argument("--api-key-file", help="file holding an API key with the 'read' permission "
+                                            "(default: DATA_DIR/admin.key)")
+    tui.add_argument("--light", action="store_true", help="start with the light theme")
+    tui.set_defaults(func=terminal_commands.cmd_tui)
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", parents=[common], help="create a key; it is printed once")

@@ -53,8 +53,9 @@ fi
 # --- system packages --------------------------------------------------------------------
 packages=(debootstrap)
 command -v dockerd >/dev/null || packages+=(docker.io)
-# tmux for terminal tests; prometheus for promtool, which validates /api/metrics.
-[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus)
+# tmux for terminal tests; prometheus for promtool, which validates /api/metrics;
+# openssh-server for the test that runs the TUI over SSH (a private sshd on loopback).
+[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus openssh-server)
 if is_root && is_debian; then
     apt_install "${packages[@]}"
 elif ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then

@@ -56,14 +56,16 @@ class RemoteFeed:
 
     async def _session(self, sink: Sink) -> None:
         from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
 
         headers = {"X-API-Key": self.api_key}
         async with connect(f"{self.ws_base}/ws/monitor", additional_headers=headers,
                            open_timeout=self.open_timeout, ping_interval=10, ping_timeout=10) as monitor, \
                 connect(f"{self.ws_base}/ws", additional_headers=headers,
                         open_timeout=self.open_timeout, ping_interval=10, ping_timeout=10) as events:
-            await monitor.send(json.dumps({"type": "subscribe", "metrics": list(FEED_METRICS),
-                                           "interval": FEED_INTERVAL_SECONDS}))
+            with contextlib.suppress(ConnectionClosed):  # a refusal: its error is still to be read
+                await monitor.send(json.dumps({"type": "subscribe", "metrics": list(FEED_METRICS),
+                                               "interval": FEED_INTERVAL_SECONDS}))
             first = json.loads(await asyncio.wait_for(monitor.recv(), self.open_timeout))
             if first.get("type") == "error":
                 raise FeedRefused(first.get("error", {}).get("message", "refused"))
