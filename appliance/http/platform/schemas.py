@@ -64,6 +64,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
     memory_used: int | None
     limits_hit: list[str]
     batch_id: str | None
+    code: str
 
     @classmethod
     def of(cls, e: Evaluation) -> "EvalStatusBody":
@@ -74,7 +75,7 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
             language=e.language, engine=e.engine, timeout=e.timeout, reason=e.reason,
             output_truncated=e.output_truncated, error_truncated=e.error_truncated,
             execution_time=e.execution_time, memory_used=e.memory_used, limits_hit=e.limits_hit,
-            batch_id=e.batch_id,
+            batch_id=e.batch_id, code=e.code,
         )
 
 
