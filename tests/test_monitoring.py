@@ -96,6 +96,24 @@ def test_performance_over_a_time_range_from_stored_samples(fresh_server):
         assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "VALIDATION_ERROR", "30m, 1h")
         assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "VALIDATION_ERROR", "metrics_retention_hours")
         assert_sandbox_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "VALIDATION_ERROR", "unknown component")
+        assert "series" not in body
+
+        series = client.get("/api/metrics/performance", params={"duration": "10m", "points": 10}).json()
+        stretches = series["series"]
+        assert len(stretches) == 10 and all(s["seconds"] == 60.0 for s in stretches)
+        assert stretches[0]["start"] < stretches[-1]["start"] and stretches[-1]["start"].endswith("Z")
+        assert sum(s["samples"] for s in stretches) == series["samples"]  # every sample in one stretch
+        assert sum(s["executions"] for s in stretches) == 1
+        ran = next(s for s in stretches if s["executions"])
+        assert ran["success_rate"] == 100.0 and ran["avg_execution_time"] > 0
+        last = stretches[-1]
+        assert last["samples"] >= 3 and last["cpu_average"] <= last["cpu_peak"] <= 100
+        assert stretches[0]["samples"] == 0 and stretches[0]["cpu_average"] is None
+        for bad in ("0", "501"):
+            assert_sandbox_error(client.get("/api/metrics/performance", params={"points": bad}), 400,
+                                 "VALIDATION_ERROR", "points must be 1 to 500")
+        assert_sandbox_error(client.get("/api/metrics/performance", params={"points": "many"}), 400,
+                             "VALIDATION_ERROR", "points")
 
 
 def test_promtool_accepts_the_metrics(server):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -49,6 +49,7 @@ class HealthReport(msgspec.Struct, kw_only=True):
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 PERFORMANCE_COMPONENTS = ("cpu", "memory", "containers", "executions")
+MAX_SERIES_POINTS = 500
 
 
 def parse_duration(text: str, longest: float) -> timedelta:
@@ -179,11 +180,16 @@ class MonitoringService:
         if self._sampled % 100 == 1:
             await self._samples.forget_before(now - self._retention)
 
-    async def performance(self, duration: str = "1h", component: str | None = None) -> dict:
+    async def performance(self, duration: str = "1h", component: str | None = None,
+                          points: int | None = None) -> dict:
         window = parse_duration(duration, self._retention.total_seconds())
         if component is not None and component not in PERFORMANCE_COMPONENTS:
             raise ValidationError(f"unknown component {component!r}; one of: {', '.join(PERFORMANCE_COMPONENTS)}")
-        summary = await self._samples.summary(utc_now() - window)
+        if points is not None and not 1 <= points <= MAX_SERIES_POINTS:
+            raise ValidationError(f"points must be 1 to {MAX_SERIES_POINTS} (got {points})",
+                                  details={"field": "points"})
+        since = utc_now() - window
+        summary = await self._samples.summary(since)
         startup = self._pool.average_create_seconds
         report = {
             "cpu_usage": {"current": _round(summary.cpu_current), "average": _round(summary.cpu_average),
@@ -204,4 +210,22 @@ class MonitoringService:
             key = {"cpu": "cpu_usage", "memory": "memory_usage", "containers": "container_metrics",
                    "executions": "execution_metrics"}[component]
             report = {key: report[key]}
-        return {"duration": duration, "samples": summary.samples, **report}
+        body = {"duration": duration, "samples": summary.samples, **report}
+        if points is not None:
+            body["series"] = await self._series(since, window.total_seconds() / points, points)
+        return body
+
+    async def _series(self, since: datetime, stretch_seconds: float, points: int) -> list[dict]:
+        """The range cut into `points` stretches, oldest first: what the TUI plots."""
+        stretches = await self._samples.series(since, stretch_seconds, points)
+        return [{
+            "start": iso_z(since + timedelta(seconds=s.index * stretch_seconds)),
+            "seconds": round(stretch_seconds, 3),
+            "samples": s.samples,
+            "cpu_average": _round(s.cpu_average), "cpu_peak": _round(s.cpu_peak),
+            "memory_average": _round(s.memory_average),
+            "containers_average": _round(s.containers_average), "queue_depth_peak": s.queue_depth_peak,
+            "executions": s.executions,
+            "avg_execution_time": None if s.average_execution_time is None else round(s.average_execution_time, 3),
+            "success_rate": round(100.0 * s.successes / s.executions, 1) if s.executions else None,
+        } for s in stretches]

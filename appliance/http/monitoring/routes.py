@@ -22,8 +22,8 @@ class MonitoringController(Controller):
 
     @get("/metrics/performance", summary="CPU, memory, containers and executions over a time range")
     async def performance(self, request: Request, identity: Identity, duration: str = "1h",
-                          component: str | None = None) -> dict:
-        return await request.app.state.appliance.monitoring.performance(duration, component)
+                          component: str | None = None, points: int | None = None) -> dict:
+        return await request.app.state.appliance.monitoring.performance(duration, component, points)
 
     @get("/health", summary="Health of each component")
     async def health(self, request: Request, identity: Identity) -> HealthReport:
