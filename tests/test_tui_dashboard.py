@@ -92,6 +92,22 @@ async def test_a_finished_evaluation_shows_in_executions_latency_and_the_hour(se
         assert f"Last hour: {total} execution" in screen_text(app)
 
 
+async def test_evaluations_that_end_while_another_screen_is_shown_still_count(server):
+    app = tui_for(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.live.connected)
+        await pilot.press("a")  # the alerts screen: the dashboard gets no feed items now
+        seen_before = app.live.executions.seen
+        with admin_client(server) as client:
+            submitted = await asyncio.to_thread(client.submit_evaluation, "python", "print('elsewhere')")
+            await wait_until(pilot, lambda: app.live.executions.seen > seen_before, timeout=60)
+            status = await asyncio.to_thread(client.evaluation_status, submitted["eval_id"])
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        latency = app.screen.query_one("#spark-latency", MetricSparkline)
+        assert status["execution_time"] in latency.values
+
+
 async def test_open_alerts_count_comes_from_the_api_and_follows_the_feed(fresh_server):
     server = fresh_server(env=ONE_ALERT_ENV)
     app = tui_for(server)

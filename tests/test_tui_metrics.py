@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from appliance.tui.performance_series import DAY, HOUR, series_from_windows
+from appliance.tui.performance_series import DAY, HOUR, series_from_report
 from appliance.tui.screens.metrics import LIVE_PLOTS, RANGE_PLOTS, MetricsScreen
 from appliance.tui.widgets.metric_sparkline import MetricSparkline
 from tests.support import run_eval
@@ -47,7 +47,7 @@ async def test_metrics_plot_the_last_hour_and_day_from_the_api(server, size):
         assert screen.query_one("#range-cpu", MetricSparkline).values == hour.cpu
         assert screen.query_one("#range-executions", MetricSparkline).values == hour.executions
         text = screen_text(app)
-        assert "Last hour · 12 × 5 min" in text
+        assert "Last hour · 30 × 2 min" in text
         assert f"Executions {hour.summary['execution_metrics']['total_executions']} (avg" in text
 
         await pilot.press("w")
@@ -56,7 +56,7 @@ async def test_metrics_plot_the_last_hour_and_day_from_the_api(server, size):
         assert len(day.executions) == DAY.stretches
         assert sum(day.executions) == day.summary["execution_metrics"]["total_executions"]
         assert sum(day.executions) >= sum(hour.executions)
-        assert "Last 24 hours · 12 × 2 h" in screen_text(app)
+        assert "Last 24 hours · 48 × 30 min" in screen_text(app)
 
         await pilot.press("w")
         await wait_until(pilot, lambda: loaded(screen, HOUR))
@@ -98,27 +98,14 @@ async def test_live_plots_follow_the_feed(server):
         assert f"CPU %  now {cpu.latest:.1f}" in screen_text(app)
 
 
-def report(samples: int, cpu: float | None, ended: int, run_time: float | None) -> dict:
-    return {"samples": samples, "cpu_usage": {"average": cpu}, "memory_usage": {"average": cpu},
-            "execution_metrics": {"total_executions": ended, "avg_execution_time": run_time}}
-
-
-def test_stretches_are_the_differences_of_growing_windows():
-    # Windows of one, two and three stretches ending now: 10 samples averaging 50% in the
-    # newest stretch, 10 more at 30% before it, none in the oldest.
-    windows = [report(10, 50.0, 2, 1.0), report(20, 40.0, 3, 2.0), report(20, 40.0, 3, 2.0)]
-    series = series_from_windows(HOUR, windows)
-    assert series.cpu == [None, 30.0, 50.0]  # oldest first
-    assert series.executions == [0, 1, 2]
-    assert series.run_time == [None, 4.0, 1.0]  # (3 × 2.0 − 2 × 1.0) / 1
-    assert series.summary is windows[-1]
-
-
-def test_a_stretch_the_rounding_could_skew_has_no_figure():
-    # 1 sample after 1000 in the newer window: the API's 0.1 rounding of two averages
-    # over 1000 samples could move that one sample's figure by up to 100 points.
-    windows = [report(1000, 20.0, 0, None), report(1001, 20.1, 0, None)]
-    assert series_from_windows(HOUR, windows).cpu == [None, 20.0]
+def test_a_range_series_is_the_apis_stretches_oldest_first():
+    stretches = [{"cpu_average": None, "memory_average": None, "executions": 0, "avg_execution_time": None},
+                 {"cpu_average": 30.0, "memory_average": 20.5, "executions": 2, "avg_execution_time": 1.5}]
+    report = {"samples": 10, "series": stretches}
+    series = series_from_report(HOUR, report)
+    assert series.cpu == [None, 30.0] and series.memory == [None, 20.5]
+    assert series.executions == [0, 2] and series.run_time == [None, 1.5]
+    assert series.summary is report
 
 
 async def test_a_range_past_the_retention_is_refused_with_the_servers_message(fresh_server):
@@ -132,7 +119,7 @@ async def test_a_range_past_the_retention_is_refused_with_the_servers_message(fr
         messages = [n.message for n in app._notifications]
         assert any("load the metrics of the last 24 hours" in m and "metrics_retention_hours" in m
                    for m in messages), messages
-        assert "Last 24 hours · 12 × 2 h · could not load" in screen_text(app)
+        assert "Last 24 hours · 48 × 30 min · could not load" in screen_text(app)
         # Back to the hour, which the server keeps.
         await pilot.press("w")
         await wait_until(pilot, lambda: loaded(screen, HOUR) and not screen.load_failed)

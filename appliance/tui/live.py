@@ -10,6 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.tui.execution_history import ExecutionHistory
+
 # Figures the feed asks for (the names /ws/monitor serves; see docs/api.md).
 FEED_METRICS = ("cpu_usage", "memory_usage", "disk_usage", "active_containers", "pool_idle",
                 "queue_depth", "running_executions", "finished_executions", "failure_rate",
@@ -63,6 +65,9 @@ class LiveData:
     status_text: str = "connecting…"
     latest: dict[str, float | None] = field(default_factory=dict)
     history: dict[str, deque[tuple[str, float]]] = field(default_factory=dict)
+    # Kept here, not by the dashboard: feed items reach only the screens on show, and
+    # the dashboard's per-minute counts must include what ended while it was hidden.
+    executions: ExecutionHistory = field(default_factory=ExecutionHistory)
 
     def apply(self, item: FeedItem) -> None:
         if isinstance(item, Connected):
@@ -70,6 +75,8 @@ class LiveData:
         elif isinstance(item, Disconnected):
             self.connected = False
             self.status_text = f"connection lost ({item.reason}); retrying in {item.retry_in:.0f} s"
+        elif isinstance(item, EvaluationEvent) and item.type == "completed":
+            self.executions.record(item.data.get("execution_time"))
         elif isinstance(item, MetricSample):
             self.latest[item.metric] = item.value
             if item.value is not None:

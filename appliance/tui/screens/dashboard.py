@@ -73,7 +73,6 @@ class DashboardScreen(ApplianceScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.executions = ExecutionHistory()
         self.open_alerts: dict[str, str] = {}  # alert_id -> status, for active and acknowledged
         self.alert_changes_meanwhile: dict[str, str] | None = None  # while the list loads
         self.alerts_loaded = False
@@ -99,6 +98,10 @@ class DashboardScreen(ApplianceScreen):
                 yield MetricSparkline("Running", id="spark-running_executions")
             yield Static(id="dashboard-hour")
             yield PoolSizesTable(id="pool-sizes")
+
+    @property
+    def executions(self) -> ExecutionHistory:
+        return self.app.live.executions
 
     def on_mount(self) -> None:
         # The base class loads from the API on mount; the timers only run while shown.
@@ -180,7 +183,6 @@ class DashboardScreen(ApplianceScreen):
         if isinstance(item, MetricSample):
             self.show_live_figures(item.metric)
         elif isinstance(item, EvaluationEvent) and item.type == "completed":
-            self.executions.record(item.data.get("execution_time"))
             self.hour_stale = True  # the next tick asks for the last hour again
             self.show_executions()
         elif isinstance(item, AlertChanged) and item.alert.get("alert_id"):

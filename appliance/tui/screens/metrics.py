@@ -1,11 +1,9 @@
 """Metrics: the last hour or day from the API, and the feed's figures of the last
 minutes.
 
-The range plots come from GET /api/metrics/performance (see performance_series: the
-endpoint summarises windows; the screen asks for 12 growing ones, and the shortest once
-more to check, and plots the stretches between them). They are loaded on showing, on a
-range switch, on `r` and every minute while the screen is shown; the live plots follow
-the feed, no requests.
+The range plots come from one GET /api/metrics/performance?points=N (its `series`: the
+range in N stretches). They are loaded on showing, on a range switch, on `r` and every
+minute while the screen is shown; the live plots follow the feed, no requests.
 """
 
 from __future__ import annotations
