@@ -17,6 +17,7 @@ from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteComma
 from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.alert_detail import AlertDetail
 from appliance.tui.widgets.comment_dialog import CommentDialog
+from appliance.tui.widgets.fitted_table import FittedDataTable
 
 # What the filter can show, and which `status` values of GET /api/alerts make it up
 # (None: the API's default, the open ones). The API has no "all": it is two requests.
@@ -80,7 +81,7 @@ class AlertsScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="alert-filter")
-        table = DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
+        table = FittedDataTable(id="alerts", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table

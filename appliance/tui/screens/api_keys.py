@@ -16,6 +16,7 @@ from appliance.tui.screens.base import ApplianceScreen, PaletteCommand
 from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
 from appliance.tui.widgets.create_key_dialog import CreateKeyDialog
+from appliance.tui.widgets.fitted_table import FittedDataTable
 from appliance.tui.widgets.secret_dialog import SecretDialog
 
 COLUMNS = (("key_id", "Key id"), ("name", "Name"), ("owner", "Owner"), ("permissions", "Permissions"),
@@ -56,7 +57,7 @@ class ApiKeysScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="key-summary")
-        table = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table = FittedDataTable(id="keys", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table

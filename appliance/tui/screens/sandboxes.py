@@ -20,6 +20,7 @@ from appliance.tui.screens.base import ApplianceScreen, PaletteCommand
 from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
 from appliance.tui.widgets.create_sandbox_dialog import CreateSandboxDialog
+from appliance.tui.widgets.fitted_table import FittedDataTable
 from appliance.tui.widgets.sandbox_detail import SandboxDetail
 
 POLL_SECONDS = 5.0
@@ -63,7 +64,7 @@ class SandboxesScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="sandbox-summary")
-        table = DataTable(id="sandboxes", cursor_type="row", zebra_stripes=True)
+        table = FittedDataTable(id="sandboxes", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
+
+from appliance.tui.widgets.fitted_table import FittedDataTable
 
 from appliance.tui.evaluation_text import code_line, status_text, utc_time
 
@@ -14,7 +15,7 @@ COLUMNS = (("id", "ID"), ("status", "Status"), ("language", "Lang"), ("created",
 CODE_CELL_CHARS = 60
 
 
-class EvaluationTable(DataTable):
+class EvaluationTable(FittedDataTable):
     """One row per evaluation, keyed by eval_id. `show` brings the rows in line with a
     list of summaries (GET /api/evaluations items, kept current from the feed) while
     keeping the cursor on the evaluation it was on."""

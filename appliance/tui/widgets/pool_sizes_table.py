@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from rich.text import Text
-from textual.widgets import DataTable
+
+from appliance.tui.widgets.fitted_table import FittedDataTable
 
 RUNTIME_IMAGE_PREFIX = "appliance-runtime-"
 
@@ -21,7 +22,7 @@ def image_label(image: str) -> str:
     return name.removeprefix(RUNTIME_IMAGE_PREFIX) or image
 
 
-class PoolSizesTable(DataTable):
+class PoolSizesTable(FittedDataTable):
     """One row per image (several languages may share one), one column per engine.
     A cell is `idle/target`, with `+n` for containers being made; yellow while the pool
     holds fewer idle containers than it aims to, red when it holds none."""
