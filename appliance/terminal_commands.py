@@ -119,6 +119,9 @@ async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: boo
                 loop.remove_signal_handler(sig)
         return app.return_code or 0
     finally:
+        # The TUI has given the terminal back; removing the warm containers can take a
+        # while on a busy engine, so say what the wait is for.
+        print("appliance: stopping: HTTP server, queue, warm containers…", file=sys.stderr, flush=True)
         server.should_exit = True
         with contextlib.suppress(Exception):
             await serving

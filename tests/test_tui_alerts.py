@@ -3,32 +3,18 @@ alert opens REOPEN_SECONDS after start, and a new one that long after one is res
 
 from __future__ import annotations
 
-import asyncio
 
 from textual.command import CommandPalette
 from textual.widgets import Input
 
-from appliance.client import ApplianceClient
 from appliance.tui.screens.alerts import AlertsScreen
 from appliance.tui.widgets.comment_dialog import CommentDialog
-from tests.tui_support import screen_text, tui_for, wait_until
+from tests.tui_support import api, screen_text, tui_for, type_text, wait_until
 
 REOPEN_SECONDS = 3  # long enough that a reload cannot be what shows the new alert
 CPU_ALWAYS = {"APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
               "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": str(REOPEN_SECONDS),
               "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000"}
-
-
-async def api(server, request):
-    """One client call in a thread, so the app under test keeps running meanwhile."""
-    def call():
-        with ApplianceClient(server.url, api_key=server.admin_key) as client:
-            return request(client)
-    return await asyncio.to_thread(call)
-
-
-async def type_text(pilot, text: str) -> None:
-    await pilot.press(*("space" if ch == " " else ch for ch in text))
 
 
 async def answer_comment(pilot, app, comment: str) -> None:

@@ -3,25 +3,16 @@ shown once, revoking it in the TUI locks it out, and a key without admin is told
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from textual.widgets import Input
 
-from appliance.client import ApiError, ApplianceClient
+from appliance.client import ApiError
 from appliance.tui.screens.api_keys import ApiKeysScreen
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
 from appliance.tui.widgets.create_key_dialog import CreateKeyDialog, parse_expiry
 from appliance.tui.widgets.secret_dialog import SecretDialog
-from tests.tui_support import screen_text, tui_for, wait_until
-
-
-async def api(server, request, key: str | None = None):
-    """One client call in a thread, so the app under test keeps running meanwhile."""
-    def call():
-        with ApplianceClient(server.url, api_key=key or server.admin_key) as client:
-            return request(client)
-    return await asyncio.to_thread(call)
+from tests.tui_support import api, screen_text, tui_for, wait_until
 
 
 async def open_keys_screen(pilot, app) -> ApiKeysScreen:

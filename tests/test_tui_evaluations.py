@@ -156,15 +156,20 @@ async def test_filters_hide_and_show_rows(server, admin):
         await wait_until(pilot, lambda: {python_id, bash_id, failing_id} <= set(table_ids(app)))
 
 
+async def open_running_detail(pilot, app, eval_id: str) -> EvaluationDetailScreen:
+    """Wait until the evaluation runs, then open it from the table."""
+    await wait_until(pilot, lambda: row_status(app, eval_id) == "running")
+    app.screen.query_one(EvaluationTable).select(eval_id)
+    await pilot.press("enter")
+    return await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen) and app.screen)
+
+
 async def test_detail_shows_code_and_streams_output(server, admin):
     app = tui_for(server)
     async with app.run_test(size=LARGE) as pilot:
         await open_evaluations(pilot)
         eval_id = await submit(admin, SLOW_LINES, timeout=20)
-        await wait_until(pilot, lambda: row_status(app, eval_id) == "running")
-        app.screen.query_one(EvaluationTable).select(eval_id)
-        await pilot.press("enter")
-        detail = await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen) and app.screen)
+        detail = await open_running_detail(pilot, app, eval_id)
         assert detail.eval_id == eval_id
         stdout = detail.query_one("#stdout", OutputLog)
 
@@ -219,10 +224,7 @@ async def test_kill_from_the_detail_view(server, admin):
     async with app.run_test(size=SMALL) as pilot:
         await open_evaluations(pilot)
         eval_id = await submit(admin, "print('started', flush=True)\n" + SPIN, timeout=25)
-        await wait_until(pilot, lambda: row_status(app, eval_id) == "running")
-        app.screen.query_one(EvaluationTable).select(eval_id)
-        await pilot.press("enter")
-        detail = await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen) and app.screen)
+        detail = await open_running_detail(pilot, app, eval_id)
         await wait_until(pilot, lambda: "started" in detail.query_one("#stdout", OutputLog).text)
         await pilot.press("x")
         await wait_until(pilot, lambda: detail.facts.get("status") == "failed", timeout=15)

@@ -8,19 +8,21 @@ import asyncio
 import pytest
 from textual.widgets import Input
 
-from appliance.client import ApiError, ApplianceClient
+from appliance.client import ApiError
 from appliance.tui.screens.sandboxes import SandboxesScreen
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
 from appliance.tui.widgets.create_sandbox_dialog import CreateSandboxDialog
-from tests.tui_support import screen_text, tui_for, wait_until
+from tests.tui_support import api, screen_text, tui_for, wait_until
 
 
-async def api(server, request):
-    """One client call in a thread, so the app under test keeps running meanwhile."""
-    def call():
-        with ApplianceClient(server.url, api_key=server.admin_key) as client:
-            return request(client)
-    return await asyncio.to_thread(call)
+async def select_sandbox(pilot, app, sandbox_id: str) -> SandboxesScreen:
+    """Open the sandboxes screen and move the cursor to `sandbox_id` once it is listed."""
+    await pilot.press("s")
+    screen = await wait_until(pilot, lambda: isinstance(app.screen, SandboxesScreen) and app.screen)
+    await wait_until(pilot, lambda: sandbox_id in screen.sandboxes)
+    table = screen.query_one("#sandboxes")
+    table.move_cursor(row=table.get_row_index(sandbox_id))
+    return screen
 
 
 async def delete_quietly(server, sandbox_id: str) -> None:
@@ -83,11 +85,7 @@ async def test_files_and_snapshots_of_the_selected_sandbox_and_cancelled_delete(
         await api(server, lambda c: c.wait_for_snapshot(sandbox_id, snapshot.snapshot_id, timeout=20))
         app = tui_for(server)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("s")
-            screen = await wait_until(pilot, lambda: isinstance(app.screen, SandboxesScreen) and app.screen)
-            await wait_until(pilot, lambda: sandbox_id in screen.sandboxes)
-            table = screen.query_one("#sandboxes")
-            table.move_cursor(row=table.get_row_index(sandbox_id))
+            screen = await select_sandbox(pilot, app, sandbox_id)
             await wait_until(pilot, lambda: (screen.detail or {}).get("sandbox_id") == sandbox_id)
             text = screen_text(app)
             assert "/sandbox/hello.py" in text and snapshot.snapshot_id in text and "tui-snap" in text
@@ -113,11 +111,7 @@ async def test_a_stopped_sandbox_is_started_again_from_the_tui(fresh_server, doc
         assert (await api(server, lambda c: c.get_sandbox(sandbox_id))).status == "stopped"
         app = tui_for(server)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("s")
-            screen = await wait_until(pilot, lambda: isinstance(app.screen, SandboxesScreen) and app.screen)
-            await wait_until(pilot, lambda: sandbox_id in screen.sandboxes)
-            table = screen.query_one("#sandboxes")
-            table.move_cursor(row=table.get_row_index(sandbox_id))
+            screen = await select_sandbox(pilot, app, sandbox_id)
             await wait_until(pilot, lambda: screen.sandboxes[sandbox_id]["status"] == "stopped"
                              and (screen.detail or {}).get("sandbox_id") == sandbox_id)
             await pilot.press("p")

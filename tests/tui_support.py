@@ -43,3 +43,16 @@ def screen_text(app: ApplianceTui) -> str:
         elif isinstance(widget, Static):
             parts.append(str(widget.render()))
     return "\n".join(parts)
+
+
+async def api(server, request: Callable[[ApplianceClient], object], key: str | None = None):
+    """One client call (`request(client)`) in a thread, so the app under test keeps
+    running meanwhile; with the admin key unless `key` is given."""
+    def call():
+        with ApplianceClient(server.url, api_key=key or server.admin_key) as client:
+            return request(client)
+    return await asyncio.to_thread(call)
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*("space" if ch == " " else ch for ch in text))

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
 
 from appliance.tui.timestamps import utc_text
+from appliance.tui.widgets.detail_panel import DetailPanel
 
 # Theme variables, so the light theme gets readable colours too.
 SEVERITY_STYLE = {"info": "$primary", "warning": "$warning", "critical": "bold $error",
@@ -47,20 +45,10 @@ def alert_content(alert: dict[str, Any]) -> Content:
     return Content("\n").join(parts)
 
 
-class AlertDetail(VerticalScroll):
-    """A scrolling panel; `show(alert)` or `show(None)` when nothing is selected."""
+class AlertDetail(DetailPanel):
+    """`show(alert)`, or `show(None)` when nothing is selected."""
 
-    DEFAULT_CSS = """
-    AlertDetail {
-        height: 40%; min-height: 6;
-        border-top: solid $primary; padding: 0 1;
-    }
-    AlertDetail > Static { width: 1fr; }
-    """
-
-    def compose(self) -> ComposeResult:
-        yield Static("No alert selected.", id="alert-detail-body")
+    NOTHING_SELECTED = "No alert selected."
 
     def show(self, alert: dict[str, Any] | None) -> None:
-        body = self.query_one("#alert-detail-body", Static)
-        body.update(alert_content(alert) if alert else "No alert selected.")
+        self.show_content(alert_content(alert) if alert else None)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
 
 from appliance.tui.timestamps import utc_text
+from appliance.tui.widgets.detail_panel import DetailPanel
 
 STATUS_STYLE = {"running": "$success", "creating": "$warning", "stopped": "$text-muted", "error": "bold $error"}
 MAX_FILES_SHOWN = 30
@@ -65,20 +63,10 @@ def sandbox_content(sandbox: dict[str, Any], snapshots: list[dict[str, Any]] | N
     return Content("\n").join(lines)
 
 
-class SandboxDetail(VerticalScroll):
-    """A scrolling panel; `show(sandbox, snapshots)`, or `show(None)` for none selected."""
+class SandboxDetail(DetailPanel):
+    """`show(sandbox, snapshots)`, or `show(None)` when none is selected."""
 
-    DEFAULT_CSS = """
-    SandboxDetail {
-        height: 40%; min-height: 6;
-        border-top: solid $primary; padding: 0 1;
-    }
-    SandboxDetail > Static { width: 1fr; }
-    """
-
-    def compose(self) -> ComposeResult:
-        yield Static("No sandbox selected.", id="sandbox-detail-body")
+    NOTHING_SELECTED = "No sandbox selected."
 
     def show(self, sandbox: dict[str, Any] | None, snapshots: list[dict[str, Any]] | None = None) -> None:
-        body = self.query_one("#sandbox-detail-body", Static)
-        body.update(sandbox_content(sandbox, snapshots) if sandbox else "No sandbox selected.")
+        self.show_content(sandbox_content(sandbox, snapshots) if sandbox else None)
