@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, start_server
+from tests.support import ServerProcess, remove_sandboxes_of, start_server
 
 
 def pytest_configure(config):
@@ -70,6 +70,7 @@ def server(runtime_images, session_dir) -> ServerProcess:
     })
     yield proc
     proc.stop()
+    remove_sandboxes_of(proc.data_dir)
 
 
 @pytest.fixture
@@ -85,3 +86,4 @@ def fresh_server(runtime_images, tmp_path):
     yield start
     for proc in started:
         proc.stop()
+        remove_sandboxes_of(proc.data_dir)

@@ -148,3 +148,23 @@ def expect_api_error(call, status: int, code: str, *words: str):
     for word in words:
         assert word.lower() in error.message.lower(), error
     return error
+
+
+def remove_sandboxes_of(data_dir: Path) -> int:
+    """Remove the persistent sandbox containers whose files live under `data_dir`.
+
+    Sandboxes outlive their server by design; a test's data dir does not outlive the
+    test, so its sandboxes must not either (a failed test may not have deleted its own)."""
+    import docker
+
+    client = docker.from_env()
+    removed = 0
+    try:
+        for container in client.containers.list(all=True, filters={"label": "appliance.persistent"}):
+            sources = [m.get("Source", "") for m in container.attrs.get("Mounts", [])]
+            if any(Path(s).is_relative_to(data_dir.resolve()) for s in sources if s):
+                container.remove(force=True)
+                removed += 1
+    finally:
+        client.close()
+    return removed
