@@ -177,7 +177,7 @@ class Appliance:
     async def start(self) -> None:
         _install_task_dump()
         await self.engine.call(self.check_required_engine)
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the secrets
         await self.db.open()
         meta = MetaStore(self.db)
         self.instance_id = await meta.get_or_create("instance_id", lambda: secrets.token_hex(8))

@@ -1,4 +1,4 @@
-"""The one entry point: `appliance serve | run | tui | keys | images` (also `python -m appliance`)."""
+"""The one entry point: `appliance serve | run | tui | keys | images | doctor | backup | restore` (also `python -m appliance`)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from appliance.app import Appliance
     from appliance.http.app_factory import create_app
+    from appliance.store.database import refuse_newer_schema
 
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = settings_from_args(args, **flags)
+    refuse_newer_schema(settings.database_path)  # one clear line, not a failed lifespan
     appliance = Appliance(settings)
     appliance.check_required_engine()  # before listening: a refused start is one clear line
     raise_priority(settings.server_nice)
@@ -158,6 +160,47 @@ def cmd_images_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- doctor -----------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shlex
+
+    from appliance import doctor_report
+    from appliance.services.doctor import FAIL, run_checks
+
+    # Repeated in the fixes it suggests (`appliance images build --data-dir D`).
+    given = (("--data-dir", args.data_dir), ("--config", args.config))
+    flags = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value)
+    checks = run_checks(settings_from_args(args), flags)
+    print(doctor_report.render_json(checks) if args.json else
+          doctor_report.render_text(checks, colour=sys.stdout.isatty()))
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+# --- backup -----------------------------------------------------------------------------
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from appliance.runtime.images import render_progress
+    from appliance.services.backup import create_backup
+
+    s = settings_from_args(args)
+    summary = create_backup(s.data_path, s.database_path, Path(args.file), progress=render_progress)
+    print(summary.describe(), file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from appliance.runtime.images import render_progress
+    from appliance.services.restore import restore_backup
+
+    s = settings_from_args(args)
+    summary = restore_backup(Path(args.file), s.data_path, s.database_path, force=args.force, progress=render_progress)
+    print(summary.describe(), file=sys.stderr)
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -217,6 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     load = imgs.add_parser("import", parents=[common], help="load images from a tarball (docker load)")
     load.add_argument("file")
     load.set_defaults(func=cmd_images_import)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check this machine: engine, runtimes, images, "
+                                                            "disk, data dir, port, clock; say what to fix")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.set_defaults(func=cmd_doctor)
+
+    backup = sub.add_parser("backup", parents=[common], help="write the data dir to a new .tar.gz (safe while serving)")
+    backup.add_argument("file")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", parents=[common], help="restore a backup into the data dir (not while serving)")
+    restore.add_argument("file")
+    restore.add_argument("--force", action="store_true", help="move the data there to DATA_DIR/replaced-<time>Z/ first")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 

@@ -48,8 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from appliance.app import Appliance
     from appliance.cli import raise_priority, settings_from_args
+    from appliance.store.database import refuse_newer_schema
 
     settings = settings_from_args(args, host=args.host, port=args.port, workers=args.workers)
+    refuse_newer_schema(settings.database_path)  # one clear line before the TUI takes the terminal
     appliance = Appliance(settings)
     appliance.check_required_engine()
     try:  # before anything starts: a taken port is one clear line, not a dead TUI

@@ -3,11 +3,17 @@
 As in Datasette, every write goes through a single connection (serialized by a lock,
 each in `BEGIN IMMEDIATE`), and reads use a separate read-only connection so a long
 read never waits on the writer. WAL mode lets both work at once.
+
+Opening takes the data dir's shared lock (db_files.py) for as long as the database is
+open, so `appliance restore` can tell that it is in use. Before migrations change an
+existing database, a copy of it as it was goes to DATA_DIR/backups/ (the newest few are
+kept): an upgrade that goes wrong can be undone by putting that file back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -15,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from appliance import __version__
+from appliance.core.errors import AppError
+from appliance.store import db_files
+
+log = logging.getLogger(__name__)
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -24,8 +36,27 @@ PRAGMAS = (
 )
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(AppError):
     """The database was written by a newer appliance than this one."""
+
+
+class PreMigrationCopyFailed(AppError):
+    """The copy that must exist before a migration could not be written; nothing changed."""
+
+
+def _too_new(path: Path, current: int, latest: int) -> SchemaTooNew:
+    return SchemaTooNew(
+        f"{path} has schema version {current}, newer than this appliance ({__version__}, schema up to "
+        f"{latest}) knows: run the newer appliance binary that wrote it, or restore a backup made by this "
+        "version (`appliance restore FILE --force`)")
+
+
+def refuse_newer_schema(path: Path) -> None:
+    """Raise SchemaTooNew if the file at `path` was written by a newer appliance.
+    Synchronous, for the commands that must refuse before they start anything."""
+    current = db_files.database_version(path)
+    if current is not None and current > schema_version():
+        raise _too_new(path, current, schema_version())
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -46,6 +77,7 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._dir_lock: int | None = None  # fd holding the data dir's shared lock
         self._write_lock = asyncio.Lock()
         # Reads share one connection. Without this lock, two interleaved reads put both
         # statements in one read transaction, and the second sees the first's older
@@ -55,23 +87,31 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        self._writer.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
-            await self._writer.execute(pragma)
-        await self._migrate()
-        # query_only rather than a mode=ro URI: a mode=ro connection maps the WAL index
-        # read-only and was seen to miss rows committed a moment before.
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = aiosqlite.Row
-        await self._reader.execute("PRAGMA busy_timeout=5000")
-        await self._reader.execute("PRAGMA query_only=ON")
+        self._dir_lock = db_files.hold_lock(self.path, exclusive=False)
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            self._writer.row_factory = aiosqlite.Row
+            for pragma in PRAGMAS:
+                await self._writer.execute(pragma)
+            await self._migrate()
+            # query_only rather than a mode=ro URI: a mode=ro connection maps the WAL index
+            # read-only and was seen to miss rows committed a moment before.
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = aiosqlite.Row
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+            await self._reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await self.close()  # a refused open holds neither connections nor the lock
+            raise
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+        if self._dir_lock is not None:
+            db_files.release_lock(self._dir_lock)
+            self._dir_lock = None
 
     async def _migrate(self) -> None:
         assert self._writer is not None
@@ -79,10 +119,9 @@ class Database:
         current = row[0]
         latest = schema_version()
         if current > latest:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {current}, but this appliance knows only "
-                f"up to {latest}: run the newer appliance binary, or restore a backup"
-            )
+            raise _too_new(self.path, current, latest)
+        if 0 < current < latest:  # an existing database about to change: copy it first
+            await self._copy_before_migrating(current, latest)
         for version, script in _migrations():
             if version <= current:
                 continue
@@ -95,6 +134,18 @@ class Database:
             except BaseException:
                 await self._writer.execute("ROLLBACK")
                 raise
+
+    async def _copy_before_migrating(self, current: int, latest: int) -> None:
+        try:
+            copy = await asyncio.to_thread(db_files.write_pre_migration_copy, self.path, latest)
+        except (OSError, db_files.CopyFailed) as exc:
+            folder = self.path.parent / db_files.PRE_MIGRATION_DIR
+            raise PreMigrationCopyFailed(
+                f"before upgrading {self.path} from schema v{current} to v{latest}: {exc}; "
+                f"make room or fix permissions in {folder}, then start again; the database was not changed"
+            ) from exc
+        log.warning("upgrading %s from schema v%d to v%d; a copy of it as it was is in %s",
+                    self.path, current, latest, copy)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
