@@ -1,4 +1,5 @@
-"""The one entry point: `appliance serve | run | tui | keys | images | doctor | backup | restore` (also `python -m appliance`)."""
+"""The one entry point (also `python -m appliance`): serve, run, tui, keys, images,
+doctor, backup and restore."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import msgspec
 
 from appliance import __version__
 from appliance.core.clock import iso_z, utc_now
-from appliance.services.doctor import FAIL, OK, WARN, Check, worst
+from appliance.services.doctor_check import FAIL, OK, WARN, Check, worst
 
 _COLOURS = {OK: "\x1b[32m", WARN: "\x1b[33m", FAIL: "\x1b[1;31m"}
 _RESET = "\x1b[0m"
