@@ -32,7 +32,7 @@ class ArchiveStats(msgspec.Struct, frozen=True, kw_only=True):
     file_count: int
 
 
-class _Exactly:
+class ExactReader:
     """Reads exactly `size` bytes from a file that a running sandbox may be changing:
     bytes past the size at open time are left out, a file that shrank is padded with
     zeros (tarfile would otherwise fail the whole archive)."""
@@ -80,7 +80,7 @@ def write_archive(root: Path, dest: Path, *, compress: bool) -> ArchiveStats:
                     continue
                 with os.fdopen(fd, "rb") as handle:
                     info.size = opened.st_size
-                    tar.addfile(info, _Exactly(handle, opened.st_size))
+                    tar.addfile(info, ExactReader(handle, opened.st_size))
                 content += opened.st_size
                 count += 1
     return ArchiveStats(size_bytes=dest.stat().st_size, content_bytes=content, file_count=count)

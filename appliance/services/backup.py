@@ -28,6 +28,7 @@ from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import AppError
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files
+from appliance.runtime.snapshot_archive import ExactReader
 from appliance.services.backup_format import (CHUNK, COMPRESS_LEVEL, DATABASE_MEMBER, FORMAT, HEADER_NAME,
                                               MANIFEST_NAME, PLAIN_FILES, SECRET_FILES, BackupError, BackupHeader,
                                               Manifest, ManifestEntry, Meter, Progress, fsync_dir, tree_names)
@@ -158,20 +159,15 @@ class _open_tree:
 
 
 class _HashingReader:
-    """Exactly `size` bytes of a file a running sandbox may be changing (past the size
-    at open: left out; shrunk: zero-padded, as tar needs), hashed as they go by."""
+    """Exactly `size` bytes of a file a running sandbox may be changing (see
+    ExactReader), hashed as they go by."""
 
     def __init__(self, source: BinaryIO, size: int, meter: Meter) -> None:
-        self._source, self._left, self._meter = source, size, meter
+        self._exact, self._meter = ExactReader(source, size), meter
         self.sha256 = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        n = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._source.read(n) or b""
-        data += b"\0" * (n - len(data))
-        self._left -= len(data)
+        data = self._exact.read(n)
         self.sha256.update(data)
         self._meter.add(len(data))
         return data
