@@ -54,8 +54,10 @@ fi
 packages=(debootstrap)
 command -v dockerd >/dev/null || packages+=(docker.io)
 # tmux for terminal tests; prometheus for promtool, which validates /api/metrics;
-# openssh-server for the test that runs the TUI over SSH (a private sshd on loopback).
-[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus openssh-server)
+# openssh-server for the test that runs the TUI over SSH (a private sshd on loopback);
+# binutils (objdump, strip) for PyInstaller's build of the binary; systemd (systemctl)
+# and passwd (useradd) for the test that runs install.sh.
+[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus openssh-server binutils systemd passwd)
 if is_root && is_debian; then
     apt_install "${packages[@]}"
 elif ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
