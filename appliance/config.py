@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import msgspec
 
@@ -217,7 +218,9 @@ ALERT_RULES = ("cpu_usage", "memory_usage", "disk_usage", "queue_depth", "failur
 def _check_alerts(settings: Settings) -> None:
     unknown = [r for r in settings.alert_disabled_rules if r not in ALERT_RULES]
     if unknown:
-        raise ConfigError(f"alert_disabled_rules: unknown rule(s) {', '.join(unknown)}; known: {', '.join(ALERT_RULES)}")
+        raise ConfigError(
+            f"alert_disabled_rules: unknown rule(s) {', '.join(unknown)}; known: {', '.join(ALERT_RULES)}"
+        )
     for name in ("alert_evaluation_seconds", "monitor_interval_seconds", "alert_failure_rate_window_seconds"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name}: must be more than 0 seconds")
@@ -228,8 +231,14 @@ def _check_alerts(settings: Settings) -> None:
 def _check_sandboxes(settings: Settings) -> None:
     if not settings.sandbox_reconcile_seconds > 0:
         raise ConfigError("sandbox_reconcile_seconds: must be more than 0 seconds")
-    for name in ("sandbox_max_count", "sandbox_memory_limit_mb", "sandbox_max_memory_mb", "sandbox_disk_limit_mb",
-                 "sandbox_max_disk_mb", "max_upload_bytes"):
+    for name in (
+        "sandbox_max_count",
+        "sandbox_memory_limit_mb",
+        "sandbox_max_memory_mb",
+        "sandbox_disk_limit_mb",
+        "sandbox_max_disk_mb",
+        "max_upload_bytes",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
     if settings.sandbox_memory_limit_mb > settings.sandbox_max_memory_mb:

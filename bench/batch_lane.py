@@ -50,14 +50,25 @@ def percentile(values: list[float], q: float) -> float:
 # --- the batch lane ---------------------------------------------------------------------
 
 
-async def measure_batch(executions: int, lanes: int, warmup: int, engine_name: str,
-                        relay: bool | None) -> tuple[list[float], float, float]:
+async def measure_batch(
+    executions: int, lanes: int, warmup: int, engine_name: str, relay: bool | None
+) -> tuple[list[float], float, float]:
     """(per-execution latencies, executions/s, seconds to start the sandboxes)."""
     engine = DockerEngine(threads=8)
     limits = SandboxLimits()
-    boxes = [BatchSandbox(engine, image_ref("python"), limits, owner="bench", batch_id=f"bench-{i}",
-                          instance_id="bench-batch-lane", engine_name=engine_name, relay=relay)
-             for i in range(lanes)]
+    boxes = [
+        BatchSandbox(
+            engine,
+            image_ref("python"),
+            limits,
+            owner="bench",
+            batch_id=f"bench-{i}",
+            instance_id="bench-batch-lane",
+            engine_name=engine_name,
+            relay=relay,
+        )
+        for i in range(lanes)
+    ]
     latencies: list[float] = []
     try:
         started = time.perf_counter()
@@ -97,8 +108,12 @@ async def run_one(box: BatchSandbox) -> float:
 
 def docker_run_once(image: str, runtime: list[str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(["docker", "run", "--rm", "--network", "none", *runtime, image, "python3", "-c", PROGRAM],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", *runtime, image, "python3", "-c", PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if done.returncode != 0 or done.stdout != EXPECTED:
         raise RuntimeError(f"docker run failed: {done.stderr}")
     return time.perf_counter() - started
@@ -122,10 +137,13 @@ def measure_api(batches: int, size: int) -> float:
 
     from tests.support import start_server
 
-    server = start_server(Path(tempfile.mkdtemp(prefix="appliance-bench-")), env={
-        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_BATCH": "0"})
+    server = start_server(
+        Path(tempfile.mkdtemp(prefix="appliance-bench-")),
+        env={"APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_BATCH": "0"},
+    )
     try:
         with httpx.Client(base_url=server.url, headers={"X-API-Key": server.admin_key}, timeout=60) as client:
+
             def submit() -> list[str]:
                 body = {"evaluations": [{"code": PROGRAM, "language": "python"} for _ in range(size)]}
                 return [e["eval_id"] for e in client.post("/api/eval-batch", json=body).json()["evaluations"]]
@@ -152,14 +170,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed executions per sandbox")
     parser.add_argument("--target", type=float, default=100.0, help="executions/s to reach")
     parser.add_argument("--engine", default="docker", choices=("docker", "gvisor"))
-    parser.add_argument("--api-batches", type=int, default=5,
-                        help="batches of 100 through POST /api/eval-batch (0: skip)")
-    parser.add_argument("--relay", action="store_true", default=None,
-                        help="authenticating relay (default: only under gVisor)")
+    parser.add_argument(
+        "--api-batches", type=int, default=5, help="batches of 100 through POST /api/eval-batch (0: skip)"
+    )
+    parser.add_argument(
+        "--relay", action="store_true", default=None, help="authenticating relay (default: only under gVisor)"
+    )
     args = parser.parse_args()
 
     batch_lat, batch_rate, start_seconds = asyncio.run(
-        measure_batch(args.executions, args.lanes, args.warmup, args.engine, args.relay))
+        measure_batch(args.executions, args.lanes, args.warmup, args.engine, args.relay)
+    )
     base_lat, base_rate = measure_baseline(args.baseline, args.engine)
     api_rate = measure_api(args.api_batches, 100) if args.api_batches and args.engine == "docker" else None
 
@@ -167,9 +188,11 @@ def main() -> int:
         return f"{v * 1000:8.1f} ms"
 
     relay = args.relay if args.relay is not None else args.engine == "gvisor"
-    print(f"\npass@k sample check, python, engine {args.engine}{' with relay' if relay else ''}; "
-          f"batch lane: {args.executions} executions in {args.lanes} sandbox(es) (started in "
-          f"{start_seconds * 1000:.0f} ms); docker run --rm: {args.baseline} executions, sequential\n")
+    print(
+        f"\npass@k sample check, python, engine {args.engine}{' with relay' if relay else ''}; "
+        f"batch lane: {args.executions} executions in {args.lanes} sandbox(es) (started in "
+        f"{start_seconds * 1000:.0f} ms); docker run --rm: {args.baseline} executions, sequential\n"
+    )
     print("| metric | batch lane | docker run --rm | batch / docker |")
     print("|---|---|---|---|")
     for name, q in (("latency p50", 50), ("latency p99", 99)):
@@ -179,8 +202,10 @@ def main() -> int:
     print(f"| latency mean | {ms(a)} | {ms(b)} | {a / b:.3f} |")
     print(f"| executions/s | {batch_rate:8.1f} | {base_rate:8.1f} | {batch_rate / base_rate:.1f} |")
     if api_rate is not None:
-        print(f"| executions/s through POST /api/eval-batch ({args.api_batches} x 100) | {api_rate:8.1f} | "
-              f"{base_rate:8.1f} | {api_rate / base_rate:.1f} |")
+        print(
+            f"| executions/s through POST /api/eval-batch ({args.api_batches} x 100) | {api_rate:8.1f} | "
+            f"{base_rate:8.1f} | {api_rate / base_rate:.1f} |"
+        )
     verdict = "meets" if batch_rate >= args.target else "MISSES"
     print(f"\nbatch lane {verdict} the target of {args.target:.0f} executions/s ({batch_rate:.1f}/s)")
     return 0 if batch_rate >= args.target else 1

@@ -56,9 +56,11 @@ def variants() -> list[Variant]:
     for path in (onefile, onedir):
         if not os.access(path, os.X_OK):
             sys.exit(f"binary_startup: {path} is missing; build it first: packaging/build.sh")
-    return [Variant("python -m appliance (baseline)", [sys.executable, "-m", "appliance"]),
-            Variant("one file (dist/appliance)", [str(onefile)]),
-            Variant("one folder (dist/appliance-onedir)", [str(onedir)])]
+    return [
+        Variant("python -m appliance (baseline)", [sys.executable, "-m", "appliance"]),
+        Variant("one file (dist/appliance)", [str(onefile)]),
+        Variant("one folder (dist/appliance-onedir)", [str(onedir)]),
+    ]
 
 
 def time_to_healthy(command: list[str], data_dir: Path, log: Path) -> float:
@@ -66,9 +68,14 @@ def time_to_healthy(command: list[str], data_dir: Path, log: Path) -> float:
     url = f"http://127.0.0.1:{port}/api/health"
     with open(log, "ab") as out, httpx.Client(timeout=1) as client:
         started = time.perf_counter()
-        proc = subprocess.Popen([*command, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **SERVER_ENV},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*command, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **SERVER_ENV},
+            start_new_session=True,
+        )
         try:
             while (elapsed := time.perf_counter() - started) < START_TIMEOUT:
                 if proc.poll() is not None:
@@ -118,8 +125,10 @@ def main() -> int:
         for round_no in range(args.runs):
             for index, variant in enumerate(runs):
                 if time.monotonic() > deadline:
-                    sys.exit(f"binary_startup: stopped after --max-seconds {args.max_seconds:.0f} in round "
-                             f"{round_no + 1}; use fewer --runs or more time")
+                    sys.exit(
+                        f"binary_startup: stopped after --max-seconds {args.max_seconds:.0f} in round "
+                        f"{round_no + 1}; use fewer --runs or more time"
+                    )
                 data_dir = work / f"data-{index}"
                 seconds = time_to_healthy(variant.command, data_dir, work / f"server-{index}.log")
                 if round_no == 0:
@@ -138,21 +147,27 @@ def report(runs: list[Variant], count: int) -> None:
     def ms(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
 
-    print(f"\nstart-up to a healthy GET /api/health; {count} starts per variant, taking turns; "
-          f"later runs and --version: medians\n")
+    print(
+        f"\nstart-up to a healthy GET /api/health; {count} starts per variant, taking turns; "
+        f"later runs and --version: medians\n"
+    )
     print("| variant | first run | later runs | ratio (later) | --version | ratio (--version) |")
     print("|---|---|---|---|---|---|")
     for variant in runs:
         later, version = statistics.median(variant.later), statistics.median(variant.version)
-        print(f"| {variant.name} | {ms(variant.first)} | {ms(later)} | {later / base_later:.2f} | "
-              f"{ms(version)} | {version / base_version:.2f} |")
+        print(
+            f"| {variant.name} | {ms(variant.first)} | {ms(later)} | {later / base_later:.2f} | "
+            f"{ms(version)} | {version / base_version:.2f} |"
+        )
     print()
     for variant in runs:
         print(f"{variant.name}: later runs {', '.join(ms(s) for s in variant.later)}")
     onefile = runs[1]
     worst = max(onefile.first, statistics.median(onefile.later))
-    print(f"\none file to healthy: {ms(worst)} at worst (first run or later median); target <= "
-          f"{TARGET_SECONDS:.0f} s: {'met' if worst <= TARGET_SECONDS else 'NOT met: ship the one-folder build too'}")
+    print(
+        f"\none file to healthy: {ms(worst)} at worst (first run or later median); target <= "
+        f"{TARGET_SECONDS:.0f} s: {'met' if worst <= TARGET_SECONDS else 'NOT met: ship the one-folder build too'}"
+    )
 
 
 if __name__ == "__main__":

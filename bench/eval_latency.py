@@ -75,7 +75,7 @@ class Appliance:
             self.waiters[eval_id] = future
             try:
                 data = await asyncio.wait_for(future, 90)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 status = (await client.get(f"/api/eval-status/{eval_id}")).json()
                 raise RuntimeError(f"no completed event for {eval_id} in 90 s; status: {status}") from None
         if data["status"] != "completed" or data.get("output", "Hello, World!\n") != "Hello, World!\n":
@@ -114,8 +114,12 @@ async def measure_appliance(url: str, key: str, samples: int, levels: list[int],
 
 def docker_run_once(image: str) -> float:
     started = time.perf_counter()
-    done = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", PROGRAM],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, "python3", "-c", PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if done.stdout != "Hello, World!\n":
         raise RuntimeError(f"docker run failed: {done.stderr}")
     return time.perf_counter() - started
@@ -144,10 +148,14 @@ def main() -> int:
     levels = [int(x) for x in args.concurrency.split(",")]
 
     data_dir = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
-    server = start_server(data_dir, env={
-        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
-        "APPLIANCE_WORKERS": str(args.workers),
-    })
+    server = start_server(
+        data_dir,
+        env={
+            "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0",
+            "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
+            "APPLIANCE_WORKERS": str(args.workers),
+        },
+    )
     try:
         app_lat, app_tp = asyncio.run(measure_appliance(server.url, server.admin_key, args.samples, levels, args.jobs))
     finally:
@@ -158,13 +166,15 @@ def main() -> int:
         return f"{v * 1000:8.1f} ms"
 
     print(f"\nhello world, python, {args.samples} samples; throughput: {args.jobs} executions per level\n")
-    print(f"| metric | appliance (HTTP API) | docker run --rm | appliance / docker |")
-    print(f"|---|---|---|---|")
+    print("| metric | appliance (HTTP API) | docker run --rm | appliance / docker |")
+    print("|---|---|---|---|")
     for name, q in (("latency p50", 50), ("latency p99", 99)):
         a, b = percentile(app_lat, q), percentile(base_lat, q)
         print(f"| {name} | {ms(a)} | {ms(b)} | {a / b:.2f} |")
-    print(f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
-          f"{statistics.mean(app_lat) / statistics.mean(base_lat):.2f} |")
+    print(
+        f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
+        f"{statistics.mean(app_lat) / statistics.mean(base_lat):.2f} |"
+    )
     for level in levels:
         a, b = app_tp[level], base_tp[level]
         print(f"| executions/s at concurrency {level} | {a:8.1f} | {b:8.1f} | {a / b:.2f} |")

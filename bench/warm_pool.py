@@ -48,8 +48,7 @@ async def wait_warm(client: httpx.AsyncClient, timeout: float = 10.0) -> None:
     raise RuntimeError("the warm pool did not refill in 10 s")
 
 
-async def measure_appliance(url: str, key: str, samples: int, overload: int, in_flight: int,
-                            rounds: int, threads: int):
+async def measure_appliance(url: str, key: str, samples: int, overload: int, in_flight: int, rounds: int, threads: int):
     """Latency samples, then `rounds` overload runs of the appliance, each between two
     raw runs: the engine's speed drifts by up to a fifth within minutes here, so each
     appliance run is compared with the raw runs on either side of it."""
@@ -98,8 +97,9 @@ def raw_container_rate(count: int, threads: int) -> float:
     image = image_ref("python")
 
     def once(_: int) -> None:
-        created = api.create_container(image, command=["python3", "-c", PROGRAM], user=SANDBOX_USER,
-                                       host_config=host_config, network_disabled=True)
+        created = api.create_container(
+            image, command=["python3", "-c", PROGRAM], user=SANDBOX_USER, host_config=host_config, network_disabled=True
+        )
         api.start(created["Id"])
         api.wait(created["Id"], timeout=60)
         api.remove_container(created["Id"], force=True)
@@ -120,14 +120,26 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
-    server = start_server(data_dir, env={
-        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0", "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
-        "APPLIANCE_WORKERS": str(args.workers),
-    })
+    server = start_server(
+        data_dir,
+        env={
+            "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0",
+            "APPLIANCE_RATE_LIMIT_ANONYMOUS": "0",
+            "APPLIANCE_WORKERS": str(args.workers),
+        },
+    )
     try:
-        app_lat, app_rates, raw_rates = asyncio.run(measure_appliance(
-            server.url, server.admin_key, args.samples, args.overload, in_flight=args.workers * 4,
-            rounds=args.rounds, threads=args.workers))
+        app_lat, app_rates, raw_rates = asyncio.run(
+            measure_appliance(
+                server.url,
+                server.admin_key,
+                args.samples,
+                args.overload,
+                in_flight=args.workers * 4,
+                rounds=args.rounds,
+                threads=args.workers,
+            )
+        )
     finally:
         server.stop()
     docker_run_once(image_ref("python"))
@@ -145,16 +157,24 @@ def main() -> int:
     for name, q in (("latency p50 (warm pool vs docker run --rm)", 50), ("latency p99", 99)):
         a, b = percentile(app_lat, q), percentile(base_lat, q)
         print(f"| {name} | {ms(a)} | {ms(b)} | {b / a:.1f}x faster |")
-    print(f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
-          f"{statistics.mean(base_lat) / statistics.mean(app_lat):.1f}x faster |")
-    print(f"| executions/s under overload, median of {len(app_rates)} rounds (vs raw create/start/wait/remove) "
-          f"| {app_rate:.1f} | {raw_rate:.1f} | {ratio:.0%} |")
-    print(f"\noverload rounds, appliance: {', '.join(f'{r:.1f}' for r in app_rates)}; raw, around them: "
-          f"{', '.join(f'{r:.1f}' for r in raw_rates)}; ratios: {', '.join(f'{r:.0%}' for r in ratios)}")
+    print(
+        f"| latency mean | {ms(statistics.mean(app_lat))} | {ms(statistics.mean(base_lat))} | "
+        f"{statistics.mean(base_lat) / statistics.mean(app_lat):.1f}x faster |"
+    )
+    print(
+        f"| executions/s under overload, median of {len(app_rates)} rounds (vs raw create/start/wait/remove) "
+        f"| {app_rate:.1f} | {raw_rate:.1f} | {ratio:.0%} |"
+    )
+    print(
+        f"\noverload rounds, appliance: {', '.join(f'{r:.1f}' for r in app_rates)}; raw, around them: "
+        f"{', '.join(f'{r:.1f}' for r in raw_rates)}; ratios: {', '.join(f'{r:.0%}' for r in ratios)}"
+    )
     p50 = percentile(app_lat, 50)
-    print(f"\ntargets: p50 <= 20 ms: {'met' if p50 <= 0.020 else 'NOT met'}; "
-          f">= 10x docker run: {'met' if percentile(base_lat, 50) / p50 >= 10 else 'NOT met'}; "
-          f"overload >= 90% of raw: {'met' if ratio >= 0.9 else 'NOT met'}")
+    print(
+        f"\ntargets: p50 <= 20 ms: {'met' if p50 <= 0.020 else 'NOT met'}; "
+        f">= 10x docker run: {'met' if percentile(base_lat, 50) / p50 >= 10 else 'NOT met'}; "
+        f"overload >= 90% of raw: {'met' if ratio >= 0.9 else 'NOT met'}"
+    )
     return 0
 
 

@@ -53,8 +53,10 @@ def needed() -> set[str]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            sys.exit(f"write_lock: {name} is needed but not installed in this venv; install "
-                     "the appliance with its extras first: pip install -e '.[test,build]'")
+            sys.exit(
+                f"write_lock: {name} is needed but not installed in this venv; install "
+                "the appliance with its extras first: pip install -e '.[test,build]'"
+            )
         found.add(canonical(name))
         for line in dist.requires or []:
             req = Requirement(line)
@@ -87,10 +89,13 @@ def main() -> int:
     if sys.argv[1:] == ["--check"]:
         return check()
     wanted = needed()
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    pins = sorted((line for line in frozen if "==" in line and canonical(line.split("==")[0]) in wanted),
-                  key=str.lower)
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    pins = sorted((line for line in frozen if "==" in line and canonical(line.split("==")[0]) in wanted), key=str.lower)
     missing = wanted - {canonical(p.split("==")[0]) for p in pins}
     if missing:
         sys.exit(f"write_lock: no pinned version for {', '.join(sorted(missing))} in pip freeze")

@@ -29,8 +29,9 @@ def docker_client():
         client = docker.from_env(version="auto")
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"no Docker engine answers ({exc}); run scripts/test.sh, which installs and "
-                    "starts one", pytrace=False)
+        pytest.fail(
+            f"no Docker engine answers ({exc}); run scripts/test.sh, which installs and starts one", pytrace=False
+        )
     yield client
     client.close()
 
@@ -61,13 +62,16 @@ def server(runtime_images, session_dir) -> ServerProcess:
 
     Rate limits are raised so tests do not trip over each other; the rate-limit tests
     start their own server with the documented defaults."""
-    proc = start_server(session_dir / "shared", env={
-        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
-        "APPLIANCE_RATE_LIMIT_BATCH": "100000",
-        "APPLIANCE_RATE_LIMIT_EXECUTE": "100000",
-        "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
-        "APPLIANCE_WORKERS": "4",
-    })
+    proc = start_server(
+        session_dir / "shared",
+        env={
+            "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+            "APPLIANCE_RATE_LIMIT_BATCH": "100000",
+            "APPLIANCE_RATE_LIMIT_EXECUTE": "100000",
+            "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
+            "APPLIANCE_WORKERS": "4",
+        },
+    )
     yield proc
     proc.stop()
     remove_sandboxes_of(proc.data_dir)

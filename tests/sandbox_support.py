@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApiError, ApplianceClient
-from tests.support import expect_api_error as expect_error, start_server  # noqa: F401 (re-exported to the sandbox tests)
+from tests.support import expect_api_error as expect_error  # noqa: F401 (re-exported to the sandbox tests)
+from tests.support import start_server
 
 PERSISTENT_LABEL = "appliance.persistent"
 SANDBOX_LABEL = "appliance.sandbox"
@@ -20,8 +21,10 @@ SANDBOX_LABEL = "appliance.sandbox"
 # Rate limits out of the way (the upload bucket's own test starts its own server), and no
 # warm pool: these tests make persistent sandboxes, not evaluations.
 SERVER_ENV = {
-    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000", "APPLIANCE_RATE_LIMIT_UPLOAD": "100000",
-    "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000", "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+    "APPLIANCE_RATE_LIMIT_UPLOAD": "100000",
+    "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
+    "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
 }
 
 
@@ -76,8 +79,9 @@ class Sandboxes:
                 pass
 
 
-def user_client(server, admin: ApplianceClient, permissions=("sandbox_read", "sandbox_write"),
-                owner: str | None = None) -> ApplianceClient:
+def user_client(
+    server, admin: ApplianceClient, permissions=("sandbox_read", "sandbox_write"), owner: str | None = None
+) -> ApplianceClient:
     """A client of a new key with its own owner (so lists hold only its sandboxes)."""
     owner = owner or f"owner-{secrets.token_hex(4)}"
     created = admin.create_api_key(owner, list(permissions), owner=owner)
@@ -90,13 +94,15 @@ def container_of(docker_client, sandbox_id: str) -> str:
     return items[0]["Id"]
 
 
-def sandbox_exec(docker_client, sandbox_id: str, command: str | list[str], *, detach: bool = False,
-                 user: str = "65534:65534") -> str:
+def sandbox_exec(
+    docker_client, sandbox_id: str, command: str | list[str], *, detach: bool = False, user: str = "65534:65534"
+) -> str:
     """Run a command in the sandbox as its own user, as code in the sandbox would."""
     if isinstance(command, str):
         command = ["sh", "-c", command]
-    exec_id = docker_client.api.exec_create(container_of(docker_client, sandbox_id), command, user=user,
-                                            workdir="/sandbox")["Id"]
+    exec_id = docker_client.api.exec_create(
+        container_of(docker_client, sandbox_id), command, user=user, workdir="/sandbox"
+    )["Id"]
     output = docker_client.api.exec_start(exec_id, detach=detach)
     return "" if detach else output.decode(errors="replace")
 

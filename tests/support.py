@@ -61,17 +61,31 @@ class ServerProcess:
                 self.proc.wait(5)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
-                 timeout: float = 30) -> ServerProcess:
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, timeout: float = 30
+) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / f"server-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log_file = open(log_path, "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -89,8 +103,9 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
     raise RuntimeError(f"server did not answer within {timeout}s:\n{log_path.read_text()}")
 
 
-def wait_for_status(client: httpx.Client, eval_id: str, timeout: float = 60,
-                    until=("completed", "failed", "timeout")) -> dict:
+def wait_for_status(
+    client: httpx.Client, eval_id: str, timeout: float = 60, until=("completed", "failed", "timeout")
+) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
@@ -103,8 +118,15 @@ def wait_for_status(client: httpx.Client, eval_id: str, timeout: float = 60,
     raise AssertionError(f"{eval_id} still {body.get('status')} after {timeout}s: {body}")
 
 
-def run_eval(client: httpx.Client, code: str, language: str = "python", timeout: float = 30,
-             wait: float = 90, engine: str | None = None, files: dict[str, str] | None = None) -> dict:
+def run_eval(
+    client: httpx.Client,
+    code: str,
+    language: str = "python",
+    timeout: float = 30,
+    wait: float = 90,
+    engine: str | None = None,
+    files: dict[str, str] | None = None,
+) -> dict:
     body = {"code": code, "language": language, "timeout": timeout}
     if engine is not None:
         body["engine"] = engine

@@ -14,9 +14,12 @@ ENGINES = ("docker", "gvisor")
 def test_peak_memory_and_time_are_measured(server, engine):
     with server.admin() as client:
         small = run_eval(client, "print('x')", engine=engine)
-        big = run_eval(client, "import time\nblock = bytearray(120 * 1024 * 1024)\n"
-                               "for i in range(0, len(block), 4096): block[i] = 1\ntime.sleep(0.3)",
-                       engine=engine)
+        big = run_eval(
+            client,
+            "import time\nblock = bytearray(120 * 1024 * 1024)\n"
+            "for i in range(0, len(block), 4096): block[i] = 1\ntime.sleep(0.3)",
+            engine=engine,
+        )
     assert small["exit_code"] == 0 and big["exit_code"] == 0
     assert 0 < small["memory_used"] < 100 * 1024 * 1024
     assert big["memory_used"] >= 120 * 1024 * 1024 > small["memory_used"]
@@ -45,8 +48,10 @@ def test_each_limit_has_its_own_reason(server, engine, reason):
 
 def test_pids_limit_is_its_own_reason(server):
     # Processes that sleep rather than spin, so the pids limit is what stops them.
-    program = ("import os, time\nfor _ in range(200):\n    try:\n        if os.fork() == 0:\n"
-               "            time.sleep(30)\n            os._exit(0)\n    except OSError:\n        break\n")
+    program = (
+        "import os, time\nfor _ in range(200):\n    try:\n        if os.fork() == 0:\n"
+        "            time.sleep(30)\n            os._exit(0)\n    except OSError:\n        break\n"
+    )
     with server.admin() as client:
         result = run_eval(client, program, timeout=10)
     assert (result["status"], result["reason"]) == ("failed", "pids_limit")

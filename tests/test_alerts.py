@@ -15,8 +15,11 @@ from appliance.core.alerts import AlertRule, RuleTracker, Severity
 from tests.support import assert_sandbox_error, run_eval, wait_for_status
 
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-FAST = {"APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
-        "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000"}  # the tests poll
+FAST = {
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+}  # the tests poll
 # CPU is always at or above 0%: the rule holds from the first sample on.
 CPU_ALWAYS = {**FAST, "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0"}
 
@@ -39,8 +42,14 @@ def open_alerts_of(client: ApplianceClient, rule: str) -> list:
 
 
 def test_rule_opens_only_after_holding_for_its_duration():
-    rule = AlertRule(rule="cpu_usage", name="High CPU Usage", severity=Severity.WARNING, reading="cpu_usage",
-                     threshold=80, for_seconds=10)
+    rule = AlertRule(
+        rule="cpu_usage",
+        name="High CPU Usage",
+        severity=Severity.WARNING,
+        reading="cpu_usage",
+        threshold=80,
+        for_seconds=10,
+    )
     tracker = RuleTracker()
     assert rule.holds({"cpu_usage": 80.0}) is True and rule.holds({"cpu_usage": 79.9}) is False
     assert rule.holds({"cpu_usage": None}) is None and rule.holds({}) is None
@@ -49,11 +58,23 @@ def test_rule_opens_only_after_holding_for_its_duration():
     assert tracker.due(rule, True, 110.0)
     assert not tracker.due(rule, False, 111.0)  # a break starts the count again
     assert not tracker.due(rule, True, 112.0) and tracker.due(rule, True, 122.0)
-    below = AlertRule(rule="engine_unreachable", name="Docker Engine Unreachable", severity=Severity.EMERGENCY,
-                      reading="engine_reachable", threshold=1, above=False)
+    below = AlertRule(
+        rule="engine_unreachable",
+        name="Docker Engine Unreachable",
+        severity=Severity.EMERGENCY,
+        reading="engine_reachable",
+        threshold=1,
+        above=False,
+    )
     assert below.holds({"engine_reachable": 0.0}) is True and below.holds({"engine_reachable": 1.0}) is False
-    guarded = AlertRule(rule="failure_rate", name="High Failure Rate", severity=Severity.CRITICAL,
-                        reading="failure_rate", threshold=50, requires=("finished_executions", 10))
+    guarded = AlertRule(
+        rule="failure_rate",
+        name="High Failure Rate",
+        severity=Severity.CRITICAL,
+        reading="failure_rate",
+        threshold=50,
+        requires=("finished_executions", 10),
+    )
     assert guarded.holds({"failure_rate": 100.0, "finished_executions": 3}) is False
     assert guarded.holds({"failure_rate": None, "finished_executions": 0}) is False
     assert guarded.holds({"failure_rate": 60.0, "finished_executions": 10}) is True
@@ -64,8 +85,9 @@ def test_alert_settings_are_checked(tmp_path):
         load_settings(environ={"APPLIANCE_DATA_DIR": str(tmp_path), "APPLIANCE_ALERT_DISABLED_RULES": "cpu"})
     with pytest.raises(ConfigError, match="alert_evaluation_seconds"):
         load_settings(environ={"APPLIANCE_DATA_DIR": str(tmp_path), "APPLIANCE_ALERT_EVALUATION_SECONDS": "0"})
-    settings = load_settings(environ={"APPLIANCE_DATA_DIR": str(tmp_path),
-                                      "APPLIANCE_ALERT_DISABLED_RULES": "cpu_usage,disk_usage"})
+    settings = load_settings(
+        environ={"APPLIANCE_DATA_DIR": str(tmp_path), "APPLIANCE_ALERT_DISABLED_RULES": "cpu_usage,disk_usage"}
+    )
     assert settings.alert_disabled_rules == ["cpu_usage", "disk_usage"]
 
 
@@ -134,20 +156,44 @@ def test_alert_mistakes_are_4xx_in_the_sandbox_shape(server):
         assert_sandbox_error(anonymous.get("/api/alerts"), 401, "AUTHENTICATION_REQUIRED", "X-API-Key")
         assert_sandbox_error(anonymous.post("/api/alerts/alert_x/resolve", json={}), 401, "AUTHENTICATION_REQUIRED")
         paths = anonymous.get("/api/openapi.yaml").text
-        assert all(f"  {path}:" in paths for path in (
-            "/api/alerts", "/api/alerts/rules", "/api/alerts/{alert_id}/acknowledge", "/api/alerts/{alert_id}/resolve"))
+        assert all(
+            f"  {path}:" in paths
+            for path in (
+                "/api/alerts",
+                "/api/alerts/rules",
+                "/api/alerts/{alert_id}/acknowledge",
+                "/api/alerts/{alert_id}/resolve",
+            )
+        )
     with server.admin() as client:
-        error = assert_sandbox_error(client.get("/api/alerts", params={"status": "open"}), 400,
-                                     "VALIDATION_ERROR", "unknown status 'open'", "active, acknowledged, resolved")
+        error = assert_sandbox_error(
+            client.get("/api/alerts", params={"status": "open"}),
+            400,
+            "VALIDATION_ERROR",
+            "unknown status 'open'",
+            "active, acknowledged, resolved",
+        )
         assert error["details"]["field"] == "status"
-        assert_sandbox_error(client.get("/api/alerts", params={"severity": "high"}), 400, "VALIDATION_ERROR",
-                             "info, warning, critical, emergency")
+        assert_sandbox_error(
+            client.get("/api/alerts", params={"severity": "high"}),
+            400,
+            "VALIDATION_ERROR",
+            "info, warning, critical, emergency",
+        )
         assert_sandbox_error(client.get("/api/alerts", params={"limit": "0"}), 400, "VALIDATION_ERROR", "limit")
         assert_sandbox_error(client.get("/api/alerts/alert_000000000000"), 404, "RESOURCE_NOT_FOUND", "no alert")
-        assert_sandbox_error(client.post("/api/alerts/alert_000000000000/resolve", json={"comment": "x"}), 404,
-                             "RESOURCE_NOT_FOUND", "alert_000000000000")
-        assert_sandbox_error(client.post("/api/alerts/alert_000000000000/acknowledge", json={"comment": "x" * 2001}),
-                             400, "VALIDATION_ERROR", "comment")
+        assert_sandbox_error(
+            client.post("/api/alerts/alert_000000000000/resolve", json={"comment": "x"}),
+            404,
+            "RESOURCE_NOT_FOUND",
+            "alert_000000000000",
+        )
+        assert_sandbox_error(
+            client.post("/api/alerts/alert_000000000000/acknowledge", json={"comment": "x" * 2001}),
+            400,
+            "VALIDATION_ERROR",
+            "comment",
+        )
     with ApplianceClient(server.url, api_key=viewer) as client:
         assert isinstance(client.list_alerts(), list)  # any key may read
         assert isinstance(client.list_alerts(status="resolved"), list)
@@ -160,11 +206,18 @@ def test_alert_mistakes_are_4xx_in_the_sandbox_shape(server):
 
 
 def test_queue_backlog_alert_resolves_itself_when_the_queue_drains(fresh_server):
-    server = fresh_server(env={**FAST, "APPLIANCE_WORKERS": "1", "APPLIANCE_ALERT_QUEUE_DEPTH": "1",
-                               "APPLIANCE_ALERT_QUEUE_FOR_SECONDS": "0"})
+    server = fresh_server(
+        env={
+            **FAST,
+            "APPLIANCE_WORKERS": "1",
+            "APPLIANCE_ALERT_QUEUE_DEPTH": "1",
+            "APPLIANCE_ALERT_QUEUE_FOR_SECONDS": "0",
+        }
+    )
     with server.admin() as http, ApplianceClient(server.url, api_key=server.admin_key) as client:
-        ids = [http.post("/api/eval", json={"code": "import time; time.sleep(1.5)"}).json()["eval_id"]
-               for _ in range(3)]
+        ids = [
+            http.post("/api/eval", json={"code": "import time; time.sleep(1.5)"}).json()["eval_id"] for _ in range(3)
+        ]
         alert = wait_for_alert(client, "queue_depth", timeout=15)
         assert alert.rule_name == "Queue Backlog" and alert.value >= 1 and alert.threshold == 1.0
         for eval_id in ids:
@@ -179,8 +232,9 @@ def test_queue_backlog_alert_resolves_itself_when_the_queue_drains(fresh_server)
 
 
 def test_failure_rate_alert_opens_and_clears(fresh_server):
-    server = fresh_server(env={**FAST, "APPLIANCE_ALERT_FAILURE_RATE_MIN_EXECUTIONS": "1",
-                               "APPLIANCE_ALERT_FAILURE_RATE_PERCENT": "60"})
+    server = fresh_server(
+        env={**FAST, "APPLIANCE_ALERT_FAILURE_RATE_MIN_EXECUTIONS": "1", "APPLIANCE_ALERT_FAILURE_RATE_PERCENT": "60"}
+    )
     with server.admin() as http, ApplianceClient(server.url, api_key=server.admin_key) as client:
         assert run_eval(http, "while True: pass", timeout=1)["status"] == "timeout"
         alert = wait_for_alert(client, "failure_rate", timeout=10)
@@ -192,8 +246,13 @@ def test_failure_rate_alert_opens_and_clears(fresh_server):
 
 
 def test_engine_unreachable_alert(fresh_server, tmp_path):
-    server = fresh_server(env={**FAST, "APPLIANCE_DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
-                               "APPLIANCE_ALERT_ENGINE_FOR_SECONDS": "0"})
+    server = fresh_server(
+        env={
+            **FAST,
+            "APPLIANCE_DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+            "APPLIANCE_ALERT_ENGINE_FOR_SECONDS": "0",
+        }
+    )
     with ApplianceClient(server.url, api_key=server.admin_key) as client:
         alert = wait_for_alert(client, "engine_unreachable", timeout=15)
         assert alert.rule_name == "Docker Engine Unreachable" and alert.severity == "emergency"

@@ -81,10 +81,13 @@ def test_batch_with_one_bad_item_stores_none(server):
         assert stored_count(client) == before
 
 
-@pytest.mark.parametrize("path", [
-    "/api/eval-status/eval_20990101_000000_ffffff",
-    "/api/eval/eval_20990101_000000_ffffff/logs",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/eval-status/eval_20990101_000000_ffffff",
+        "/api/eval/eval_20990101_000000_ffffff/logs",
+    ],
+)
 def test_unknown_evaluation_is_404(server, path):
     with server.admin() as client:
         assert_error(client.get(path), 404, "not found")
@@ -101,10 +104,16 @@ def test_unknown_route_and_wrong_method(server):
         assert_error(client.get("/api/eval"), 405)
 
 
-@pytest.mark.parametrize("params,words", [
-    ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"offset": -1}, "offset"),
-    ({"limit": "many"}, "limit"), ({"status": "exploded"}, "status"),
-])
+@pytest.mark.parametrize(
+    "params,words",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"limit": "many"}, "limit"),
+        ({"status": "exploded"}, "status"),
+    ],
+)
 def test_bad_list_parameters(server, params, words):
     with server.admin() as client:
         assert_error(client.get("/api/evaluations", params=params), 400, words)

@@ -16,7 +16,10 @@ from tests.test_api_errors import assert_error
 def cli(data_dir, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "appliance", *args, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -131,10 +134,13 @@ def test_expired_jwt_is_401(server):
     import jwt
 
     secret = (server.data_dir / "jwt.secret").read_bytes().strip()
-    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
     key_id = "key_" + server.admin_key.split("_")[1]
-    token = jwt.encode({"sub": key_id, "iss": "appliance", "iat": past,
-                        "exp": past + datetime.timedelta(hours=1)}, secret, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": key_id, "iss": "appliance", "iat": past, "exp": past + datetime.timedelta(hours=1)},
+        secret,
+        algorithm="HS256",
+    )
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         assert_error(client.get("/api/evaluations"), 401, "expired")
 

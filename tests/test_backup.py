@@ -43,10 +43,12 @@ def make_old_database(path: Path, version: int) -> None:
         for script in sorted(MIGRATIONS.glob("*.sql")):
             if int(script.name.split("_", 1)[0]) <= version:
                 conn.executescript(script.read_text())
-        conn.execute("INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, status, "
-                     "created_at, completed_at, output, exit_code) VALUES ('eval_20250101_000000_0ld0ld', "
-                     "'admin', 'python', 'docker', 'print(5)', 5, 'completed', '2025-01-01T00:00:00.000Z', "
-                     "'2025-01-01T00:00:01.000Z', 'made by v5\n', 0)")
+        conn.execute(
+            "INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, status, "
+            "created_at, completed_at, output, exit_code) VALUES ('eval_20250101_000000_0ld0ld', "
+            "'admin', 'python', 'docker', 'print(5)', 5, 'completed', '2025-01-01T00:00:00.000Z', "
+            "'2025-01-01T00:00:01.000Z', 'made by v5\n', 0)"
+        )
         conn.execute(f"PRAGMA user_version={version}")
 
 
@@ -61,8 +63,14 @@ def version_of(path: Path) -> int:
 
 
 def appliance_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -163,7 +171,7 @@ async def test_a_new_database_is_not_copied_and_only_the_newest_copies_are_kept(
         made.append(db_files.write_pre_migration_copy(tmp_path / "appliance.db", LATEST))
         time.sleep(0.01)
     kept = db_files.pre_migration_copies(tmp_path / "backups")
-    assert kept == made[-db_files.PRE_MIGRATION_KEEP:]
+    assert kept == made[-db_files.PRE_MIGRATION_KEEP :]
 
 
 def test_a_newer_database_is_refused_by_serve_and_run_in_one_line(tmp_path):
@@ -172,8 +180,9 @@ def test_a_newer_database_is_refused_by_serve_and_run_in_one_line(tmp_path):
         conn.execute(f"PRAGMA user_version={LATEST + 3}")
     for command in ("serve", "run"):
         result = appliance_cli(command, "--data-dir", str(tmp_path), "--port", str(free_port()), timeout=60)
-        one_line_error(result, str(path), f"schema version {LATEST + 3}", f"up to {LATEST}", "newer",
-                       "appliance restore")
+        one_line_error(
+            result, str(path), f"schema version {LATEST + 3}", f"up to {LATEST}", "newer", "appliance restore"
+        )
     assert version_of(path) == LATEST + 3 and not (tmp_path / "backups").exists()
 
 
@@ -195,10 +204,19 @@ async def test_backup_holds_what_matters_and_restore_puts_it_back(tmp_path):
         header = json.loads(tar.extractfile("backup.json").read())
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert names[0] == "backup.json" and names[-1] == "manifest.json"
-    assert {"appliance.db", "jwt.secret", "admin.key", "config.toml",
-            "sandboxes/sb_0123456789ab/files/sub/data.txt", "snapshots/snap_0123456789ab/files.tar.gz"} <= set(names)
-    assert not [n for n in names if n.startswith(("logs", "cache", "backups")) or "-wal" in n or "-shm" in n
-                or n.endswith(("fifo", ".lock"))], names
+    assert {
+        "appliance.db",
+        "jwt.secret",
+        "admin.key",
+        "config.toml",
+        "sandboxes/sb_0123456789ab/files/sub/data.txt",
+        "snapshots/snap_0123456789ab/files.tar.gz",
+    } <= set(names)
+    assert not [
+        n
+        for n in names
+        if n.startswith(("logs", "cache", "backups")) or "-wal" in n or "-shm" in n or n.endswith(("fifo", ".lock"))
+    ], names
     link = members["sandboxes/sb_0123456789ab/files/passwd-link"]
     assert link.issym() and link.linkname == "/etc/passwd"  # kept as a link, never followed
     assert members["jwt.secret"].mode == members["admin.key"].mode == 0o600
@@ -256,8 +274,9 @@ async def test_restore_refuses_damaged_archives_and_changes_nothing(tmp_path):
     with tarfile.open(not_a_backup, "w:gz") as tar:
         tar.add(data / "config.toml", arcname="config.toml")
     one_line_error(appliance_cli("restore", "--data-dir", str(target), str(not_a_backup)), "not an appliance backup")
-    one_line_error(appliance_cli("restore", "--data-dir", str(target), str(tmp_path / "missing.tar.gz")),
-                   "no such file")
+    one_line_error(
+        appliance_cli("restore", "--data-dir", str(target), str(tmp_path / "missing.tar.gz")), "no such file"
+    )
     assert state_of(target) == before
 
     def newer(member, data):
@@ -284,16 +303,23 @@ async def test_restore_refuses_a_data_dir_with_data_unless_forced(tmp_path):
     await db.close()
     (target / "jwt.secret").write_text("the old secret\n")
     before = state_of(target)
-    one_line_error(appliance_cli("restore", "--data-dir", str(target), str(archive)),
-                   "already holds appliance data", "appliance.db", "--force")
+    one_line_error(
+        appliance_cli("restore", "--data-dir", str(target), str(archive)),
+        "already holds appliance data",
+        "appliance.db",
+        "--force",
+    )
     assert state_of(target) == before
 
     # open (as a running appliance has it): refused even with --force
     db = Database(target / "appliance.db")
     await db.open()
     try:
-        one_line_error(appliance_cli("restore", "--force", "--data-dir", str(target), str(archive)),
-                       "in use by a running appliance", "stop it first")
+        one_line_error(
+            appliance_cli("restore", "--force", "--data-dir", str(target), str(archive)),
+            "in use by a running appliance",
+            "stop it first",
+        )
     finally:
         await db.close()
     assert state_of(target) == before
@@ -301,7 +327,7 @@ async def test_restore_refuses_a_data_dir_with_data_unless_forced(tmp_path):
     result = appliance_cli("restore", "--force", "--data-dir", str(target), str(archive))
     assert result.returncode == 0, result.stderr
     aside = [p for p in target.iterdir() if p.name.startswith("replaced-")]
-    assert len(aside) == 1 and aside[0].name[len("replaced-"):].endswith("Z") and str(aside[0]) in result.stderr
+    assert len(aside) == 1 and aside[0].name[len("replaced-") :].endswith("Z") and str(aside[0]) in result.stderr
     assert (aside[0] / "jwt.secret").read_text() == "the old secret\n" and (aside[0] / "appliance.db").is_file()
     assert (target / "jwt.secret").read_text() == "jwt.secret-value\n"
 
@@ -315,13 +341,17 @@ async def test_restore_refuses_a_data_dir_with_data_unless_forced(tmp_path):
 
 def test_backup_refuses_a_missing_data_dir_an_empty_one_and_an_existing_file(tmp_path):
     missing = tmp_path / "nowhere"
-    one_line_error(appliance_cli("backup", "--data-dir", str(missing), str(tmp_path / "b.tar.gz")),
-                   f"no data dir at {missing}", "--data-dir")
+    one_line_error(
+        appliance_cli("backup", "--data-dir", str(missing), str(tmp_path / "b.tar.gz")),
+        f"no data dir at {missing}",
+        "--data-dir",
+    )
     assert not missing.exists()
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(appliance_cli("backup", "--data-dir", str(empty), str(tmp_path / "b.tar.gz")),
-                   "holds no appliance database")
+    one_line_error(
+        appliance_cli("backup", "--data-dir", str(empty), str(tmp_path / "b.tar.gz")), "holds no appliance database"
+    )
     exists = tmp_path / "exists.tar.gz"
     exists.write_text("keep me")
     one_line_error(appliance_cli("backup", "--data-dir", str(empty), str(exists)), "holds no appliance database")
@@ -374,9 +404,13 @@ def test_an_older_backup_restored_is_migrated_by_the_next_start(fresh_server, tm
     assert body["status"] == "completed" and body["output"] == "made by v5\n"
 
 
-FAST_ALERTS = {"APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
-               "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
-               "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000"}
+FAST_ALERTS = {
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
+    "APPLIANCE_ALERT_CPU_PERCENT": "0",
+    "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+}
 
 
 def wait_for(check, timeout: float = 60, what: str = "condition"):
@@ -390,8 +424,7 @@ def wait_for(check, timeout: float = 60, what: str = "condition"):
 
 
 @pytest.mark.slow
-def test_backup_while_serving_and_restore_into_a_fresh_data_dir_finds_everything(fresh_server, tmp_path,
-                                                                                 docker_client):
+def test_backup_while_serving_and_restore_into_a_fresh_data_dir_finds_everything(fresh_server, tmp_path, docker_client):
     original = fresh_server(env=FAST_ALERTS)
     client = ApplianceClient(original.url, api_key=original.admin_key)
     try:
@@ -422,14 +455,17 @@ def test_backup_while_serving_and_restore_into_a_fresh_data_dir_finds_everything
 
         # the serving data dir is not restored over, --force or not
         before = state_of(original.data_dir / "sandboxes")
-        one_line_error(appliance_cli("restore", "--force", "--data-dir", str(original.data_dir), str(archive)),
-                       "in use by a running appliance")
+        one_line_error(
+            appliance_cli("restore", "--force", "--data-dir", str(original.data_dir), str(archive)),
+            "in use by a running appliance",
+        )
         assert state_of(original.data_dir / "sandboxes") == before
     finally:
         client.close()
     original.stop()  # its sandbox's container stays (sandboxes outlive their server)
     old_container = docker_client.api.containers(
-        all=True, filters={"label": f"appliance.sandbox={sandbox.sandbox_id}"})[0]["Id"]
+        all=True, filters={"label": f"appliance.sandbox={sandbox.sandbox_id}"}
+    )[0]["Id"]
 
     target = tmp_path / "restored"
     result = appliance_cli("restore", "--data-dir", str(target), str(archive))

@@ -58,8 +58,10 @@ def test_owners_never_share_a_sandbox(server):
 
 
 def test_leftover_processes_die_with_their_item(server):
-    daemon = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        time.sleep(60)\n    os._exit(0)\nprint('started')")
+    daemon = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(60)\n    os._exit(0)\nprint('started')"
+    )
     count = "import os\nprint(sum(1 for p in os.listdir('/proc') if p.isdigit()))"
     with server.admin() as client:
         _, ids = submit_batch(client, [{"code": daemon}, {"code": count}])
@@ -87,8 +89,13 @@ def test_limits_and_errors_per_item(server):
 
 def test_killing_one_item_leaves_the_rest(server):
     with server.admin() as client:
-        _, ids = submit_batch(client, [{"code": "import time\nprint('go', flush=True)\ntime.sleep(60)", "timeout": 60},
-                                       {"code": "print('after')"}])
+        _, ids = submit_batch(
+            client,
+            [
+                {"code": "import time\nprint('go', flush=True)\ntime.sleep(60)", "timeout": 60},
+                {"code": "print('after')"},
+            ],
+        )
         wait_for_status(client, ids[0], until=("running",))
         time.sleep(0.3)
         assert client.post(f"/api/eval/{ids[0]}/kill").json()["killed"] is True
@@ -99,10 +106,13 @@ def test_killing_one_item_leaves_the_rest(server):
 
 def test_other_languages_and_files_in_a_batch_run_in_containers(server):
     with server.admin() as client:
-        _, ids = submit_batch(client, [
-            {"code": "console.log('js')", "language": "javascript"},
-            {"code": "print(open('in.txt').read())", "files": {"in.txt": "from a file"}},
-            {"code": "print('lane')"},
-        ])
+        _, ids = submit_batch(
+            client,
+            [
+                {"code": "console.log('js')", "language": "javascript"},
+                {"code": "print(open('in.txt').read())", "files": {"in.txt": "from a file"}},
+                {"code": "print('lane')"},
+            ],
+        )
         outputs = [wait_for_status(client, eval_id)["output"] for eval_id in ids]
     assert outputs == ["js\n", "from a file\n", "lane\n"]

@@ -26,15 +26,16 @@ OUTPUT = 64 * 1024
 
 
 @pytest.fixture
-async def engine():
-    engine = DockerEngine(threads=4)
-    yield engine
-    engine.close()
+def instance_id() -> str:
+    return f"test-batch-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
-def instance_id() -> str:
-    return f"test-batch-{uuid.uuid4().hex[:8]}"
+async def engine(instance_id):
+    engine = DockerEngine(threads=4)
+    engine.instance_id = instance_id
+    yield engine
+    engine.close()
 
 
 # (engine name, relay): the relay is on by default under gVisor, off under runc.
@@ -49,8 +50,9 @@ def mode(request) -> str:
 @pytest.fixture
 async def sandbox(runtime_images, engine, instance_id, mode):
     engine_name, relay = MODES[mode]
-    box = BatchSandbox(engine, image_ref("python"), LIMITS, owner="owner-a", batch_id="batch-1",
-                       instance_id=instance_id, engine_name=engine_name, relay=relay)
+    box = BatchSandbox(
+        engine, image_ref("python"), LIMITS, owner="owner-a", batch_id="batch-1", engine_name=engine_name, relay=relay
+    )
     await box.start()
     yield box
     await box.close()
@@ -152,30 +154,36 @@ async def test_stdout_stderr_and_stdin(sandbox):
 
 
 async def test_each_execution_gets_an_empty_work_dir_and_clean_tmp(sandbox):
-    first = await run(sandbox, (
-        "import ctypes, errno, os\n"
-        "print(os.getcwd(), os.listdir('.'))\n"
-        "open('mine.txt', 'w').write('secret')\n"
-        "os.makedirs('deep/er/est'); open('deep/er/est/f', 'w').write('x')\n"
-        "os.chmod('deep/er', 0o000)\n"  # the wipe must get through an unreadable dir
-        "open('/work/top.txt', 'w').write('x')\n"
-        "open('/tmp/t.txt', 'w').write('x')\n"
-        "open('/dev/shm/s.txt', 'w').write('x')\n"
-        "os.symlink('/etc/passwd', 'link')\n"
-        # System V IPC would outlive the execution: it is refused.
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "print('shm', libc.shmget(0x1234, 4096, 0o1000 | 0o600), errno.errorcode[ctypes.get_errno()])\n"
-    ))
+    first = await run(
+        sandbox,
+        (
+            "import ctypes, errno, os\n"
+            "print(os.getcwd(), os.listdir('.'))\n"
+            "open('mine.txt', 'w').write('secret')\n"
+            "os.makedirs('deep/er/est'); open('deep/er/est/f', 'w').write('x')\n"
+            "os.chmod('deep/er', 0o000)\n"  # the wipe must get through an unreadable dir
+            "open('/work/top.txt', 'w').write('x')\n"
+            "open('/tmp/t.txt', 'w').write('x')\n"
+            "open('/dev/shm/s.txt', 'w').write('x')\n"
+            "os.symlink('/etc/passwd', 'link')\n"
+            # System V IPC would outlive the execution: it is refused.
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "print('shm', libc.shmget(0x1234, 4096, 0o1000 | 0o600), errno.errorcode[ctypes.get_errno()])\n"
+        ),
+    )
     assert first.exit_code == 0, first
     cwd, listing = first.stdout.splitlines()[0].split(" ", 1)
     assert cwd.startswith("/work/") and listing == "[]"
     assert first.stdout.splitlines()[1] == "shm -1 ENOSYS"
 
-    second = await run(sandbox, (
-        "import os\n"
-        "print(os.getcwd())\n"
-        "print(os.listdir('.'), sorted(os.listdir('/work')), os.listdir('/tmp'), os.listdir('/dev/shm'))\n"
-    ))
+    second = await run(
+        sandbox,
+        (
+            "import os\n"
+            "print(os.getcwd())\n"
+            "print(os.listdir('.'), sorted(os.listdir('/work')), os.listdir('/tmp'), os.listdir('/dev/shm'))\n"
+        ),
+    )
     assert second.exit_code == 0, second
     lines = second.stdout.splitlines()
     assert lines[0] != cwd
@@ -188,26 +196,28 @@ def os_basename(path: str) -> str:
 
 async def test_background_processes_and_daemons_die_with_the_execution(sandbox):
     started = time.monotonic()
-    first = await run(sandbox, (
-        "import os, subprocess, time\n"
-        "subprocess.Popen(['sleep', '300'])\n"
-        "if os.fork() == 0:\n"  # a classic daemon: fork, setsid, fork again, keep stdout open
-        "    os.setsid()\n"
-        "    if os.fork() == 0:\n"
-        "        while True:\n"
-        "            open('/tmp/alive', 'w').write(str(time.time()))\n"
-        "            time.sleep(0.02)\n"
-        "    os._exit(0)\n"
-        "time.sleep(0.2)\n"
-        "print(sum(p.isdigit() for p in os.listdir('/proc')))\n"
-    ))
+    first = await run(
+        sandbox,
+        (
+            "import os, subprocess, time\n"
+            "subprocess.Popen(['sleep', '300'])\n"
+            "if os.fork() == 0:\n"  # a classic daemon: fork, setsid, fork again, keep stdout open
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            "        while True:\n"
+            "            open('/tmp/alive', 'w').write(str(time.time()))\n"
+            "            time.sleep(0.02)\n"
+            "    os._exit(0)\n"
+            "time.sleep(0.2)\n"
+            "print(sum(p.isdigit() for p in os.listdir('/proc')))\n"
+        ),
+    )
     assert first.exit_code == 0, first
     assert int(first.stdout) >= 4  # server, program, sleep, daemon were all there
     # The daemon still held stdout: the execution still ended when the program did.
     assert time.monotonic() - started < 5
 
-    second = await run(sandbox, "import time\ntime.sleep(0.2)\n" + LIST_PROCESSES
-                       + "\nprint(os.listdir('/tmp'))")
+    second = await run(sandbox, "import time\ntime.sleep(0.2)\n" + LIST_PROCESSES + "\nprint(os.listdir('/tmp'))")
     assert second.exit_code == 0, second
     processes, tmp = second.stdout.splitlines()
     assert tmp == "[]"  # the daemon did not write again
@@ -215,20 +225,26 @@ async def test_background_processes_and_daemons_die_with_the_execution(sandbox):
 
 
 async def test_state_of_one_execution_is_not_visible_in_the_next(sandbox):
-    first = await run(sandbox, (
-        "import builtins, json, os, random, sys\n"
-        "os.environ['LEAK'] = '1'\nos.environ.pop('PATH')\n"
-        "GLOBAL = 1\nbuiltins.leak = 1\njson.dumps = None\nsys.path.append('/leak')\n"
-        "sys.setrecursionlimit(50)\n"
-        "print(random.random())\n"
-    ))
+    first = await run(
+        sandbox,
+        (
+            "import builtins, json, os, random, sys\n"
+            "os.environ['LEAK'] = '1'\nos.environ.pop('PATH')\n"
+            "GLOBAL = 1\nbuiltins.leak = 1\njson.dumps = None\nsys.path.append('/leak')\n"
+            "sys.setrecursionlimit(50)\n"
+            "print(random.random())\n"
+        ),
+    )
     assert first.exit_code == 0, first
-    second = await run(sandbox, (
-        "import builtins, json, os, random, sys\n"
-        "print('LEAK' in os.environ, 'PATH' in os.environ, 'GLOBAL' in globals(),\n"
-        "      hasattr(builtins, 'leak'), json.dumps([1]), '/leak' in sys.path, sys.getrecursionlimit())\n"
-        "print(random.random())\n"
-    ))
+    second = await run(
+        sandbox,
+        (
+            "import builtins, json, os, random, sys\n"
+            "print('LEAK' in os.environ, 'PATH' in os.environ, 'GLOBAL' in globals(),\n"
+            "      hasattr(builtins, 'leak'), json.dumps([1]), '/leak' in sys.path, sys.getrecursionlimit())\n"
+            "print(random.random())\n"
+        ),
+    )
     assert second.exit_code == 0, second
     state, number = second.stdout.splitlines()
     assert state == "False True False False [1] False 1000"
@@ -259,8 +275,7 @@ async def test_timeout_kills_the_execution(sandbox):
 
 
 async def test_output_is_capped_and_a_flood_is_stopped(sandbox):
-    capped = await run(sandbox, "import sys\nprint('x' * 5000)\nprint('y' * 10, file=sys.stderr)",
-                       output_limit=1000)
+    capped = await run(sandbox, "import sys\nprint('x' * 5000)\nprint('y' * 10, file=sys.stderr)", output_limit=1000)
     assert capped.exit_code == 0
     assert capped.stdout == "x" * 1000 and capped.stdout_truncated
     assert capped.stderr == "y" * 10 + "\n" and not capped.stderr_truncated
@@ -335,12 +350,15 @@ async def test_fork_bomb_is_contained(sandbox, mode):
 
 
 async def test_no_network(sandbox, docker_client):
-    outcome = await run(sandbox, (
-        "import os, socket\n"
-        "print(sorted(os.listdir('/sys/class/net')))\n"
-        "try:\n    socket.getaddrinfo('example.com', 80)\n    print('resolved')\n"
-        "except OSError:\n    print('no dns')\n"
-    ))
+    outcome = await run(
+        sandbox,
+        (
+            "import os, socket\n"
+            "print(sorted(os.listdir('/sys/class/net')))\n"
+            "try:\n    socket.getaddrinfo('example.com', 80)\n    print('resolved')\n"
+            "except OSError:\n    print('no dns')\n"
+        ),
+    )
     assert outcome.stdout == "['lo']\nno dns\n", outcome
     info = docker_client.api.inspect_container(sandbox.container_id)
     assert info["HostConfig"]["NetworkMode"] == "none"
@@ -382,13 +400,16 @@ async def test_user_code_cannot_forge_a_result(sandbox, mode):
     code = FORGE.replace("PIDS", repr(list(sandbox.server_pids)))
     if mode == "gvisor":
         # The relay's memory, where the key is, stays closed.
-        probe = await run(sandbox, (
-            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-            f"for pid in {list(sandbox.server_pids)!r}:\n"
-            "    try:\n        open('/proc/%d/mem' % pid, 'rb').close()\n        print('opened')\n"
-            "    except OSError:\n        print('refused')\n"
-            "    print('ptrace', libc.ptrace(16, pid, None, None))\n"
-        ))
+        probe = await run(
+            sandbox,
+            (
+                "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                f"for pid in {list(sandbox.server_pids)!r}:\n"
+                "    try:\n        open('/proc/%d/mem' % pid, 'rb').close()\n        print('opened')\n"
+                "    except OSError:\n        print('refused')\n"
+                "    print('ptrace', libc.ptrace(16, pid, None, None))\n"
+            ),
+        )
         assert probe.stdout == "refused\nptrace -1\n" * len(sandbox.server_pids), probe
         # gVisor lets an execution open the relay's pipes: what it writes there fails the
         # relay's authentication, and the sandbox ends instead of reporting it.
@@ -408,9 +429,11 @@ async def test_signals_to_the_server_are_ignored(sandbox, mode):
     signals = "SIGINT SIGTERM SIGHUP SIGQUIT SIGUSR1 SIGUSR2 SIGALRM SIGSEGV SIGRTMIN"
     if mode == "runc":
         signals += " SIGKILL SIGSTOP"  # the kernel keeps them from PID 1 of the namespace
-    code = (f"import os, signal, time\nfor pid in {list(sandbox.server_pids)!r}:\n"
-            f"    for name in {signals.split()!r}:\n        os.kill(pid, getattr(signal, name))\n"
-            "time.sleep(0.2)\nprint('sent')")
+    code = (
+        f"import os, signal, time\nfor pid in {list(sandbox.server_pids)!r}:\n"
+        f"    for name in {signals.split()!r}:\n        os.kill(pid, getattr(signal, name))\n"
+        "time.sleep(0.2)\nprint('sent')"
+    )
     outcome = await run(sandbox, code)
     assert outcome.stdout == "sent\n", outcome
     assert (await run(sandbox, "print('server alive')")).stdout == "server alive\n"
@@ -448,8 +471,7 @@ async def test_kill_current_execution(sandbox):
 
 
 async def test_close_removes_the_container(runtime_images, engine, instance_id, docker_client):
-    async with BatchSandbox(engine, image_ref("python"), LIMITS, owner="owner-b", batch_id="batch-2",
-                            instance_id=instance_id) as box:
+    async with BatchSandbox(engine, image_ref("python"), LIMITS, owner="owner-b", batch_id="batch-2") as box:
         assert (await run(box, "print(1)")).stdout == "1\n"
         container_id = box.container_id
         assert docker_client.api.inspect_container(container_id)["State"]["Running"]
@@ -461,10 +483,10 @@ async def test_close_removes_the_container(runtime_images, engine, instance_id, 
 
 
 async def test_stale_sandboxes_are_found_by_instance(runtime_images, engine, instance_id):
-    box = BatchSandbox(engine, image_ref("python"), LIMITS, owner="o", batch_id="b", instance_id=instance_id)
+    box = BatchSandbox(engine, image_ref("python"), LIMITS, owner="o", batch_id="b")
     await box.start()
     try:
-        assert await engine.call(engine.remove_instance_containers, instance_id) == 1
+        assert await engine.call(engine.remove_instance_containers) == 1
         with pytest.raises(BatchSandboxError):
             await run(box, "print(1)")
     finally:

@@ -19,9 +19,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -36,11 +36,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 BINARY = ROOT / "dist" / "appliance"
 BUILD_SCRIPT = ROOT / "packaging" / "build.sh"
 # What the binary is made of: a change to any of them makes it stale.
-SOURCES = [ROOT / "appliance", ROOT / "pyproject.toml", ROOT / "appliance.spec",
-           *(ROOT / "packaging" / name for name in ("build.sh", "requirements.lock", "entry.py",
-                                                    "rthook_environment.py"))]
-SERVER_ENV = {"APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000", "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
-              "PYTHONUNBUFFERED": "1"}
+SOURCES = [
+    ROOT / "appliance",
+    ROOT / "pyproject.toml",
+    ROOT / "appliance.spec",
+    *(ROOT / "packaging" / name for name in ("build.sh", "requirements.lock", "entry.py", "rthook_environment.py")),
+]
+SERVER_ENV = {
+    "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def newest_source_mtime() -> float:
@@ -122,10 +128,14 @@ def serving(binary: Path, tmp_path: Path) -> Iterator[BinaryServer]:
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(binary), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                env={**os.environ, **SERVER_ENV, "TMPDIR": str(unpack_dir)},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**os.environ, **SERVER_ENV, "TMPDIR": str(unpack_dir)},
+            start_new_session=True,
+        )
     server = BinaryServer(proc, f"http://127.0.0.1:{port}", data_dir, unpack_dir, log)
     try:
         wait_healthy(server)
@@ -158,7 +168,11 @@ def test_serve_is_healthy_and_stops_cleanly_on_sigterm(binary, tmp_path):
         health = httpx.get(server.url + "/api/health", timeout=5).json()
         assert health["version"] == __version__
         assert {c["name"]: c["status"] for c in health["components"]} == {
-            "database": "healthy", "container_manager": "healthy", "scheduler": "healthy", "disk": "healthy"}
+            "database": "healthy",
+            "container_manager": "healthy",
+            "scheduler": "healthy",
+            "disk": "healthy",
+        }
         # It unpacked itself where TMPDIR points, not in /tmp.
         assert [p.name[:4] for p in server.unpack_dir.iterdir()] == ["_MEI"]
         server.assert_stopped_cleanly(server.terminate())
@@ -173,8 +187,10 @@ def test_an_evaluation_and_a_batch_run_end_to_end(binary, runtime_images, tmp_pa
         assert (done["status"], done["output"], done["exit_code"]) == ("completed", "42\n", 0), done
 
         # A batch takes the batch lane, whose in-sandbox server is bundled as source text.
-        response = api.post("/api/eval-batch", json={"evaluations": [
-            {"language": "python", "code": f"print('item', {n})"} for n in range(3)]})
+        response = api.post(
+            "/api/eval-batch",
+            json={"evaluations": [{"language": "python", "code": f"print('item', {n})"} for n in range(3)]},
+        )
         assert response.status_code == 200, response.text
         for n, item in enumerate(response.json()["evaluations"]):
             done = wait_for_status(api, item["eval_id"], timeout=90)
@@ -203,8 +219,10 @@ def test_tui_under_tmux_shows_the_dashboard(binary, tmp_path):
         key_file = tmp_path / "operator.key"
         key_file.write_text(server.admin_key + "\n")
         with TmuxSession(tmp_path) as tmux:
-            tmux.start([str(binary), "tui", "--url", server.url, "--api-key-file", str(key_file)],
-                       env={"TMPDIR": str(server.unpack_dir)})
+            tmux.start(
+                [str(binary), "tui", "--url", server.url, "--api-key-file", str(key_file)],
+                env={"TMPDIR": str(server.unpack_dir)},
+            )
             screen = tmux.wait_for(lambda s: all(n in s for n in ("Dashboard", "Evaluations", "Quit")), timeout=60)
             assert "Dashboard" in screen.splitlines()[0]  # the header names the screen
             assert "Traceback" not in screen

@@ -61,12 +61,15 @@ def test_gvisor_settings(tmp_path):
     assert settings.require_gvisor is True and settings.gvisor_runtime == "gvisor-kvm"
 
 
-@pytest.mark.parametrize("env,words", [
-    ({"APPLIANCE_ENGINES": "docker,lxc"}, "lxc"),
-    ({"APPLIANCE_ENGINES": ""}, "at least one"),
-    ({"APPLIANCE_REQUIRE_GVISOR": "true", "APPLIANCE_ENGINES": "docker"}, "require_gvisor"),
-    ({"APPLIANCE_REQUIRE_GVISOR": "maybe"}, "require_gvisor"),
-])
+@pytest.mark.parametrize(
+    "env,words",
+    [
+        ({"APPLIANCE_ENGINES": "docker,lxc"}, "lxc"),
+        ({"APPLIANCE_ENGINES": ""}, "at least one"),
+        ({"APPLIANCE_REQUIRE_GVISOR": "true", "APPLIANCE_ENGINES": "docker"}, "require_gvisor"),
+        ({"APPLIANCE_REQUIRE_GVISOR": "maybe"}, "require_gvisor"),
+    ],
+)
 def test_bad_engine_settings_are_refused(tmp_path, env, words):
     with pytest.raises(ConfigError, match=words):
         load_settings({"data_dir": str(tmp_path)}, environ=env)

@@ -14,8 +14,16 @@ def test_openapi_yaml_lists_every_documented_endpoint(server):
     spec = yaml.safe_load(response.text)
     assert spec["openapi"].startswith("3.")
     paths = set(spec["paths"])
-    assert {"/api/eval", "/api/eval-status/{eval_id}", "/api/eval-batch", "/api/eval/{eval_id}/logs",
-            "/api/eval/{eval_id}/kill", "/api/queue-status", "/api/status", "/api/evaluations"} <= paths
+    assert {
+        "/api/eval",
+        "/api/eval-status/{eval_id}",
+        "/api/eval-batch",
+        "/api/eval/{eval_id}/logs",
+        "/api/eval/{eval_id}/kill",
+        "/api/queue-status",
+        "/api/status",
+        "/api/evaluations",
+    } <= paths
 
 
 def test_docs_page_uses_only_local_assets(server):

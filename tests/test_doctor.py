@@ -17,19 +17,46 @@ import pytest
 from appliance.store.database import schema_version
 from tests.support import ROOT, free_port, start_server
 
-CHECK_NAMES = ["docker engine", "runtime runc", "runtime gvisor", "runtime images", "disk data dir",
-               "disk docker", "data dir", "secrets", "database", "port", "clock sync", "clock engine"]
+CHECK_NAMES = [
+    "docker engine",
+    "runtime runc",
+    "runtime gvisor",
+    "runtime images",
+    "disk data dir",
+    "disk docker",
+    "data dir",
+    "secrets",
+    "database",
+    "port",
+    "clock sync",
+    "clock engine",
+]
 
 
-def doctor(data_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None,
-           as_json: bool = True) -> tuple[int, dict | str]:
+def doctor(
+    data_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, as_json: bool = True
+) -> tuple[int, dict | str]:
     """Run the CLI as a user would; with --json, the checks by name."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_") or k == "APPLIANCE_TEST"}
     # A port of its own: another appliance on this machine may hold the default 8080.
     full_env = {**clean, "APPLIANCE_PORT": str(port or free_port()), **(env or {})}
-    done = subprocess.run([sys.executable, "-m", "appliance", "doctor", "--data-dir", str(data_dir), *args,
-                           *(["--json"] if as_json else [])],
-                          capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "doctor",
+            "--data-dir",
+            str(data_dir),
+            *args,
+            *(["--json"] if as_json else []),
+        ],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     if not as_json:
         return done.returncode, done.stdout
@@ -50,8 +77,16 @@ def test_all_good_on_this_machine(runtime_images, tmp_path):
     code, checks = doctor(tmp_path / "not-made-yet")
     assert code == 0, checks
     assert all(c["status"] in ("OK", "WARN") for c in checks.values()), checks
-    for name in ("docker engine", "runtime runc", "runtime images", "disk data dir", "data dir", "secrets",
-                 "database", "port"):
+    for name in (
+        "docker engine",
+        "runtime runc",
+        "runtime images",
+        "disk data dir",
+        "data dir",
+        "secrets",
+        "database",
+        "port",
+    ):
         assert checks[name]["status"] == "OK", checks[name]
     assert "cgroup v" in checks["docker engine"]["found"]
     assert "ran `true`" in checks["runtime runc"]["found"]
@@ -136,8 +171,13 @@ def test_database_from_a_newer_appliance_fails_as_the_server_would(tmp_path):
 
     # The same words the server refuses to start with.
     port = free_port()
-    served = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data-dir", str(data), "--port",
-                             str(port)], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    served = subprocess.run(
+        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(data), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert check["found"] in served.stdout + served.stderr
 
 
@@ -147,14 +187,14 @@ def test_unreachable_docker_host_fails_with_how_to_start_it(tmp_path):
     assert code == 1
     assert engine["status"] == "FAIL", engine
     assert "unix:///nonexistent.sock" in engine["found"] and "does not exist" in engine["found"]
-    assert "dockerd" in engine["fix"] and ("systemctl start docker" in engine["fix"]
-                                           or "apt-get install -y docker.io" in engine["fix"])
+    assert "dockerd" in engine["fix"] and (
+        "systemctl start docker" in engine["fix"] or "apt-get install -y docker.io" in engine["fix"]
+    )
     assert "APPLIANCE_DOCKER_HOST" in engine["fix"]
     for name in ("runtime runc", "runtime gvisor", "runtime images", "disk docker", "clock engine"):
         assert checks[name]["status"] == "WARN" and "not checked" in checks[name]["found"]
 
-    code, text = doctor(tmp_path / "data", env={"APPLIANCE_DOCKER_HOST": "unix:///nonexistent.sock"},
-                        as_json=False)
+    code, text = doctor(tmp_path / "data", env={"APPLIANCE_DOCKER_HOST": "unix:///nonexistent.sock"}, as_json=False)
     assert code == 1
     assert "FAIL  docker engine" in text and "fix: " in text
 

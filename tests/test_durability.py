@@ -70,8 +70,9 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_submission(fresh_server):
     assert len(acknowledged) >= 40
 
     # Rate limits off: waiting for the last items polls more often than 100 a minute.
-    restarted = fresh_server(env={"APPLIANCE_WORKERS": "4", "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0"},
-                             data_dir=server.data_dir)
+    restarted = fresh_server(
+        env={"APPLIANCE_WORKERS": "4", "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "0"}, data_dir=server.data_dir
+    )
     with restarted.admin() as client:
         listed = client.get("/api/evaluations", params={"limit": 1000}).json()
         stored = {e["eval_id"] for e in listed["evaluations"]}

@@ -26,8 +26,14 @@ def test_errors_carry_the_engine_message(lean, runtime_images):
 def test_create_attach_start_round_trip(lean, runtime_images):
     from appliance.runtime.images import image_ref
 
-    container_id = lean.http.create({"Image": image_ref("python"), "Cmd": ["python3", "-c", "print('lean')"],
-                                     "NetworkDisabled": True, "HostConfig": {"NetworkMode": "none"}})
+    container_id = lean.http.create(
+        {
+            "Image": image_ref("python"),
+            "Cmd": ["python3", "-c", "print('lean')"],
+            "NetworkDisabled": True,
+            "HostConfig": {"NetworkMode": "none"},
+        }
+    )
     try:
         sock = lean.http.attach(container_id)
         lean.http.start(container_id)

@@ -30,8 +30,9 @@ def test_hello_world_in_each_language(server, language):
 
 def test_submit_response_as_documented(server):
     with server.admin() as client:
-        response = client.post("/api/eval", json={"code": "print(1)", "language": "python",
-                                                  "engine": "docker", "timeout": 30})
+        response = client.post(
+            "/api/eval", json={"code": "print(1)", "language": "python", "engine": "docker", "timeout": 30}
+        )
         body = response.json()
         assert response.status_code == 200
         assert set(body) == {"eval_id", "status", "message", "queue_position"}
@@ -49,8 +50,14 @@ def test_stdout_stderr_and_exit_code(server):
     assert result["status"] == "completed" and result["success"] is False
     assert result["exit_code"] == 3
     assert result["output"] == "out\n" and result["error"] == "err\n"
-    assert logs == {"eval_id": result["eval_id"], "output": "out\n", "error": "err\n",
-                    "is_running": False, "exit_code": 3, "status": "completed"}
+    assert logs == {
+        "eval_id": result["eval_id"],
+        "output": "out\n",
+        "error": "err\n",
+        "is_running": False,
+        "exit_code": 3,
+        "status": "completed",
+    }
 
 
 def test_compile_error_is_reported(server):
@@ -72,7 +79,9 @@ def test_timeout_is_enforced_from_outside(server):
 
 def test_kill_a_running_evaluation(server):
     with server.admin() as client:
-        eval_id = client.post("/api/eval", json={"code": "import time\nprint('go', flush=True)\ntime.sleep(60)"}).json()["eval_id"]
+        eval_id = client.post(
+            "/api/eval", json={"code": "import time\nprint('go', flush=True)\ntime.sleep(60)"}
+        ).json()["eval_id"]
         wait_for_status(client, eval_id, until=("running",))
         deadline = time.monotonic() + 20
         while "go" not in client.get(f"/api/eval/{eval_id}/logs").json()["output"]:
@@ -108,9 +117,11 @@ def test_endless_output_flood_is_stopped(server):
 
 @pytest.mark.slow
 def test_fork_bomb_is_contained(server):
-    code = ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-            "            time.sleep(30)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
-            "    print('stopped after', n, type(e).__name__, flush=True)\n")
+    code = (
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            time.sleep(30)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+        "    print('stopped after', n, type(e).__name__, flush=True)\n"
+    )
     with server.admin() as client:
         eval_id = client.post("/api/eval", json={"code": code, "timeout": 10}).json()["eval_id"]
         time.sleep(1)
@@ -168,14 +179,23 @@ def test_sandbox_profile(server):
     )
     with server.admin() as client:
         lines = run_eval(client, code)["output"].splitlines()
-    assert lines == ["uid 65534", "0000000000000000", "1", "root read-only", "work writable",
-                     "nofile 256", f"fsize {16 * 1024 * 1024}"]
+    assert lines == [
+        "uid 65534",
+        "0000000000000000",
+        "1",
+        "root read-only",
+        "work writable",
+        "nofile 256",
+        f"fsize {16 * 1024 * 1024}",
+    ]
 
 
 def test_work_dir_is_size_capped(server):
-    code = ("data = b'z' * (1024 * 1024)\nn = 0\ntry:\n    with open('/work/fill', 'wb') as f:\n"
-            "        while True:\n            f.write(data); f.flush(); n += 1\nexcept OSError as e:\n"
-            "    print('stopped at', n, 'MiB', e.errno)\n")
+    code = (
+        "data = b'z' * (1024 * 1024)\nn = 0\ntry:\n    with open('/work/fill', 'wb') as f:\n"
+        "        while True:\n            f.write(data); f.flush(); n += 1\nexcept OSError as e:\n"
+        "    print('stopped at', n, 'MiB', e.errno)\n"
+    )
     with server.admin() as client:
         result = run_eval(client, code)
     assert "stopped at" in result["output"]
@@ -220,7 +240,9 @@ def test_history_pagination_and_filter(server):
         assert all(e["status"] == "completed" for e in page["evaluations"])
         item = page["evaluations"][0]
         assert set(item) >= {"eval_id", "status", "created_at", "code_preview", "success"}
-        last = client.get("/api/evaluations", params={"limit": 2, "offset": page["count"] - 1, "status": "completed"}).json()
+        last = client.get(
+            "/api/evaluations", params={"limit": 2, "offset": page["count"] - 1, "status": "completed"}
+        ).json()
         assert len(last["evaluations"]) == 1 and last["has_more"] is False
 
 
@@ -231,8 +253,7 @@ def test_queue_and_platform_status(server):
     assert set(queue) == {"queued", "processing", "queue_length", "total_tasks"}
     assert queue["queue_length"] == queue["queued"] + queue["processing"]
     assert status["platform"] == "healthy"
-    assert status["services"] == {"gateway": "healthy", "queue": "healthy",
-                                  "storage": "healthy", "executor": "healthy"}
+    assert status["services"] == {"gateway": "healthy", "queue": "healthy", "storage": "healthy", "executor": "healthy"}
     assert status["storage"]["total_evaluations"] >= 1
     assert "completed" in status["storage"]["by_status"]
     assert status["version"]

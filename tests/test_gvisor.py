@@ -32,8 +32,7 @@ print("gvisor" if "Starting gVisor" in log else "not gvisor", "errno", 0 if n >=
 """
 
 
-def submit(client: httpx.Client, code: str, engine: str | None, language: str = "python",
-           timeout: float = 30) -> str:
+def submit(client: httpx.Client, code: str, engine: str | None, language: str = "python", timeout: float = 30) -> str:
     body = {"code": code, "language": language, "timeout": timeout}
     if engine is not None:
         body["engine"] = engine
@@ -42,8 +41,9 @@ def submit(client: httpx.Client, code: str, engine: str | None, language: str = 
     return response.json()["eval_id"]
 
 
-def run_on(client: httpx.Client, code: str, engine: str | None, language: str = "python",
-           timeout: float = 30, wait: float = 90) -> dict:
+def run_on(
+    client: httpx.Client, code: str, engine: str | None, language: str = "python", timeout: float = 30, wait: float = 90
+) -> dict:
     return wait_for_status(client, submit(client, code, engine, language, timeout), wait)
 
 
@@ -100,11 +100,17 @@ def test_engine_name_is_case_insensitive(server):
     assert result["engine"] == "gvisor" and result["output"].startswith("gvisor "), result
 
 
-@pytest.mark.parametrize("language,code", [
-    ("bash", "cat /proc/version"),
-    ("c", '#include <stdio.h>\nint main(void) { FILE *f = fopen("/proc/version", "r"); char b[256];'
-          ' fputs(fgets(b, sizeof b, f), stdout); return 0; }'),
-])
+@pytest.mark.parametrize(
+    "language,code",
+    [
+        ("bash", "cat /proc/version"),
+        (
+            "c",
+            '#include <stdio.h>\nint main(void) { FILE *f = fopen("/proc/version", "r"); char b[256];'
+            " fputs(fgets(b, sizeof b, f), stdout); return 0; }",
+        ),
+    ],
+)
 def test_other_languages_run_under_gvisor(server, language, code):
     """gVisor reports its own fixed kernel version, never the host's."""
     host = open("/proc/version").read().strip()
@@ -115,12 +121,15 @@ def test_other_languages_run_under_gvisor(server, language, code):
 
 
 def test_each_gvisor_run_gets_a_fresh_sandbox_and_mixed_batches_keep_their_engine(server):
-    code = ("import os\nfresh = not os.path.exists('/work/left-behind')\n"
-            "open('/work/left-behind', 'w').write('x')\n" + KERNEL_PROBE + "print('fresh', fresh)\n")
+    code = (
+        "import os\nfresh = not os.path.exists('/work/left-behind')\n"
+        "open('/work/left-behind', 'w').write('x')\n" + KERNEL_PROBE + "print('fresh', fresh)\n"
+    )
     engines = ["gvisor", "docker"] * 4
     with server.admin() as client:
-        response = client.post("/api/eval-batch", json={"evaluations": [
-            {"code": code, "engine": engine} for engine in engines]})
+        response = client.post(
+            "/api/eval-batch", json={"evaluations": [{"code": code, "engine": engine} for engine in engines]}
+        )
         assert response.status_code == 200, response.text
         ids = [item["eval_id"] for item in response.json()["evaluations"]]
         results = [wait_for_status(client, eval_id, 120) for eval_id in ids]
@@ -147,8 +156,13 @@ def test_gvisor_sandbox_profile(server):
     with server.admin() as client:
         result = run_on(client, code, "gvisor")
     assert result["output"].splitlines() == [
-        "uid 65534", "root read-only", "work writable", "nofile 256", f"fsize {16 * 1024 * 1024}",
-        "nproc 64"], result
+        "uid 65534",
+        "root read-only",
+        "work writable",
+        "nofile 256",
+        f"fsize {16 * 1024 * 1024}",
+        "nproc 64",
+    ], result
 
 
 def test_gvisor_has_no_network(server):
@@ -167,8 +181,7 @@ def test_gvisor_has_no_network(server):
     )
     with server.admin() as client:
         result = run_on(client, code, "gvisor")
-    assert result["output"].splitlines() == [
-        "['lo']", "dns failed", "connect failed", "no route"], result
+    assert result["output"].splitlines() == ["['lo']", "dns failed", "connect failed", "no route"], result
 
 
 def test_gvisor_timeout_is_enforced_from_outside(server):
@@ -210,13 +223,17 @@ def test_gvisor_fork_bomb_is_contained(server):
     The children exec a small program: 63 sleeping copies of Python use more than the
     256 MB memory limit under gVisor (about 280 MB here), so a pure-Python fork bomb is
     stopped by the memory limit first; that is covered by the second half."""
-    small = ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-             "            try:\n                os.execv('/bin/sleep', ['sleep', '30'])\n"
-             "            finally:\n                os._exit(1)\n        n += 1\nexcept OSError as e:\n"
-             "    print('stopped after', n, type(e).__name__, flush=True)\n")
-    python = ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-              "            time.sleep(30)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
-              "    print('stopped after', n, type(e).__name__, flush=True)\n")
+    small = (
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            try:\n                os.execv('/bin/sleep', ['sleep', '30'])\n"
+        "            finally:\n                os._exit(1)\n        n += 1\nexcept OSError as e:\n"
+        "    print('stopped after', n, type(e).__name__, flush=True)\n"
+    )
+    python = (
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            time.sleep(30)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+        "    print('stopped after', n, type(e).__name__, flush=True)\n"
+    )
     with server.admin() as client:
         eval_id = submit(client, small, "gvisor", timeout=10)
         time.sleep(1)
@@ -255,8 +272,7 @@ def test_gvisor_not_enabled_is_400(fresh_server):
     server = fresh_server(env={"APPLIANCE_ENGINES": "docker"})
     with server.admin() as client:
         before = stored_count(client)
-        assert_error(client.post("/api/eval", json={"code": "print(1)", "engine": "gvisor"}),
-                     400, "not enabled")
+        assert_error(client.post("/api/eval", json={"code": "print(1)", "engine": "gvisor"}), 400, "not enabled")
         assert stored_count(client) == before
         assert client.get("/api/status").json()["engines"] == {"docker": "available"}
 
@@ -265,11 +281,17 @@ def test_gvisor_enabled_but_runtime_missing_is_503(fresh_server):
     server = fresh_server(env={"APPLIANCE_GVISOR_RUNTIME": "does-not-exist"})
     with server.admin() as client:
         before = stored_count(client)
-        body = assert_error(client.post("/api/eval", json={"code": "print(1)", "engine": "gvisor"}),
-                            503, "does-not-exist", "runsc", "scripts/setup.sh")
+        body = assert_error(
+            client.post("/api/eval", json={"code": "print(1)", "engine": "gvisor"}),
+            503,
+            "does-not-exist",
+            "runsc",
+            "scripts/setup.sh",
+        )
         assert body["error"] == "Service unavailable"
-        batch = client.post("/api/eval-batch", json={"evaluations": [
-            {"code": "print(1)"}, {"code": "print(2)", "engine": "gvisor"}]})
+        batch = client.post(
+            "/api/eval-batch", json={"evaluations": [{"code": "print(1)"}, {"code": "print(2)", "engine": "gvisor"}]}
+        )
         assert_error(batch, 503, "runsc")
         assert stored_count(client) == before
         assert run_on(client, "print('still fine')", "docker")["output"] == "still fine\n"
@@ -282,10 +304,13 @@ def test_require_gvisor_refuses_docker_and_defaults_to_gvisor(fresh_server):
     server = fresh_server(env={"APPLIANCE_REQUIRE_GVISOR": "1"})
     with server.admin() as client:
         before = stored_count(client)
-        assert_error(client.post("/api/eval", json={"code": "print(1)", "engine": "docker"}),
-                     400, "gvisor is mandatory")
-        batch = client.post("/api/eval-batch", json={"evaluations": [
-            {"code": "print(1)", "engine": "gvisor"}, {"code": "print(2)", "engine": "docker"}]})
+        assert_error(
+            client.post("/api/eval", json={"code": "print(1)", "engine": "docker"}), 400, "gvisor is mandatory"
+        )
+        batch = client.post(
+            "/api/eval-batch",
+            json={"evaluations": [{"code": "print(1)", "engine": "gvisor"}, {"code": "print(2)", "engine": "docker"}]},
+        )
         assert_error(batch, 400, "evaluations[1]", "gvisor is mandatory")
         assert stored_count(client) == before
         default = run_on(client, KERNEL_PROBE, None)
@@ -297,12 +322,30 @@ def test_require_gvisor_refuses_docker_and_defaults_to_gvisor(fresh_server):
 
 
 def test_require_gvisor_without_the_runtime_refuses_to_start(docker_client, tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "APPLIANCE_REQUIRE_GVISOR": "1",
-           "APPLIANCE_GVISOR_RUNTIME": "does-not-exist"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "APPLIANCE_REQUIRE_GVISOR": "1",
+        "APPLIANCE_GVISOR_RUNTIME": "does-not-exist",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(tmp_path / "data"),
-         "--host", "127.0.0.1", "--port", str(free_port())],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode != 0, proc
     lines = [line for line in proc.stderr.splitlines() if line.startswith("appliance:")]
@@ -315,9 +358,12 @@ def test_require_gvisor_without_the_runtime_refuses_to_start(docker_client, tmp_
 def test_require_gvisor_needs_gvisor_enabled(tmp_path):
     env = {**os.environ, "APPLIANCE_REQUIRE_GVISOR": "1", "APPLIANCE_ENGINES": "docker"}
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(tmp_path / "data"),
-         "--port", str(free_port())],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        [sys.executable, "-m", "appliance", "serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 2 and "require_gvisor" in proc.stderr, proc.stderr
 

@@ -74,8 +74,9 @@ def test_build_explains_missing_debootstrap_and_missing_root(docker_client, tmp_
 def test_failed_debootstrap_reports_its_output_and_leaves_no_build_dir(docker_client, tmp_path):
     # Nothing listens on port 9: debootstrap fails at once, before anything is imported.
     with pytest.raises(images.ImageBuildError, match="debootstrap failed for python") as failed:
-        images.build_images(docker_client, ["python"], only_missing=False, mirror="http://127.0.0.1:9/debian",
-                            cache_dir=tmp_path)
+        images.build_images(
+            docker_client, ["python"], only_missing=False, mirror="http://127.0.0.1:9/debian", cache_dir=tmp_path
+        )
     assert "Failed getting release file" in str(failed.value)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["debs"]
 
@@ -85,7 +86,8 @@ def test_export_then_import_round_trip(docker_client, tmp_path):
     images.build_images(docker_client, ["python"], only_missing=True, cache_dir=CACHE_DIR)
     tarball, seen = tmp_path / "runtimes.tar", []
     assert images.export_images(docker_client, tarball, ["python"], progress=lambda *a: seen.append(a)) == [
-        images.image_ref("python")]
+        images.image_ref("python")
+    ]
     assert not (tmp_path / "runtimes.tar.part").exists()
     assert seen[-1][:2] == ("export", 1.0)
     assert [fraction for _, fraction, _ in seen] == sorted(fraction for _, fraction, _ in seen)
@@ -95,7 +97,8 @@ def test_export_then_import_round_trip(docker_client, tmp_path):
 
     seen.clear()
     assert images.import_images(docker_client, tarball, progress=lambda *a: seen.append(a)) == [
-        images.image_ref("python")]
+        images.image_ref("python")
+    ]
     assert seen[-1][:2] == ("import", 1.0)
     labels = docker_client.images.get(images.image_ref("python")).labels
     assert labels["appliance.runtime"] == "python"
@@ -148,12 +151,16 @@ def test_render_progress_draws_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1
 
 
-def _cli(*args: str, data_dir: Path) -> "subprocess.CompletedProcess[str]":
+def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "appliance", *args, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_images_list_shows_every_runtime(runtime_images, tmp_path):

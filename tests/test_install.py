@@ -47,8 +47,7 @@ def readme_install_line() -> str:
 
 
 def run(argv, cwd: Path | None = None, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            shell=isinstance(argv, str))
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, shell=isinstance(argv, str))
     if check and result.returncode != 0:
         raise AssertionError(f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -71,8 +70,7 @@ class Lab:
         self.tarball = shutil.copy2(tarball, base)
         self.prefix = base / "opt"
         self.data_dir = base / "var-lib"
-        self.flags = ["--user", USER, "--service", USER, "--prefix", str(self.prefix),
-                      "--data-dir", str(self.data_dir)]
+        self.flags = ["--user", USER, "--service", USER, "--prefix", str(self.prefix), "--data-dir", str(self.data_dir)]
         self.binary = self.prefix / "bin" / "appliance"
         self.unit = UNIT_DIR / f"{USER}.service"
 
@@ -104,8 +102,14 @@ def bundle(runtime_images, tmp_path_factory) -> Path:
     """A bundle with the python image, made once: the tarball's path."""
     out = tmp_path_factory.mktemp("bundle")
     binary = os.environ.get("APPLIANCE_BUNDLE_BINARY")
-    argv = [str(ROOT / "packaging" / "bundle.sh"), "--images", "python", "--out", str(out),
-            *(["--binary", binary] if binary else [])]
+    argv = [
+        str(ROOT / "packaging" / "bundle.sh"),
+        "--images",
+        "python",
+        "--out",
+        str(out),
+        *(["--binary", binary] if binary else []),
+    ]
     started = time.monotonic()
     result = run(argv, timeout=1700)
     print(f"bundle.sh took {time.monotonic() - started:.1f}s")
@@ -146,8 +150,7 @@ def start_as_the_unit_does(unit: Path, port: int, log: Path) -> subprocess.Popen
     for pre in fields.get("ExecStartPre", []):
         run(["runuser", "-u", user, "--", *env, *shlex.split(pre.lstrip("-"))])
     [exec_start] = fields["ExecStart"]
-    argv = ["runuser", "-u", user, "--", *env, *shlex.split(exec_start), "--host", "127.0.0.1",
-            "--port", str(port)]
+    argv = ["runuser", "-u", user, "--", *env, *shlex.split(exec_start), "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as sink:
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=fields["WorkingDirectory"][0])
 
@@ -184,8 +187,10 @@ def test_bundle_holds_binary_images_installer_unit_and_checksums(bundle):
     with tarfile.open(bundle) as tar:
         members = {m.name: m for m in tar.getmembers()}
         sums = tar.extractfile(f"{name}/SHA256SUMS").read().decode()  # type: ignore[union-attr]
-    files = {f"{name}/{f}" for f in ("appliance", "install.sh", "appliance.service", "README.md",
-                                     "SHA256SUMS", "images/python.tar")}
+    files = {
+        f"{name}/{f}"
+        for f in ("appliance", "install.sh", "appliance.service", "README.md", "SHA256SUMS", "images/python.tar")
+    }
     assert files <= set(members), sorted(members)
     assert members[f"{name}/appliance"].mode & 0o111 and members[f"{name}/install.sh"].mode & 0o111
     listed = {line.split(None, 1)[1] for line in sums.splitlines()}

@@ -15,23 +15,71 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 
 # layer -> modules of ours (and third-party roots) it must not import
 FORBIDDEN = {
-    "core": {"appliance.store", "appliance.runtime", "appliance.services", "appliance.http",
-             "appliance.tui", "appliance.app", "appliance.cli", "docker", "aiosqlite",
-             "sqlite3", "litestar", "textual"},
-    "store": {"appliance.runtime", "appliance.services", "appliance.http", "appliance.tui",
-              "appliance.app", "appliance.cli", "docker", "litestar", "textual"},
-    "runtime": {"appliance.store", "appliance.services", "appliance.http", "appliance.tui",
-                "appliance.app", "appliance.cli", "aiosqlite", "sqlite3", "litestar", "textual"},
-    "services": {"appliance.http", "appliance.tui", "appliance.app", "appliance.cli",
-                 "litestar", "textual"},
-    "http": {"appliance.store", "appliance.runtime", "appliance.tui", "appliance.cli",
-             "docker", "aiosqlite", "sqlite3", "textual"},
-    "tui": {"appliance.store", "appliance.runtime", "appliance.http", "docker", "aiosqlite",
-            "sqlite3", "litestar"},
+    "core": {
+        "appliance.store",
+        "appliance.runtime",
+        "appliance.services",
+        "appliance.http",
+        "appliance.tui",
+        "appliance.app",
+        "appliance.cli",
+        "docker",
+        "aiosqlite",
+        "sqlite3",
+        "litestar",
+        "textual",
+    },
+    "store": {
+        "appliance.runtime",
+        "appliance.services",
+        "appliance.http",
+        "appliance.tui",
+        "appliance.app",
+        "appliance.cli",
+        "docker",
+        "litestar",
+        "textual",
+    },
+    "runtime": {
+        "appliance.store",
+        "appliance.services",
+        "appliance.http",
+        "appliance.tui",
+        "appliance.app",
+        "appliance.cli",
+        "aiosqlite",
+        "sqlite3",
+        "litestar",
+        "textual",
+    },
+    "services": {"appliance.http", "appliance.tui", "appliance.app", "appliance.cli", "litestar", "textual"},
+    "http": {
+        "appliance.store",
+        "appliance.runtime",
+        "appliance.tui",
+        "appliance.cli",
+        "docker",
+        "aiosqlite",
+        "sqlite3",
+        "textual",
+    },
+    "tui": {"appliance.store", "appliance.runtime", "appliance.http", "docker", "aiosqlite", "sqlite3", "litestar"},
     # The client ships to team scripts: it speaks HTTP only, knows nothing of the server.
-    "client": {"appliance.core", "appliance.store", "appliance.runtime", "appliance.services",
-               "appliance.http", "appliance.tui", "appliance.app", "appliance.cli", "docker",
-               "aiosqlite", "sqlite3", "litestar", "textual"},
+    "client": {
+        "appliance.core",
+        "appliance.store",
+        "appliance.runtime",
+        "appliance.services",
+        "appliance.http",
+        "appliance.tui",
+        "appliance.app",
+        "appliance.cli",
+        "docker",
+        "aiosqlite",
+        "sqlite3",
+        "litestar",
+        "textual",
+    },
 }
 
 
@@ -71,6 +119,9 @@ def test_the_checker_sees_a_violation(tmp_path):
 
 def test_no_module_grows_past_a_single_job():
     """No 3,000-line modules: anything past 600 lines should be split by job."""
-    big = [f"{p.relative_to(PACKAGE.parent)}: {n}" for p in PACKAGE.rglob("*.py")
-           if (n := len(p.read_text().splitlines())) > 600]
+    big = [
+        f"{p.relative_to(PACKAGE.parent)}: {n}"
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    ]
     assert big == []

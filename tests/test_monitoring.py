@@ -8,7 +8,9 @@ import httpx
 
 from tests.support import run_eval
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf|-Inf|NaN)$')
+SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf|-Inf|NaN)$'
+)
 
 
 def parse(text: str) -> dict[str, float]:
@@ -45,9 +47,15 @@ def test_metrics_count_executions_and_show_the_appliance(server):
     count = 'appliance_execution_seconds_count{language="python"}'
     assert after[count] == before.get(count, 0) + 1
     assert after['appliance_execution_seconds_bucket{language="python",le="+Inf"}'] == after[count]
-    for gauge in ("appliance_queue_depth", "appliance_running_executions", "appliance_containers",
-                  "appliance_process_resident_bytes", "appliance_host_memory_used_percent",
-                  "appliance_data_disk_free_bytes", "appliance_uptime_seconds"):
+    for gauge in (
+        "appliance_queue_depth",
+        "appliance_running_executions",
+        "appliance_containers",
+        "appliance_process_resident_bytes",
+        "appliance_host_memory_used_percent",
+        "appliance_data_disk_free_bytes",
+        "appliance_uptime_seconds",
+    ):
         assert gauge in after, gauge
     assert after['appliance_pool_target_containers{language="python",engine="docker"}'] >= 1
 
@@ -87,15 +95,30 @@ def test_performance_over_a_time_range_from_stored_samples(fresh_server):
         for key in ("cpu_usage", "memory_usage"):
             usage = body[key]
             assert 0 <= usage["current"] <= 100 and usage["average"] <= usage["peak"] <= 100, body
-        assert body["execution_metrics"] == {"total_executions": 1, "avg_execution_time": body[
-            "execution_metrics"]["avg_execution_time"], "success_rate": 100.0}
+        assert body["execution_metrics"] == {
+            "total_executions": 1,
+            "avg_execution_time": body["execution_metrics"]["avg_execution_time"],
+            "success_rate": 100.0,
+        }
         assert body["execution_metrics"]["avg_execution_time"] > 0
         assert body["container_metrics"]["avg_startup_time"] > 0
         only = client.get("/api/metrics/performance", params={"duration": "30m", "component": "cpu"}).json()
         assert set(only) == {"duration", "samples", "cpu_usage"}
-        assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "VALIDATION_ERROR", "30m, 1h")
-        assert_sandbox_error(client.get("/api/metrics/performance", params={"duration": "30d"}), 400, "VALIDATION_ERROR", "metrics_retention_hours")
-        assert_sandbox_error(client.get("/api/metrics/performance", params={"component": "gpu"}), 400, "VALIDATION_ERROR", "unknown component")
+        assert_sandbox_error(
+            client.get("/api/metrics/performance", params={"duration": "soon"}), 400, "VALIDATION_ERROR", "30m, 1h"
+        )
+        assert_sandbox_error(
+            client.get("/api/metrics/performance", params={"duration": "30d"}),
+            400,
+            "VALIDATION_ERROR",
+            "metrics_retention_hours",
+        )
+        assert_sandbox_error(
+            client.get("/api/metrics/performance", params={"component": "gpu"}),
+            400,
+            "VALIDATION_ERROR",
+            "unknown component",
+        )
         assert "series" not in body
 
         series = client.get("/api/metrics/performance", params={"duration": "10m", "points": 10}).json()
@@ -110,10 +133,15 @@ def test_performance_over_a_time_range_from_stored_samples(fresh_server):
         assert last["samples"] >= 3 and last["cpu_average"] <= last["cpu_peak"] <= 100
         assert stretches[0]["samples"] == 0 and stretches[0]["cpu_average"] is None
         for bad in ("0", "501"):
-            assert_sandbox_error(client.get("/api/metrics/performance", params={"points": bad}), 400,
-                                 "VALIDATION_ERROR", "points must be 1 to 500")
-        assert_sandbox_error(client.get("/api/metrics/performance", params={"points": "many"}), 400,
-                             "VALIDATION_ERROR", "points")
+            assert_sandbox_error(
+                client.get("/api/metrics/performance", params={"points": bad}),
+                400,
+                "VALIDATION_ERROR",
+                "points must be 1 to 500",
+            )
+        assert_sandbox_error(
+            client.get("/api/metrics/performance", params={"points": "many"}), 400, "VALIDATION_ERROR", "points"
+        )
 
 
 def test_promtool_accepts_the_metrics(server):

@@ -13,8 +13,9 @@ from tests.support import ROOT
 def test_readme_client_example_runs(server):
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```python\n(from appliance.client import ApplianceClient\n.*?)```", readme, re.S).group(1)
-    code = (block.replace('"http://127.0.0.1:8080"', repr(server.url))
-                 .replace('open("/root/.local/share/appliance/admin.key").read()', repr(server.admin_key)))
+    code = block.replace('"http://127.0.0.1:8080"', repr(server.url)).replace(
+        'open("/root/.local/share/appliance/admin.key").read()', repr(server.admin_key)
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})

@@ -4,7 +4,7 @@ Python client a team script would use."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,7 +19,7 @@ def admin(server):
 
 
 def test_create_key_shows_the_secret_once_with_its_permissions(admin, server):
-    expires = (datetime.now(timezone.utc) + timedelta(days=30)).replace(microsecond=0)
+    expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     created = admin.create_api_key("ci-runner", ["execute", "sandbox_read"], expires_at=expires)
     assert created.api_key.startswith("ak_") and created.key_id.startswith("key_")
     assert created.permissions == ["execute", "sandbox_read"]
@@ -43,11 +43,11 @@ def test_default_permissions_are_the_documented_three(admin):
 
 
 def test_expired_key_gets_401(admin, server):
-    soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
     created = admin.create_api_key("short-lived", ["admin"], expires_at=soon.isoformat())
     with ApplianceClient(server.url, api_key=created.api_key) as user:
         assert user.list_api_keys()  # accepted until it expires
-        time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.3)
+        time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.3)
         expect_api_error(lambda: user.list_api_keys(), 401, "AUTHENTICATION_REQUIRED", "expired")
 
 
@@ -62,20 +62,24 @@ def test_revoked_key_gets_401_at_once(admin, server):
 
 def test_anonymous_and_garbage_keys_get_401_in_the_sandbox_shape(server):
     with server.client() as anonymous:
-        assert_sandbox_error(anonymous.post("/auth/api-keys", json={"name": "x"}), 401,
-                             "AUTHENTICATION_REQUIRED", "X-API-Key")
+        assert_sandbox_error(
+            anonymous.post("/auth/api-keys", json={"name": "x"}), 401, "AUTHENTICATION_REQUIRED", "X-API-Key"
+        )
     with server.client("ak_000000000000_notarealkeyatallxxxxxxxx") as wrong:
         assert_sandbox_error(wrong.get("/auth/api-keys"), 401, "AUTHENTICATION_REQUIRED", "invalid API key")
 
 
-@pytest.mark.parametrize("body, field, words", [
-    ({"permissions": ["execute"]}, "name", ["name"]),
-    ({"name": "  "}, None, ["name is required"]),
-    ({"name": "x", "permissions": ["root"]}, None, ["unknown permission", "sandbox_write"]),
-    ({"name": "x", "expires_at": "2020-01-01T00:00:00Z"}, None, ["past"]),
-    ({"name": "x", "expires_at": "next tuesday"}, "expires_at", ["datetime"]),
-    ({"name": "x", "colour": "blue"}, "colour", ["colour"]),
-])
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"permissions": ["execute"]}, "name", ["name"]),
+        ({"name": "  "}, None, ["name is required"]),
+        ({"name": "x", "permissions": ["root"]}, None, ["unknown permission", "sandbox_write"]),
+        ({"name": "x", "expires_at": "2020-01-01T00:00:00Z"}, None, ["past"]),
+        ({"name": "x", "expires_at": "next tuesday"}, "expires_at", ["datetime"]),
+        ({"name": "x", "colour": "blue"}, "colour", ["colour"]),
+    ],
+)
 def test_bad_key_requests_are_400_and_store_nothing(server, admin, body, field, words):
     before = len(admin.list_api_keys())
     with server.admin() as http:

@@ -14,8 +14,16 @@ import pytest
 from appliance.client import ApplianceClient
 from tests.support import assert_sandbox_error, expect_api_error, start_server
 
-RESULT_KEYS = {"execution_id", "status", "output", "error", "exit_code", "execution_time",
-               "memory_used", "files_created"}
+RESULT_KEYS = {
+    "execution_id",
+    "status",
+    "output",
+    "error",
+    "exit_code",
+    "execution_time",
+    "memory_used",
+    "files_created",
+}
 
 
 @pytest.fixture
@@ -34,8 +42,10 @@ def execution_id_of(server, marker: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with sqlite3.connect(f"file:{server.data_dir / 'appliance.db'}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT eval_id FROM evaluations WHERE kind = 'execute' AND status = 'running' "
-                             "AND instr(code, ?) > 0", (marker,)).fetchone()
+            row = db.execute(
+                "SELECT eval_id FROM evaluations WHERE kind = 'execute' AND status = 'running' AND instr(code, ?) > 0",
+                (marker,),
+            ).fetchone()
         if row:
             return row[0]
         time.sleep(0.05)
@@ -69,11 +79,14 @@ def test_hello_world_as_documented(admin):
     assert result.files_created == []
 
 
-@pytest.mark.parametrize("language, code", [
-    ("nodejs", "console.log('Hello, World!')"),
-    ("bash", "echo 'Hello, World!'"),
-    ("c", '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }'),
-])
+@pytest.mark.parametrize(
+    "language, code",
+    [
+        ("nodejs", "console.log('Hello, World!')"),
+        ("bash", "echo 'Hello, World!'"),
+        ("c", '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }'),
+    ],
+)
 def test_other_languages_and_their_build_output_is_not_a_created_file(admin, language, code):
     result = admin.execute(language=language, code=code)
     assert (result.status, result.output, result.files_created) == ("completed", "Hello, World!\n", [])
@@ -86,15 +99,22 @@ def test_a_failing_program_is_200_with_status_failed_and_stderr_as_error(admin):
 
 
 def test_files_in_and_files_created_out(admin):
-    code = ("import os\ntext = open('input.txt').read()\nopen('input.txt', 'a').write('changed')\n"
-            "open('out.txt', 'w').write(text.upper())\nos.makedirs('sub/deeper')\n"
-            "open('sub/deeper/data.bin', 'wb').write(bytes(3000))\nprint(open('data/extra.csv').read())")
-    result = admin.execute(language="python", code=code, files=[
-        {"name": "input.txt", "content": "Sample input data"}, {"name": "data/extra.csv", "content": "a,b"}])
+    code = (
+        "import os\ntext = open('input.txt').read()\nopen('input.txt', 'a').write('changed')\n"
+        "open('out.txt', 'w').write(text.upper())\nos.makedirs('sub/deeper')\n"
+        "open('sub/deeper/data.bin', 'wb').write(bytes(3000))\nprint(open('data/extra.csv').read())"
+    )
+    result = admin.execute(
+        language="python",
+        code=code,
+        files=[{"name": "input.txt", "content": "Sample input data"}, {"name": "data/extra.csv", "content": "a,b"}],
+    )
     assert result.status == "completed" and result.output == "a,b\n", result
     # Inputs (even changed) and the source file are not created files.
     assert sorted(result.files_created, key=lambda f: f.name) == [
-        {"name": "out.txt", "size": len("SAMPLE INPUT DATA")}, {"name": "sub/deeper/data.bin", "size": 3000}]
+        {"name": "out.txt", "size": len("SAMPLE INPUT DATA")},
+        {"name": "sub/deeper/data.bin", "size": 3000},
+    ]
 
 
 def test_files_created_by_a_shell_program(admin):
@@ -108,13 +128,19 @@ SECRET = "s3cr3t-value-that-must-not-be-stored"
 SECRET_SHA256 = hashlib.sha256(SECRET.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("language, code", [
-    ("python", "import hashlib, os\nprint(repr(os.environ['CUSTOM_VAR']))\nprint(repr(os.environ['QUOTED']))\n"
-               "print(hashlib.sha256(os.environ['API_TOKEN'].encode()).hexdigest())"),
-    ("bash", "printf '%s|' \"$CUSTOM_VAR\" \"$QUOTED\"\nprintf '%s' \"$API_TOKEN\" | sha256sum"),
-])
+@pytest.mark.parametrize(
+    "language, code",
+    [
+        (
+            "python",
+            "import hashlib, os\nprint(repr(os.environ['CUSTOM_VAR']))\nprint(repr(os.environ['QUOTED']))\n"
+            "print(hashlib.sha256(os.environ['API_TOKEN'].encode()).hexdigest())",
+        ),
+        ("bash", 'printf \'%s|\' "$CUSTOM_VAR" "$QUOTED"\nprintf \'%s\' "$API_TOKEN" | sha256sum'),
+    ],
+)
 def test_environment_reaches_the_program_and_is_never_stored(admin, server, language, code):
-    environment = {"CUSTOM_VAR": "value", "QUOTED": "it's \"two\"\nlines $HOME", "API_TOKEN": SECRET}
+    environment = {"CUSTOM_VAR": "value", "QUOTED": 'it\'s "two"\nlines $HOME', "API_TOKEN": SECRET}
     result = admin.execute(language=language, code=code, environment=environment)
     assert result.status == "completed", result
     if language == "python":
@@ -127,8 +153,12 @@ def test_environment_reaches_the_program_and_is_never_stored(admin, server, lang
 
 
 def test_pythonpath_applies_to_the_program(admin):
-    result = admin.execute(language="python", code="import helper\nprint(helper.X)",
-                           files={"lib/helper.py": "X = 42"}, environment={"PYTHONPATH": "/work/lib"})
+    result = admin.execute(
+        language="python",
+        code="import helper\nprint(helper.X)",
+        files={"lib/helper.py": "X = 42"},
+        environment={"PYTHONPATH": "/work/lib"},
+    )
     assert result.output == "42\n", result
 
 
@@ -141,16 +171,20 @@ def test_memory_limit_is_enforced(admin):
     assert small.status == "failed" and small.exit_code == 137, small
     assert "memory" in small.error
     # Above the default of 256M: the limit was raised, not just kept.
-    large = admin.execute(language="python", code=allocate.format(mb=300) +
-                          "\nprint(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())",
-                          memory_limit="512M")
+    large = admin.execute(
+        language="python",
+        code=allocate.format(mb=300) + "\nprint(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())",
+        memory_limit="512M",
+    )
     assert large.status == "completed" and large.output == f"allocated\n{512 * 1024 * 1024}\n", large
     assert admin.get_execution(large.execution_id).memory_limit == "512M"
 
 
 def test_cpu_limit_is_the_containers_cpu_quota(admin):
-    code = ("quota = int(open('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').read())\n"
-            "period = int(open('/sys/fs/cgroup/cpu/cpu.cfs_period_us').read())\nprint(quota / period)")
+    code = (
+        "quota = int(open('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').read())\n"
+        "period = int(open('/sys/fs/cgroup/cpu/cpu.cfs_period_us').read())\nprint(quota / period)"
+    )
     assert admin.execute(language="python", code=code, cpu_limit=0.5).output == "0.5\n"
     assert admin.execute(language="python", code=code).output == "1.0\n"
 
@@ -158,15 +192,16 @@ def test_cpu_limit_is_the_containers_cpu_quota(admin):
 def test_cpu_limit_throttles_a_busy_loop(admin):
     """CPU time over wall time of a busy loop stays near the quota (an upper bound only:
     the 2 cores of a test machine may be shared, which lowers it but never raises it)."""
-    code = ("import os, time\nstart = time.monotonic()\nwhile time.monotonic() - start < 1.5:\n    pass\n"
-            "t = os.times()\nprint((t.user + t.system) / (time.monotonic() - start))")
+    code = (
+        "import os, time\nstart = time.monotonic()\nwhile time.monotonic() - start < 1.5:\n    pass\n"
+        "t = os.times()\nprint((t.user + t.system) / (time.monotonic() - start))"
+    )
     ratio = float(admin.execute(language="python", code=code, cpu_limit=0.25).output)
     assert 0 < ratio < 0.45, ratio
 
 
 def test_timeout_kills_the_program(admin):
-    result = admin.execute(language="python", code="import time\nprint('start', flush=True)\ntime.sleep(30)",
-                           timeout=1)
+    result = admin.execute(language="python", code="import time\nprint('start', flush=True)\ntime.sleep(30)", timeout=1)
     assert result.status == "timeout" and result.output == "start\n", result
     assert "timeout" in result.error and 0.9 < result.execution_time < 5
 
@@ -183,8 +218,13 @@ def test_gvisor_runs_with_its_own_limits(admin):
     assert big.status == "completed" and big.output == "allocated\n", big
     small = admin.execute(language="python", code=allocate.format(mb=200), memory_limit="64M", engine="gvisor")
     assert small.status == "failed" and "memory" in (small.error or "").lower(), small
-    expect_api_error(lambda: admin.execute(language="python", code="print(1)", engine="gvisor",
-                                           network_access=True), 400, "VALIDATION_ERROR", "gvisor", "network")
+    expect_api_error(
+        lambda: admin.execute(language="python", code="print(1)", engine="gvisor", network_access=True),
+        400,
+        "VALIDATION_ERROR",
+        "gvisor",
+        "network",
+    )
 
 
 # --- invalid requests ----------------------------------------------------------------------
@@ -208,13 +248,27 @@ BAD_REQUESTS = [
     ({"language": "python", "code": "x", "environment": {"A": "x\u0000y"}}, "environment", "NUL"),
     ({"language": "python", "code": "x", "environment": {f"V{i}": "x" for i in range(101)}}, "environment", "at most"),
     ({"language": "python", "code": "x", "environment": {"A": 1}}, "environment", "environment"),
-    ({"language": "python", "code": "x", "files": [{"name": f"f{i}", "content": ""} for i in range(101)]},
-     "files", "at most"),
-    ({"language": "python", "code": "x", "files": [{"name": "../escape", "content": ""}]}, "files", "inside the work dir"),
+    (
+        {"language": "python", "code": "x", "files": [{"name": f"f{i}", "content": ""} for i in range(101)]},
+        "files",
+        "at most",
+    ),
+    (
+        {"language": "python", "code": "x", "files": [{"name": "../escape", "content": ""}]},
+        "files",
+        "inside the work dir",
+    ),
     ({"language": "python", "code": "x", "files": [{"name": "/etc/passwd", "content": ""}]}, "files", "absolute"),
-    ({"language": "python", "code": "x", "files": [{"name": "a", "content": ""}, {"name": "a", "content": ""}]},
-     "files", "twice"),
-    ({"language": "python", "code": "x", "files": [{"name": "main.py", "content": ""}]}, "files", "where the code goes"),
+    (
+        {"language": "python", "code": "x", "files": [{"name": "a", "content": ""}, {"name": "a", "content": ""}]},
+        "files",
+        "twice",
+    ),
+    (
+        {"language": "python", "code": "x", "files": [{"name": "main.py", "content": ""}]},
+        "files",
+        "where the code goes",
+    ),
     ({"language": "python", "code": "x", "files": [{"name": "a"}]}, None, "content"),
     ({"language": "python", "code": "x", "engine": "qemu"}, "engine", "unknown engine"),
     ({"language": "python", "code": "x", "memory": "1G"}, "memory", "unknown field"),
@@ -229,16 +283,24 @@ def test_every_invalid_request_is_a_400_in_the_sandbox_shape_and_stores_nothing(
             error = assert_sandbox_error(response, 400, "VALIDATION_ERROR", words)
             if field is not None:
                 assert str(error["details"].get("field")).startswith(field), (body, error)
-        assert_sandbox_error(client.post("/api/execute", content=b"{not json", headers={"content-type": "application/json"}),
-                             400, "VALIDATION_ERROR", "json")
+        assert_sandbox_error(
+            client.post("/api/execute", content=b"{not json", headers={"content-type": "application/json"}),
+            400,
+            "VALIDATION_ERROR",
+            "json",
+        )
     assert stored_executions(server) == before
 
 
 def test_network_access_can_be_turned_off(fresh_server):
     proc = fresh_server(env={"APPLIANCE_EXECUTE_ALLOW_NETWORK": "false", "APPLIANCE_ENGINES": "docker"})
     with ApplianceClient(proc.url, api_key=proc.admin_key) as client:
-        expect_api_error(lambda: client.execute(language="python", code="print(1)", network_access=True),
-                         400, "VALIDATION_ERROR", "execute_allow_network")
+        expect_api_error(
+            lambda: client.execute(language="python", code="print(1)", network_access=True),
+            400,
+            "VALIDATION_ERROR",
+            "execute_allow_network",
+        )
 
 
 # --- authentication, permissions, ownership --------------------------------------------------
@@ -246,15 +308,20 @@ def test_network_access_can_be_turned_off(fresh_server):
 
 def test_401_without_a_key_and_403_without_execute(admin, server):
     with server.client() as anonymous:
-        assert_sandbox_error(anonymous.post("/api/execute", json={"language": "python", "code": "print(1)"}),
-                             401, "AUTHENTICATION_REQUIRED")
+        assert_sandbox_error(
+            anonymous.post("/api/execute", json={"language": "python", "code": "print(1)"}),
+            401,
+            "AUTHENTICATION_REQUIRED",
+        )
         assert_sandbox_error(anonymous.get("/api/execute/exec_x"), 401, "AUTHENTICATION_REQUIRED")
     done = admin.execute(language="python", code="print(1)")
     reader = admin.create_api_key("exec-reader", ["sandbox_read"])
     with ApplianceClient(server.url, api_key=reader.api_key) as client:
-        for call in (lambda: client.execute(language="python", code="print(1)"),
-                     lambda: client.get_execution(done.execution_id),
-                     lambda: client.cancel_execution(done.execution_id)):
+        for call in (
+            lambda: client.execute(language="python", code="print(1)"),
+            lambda: client.get_execution(done.execution_id),
+            lambda: client.cancel_execution(done.execution_id),
+        ):
             error = expect_api_error(call, 403, "INSUFFICIENT_PERMISSIONS", "execute")
             assert error.details == {"required_permission": "execute"}
 
@@ -280,7 +347,9 @@ def test_executions_are_not_platform_evaluations(admin, server):
 
 
 def test_executions_are_counted_in_metrics(admin):
-    pattern = re.compile(r'^appliance_executions_total\{status="completed",language="bash",engine="docker"\} (\d+)', re.M)
+    pattern = re.compile(
+        r'^appliance_executions_total\{status="completed",language="bash",engine="docker"\} (\d+)', re.M
+    )
 
     def count() -> int:
         match = pattern.search(admin.metrics_text())
@@ -306,8 +375,11 @@ def test_get_while_running_and_after_and_delete_cancels_the_waiting_post(admin, 
     assert "output" not in running and "exit_code" not in running  # result fields come at the end
 
     cancelled = admin.cancel_execution(execution_id)
-    assert cancelled == {"execution_id": execution_id, "status": "cancelled",
-                         "message": "Execution cancelled successfully"}
+    assert cancelled == {
+        "execution_id": execution_id,
+        "status": "cancelled",
+        "message": "Execution cancelled successfully",
+    }
     thread.join(30)
     posted = box["result"]
     assert posted.status == "cancelled" and posted.execution_id == execution_id
@@ -318,8 +390,9 @@ def test_get_while_running_and_after_and_delete_cancels_the_waiting_post(admin, 
     after = admin.get_execution(execution_id)
     assert after.status == "cancelled" and after.progress == 1.0 and after.completed_at.endswith("Z")
     assert set(RESULT_KEYS) <= set(after) and after.output == posted.output
-    error = expect_api_error(lambda: admin.cancel_execution(execution_id), 409, "RESOURCE_CONFLICT",
-                             "already ended", "cancelled")
+    error = expect_api_error(
+        lambda: admin.cancel_execution(execution_id), 409, "RESOURCE_CONFLICT", "already ended", "cancelled"
+    )
     assert error.details["status"] == "cancelled"
     deadline = time.monotonic() + 15
     while docker_client.containers.list(all=True, filters={"id": hostname}):
@@ -343,8 +416,11 @@ def test_a_restart_fails_running_and_queued_executions_with_a_reason(runtime_ima
         client = ApplianceClient(proc.url, api_key=proc.admin_key)
         in_background(lambda: client.execute(language="python", code="import time  # first-4c1d\ntime.sleep(60)"))
         first = execution_id_of(proc, "first-4c1d")
-        in_background(lambda: client.execute(language="python", code="print('second')  # second-9e2b",
-                                             environment={"TOKEN": SECRET}))
+        in_background(
+            lambda: client.execute(
+                language="python", code="print('second')  # second-9e2b", environment={"TOKEN": SECRET}
+            )
+        )
         deadline = time.monotonic() + 10
         while stored_executions(proc) < 2:
             assert time.monotonic() < deadline

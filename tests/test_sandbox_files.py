@@ -10,9 +10,17 @@ import httpx
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
-                                   Sandboxes, expect_error, remove_sandbox_containers, sandbox_exec,
-                                   sandbox_server, user_client)  # noqa: F401 - sandbox_server is a fixture
+from tests.sandbox_support import (
+    Sandboxes,
+    admin,
+    expect_error,
+    remove_sandbox_containers,
+    sandbox_exec,
+    sandbox_server,
+    sandboxes,
+    server,  # noqa: F401 - fixtures
+    user_client,
+)  # noqa: F401 - sandbox_server is a fixture
 
 
 @pytest.fixture
@@ -42,7 +50,11 @@ def test_upload_list_download_delete(admin, sandbox_id):
     script = next(e for e in top if e.name == "script.py")
     assert script.type == "file" and script.size == 12 and script.modified_at.endswith("Z")
     assert names(admin.list_files(sandbox_id, "/sandbox/data", recursive=True)) == [
-        "/sandbox/data/nested", "/sandbox/data/nested/in.json", "/sandbox/data/renamed.txt", "/sandbox/data/x.bin"]
+        "/sandbox/data/nested",
+        "/sandbox/data/nested/in.json",
+        "/sandbox/data/renamed.txt",
+        "/sandbox/data/x.bin",
+    ]
     assert names(admin.list_files(sandbox_id, recursive=True))[0] == "/sandbox/data"
     assert names(admin.list_files(sandbox_id, "data/nested")) == ["/sandbox/data/nested/in.json"]
 
@@ -50,10 +62,15 @@ def test_upload_list_download_delete(admin, sandbox_id):
     assert response.content == b'{"a": 1}' and response.headers["content-type"].startswith("application/json")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-disposition"].startswith('attachment; filename="in.json"')
-    assert admin.request("GET", f"/api/sandboxes/{sandbox_id}/files/script.py").headers["content-type"] \
+    assert (
+        admin.request("GET", f"/api/sandboxes/{sandbox_id}/files/script.py")
+        .headers["content-type"]
         .startswith("text/x-python")
-    assert admin.request("GET", f"/api/sandboxes/{sandbox_id}/files/data/x.bin").headers["content-type"] \
+    )
+    assert (
+        admin.request("GET", f"/api/sandboxes/{sandbox_id}/files/data/x.bin").headers["content-type"]
         == "application/octet-stream"
+    )
     assert admin.download_file(sandbox_id, "/sandbox/data/renamed.txt") == b"renamed"
 
     # Replacing a file keeps one file; an empty file is a file.
@@ -61,7 +78,10 @@ def test_upload_list_download_delete(admin, sandbox_id):
     assert admin.download_file(sandbox_id, "script.py") == b""
 
     assert admin.delete_file(sandbox_id, "/sandbox/script.py") == {
-        "path": "/sandbox/script.py", "type": "file", "message": "File deleted successfully"}
+        "path": "/sandbox/script.py",
+        "type": "file",
+        "message": "File deleted successfully",
+    }
     assert admin.delete_file(sandbox_id, "data").type == "directory"  # with everything in it
     assert admin.list_files(sandbox_id, recursive=True) == []
     expect_error(lambda: admin.download_file(sandbox_id, "script.py"), 404, "RESOURCE_NOT_FOUND", "script.py")
@@ -72,23 +92,32 @@ def test_upload_list_download_delete(admin, sandbox_id):
 
 def test_files_made_inside_the_sandbox_are_visible_and_uploads_writable_inside(admin, sandbox_id, docker_client):
     admin.upload_file(sandbox_id, b"from outside", name="in.txt", path="/sandbox/dir/")
-    assert sandbox_exec(docker_client, sandbox_id, "cat dir/in.txt && echo more >> dir/in.txt && "
-                                                   "mkdir -p out && echo result > out/r.txt && echo ok") \
+    assert (
+        sandbox_exec(
+            docker_client,
+            sandbox_id,
+            "cat dir/in.txt && echo more >> dir/in.txt && mkdir -p out && echo result > out/r.txt && echo ok",
+        )
         == "from outsideok\n"
+    )
     assert admin.download_file(sandbox_id, "dir/in.txt") == b"from outsidemore\n"
     assert admin.download_file(sandbox_id, "out/r.txt") == b"result\n"
 
 
-@pytest.mark.parametrize("path,words", [
-    ("../../etc/", ["'..'"]),
-    ("/etc/", ["outside", "/sandbox"]),
-    ("/sandbox/../etc/", ["'..'"]),
-    ("a\x00b/", ["NUL"]),
-    ("/sandboxes/x/", ["outside"]),
-])
+@pytest.mark.parametrize(
+    "path,words",
+    [
+        ("../../etc/", ["'..'"]),
+        ("/etc/", ["outside", "/sandbox"]),
+        ("/sandbox/../etc/", ["'..'"]),
+        ("a\x00b/", ["NUL"]),
+        ("/sandboxes/x/", ["outside"]),
+    ],
+)
 def test_upload_paths_that_leave_the_sandbox_are_refused(admin, sandbox_id, path, words):
-    expect_error(lambda: admin.upload_file(sandbox_id, b"evil", name="passwd", path=path), 400,
-                 "VALIDATION_ERROR", *words)
+    expect_error(
+        lambda: admin.upload_file(sandbox_id, b"evil", name="passwd", path=path), 400, "VALIDATION_ERROR", *words
+    )
     assert admin.list_files(sandbox_id, recursive=True) == []
 
 
@@ -117,35 +146,55 @@ def test_links_planted_by_the_sandbox_are_never_followed(admin, sandbox_id, serv
     victim.write_text("host secret\n")
     victim.chmod(0o644)
     host_data = server.data_dir  # an absolute host path: inside the container it means nothing
-    sandbox_exec(docker_client, sandbox_id, f"""
+    sandbox_exec(
+        docker_client,
+        sandbox_id,
+        f"""
         ln -s /etc/passwd passwd-link
         ln -s {host_data} hostlink
         ln -s /etc etcdir
         ln -s {victim} target.txt
         mkdir real && echo safe > real/f.txt
         mkfifo fifo
-    """)
+    """,
+    )
     listed = {e.name: e.type for e in admin.list_files(sandbox_id)}
-    assert listed == {"etcdir": "symlink", "fifo": "other", "hostlink": "symlink", "passwd-link": "symlink",
-                      "real": "directory", "target.txt": "symlink"}
+    assert listed == {
+        "etcdir": "symlink",
+        "fifo": "other",
+        "hostlink": "symlink",
+        "passwd-link": "symlink",
+        "real": "directory",
+        "target.txt": "symlink",
+    }
     # Recursive listings do not descend into links.
     assert names(admin.list_files(sandbox_id, recursive=True)) == [
-        "/sandbox/etcdir", "/sandbox/fifo", "/sandbox/hostlink", "/sandbox/passwd-link", "/sandbox/real",
-        "/sandbox/real/f.txt", "/sandbox/target.txt"]
+        "/sandbox/etcdir",
+        "/sandbox/fifo",
+        "/sandbox/hostlink",
+        "/sandbox/passwd-link",
+        "/sandbox/real",
+        "/sandbox/real/f.txt",
+        "/sandbox/target.txt",
+    ]
 
     for path in ("passwd-link", "etcdir/passwd", "hostlink/admin.key", "hostlink/appliance.db", "target.txt"):
-        error = expect_error(lambda: admin.download_file(sandbox_id, path), 400, "VALIDATION_ERROR",
-                             "symbolic link")
+        error = expect_error(lambda: admin.download_file(sandbox_id, path), 400, "VALIDATION_ERROR", "symbolic link")
         assert error.details["reason"] == "symbolic link"
     expect_error(lambda: admin.download_file(sandbox_id, "fifo"), 400, "VALIDATION_ERROR", "not a regular file")
     for path in ("hostlink", "etcdir"):
         expect_error(lambda: admin.list_files(sandbox_id, path), 400, "VALIDATION_ERROR", "symbolic link")
 
     # Writes through a linked directory are refused; a link at the target is replaced, not written through.
-    expect_error(lambda: admin.upload_file(sandbox_id, b"pwned", name="evil.txt", path="hostlink/"), 400,
-                 "VALIDATION_ERROR", "symbolic link")
-    expect_error(lambda: admin.upload_file(sandbox_id, b"pwned", name="x", path="/sandbox/etcdir/x"), 400,
-                 "VALIDATION_ERROR")
+    expect_error(
+        lambda: admin.upload_file(sandbox_id, b"pwned", name="evil.txt", path="hostlink/"),
+        400,
+        "VALIDATION_ERROR",
+        "symbolic link",
+    )
+    expect_error(
+        lambda: admin.upload_file(sandbox_id, b"pwned", name="x", path="/sandbox/etcdir/x"), 400, "VALIDATION_ERROR"
+    )
     assert not (host_data / "evil.txt").exists()
     admin.upload_file(sandbox_id, b"replaced", name="target.txt")
     assert victim.read_text() == "host secret\n"
@@ -166,9 +215,17 @@ def test_a_directory_swapped_for_a_link_mid_request_never_leaks(admin, sandbox_i
     """The sandbox keeps swapping dir/ between a real directory and a link to /etc while
     files are read and listed: each answer is the real file or a refusal, never /etc."""
     sandbox_exec(docker_client, sandbox_id, "mkdir d && echo SAFE > d/passwd && echo SAFE > d/shadow")
-    sandbox_exec(docker_client, sandbox_id, [
-        "sh", "-c", "end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do "
-                    "mv d d.real; ln -s /etc d; rm d; mv d.real d; done"], detach=True)
+    sandbox_exec(
+        docker_client,
+        sandbox_id,
+        [
+            "sh",
+            "-c",
+            "end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do "
+            "mv d d.real; ln -s /etc d; rm d; mv d.real d; done",
+        ],
+        detach=True,
+    )
     outcomes: dict[str, int] = {}
     for _ in range(150):
         response = admin.http.get(f"/api/sandboxes/{sandbox_id}/files/d/passwd")
@@ -206,20 +263,34 @@ def test_size_limits_and_the_upload_rate_bucket(fresh_server, docker_client):
     try:
         with ApplianceClient(server.url, api_key=server.admin_key) as admin:
             sandbox_id = Sandboxes(admin).create(disk_limit="30K").sandbox_id
-            first = admin.http.post("/api/files/upload", data={"sandbox_id": sandbox_id},
-                                    files={"file": ("a.bin", b"a" * 15000)})
+            first = admin.http.post(
+                "/api/files/upload", data={"sandbox_id": sandbox_id}, files={"file": ("a.bin", b"a" * 15000)}
+            )
             assert first.status_code == 201, first.text
             assert first.headers["x-ratelimit-limit"] == "10"  # the upload bucket, 10 a minute
             assert admin.http.get("/api/sandboxes").headers["x-ratelimit-limit"] == "100"
 
-            error = expect_error(lambda: admin.upload_file(sandbox_id, b"b" * 25000, name="b.bin"), 413,
-                                 "RESOURCE_LIMIT_EXCEEDED", "max_upload_bytes")
+            error = expect_error(
+                lambda: admin.upload_file(sandbox_id, b"b" * 25000, name="b.bin"),
+                413,
+                "RESOURCE_LIMIT_EXCEEDED",
+                "max_upload_bytes",
+            )
             assert error.details["limit"] == "max_upload_bytes"
             # Far past the limit: refused while the body is read, with the same words.
-            expect_error(lambda: admin.upload_file(sandbox_id, b"c" * 200_000, name="c.bin"), 413,
-                         "RESOURCE_LIMIT_EXCEEDED", "max_upload_bytes")
-            error = expect_error(lambda: admin.upload_file(sandbox_id, b"d" * 16000, name="d.bin"), 413,
-                                 "RESOURCE_LIMIT_EXCEEDED", "disk_limit", "30K")
+            expect_error(
+                lambda: admin.upload_file(sandbox_id, b"c" * 200_000, name="c.bin"),
+                413,
+                "RESOURCE_LIMIT_EXCEEDED",
+                "max_upload_bytes",
+            )
+            error = expect_error(
+                lambda: admin.upload_file(sandbox_id, b"d" * 16000, name="d.bin"),
+                413,
+                "RESOURCE_LIMIT_EXCEEDED",
+                "disk_limit",
+                "30K",
+            )
             assert error.details == {"limit": "disk_limit", "limit_bytes": 30 * 1024, "disk_used": 15000}
             assert [f.name for f in admin.list_files(sandbox_id)] == ["a.bin"]  # nothing written
             # Replacing a file frees what it took.
@@ -228,11 +299,15 @@ def test_size_limits_and_the_upload_rate_bucket(fresh_server, docker_client):
 
             statuses = []
             for _ in range(10):
-                statuses.append(admin.http.post("/api/files/upload", data={"sandbox_id": sandbox_id},
-                                                files={"file": ("r.txt", b"r")}).status_code)
+                statuses.append(
+                    admin.http.post(
+                        "/api/files/upload", data={"sandbox_id": sandbox_id}, files={"file": ("r.txt", b"r")}
+                    ).status_code
+                )
             assert statuses[-1] == 429 and statuses.count(429) >= 1, statuses
-            refused = admin.http.post("/api/files/upload", data={"sandbox_id": sandbox_id},
-                                      files={"file": ("r.txt", b"r")})
+            refused = admin.http.post(
+                "/api/files/upload", data={"sandbox_id": sandbox_id}, files={"file": ("r.txt", b"r")}
+            )
             assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
             assert admin.http.get(f"/api/sandboxes/{sandbox_id}").status_code == 200  # other buckets unaffected
             admin.delete_sandbox(sandbox_id, force=True)
@@ -249,8 +324,13 @@ def test_concurrent_uploads_respect_the_disk_limit(admin):
 
         def send(i: int) -> None:
             with httpx.Client(base_url=admin.base_url, headers={"X-API-Key": admin.api_key}, timeout=60) as http:
-                results.append(http.post("/api/files/upload", data={"sandbox_id": sandbox_id},
-                                         files={"file": (f"f{i}.bin", b"z" * 30_000)}).status_code)
+                results.append(
+                    http.post(
+                        "/api/files/upload",
+                        data={"sandbox_id": sandbox_id},
+                        files={"file": (f"f{i}.bin", b"z" * 30_000)},
+                    ).status_code
+                )
 
         threads = [threading.Thread(target=send, args=(i,)) for i in range(6)]
         for thread in threads:

@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
-                                   Sandboxes, container_of, expect_error, remove_sandbox_containers,  # noqa: F401
-                                   sandbox_exec, sandbox_server, user_client, wait_until)
+from tests.sandbox_support import (
+    Sandboxes,
+    admin,
+    container_of,
+    expect_error,
+    remove_sandbox_containers,  # noqa: F401
+    sandbox_exec,
+    sandbox_server,
+    sandboxes,
+    server,  # noqa: F401 - fixtures
+    user_client,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -30,18 +40,30 @@ def own_server(fresh_server, docker_client):
 
 
 def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, server, docker_client):
-    response = admin.http.post("/api/sandboxes", json={
-        "name": "my-sandbox", "runtime": "python", "template": "basic",
-        "resources": {"memory_limit": "256M", "cpu_limit": 0.5, "disk_limit": "64M"},
-        "network": {"enabled": False, "allowed_hosts": []}, "environment": {"PYTHON_PATH": "/custom/path"}})
+    response = admin.http.post(
+        "/api/sandboxes",
+        json={
+            "name": "my-sandbox",
+            "runtime": "python",
+            "template": "basic",
+            "resources": {"memory_limit": "256M", "cpu_limit": 0.5, "disk_limit": "64M"},
+            "network": {"enabled": False, "allowed_hosts": []},
+            "environment": {"PYTHON_PATH": "/custom/path"},
+        },
+    )
     assert response.status_code == 201, response.text
     created = response.json()
     sandboxes.created.append(created["sandbox_id"])
     assert created["sandbox_id"].startswith("sb_") and created["status"] == "creating"
     assert response.headers["location"] == f"/api/sandboxes/{created['sandbox_id']}"
     assert created["created_at"].endswith("Z")
-    assert created["resources"] == {"memory_limit": "256M", "cpu_limit": 0.5, "disk_limit": "64M",
-                                    "memory_limit_bytes": 256 << 20, "disk_limit_bytes": 64 << 20}
+    assert created["resources"] == {
+        "memory_limit": "256M",
+        "cpu_limit": 0.5,
+        "disk_limit": "64M",
+        "memory_limit_bytes": 256 << 20,
+        "disk_limit_bytes": 64 << 20,
+    }
     assert created["network"] == {"enabled": False, "allowed_hosts": []}
 
     running = admin.wait_for_sandbox(created["sandbox_id"])
@@ -59,8 +81,10 @@ def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, server,
     # Not the warm pool's instance label: the start-up cleanup must leave it alone.
     assert "appliance.instance" not in labels and labels["appliance.sandbox"] == created["sandbox_id"]
     # PID 1 is the init; the sandbox user can write its files.
-    assert sandbox_exec(docker_client, created["sandbox_id"], "id -u; echo hi > made-inside.txt; cat made-inside.txt") \
+    assert (
+        sandbox_exec(docker_client, created["sandbox_id"], "id -u; echo hi > made-inside.txt; cat made-inside.txt")
         == "65534\nhi\n"
+    )
 
 
 def test_list_filters_and_pagination_headers(admin, server):
@@ -75,8 +99,14 @@ def test_list_filters_and_pagination_headers(admin, server):
             body = page.json()
             assert body["total"] == 3 and body["limit"] == 2 and body["offset"] == 0
             assert [s["sandbox_id"] for s in body["sandboxes"]] == tracker.created[:2]
-            assert set(body["sandboxes"][0]) >= {"sandbox_id", "name", "status", "runtime", "created_at",
-                                                  "last_activity"}
+            assert set(body["sandboxes"][0]) >= {
+                "sandbox_id",
+                "name",
+                "status",
+                "runtime",
+                "created_at",
+                "last_activity",
+            }
             assert page.headers["x-pagination-total"] == "3"
             assert page.headers["x-pagination-limit"] == "2" and page.headers["x-pagination-offset"] == "0"
             assert page.headers["x-pagination-next"] == "/api/sandboxes?offset=2&limit=2"
@@ -108,10 +138,16 @@ def test_get_reports_live_memory_cpu_and_disk(admin, sandboxes, docker_client):
     assert [f.name for f in idle.files] == ["data.bin"] and idle.files[0].size == 5000
     assert idle.resources.memory_used_bytes is not None and idle.resources.memory_used_bytes < 64 << 20
     # A program in the sandbox holding 96 MiB and spinning a core shows up in the numbers.
-    sandbox_exec(docker_client, sandbox_id, ["python3", "-c", "x = bytearray(96 << 20)\nwhile True: pass"],
-                 detach=True)
-    busy = wait_until(lambda: (d := admin.get_sandbox(sandbox_id)).resources.memory_used_bytes > 90 << 20
-                      and d.resources.cpu_used > 0.1 and d, timeout=20, what="memory and CPU use")
+    sandbox_exec(docker_client, sandbox_id, ["python3", "-c", "x = bytearray(96 << 20)\nwhile True: pass"], detach=True)
+    busy = wait_until(
+        lambda: (
+            (d := admin.get_sandbox(sandbox_id)).resources.memory_used_bytes > 90 << 20
+            and d.resources.cpu_used > 0.1
+            and d
+        ),
+        timeout=20,
+        what="memory and CPU use",
+    )
     assert busy.resources.memory_used.endswith("M") and busy.resources.cpu_used <= 1.2
     assert busy.resources.memory_limit == "256M" and busy.resources.disk_used == "4.9K"
 
@@ -125,8 +161,11 @@ def test_update_limits_live_in_the_containers_cgroup(admin, sandboxes, docker_cl
     assert container_of(docker_client, sandbox_id) == before  # changed in place, not recreated
     host = docker_client.api.inspect_container(before)["HostConfig"]
     assert host["Memory"] == host["MemorySwap"] == 300 << 20 and host["NanoCpus"] == 500_000_000
-    for cgroup in (Path("/sys/fs/cgroup/memory/docker") / before, Path("/sys/fs/cgroup/system.slice")
-                   / f"docker-{before}.scope", Path("/sys/fs/cgroup/docker") / before):
+    for cgroup in (
+        Path("/sys/fs/cgroup/memory/docker") / before,
+        Path("/sys/fs/cgroup/system.slice") / f"docker-{before}.scope",
+        Path("/sys/fs/cgroup/docker") / before,
+    ):
         if (cgroup / "memory.limit_in_bytes").exists():
             assert int((cgroup / "memory.limit_in_bytes").read_text()) == 300 << 20
             quota = int((Path("/sys/fs/cgroup/cpu/docker") / before / "cpu.cfs_quota_us").read_text())
@@ -196,8 +235,11 @@ def test_the_reconciler_remakes_a_lost_container(own_server, docker_client):
         admin.upload_file(sandbox_id, b"still here", name="f.txt")
         lost = container_of(docker_client, sandbox_id)
         docker_client.api.remove_container(lost, force=True)
-        wait_until(lambda: docker_client.api.containers(filters={"label": f"appliance.sandbox={sandbox_id}"}),
-                   timeout=20, what="a new container")
+        wait_until(
+            lambda: docker_client.api.containers(filters={"label": f"appliance.sandbox={sandbox_id}"}),
+            timeout=20,
+            what="a new container",
+        )
         assert admin.wait_for_sandbox(sandbox_id, timeout=20).status == "running"
         assert container_of(docker_client, sandbox_id) != lost
         assert sandbox_exec(docker_client, sandbox_id, "cat f.txt") == "still here"
@@ -211,8 +253,9 @@ def test_sandboxes_survive_an_appliance_restart(own_server, docker_client, tmp_p
     server = own_server(env=env, data_dir=data_dir)
     with ApplianceClient(server.url, api_key=server.admin_key) as admin:
         tracker = Sandboxes(admin)
-        kept, removed, stopped = (tracker.create(environment={"WHO": name}, name=name).sandbox_id
-                                  for name in ("kept", "removed", "stopped"))
+        kept, removed, stopped = (
+            tracker.create(environment={"WHO": name}, name=name).sandbox_id for name in ("kept", "removed", "stopped")
+        )
         for sandbox_id in (kept, removed, stopped):
             admin.upload_file(sandbox_id, sandbox_id.encode(), name="id.txt", path="/sandbox/sub/")
         containers = {s: container_of(docker_client, s) for s in (kept, removed, stopped)}
@@ -239,13 +282,15 @@ def test_another_owner_sees_nothing(admin, sandboxes, server):
     sandbox_id = sandboxes.create().sandbox_id
     with user_client(server, admin) as other:
         assert other.list_sandboxes().total == 0
-        for call in (lambda: other.get_sandbox(sandbox_id),
-                     lambda: other.update_sandbox(sandbox_id, cpu_limit=0.5),
-                     lambda: other.delete_sandbox(sandbox_id, force=True),
-                     lambda: other.list_files(sandbox_id),
-                     lambda: other.upload_file(sandbox_id, b"x", name="x.txt"),
-                     lambda: other.download_file(sandbox_id, "x.txt"),
-                     lambda: other.create_snapshot(sandbox_id)):
+        for call in (
+            lambda: other.get_sandbox(sandbox_id),
+            lambda: other.update_sandbox(sandbox_id, cpu_limit=0.5),
+            lambda: other.delete_sandbox(sandbox_id, force=True),
+            lambda: other.list_files(sandbox_id),
+            lambda: other.upload_file(sandbox_id, b"x", name="x.txt"),
+            lambda: other.download_file(sandbox_id, "x.txt"),
+            lambda: other.create_snapshot(sandbox_id),
+        ):
             expect_error(call, 404, "RESOURCE_NOT_FOUND")
     assert admin.get_sandbox(sandbox_id).status == "running"
 
@@ -262,26 +307,35 @@ def test_permissions(admin, sandboxes, server):
         expect_error(lambda: anonymous.list_sandboxes(), 401, "AUTHENTICATION_REQUIRED")
 
 
-@pytest.mark.parametrize("body,field,words", [
-    ({"runtime": "cobol"}, "runtime", ["cobol"]),
-    ({}, "runtime", ["runtime"]),
-    ({"runtime": "python", "template": "nope"}, "template", ["nope"]),
-    ({"runtime": "python", "network": {"enabled": True, "allowed_hosts": ["api.example.com"]}},
-     "network.allowed_hosts", ["not supported"]),
-    ({"runtime": "python", "engine": "gvisor", "network": {"enabled": True}}, "network.enabled", ["gvisor"]),
-    ({"runtime": "python", "engine": "lxc"}, "engine", ["lxc"]),
-    ({"runtime": "python", "resources": {"memory_limit": "lots"}}, "resources.memory_limit", ["512M"]),
-    ({"runtime": "python", "resources": {"memory_limit": "1M"}}, "resources.memory_limit", ["minimum"]),
-    ({"runtime": "python", "resources": {"memory_limit": "64G"}}, "resources.memory_limit",
-     ["sandbox_max_memory_mb"]),
-    ({"runtime": "python", "resources": {"cpu_limit": 0}}, "resources.cpu_limit", ["cores"]),
-    ({"runtime": "python", "resources": {"cpu_limit": 999}}, "resources.cpu_limit", ["cores"]),
-    ({"runtime": "python", "resources": {"disk_limit": "100T"}}, "resources.disk_limit", ["sandbox_max_disk_mb"]),
-    ({"runtime": "python", "environment": {"1BAD": "x"}}, "environment", ["not valid"]),
-    ({"runtime": "python", "environment": {"OK": "a\u0000b"}}, "environment", ["NUL"]),
-    ({"runtime": "python", "name": "x" * 101}, "name", ["100"]),
-    ({"runtime": "python", "colour": "blue"}, "colour", ["colour"]),
-])
+@pytest.mark.parametrize(
+    "body,field,words",
+    [
+        ({"runtime": "cobol"}, "runtime", ["cobol"]),
+        ({}, "runtime", ["runtime"]),
+        ({"runtime": "python", "template": "nope"}, "template", ["nope"]),
+        (
+            {"runtime": "python", "network": {"enabled": True, "allowed_hosts": ["api.example.com"]}},
+            "network.allowed_hosts",
+            ["not supported"],
+        ),
+        ({"runtime": "python", "engine": "gvisor", "network": {"enabled": True}}, "network.enabled", ["gvisor"]),
+        ({"runtime": "python", "engine": "lxc"}, "engine", ["lxc"]),
+        ({"runtime": "python", "resources": {"memory_limit": "lots"}}, "resources.memory_limit", ["512M"]),
+        ({"runtime": "python", "resources": {"memory_limit": "1M"}}, "resources.memory_limit", ["minimum"]),
+        (
+            {"runtime": "python", "resources": {"memory_limit": "64G"}},
+            "resources.memory_limit",
+            ["sandbox_max_memory_mb"],
+        ),
+        ({"runtime": "python", "resources": {"cpu_limit": 0}}, "resources.cpu_limit", ["cores"]),
+        ({"runtime": "python", "resources": {"cpu_limit": 999}}, "resources.cpu_limit", ["cores"]),
+        ({"runtime": "python", "resources": {"disk_limit": "100T"}}, "resources.disk_limit", ["sandbox_max_disk_mb"]),
+        ({"runtime": "python", "environment": {"1BAD": "x"}}, "environment", ["not valid"]),
+        ({"runtime": "python", "environment": {"OK": "a\u0000b"}}, "environment", ["NUL"]),
+        ({"runtime": "python", "name": "x" * 101}, "name", ["100"]),
+        ({"runtime": "python", "colour": "blue"}, "colour", ["colour"]),
+    ],
+)
 def test_bad_create_requests_are_400_and_store_nothing(admin, body, field, words):
     before = admin.list_sandboxes(limit=1000).total
     response = admin.http.post("/api/sandboxes", json=body)
@@ -296,17 +350,24 @@ def test_bad_create_requests_are_400_and_store_nothing(admin, body, field, words
 def test_bad_updates_and_unknown_ids(admin, sandboxes):
     sandbox_id = sandboxes.create(disk_limit="1M").sandbox_id
     admin.upload_file(sandbox_id, b"y" * 100_000, name="big.bin")
-    expect_error(lambda: admin.update_sandbox(sandbox_id, disk_limit="10K"), 400, "VALIDATION_ERROR",
-                 "disk_limit", "delete files")
+    expect_error(
+        lambda: admin.update_sandbox(sandbox_id, disk_limit="10K"),
+        400,
+        "VALIDATION_ERROR",
+        "disk_limit",
+        "delete files",
+    )
     expect_error(lambda: admin.update_sandbox(sandbox_id, memory_limit="nope"), 400, "VALIDATION_ERROR")
     expect_error(lambda: admin.update_sandbox(sandbox_id, environment={"A-B": "1"}), 400, "VALIDATION_ERROR")
     response = admin.http.put(f"/api/sandboxes/{sandbox_id}", json={"network": {"enabled": True}})
     assert response.status_code == 400
     sandbox = admin.get_sandbox(sandbox_id)
     assert sandbox.resources.disk_limit == "1M" and sandbox.environment == {}  # nothing changed
-    for call in (lambda: admin.get_sandbox("sb_000000000000"),
-                 lambda: admin.update_sandbox("sb_000000000000", cpu_limit=1),
-                 lambda: admin.delete_sandbox("sb_000000000000")):
+    for call in (
+        lambda: admin.get_sandbox("sb_000000000000"),
+        lambda: admin.update_sandbox("sb_000000000000", cpu_limit=1),
+        lambda: admin.delete_sandbox("sb_000000000000"),
+    ):
         expect_error(call, 404, "RESOURCE_NOT_FOUND", "sb_000000000000")
 
 
@@ -319,11 +380,20 @@ def test_network_enabled_is_the_bridge(admin, sandboxes, docker_client):
 
 
 def test_sandbox_count_limit_and_network_setting(own_server):
-    server = own_server(env={"APPLIANCE_SANDBOX_MAX_COUNT": "1", "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
-                             "APPLIANCE_SANDBOX_ALLOW_NETWORK": "false"})
+    server = own_server(
+        env={
+            "APPLIANCE_SANDBOX_MAX_COUNT": "1",
+            "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
+            "APPLIANCE_SANDBOX_ALLOW_NETWORK": "false",
+        }
+    )
     with ApplianceClient(server.url, api_key=server.admin_key) as admin:
-        expect_error(lambda: admin.create_sandbox("python", network_enabled=True), 400, "VALIDATION_ERROR",
-                     "sandbox_allow_network")
+        expect_error(
+            lambda: admin.create_sandbox("python", network_enabled=True),
+            400,
+            "VALIDATION_ERROR",
+            "sandbox_allow_network",
+        )
         first = Sandboxes(admin).create(wait=False).sandbox_id
         expect_error(lambda: admin.create_sandbox("python"), 409, "RESOURCE_CONFLICT", "sandbox_max_count")
         admin.wait_for_sandbox(first)

@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import tarfile
 
-
 from appliance.core.sizes import format_size
-from tests.sandbox_support import (admin, sandboxes, server,  # noqa: F401 - fixtures
-                                   Sandboxes, expect_error, sandbox_exec, sandbox_server,  # noqa: F401
-                                   user_client)
+from tests.sandbox_support import (
+    Sandboxes,
+    admin,
+    expect_error,
+    sandbox_exec,
+    sandbox_server,  # noqa: F401
+    sandboxes,
+    server,  # noqa: F401 - fixtures
+    user_client,
+)
 
 
 def take(admin, sandbox_id, name, **kwargs):
@@ -24,9 +30,17 @@ def test_snapshot_is_written_in_the_background_with_real_sizes(admin, sandboxes,
     admin.upload_file(sandbox_id, text, name="log.txt", path="/sandbox/logs/")
     admin.upload_file(sandbox_id, os.urandom(50_000), name="noise.bin")
 
-    response = admin.http.post(f"/api/sandboxes/{sandbox_id}/snapshots", json={
-        "name": "after-setup", "description": "Snapshot after initial setup", "type": "full",
-        "compress": True, "include_memory": False, "tags": {"version": "1.0", "environment": "production"}})
+    response = admin.http.post(
+        f"/api/sandboxes/{sandbox_id}/snapshots",
+        json={
+            "name": "after-setup",
+            "description": "Snapshot after initial setup",
+            "type": "full",
+            "compress": True,
+            "include_memory": False,
+            "tags": {"version": "1.0", "environment": "production"},
+        },
+    )
     assert response.status_code == 201, response.text
     started = response.json()
     assert started["snapshot_id"].startswith("snap_") and started["status"] == "creating"
@@ -62,8 +76,9 @@ def test_restore_into_another_sandbox_brings_files_and_environment(admin, sandbo
 
     target = sandboxes.create(environment={"OTHER": "x"}).sandbox_id
     admin.upload_file(target, b"to be replaced", name="old.txt")
-    outcome = admin.restore_snapshot(snapshot.snapshot_id, target, include_files=True, include_memory=False,
-                                     preserve_network=False)
+    outcome = admin.restore_snapshot(
+        snapshot.snapshot_id, target, include_files=True, include_memory=False, preserve_network=False
+    )
     assert outcome.target_sandbox_id == target and outcome.status == "running"
     assert outcome.files_restored and outcome.file_count == 2 and outcome.environment_restored
     assert outcome.memory_restored is False and outcome.warnings == []
@@ -97,8 +112,11 @@ def test_memory_is_never_included_and_says_so(admin, sandboxes):
 
 def test_links_in_a_sandbox_are_kept_as_links_never_followed(admin, sandboxes, server, docker_client):
     source = sandboxes.create().sandbox_id
-    sandbox_exec(docker_client, source, f"ln -s /etc/passwd pw && ln -s {server.data_dir} host && "
-                                        "mkfifo pipe && echo real > real.txt")
+    sandbox_exec(
+        docker_client,
+        source,
+        f"ln -s /etc/passwd pw && ln -s {server.data_dir} host && mkfifo pipe && echo real > real.txt",
+    )
     _, snapshot = take(admin, source, "links")
     assert snapshot.status == "completed" and snapshot.content_bytes == len(b"real\n")
     with tarfile.open(server.data_dir / "snapshots" / snapshot.snapshot_id / "files.tar.gz") as tar:
@@ -118,7 +136,10 @@ def test_delete_snapshot_and_snapshots_go_with_their_sandbox(admin, sandboxes, s
     _, first = take(admin, sandbox_id, "first")
     _, second = take(admin, sandbox_id, "second")
     assert admin.delete_snapshot(first.snapshot_id) == {
-        "snapshot_id": first.snapshot_id, "status": "deleted", "message": "Snapshot deleted successfully"}
+        "snapshot_id": first.snapshot_id,
+        "status": "deleted",
+        "message": "Snapshot deleted successfully",
+    }
     assert not (server.data_dir / "snapshots" / first.snapshot_id).exists()
     assert [s.snapshot_id for s in admin.list_snapshots(sandbox_id)] == [second.snapshot_id]
     expect_error(lambda: admin.delete_snapshot(first.snapshot_id), 404, "RESOURCE_NOT_FOUND")
@@ -132,8 +153,7 @@ def test_delete_snapshot_and_snapshots_go_with_their_sandbox(admin, sandboxes, s
 def test_snapshot_errors(admin, sandboxes, server):
     sandbox_id = sandboxes.create().sandbox_id
     admin.upload_file(sandbox_id, b"q" * 50_000, name="big.bin")
-    expect_error(lambda: admin.create_snapshot(sandbox_id, "inc", type="incremental"), 400, "VALIDATION_ERROR",
-                 "full")
+    expect_error(lambda: admin.create_snapshot(sandbox_id, "inc", type="incremental"), 400, "VALIDATION_ERROR", "full")
     expect_error(lambda: admin.create_snapshot(sandbox_id, ""), 400, "VALIDATION_ERROR", "name")
     response = admin.http.post(f"/api/sandboxes/{sandbox_id}/snapshots", json={"name": "x", "colour": "red"})
     assert response.status_code == 400
@@ -143,11 +163,11 @@ def test_snapshot_errors(admin, sandboxes, server):
 
     _, snapshot = take(admin, sandbox_id, "ok")
     small = sandboxes.create(disk_limit="10K").sandbox_id
-    error = expect_error(lambda: admin.restore_snapshot(snapshot.snapshot_id, small), 413,
-                         "RESOURCE_LIMIT_EXCEEDED", "disk_limit")
+    error = expect_error(
+        lambda: admin.restore_snapshot(snapshot.snapshot_id, small), 413, "RESOURCE_LIMIT_EXCEEDED", "disk_limit"
+    )
     assert error.details["limit"] == "disk_limit"
-    expect_error(lambda: admin.restore_snapshot(snapshot.snapshot_id, "sb_000000000000"), 404,
-                 "RESOURCE_NOT_FOUND")
+    expect_error(lambda: admin.restore_snapshot(snapshot.snapshot_id, "sb_000000000000"), 404, "RESOURCE_NOT_FOUND")
     with user_client(server, admin) as alice, user_client(server, admin) as bob:
         alice_box, bob_box = Sandboxes(alice), Sandboxes(bob)
         try:
@@ -159,8 +179,7 @@ def test_snapshot_errors(admin, sandboxes, server):
             expect_error(lambda: bob.delete_snapshot(her_snapshot.snapshot_id), 404, "RESOURCE_NOT_FOUND")
             expect_error(lambda: bob.list_snapshots(hers), 404, "RESOURCE_NOT_FOUND")
             # ... and she cannot restore into his.
-            expect_error(lambda: alice.restore_snapshot(her_snapshot.snapshot_id, his), 404, "RESOURCE_NOT_FOUND",
-                         his)
+            expect_error(lambda: alice.restore_snapshot(her_snapshot.snapshot_id, his), 404, "RESOURCE_NOT_FOUND", his)
         finally:
             alice_box.cleanup()
             bob_box.cleanup()

@@ -13,8 +13,15 @@ from appliance.store.evaluations import EvaluationStore
 
 
 def make_eval(n: int) -> Evaluation:
-    return Evaluation(eval_id=f"eval_test_{n}", owner="alice", language="python", engine="docker",
-                      code=f"print({n})", timeout=5, created_at=utc_now())
+    return Evaluation(
+        eval_id=f"eval_test_{n}",
+        owner="alice",
+        language="python",
+        engine="docker",
+        code=f"print({n})",
+        timeout=5,
+        created_at=utc_now(),
+    )
 
 
 async def test_migrates_an_empty_file_and_uses_wal(tmp_path):

@@ -12,13 +12,29 @@ from appliance.core.errors import ValidationError
 from appliance.core.languages import LANGUAGES
 from appliance.runtime import images
 from appliance.runtime.image_contents import parse_dpkg_status
-from appliance.services.templates import resolve_template, upstream_version
+from appliance.services.sandboxes.templates import resolve_template, upstream_version
 from tests.support import assert_sandbox_error
 
-SUMMARY_FIELDS = {"template_id", "name", "description", "runtime", "version", "packages",
-                  "runtime_version", "available"}
-DETAIL_FIELDS = SUMMARY_FIELDS | {"base_image", "environment", "files", "source_file", "run_command",
-                                  "package_versions", "image_size", "image_created"}
+SUMMARY_FIELDS = {
+    "template_id",
+    "name",
+    "description",
+    "runtime",
+    "version",
+    "packages",
+    "runtime_version",
+    "available",
+}
+DETAIL_FIELDS = SUMMARY_FIELDS | {
+    "base_image",
+    "environment",
+    "files",
+    "source_file",
+    "run_command",
+    "package_versions",
+    "image_size",
+    "image_created",
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +94,7 @@ def test_unknown_template_is_a_404_in_the_sandbox_error_shape(server, client):
     assert error.request_id.startswith("req_")
     assert "basic-python" in error.message and error.details["template_id"] == "basic-cobol"
     with server.admin() as http:
-        assert_sandbox_error(http.get("/api/templates/nope"), 404, "RESOURCE_NOT_FOUND", "no template",
-                             "basic-java")
+        assert_sandbox_error(http.get("/api/templates/nope"), 404, "RESOURCE_NOT_FOUND", "no template", "basic-java")
 
 
 def test_anonymous_callers_get_401_and_any_key_may_read(server, client):
@@ -118,13 +133,16 @@ def test_resolve_by_template_id_and_by_runtime():
     assert resolve_template("basic-bash").image == images.image_ref("python")
 
 
-@pytest.mark.parametrize("template, runtime, field, words", [
-    ("basic-cobol", None, "template", "unknown template"),
-    ("basic", "cobol", "runtime", "unknown runtime"),
-    ("basic", None, "runtime", "say which runtime"),
-    (None, None, "runtime", "say which runtime"),
-    ("basic-java", "python", "runtime", "runs java, not python"),
-])
+@pytest.mark.parametrize(
+    "template, runtime, field, words",
+    [
+        ("basic-cobol", None, "template", "unknown template"),
+        ("basic", "cobol", "runtime", "unknown runtime"),
+        ("basic", None, "runtime", "say which runtime"),
+        (None, None, "runtime", "say which runtime"),
+        ("basic-java", "python", "runtime", "runs java, not python"),
+    ],
+)
 def test_resolve_refuses_what_it_cannot_run(template, runtime, field, words):
     with pytest.raises(ValidationError) as raised:
         resolve_template(template, runtime)
@@ -138,7 +156,9 @@ def test_upstream_version_and_dpkg_status_parsing():
     assert upstream_version("18.20.4+dfsg-1~deb12u2") == "18.20.4"
     assert upstream_version("4:12.2.0-3") == "12.2.0"
     assert upstream_version("1.0") == "1.0"
-    status = ("Package: a\nStatus: install ok installed\nVersion: 1.2-3\nDescription: x\n more: text\n\n"
-              "Package: gone\nStatus: deinstall ok config-files\nVersion: 9\n\n"
-              "Package: b\nStatus: install ok installed\nVersion: 2:4.5\n")
+    status = (
+        "Package: a\nStatus: install ok installed\nVersion: 1.2-3\nDescription: x\n more: text\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 9\n\n"
+        "Package: b\nStatus: install ok installed\nVersion: 2:4.5\n"
+    )
     assert parse_dpkg_status(status) == {"a": "1.2-3", "b": "2:4.5"}

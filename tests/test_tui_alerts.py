@@ -3,7 +3,6 @@ alert opens REOPEN_SECONDS after start, and a new one that long after one is res
 
 from __future__ import annotations
 
-
 from textual.command import CommandPalette
 from textual.widgets import Input
 
@@ -12,9 +11,13 @@ from appliance.tui.widgets.comment_dialog import CommentDialog
 from tests.tui_support import api, screen_text, tui_for, type_text, wait_until
 
 REOPEN_SECONDS = 3  # long enough that a reload cannot be what shows the new alert
-CPU_ALWAYS = {"APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
-              "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": str(REOPEN_SECONDS),
-              "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000"}
+CPU_ALWAYS = {
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
+    "APPLIANCE_ALERT_CPU_PERCENT": "0",
+    "APPLIANCE_ALERT_CPU_FOR_SECONDS": str(REOPEN_SECONDS),
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+}
 
 
 async def answer_comment(pilot, app, comment: str) -> None:

@@ -3,6 +3,7 @@ shown once, revoking it in the TUI locks it out, and a key without admin is told
 
 from __future__ import annotations
 
+from datetime import UTC
 
 import pytest
 from textual.widgets import Input
@@ -66,15 +67,19 @@ async def test_a_key_without_admin_gets_the_servers_403_and_the_screen_stays_up(
         await pilot.press("n")  # creating is refused by the server, too, without a crash
         await wait_until(pilot, lambda: isinstance(app.screen, CreateKeyDialog) and isinstance(app.focused, Input))
         await pilot.press(*"nope", "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApiKeysScreen)
-                         and any("create API key" in n.message for n in app._notifications))
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ApiKeysScreen) and any("create API key" in n.message for n in app._notifications)
+            ),
+        )
         assert screen.is_mounted
 
 
 def test_expiry_forms():
     from datetime import datetime, timezone
 
-    now = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     assert parse_expiry("", now=now) is None
     assert parse_expiry("30d", now=now) == "2025-01-31T12:00:00Z"
     assert parse_expiry("2026-01-31", now=now) == "2026-01-31T00:00:00Z"

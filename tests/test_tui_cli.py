@@ -12,8 +12,15 @@ from tests.support import ROOT, free_port
 
 def appliance(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     """The real entry point, with no terminal: a refusal must come before any screen."""
-    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -36,10 +43,12 @@ def test_a_missing_key_file_is_named_with_what_to_do(tmp_path):
 def test_an_empty_or_unreadable_key_file(tmp_path):
     empty = tmp_path / "empty.key"
     empty.write_text("\n")
-    assert_one_clear_line(appliance("tui", "--url", "http://127.0.0.1:1", "--api-key-file", str(empty)),
-                          str(empty), "is empty")
-    assert_one_clear_line(appliance("tui", "--url", "http://127.0.0.1:1", "--api-key-file", str(tmp_path)),
-                          str(tmp_path), "cannot read")
+    assert_one_clear_line(
+        appliance("tui", "--url", "http://127.0.0.1:1", "--api-key-file", str(empty)), str(empty), "is empty"
+    )
+    assert_one_clear_line(
+        appliance("tui", "--url", "http://127.0.0.1:1", "--api-key-file", str(tmp_path)), str(tmp_path), "cannot read"
+    )
 
 
 def test_a_dead_daemon_says_how_to_start_one(tmp_path):
@@ -62,8 +71,14 @@ def test_without_url_the_local_daemon_is_found_from_the_settings(server, tmp_pat
     port = server.url.rsplit(":", 1)[1]
     wrong = tmp_path / "wrong.key"
     wrong.write_text("ak_000000000000_" + "x" * 32 + "\n")
-    result = appliance("tui", "--data-dir", str(tmp_path), "--api-key-file", str(wrong),
-                       env={"APPLIANCE_PORT": port, "APPLIANCE_HOST": "0.0.0.0"})
+    result = appliance(
+        "tui",
+        "--data-dir",
+        str(tmp_path),
+        "--api-key-file",
+        str(wrong),
+        env={"APPLIANCE_PORT": port, "APPLIANCE_HOST": "0.0.0.0"},
+    )
     assert_one_clear_line(result, f"http://127.0.0.1:{port}", "refused the key")
 
 
@@ -90,8 +105,7 @@ def test_a_key_without_read_permission_is_refused_with_the_reason(server, tmp_pa
 def test_a_url_that_is_not_http(tmp_path):
     key = tmp_path / "some.key"
     key.write_text("ak_x\n")
-    assert_one_clear_line(appliance("tui", "--url", "127.0.0.1:8080", "--api-key-file", str(key)),
-                          "http://HOST:PORT")
+    assert_one_clear_line(appliance("tui", "--url", "127.0.0.1:8080", "--api-key-file", str(key)), "http://HOST:PORT")
 
 
 def test_tui_help_lists_its_flags():

@@ -18,9 +18,19 @@ from appliance.tui.widgets.pool_sizes_table import PoolSizesTable, image_label
 from tests.tui_support import screen_text, tui_for, wait_until
 
 SIZES = [(80, 24), (120, 40)]
-PANELS = ("#dashboard-summary", "#gauge-cpu_usage", "#gauge-memory_usage", "#gauge-disk_usage",
-          "#dashboard-queue", "#spark-executions", "#spark-latency", "#spark-queue_depth",
-          "#spark-running_executions", "#dashboard-hour", "#pool-sizes")
+PANELS = (
+    "#dashboard-summary",
+    "#gauge-cpu_usage",
+    "#gauge-memory_usage",
+    "#gauge-disk_usage",
+    "#dashboard-queue",
+    "#spark-executions",
+    "#spark-latency",
+    "#spark-queue_depth",
+    "#spark-running_executions",
+    "#dashboard-hour",
+    "#pool-sizes",
+)
 # One rule that always holds (CPU at or above 0%) and no other: exactly one open alert.
 ONE_ALERT_ENV = {
     "APPLIANCE_ALERT_CPU_PERCENT": "0",
@@ -161,7 +171,7 @@ async def test_dashboard_catches_up_after_another_screen(server):
         cpu = screen.query_one("#gauge-cpu_usage", Gauge)
         await wait_until(pilot, lambda: cpu.value == app.live.latest["cpu_usage"])
         queue = screen.query_one("#spark-queue_depth", MetricSparkline)
-        await wait_until(pilot, lambda: queue.values == app.live.series("queue_depth")[-len(queue.values):])
+        await wait_until(pilot, lambda: queue.values == app.live.series("queue_depth")[-len(queue.values) :])
 
 
 def test_execution_history_counts_per_clock_minute_since_watching_began():

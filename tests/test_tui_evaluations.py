@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import pytest
-
 from textual.app import App
 
 from appliance.client import ApplianceClient
@@ -67,18 +66,21 @@ class OneLog(App):
         yield OutputLog(id="log")
 
 
-@pytest.mark.parametrize("before, snapshot, after, shown", [
-    # chunks seen after asking are in the snapshot already
-    (["tick 2", "\n"], "tick 0\ntick 1\ntick 2\n", ["tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
-    # a chunk sent before the snapshot was taken arrives after it (it crossed the answer)
-    ([], "tick 0\ntick 1\ntick 2\n", ["tick 2\n", "tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
-    # split differently: half a line before, its newline after
-    (["tick 2"], "tick 0\ntick 1\ntick 2\n", ["\n", "tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
-    # chunks lag far behind the snapshot
-    ([], "a1\na2\na3\na4\n", ["a2\n", "a3\n", "a4\n", "a5\n"], "a1\na2\na3\na4\na5\n"),
-    # plain new output after the snapshot
-    ([], "one\n", ["two\n", "three\n"], "one\ntwo\nthree\n"),
-])
+@pytest.mark.parametrize(
+    "before, snapshot, after, shown",
+    [
+        # chunks seen after asking are in the snapshot already
+        (["tick 2", "\n"], "tick 0\ntick 1\ntick 2\n", ["tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
+        # a chunk sent before the snapshot was taken arrives after it (it crossed the answer)
+        ([], "tick 0\ntick 1\ntick 2\n", ["tick 2\n", "tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
+        # split differently: half a line before, its newline after
+        (["tick 2"], "tick 0\ntick 1\ntick 2\n", ["\n", "tick 3\n"], "tick 0\ntick 1\ntick 2\ntick 3\n"),
+        # chunks lag far behind the snapshot
+        ([], "a1\na2\na3\na4\n", ["a2\n", "a3\n", "a4\n", "a5\n"], "a1\na2\na3\na4\na5\n"),
+        # plain new output after the snapshot
+        ([], "one\n", ["two\n", "three\n"], "one\ntwo\nthree\n"),
+    ],
+)
 async def test_output_log_joins_snapshot_and_chunks(before, snapshot, after, shown):
     async with OneLog().run_test() as pilot:
         log = pilot.app.query_one(OutputLog)
@@ -109,8 +111,13 @@ async def test_submitted_evaluation_appears_and_completes_live(server, admin):
         first = await submit(admin, "print('first')")
         second = await submit(admin, "print('second')")
         # nothing pressed: the feed brings both rows and their final status
-        await wait_until(pilot, lambda: (row_status(app, first) or "").startswith("completed")
-                         and (row_status(app, second) or "").startswith("completed"))
+        await wait_until(
+            pilot,
+            lambda: (
+                (row_status(app, first) or "").startswith("completed")
+                and (row_status(app, second) or "").startswith("completed")
+            ),
+        )
         ids = table_ids(app)
         assert ids.index(second) < ids.index(first)  # newest first
         assert "completed ✓" in screen_text(app)
@@ -127,8 +134,10 @@ async def test_filters_hide_and_show_rows(server, admin):
         python_id = await submit(admin, "print('py')")
         bash_id = await submit(admin, "echo sh", language="bash")
         failing_id = await submit(admin, "import sys; sys.exit(3)")
-        await wait_until(pilot, lambda: all((row_status(app, e) or "").startswith("completed")
-                                            for e in (python_id, bash_id, failing_id)))
+        await wait_until(
+            pilot,
+            lambda: all((row_status(app, e) or "").startswith("completed") for e in (python_id, bash_id, failing_id)),
+        )
         assert row_status(app, failing_id) == "completed ✗"
 
         # language: all -> bash (cycle with l until it is bash)
@@ -259,8 +268,14 @@ async def test_resubmit_runs_the_same_code_again(server, admin):
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen))
         await pilot.press("r")
-        third = await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen)
-                                 and app.screen.eval_id not in (original, again) and app.screen.eval_id)
+        third = await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, EvaluationDetailScreen)
+                and app.screen.eval_id not in (original, again)
+                and app.screen.eval_id
+            ),
+        )
         await wait_until(pilot, lambda: app.screen.facts.get("status") == "completed")
         assert app.screen.query_one(CodeView).code == code
         await wait_until(pilot, lambda: app.screen.query_one("#stdout", OutputLog).text == "42\n")
@@ -270,7 +285,9 @@ async def test_resubmit_runs_the_same_code_again(server, admin):
 
 async def test_read_only_key_cannot_kill(server, admin):
     owner = f"tui-team-{time.time_ns()}"
-    team_key = (await asyncio.to_thread(admin.create_api_key, f"{owner}-exec", ["execute", "read"], owner=owner))["api_key"]
+    team_key = (await asyncio.to_thread(admin.create_api_key, f"{owner}-exec", ["execute", "read"], owner=owner))[
+        "api_key"
+    ]
     read_key = (await asyncio.to_thread(admin.create_api_key, f"{owner}-read", ["read"], owner=owner))["api_key"]
     with ApplianceClient(server.url, api_key=team_key) as team:
         eval_id = await submit(team, SPIN, timeout=25)
@@ -281,8 +298,9 @@ async def test_read_only_key_cannot_kill(server, admin):
                 await wait_until(pilot, lambda: row_status(app, eval_id) == "running")
                 app.screen.query_one(EvaluationTable).select(eval_id)
                 await pilot.press("x")
-                error = await wait_until(pilot, lambda: next(
-                    (n for n in notifications(app) if n.severity == "error"), None))
+                error = await wait_until(
+                    pilot, lambda: next((n for n in notifications(app) if n.severity == "error"), None)
+                )
                 assert "kill" in str(error.message) and "403" in str(error.title), error
                 await pilot.press("r")  # resubmitting needs execute too
                 await wait_until(pilot, lambda: sum(n.severity == "error" for n in notifications(app)) == 2)
@@ -300,7 +318,16 @@ async def test_every_action_is_in_the_palette(server, admin):
         eval_id = await submit(admin, "print('palette')")
         await wait_until(pilot, lambda: (row_status(app, eval_id) or "").startswith("completed"))
         titles = [title for title, _, _ in screen.palette_commands()]
-        for word in ("Open", "Kill", "Resubmit", "status filter", "language filter", "Show failed", "Show only python", "every status"):
+        for word in (
+            "Open",
+            "Kill",
+            "Resubmit",
+            "status filter",
+            "language filter",
+            "Show failed",
+            "Show only python",
+            "every status",
+        ):
             assert any(word in t for t in titles), (word, titles)
 
         screen.open_detail(eval_id)
@@ -336,6 +363,8 @@ async def test_long_code_is_shown_and_resubmitted_whole(server, admin):
         await pilot.pause(0.2)
         assert detail.query_one(CodeView).code == code  # from eval-status, not the preview
         await pilot.press("r")
-        again = await wait_until(pilot, lambda: isinstance(app.screen, EvaluationDetailScreen)
-                                 and app.screen is not detail and app.screen.eval_id)
+        again = await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, EvaluationDetailScreen) and app.screen is not detail and app.screen.eval_id,
+        )
         assert (await api_status(admin, again))["code"] == code

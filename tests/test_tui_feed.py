@@ -17,8 +17,12 @@ from tests.tui_support import wait_until
 
 # Alerts evaluated often, and a CPU rule that is always over its threshold: an alert
 # opens within a second of the start, so there is one to acknowledge.
-ALERTING = {"APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
-            "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0"}
+ALERTING = {
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
+    "APPLIANCE_ALERT_CPU_PERCENT": "0",
+    "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
+}
 SHORT_BACKOFF = (0.2, 0.4, 0.8, 1.6)
 
 
@@ -76,23 +80,31 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
                 return [e.type for e in of_type(items, EvaluationEvent) if e.eval_id == eval_id]
 
             await wait_for(lambda: "completed" in events_of_it(), 90, "the evaluation's completed event")
-            completed = next(e for e in of_type(items, EvaluationEvent)
-                             if e.eval_id == eval_id and e.type == "completed")
+            completed = next(
+                e for e in of_type(items, EvaluationEvent) if e.eval_id == eval_id and e.type == "completed"
+            )
             assert "feed" in str(completed.data), completed
 
             # an alert changed through the API arrives as AlertChanged
             open_alerts = await wait_for(lambda: client.list_alerts(status="active"), what="an active alert")
             alert_id = open_alerts[0]["alert_id"]
             await asyncio.to_thread(client.acknowledge_alert, alert_id, "seen from the feed test")
-            changed = await wait_for(lambda: [a for a in of_type(items, AlertChanged)
-                                              if a.event == "acknowledged" and a.alert["alert_id"] == alert_id],
-                                     what="AlertChanged acknowledged")
+            changed = await wait_for(
+                lambda: [
+                    a
+                    for a in of_type(items, AlertChanged)
+                    if a.event == "acknowledged" and a.alert["alert_id"] == alert_id
+                ],
+                what="AlertChanged acknowledged",
+            )
             assert changed[0].alert["status"] == "acknowledged"
 
             # the daemon goes away: Disconnected, retried ever later
             await asyncio.to_thread(server.stop)
-            lost = await wait_for(lambda: len(of_type(items, Disconnected)) >= 3 and of_type(items, Disconnected),
-                                  what="three Disconnected")
+            lost = await wait_for(
+                lambda: len(of_type(items, Disconnected)) >= 3 and of_type(items, Disconnected),
+                what="three Disconnected",
+            )
             delays = [item.retry_in for item in lost[:3]]
             assert delays == list(SHORT_BACKOFF[:3]), delays
             assert all(item.reason for item in lost)
@@ -121,12 +133,16 @@ async def test_a_wrong_key_is_reported_as_refused(server):
 async def test_the_banner_shows_while_the_daemon_is_away(fresh_server):
     server = fresh_server()
     key = server.admin_key
-    backend = Backend(ApplianceClient(server.url, api_key=key),
-                      RemoteFeed(server.ws_url, key, open_timeout=2.0, backoff=SHORT_BACKOFF), server.url)
+    backend = Backend(
+        ApplianceClient(server.url, api_key=key),
+        RemoteFeed(server.ws_url, key, open_timeout=2.0, backoff=SHORT_BACKOFF),
+        server.url,
+    )
     app = create_tui(backend)
     second = None
     try:
         async with app.run_test(size=(80, 24)) as pilot:
+
             def banner() -> ConnectionBanner:
                 return app.screen.query_one(ConnectionBanner)
 

@@ -93,14 +93,22 @@ async def test_live_plots_follow_the_feed(server):
         screen = await open_metrics(app, pilot)
         cpu = screen.query_one("#live-cpu_usage", MetricSparkline)
         # Waited for, not asserted: a sample may be on its way from the feed to the screen.
-        await wait_until(pilot, lambda: len(cpu.values) >= 2 and cpu.values == app.live.series("cpu_usage")
-                         and cpu.latest == app.live.latest["cpu_usage"])
+        await wait_until(
+            pilot,
+            lambda: (
+                len(cpu.values) >= 2
+                and cpu.values == app.live.series("cpu_usage")
+                and cpu.latest == app.live.latest["cpu_usage"]
+            ),
+        )
         assert f"CPU %  now {cpu.latest:.1f}" in screen_text(app)
 
 
 def test_a_range_series_is_the_apis_stretches_oldest_first():
-    stretches = [{"cpu_average": None, "memory_average": None, "executions": 0, "avg_execution_time": None},
-                 {"cpu_average": 30.0, "memory_average": 20.5, "executions": 2, "avg_execution_time": 1.5}]
+    stretches = [
+        {"cpu_average": None, "memory_average": None, "executions": 0, "avg_execution_time": None},
+        {"cpu_average": 30.0, "memory_average": 20.5, "executions": 2, "avg_execution_time": 1.5},
+    ]
     report = {"samples": 10, "series": stretches}
     series = series_from_report(HOUR, report)
     assert series.cpu == [None, 30.0] and series.memory == [None, 20.5]
@@ -117,8 +125,9 @@ async def test_a_range_past_the_retention_is_refused_with_the_servers_message(fr
         await pilot.press("w")
         await wait_until(pilot, lambda: screen.load_failed)
         messages = [n.message for n in app._notifications]
-        assert any("load the metrics of the last 24 hours" in m and "metrics_retention_hours" in m
-                   for m in messages), messages
+        assert any("load the metrics of the last 24 hours" in m and "metrics_retention_hours" in m for m in messages), (
+            messages
+        )
         assert "Last 24 hours · 48 × 30 min · could not load" in screen_text(app)
         # Back to the hour, which the server keeps.
         await pilot.press("w")

@@ -42,8 +42,9 @@ async def test_create_then_delete_a_sandbox_from_the_tui(server):
             await wait_until(pilot, lambda: screen.loads >= 1)
 
             await pilot.press("n")
-            await wait_until(pilot, lambda: isinstance(app.screen, CreateSandboxDialog)
-                             and isinstance(app.focused, Input))
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, CreateSandboxDialog) and isinstance(app.focused, Input)
+            )
             await pilot.press(*"tui-made")
             await pilot.press("enter")
             found = await wait_until(pilot, lambda: [s for s, b in screen.sandboxes.items() if b["name"] == "tui-made"])
@@ -54,8 +55,13 @@ async def test_create_then_delete_a_sandbox_from_the_tui(server):
 
             # The new row is selected; its GET a moment later shows it running, with limits.
             assert screen.selected_id() == sandbox_id
-            await wait_until(pilot, lambda: screen.sandboxes[sandbox_id]["status"] == "running"
-                             and (screen.detail or {}).get("sandbox_id") == sandbox_id)
+            await wait_until(
+                pilot,
+                lambda: (
+                    screen.sandboxes[sandbox_id]["status"] == "running"
+                    and (screen.detail or {}).get("sandbox_id") == sandbox_id
+                ),
+            )
             text = screen_text(app)
             assert f"{sandbox_id} tui-made running python" in text
             assert running.resources.memory_limit in text and "Snapshots" in text
@@ -112,8 +118,13 @@ async def test_a_stopped_sandbox_is_started_again_from_the_tui(fresh_server, doc
         app = tui_for(server)
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await select_sandbox(pilot, app, sandbox_id)
-            await wait_until(pilot, lambda: screen.sandboxes[sandbox_id]["status"] == "stopped"
-                             and (screen.detail or {}).get("sandbox_id") == sandbox_id)
+            await wait_until(
+                pilot,
+                lambda: (
+                    screen.sandboxes[sandbox_id]["status"] == "stopped"
+                    and (screen.detail or {}).get("sandbox_id") == sandbox_id
+                ),
+            )
             await pilot.press("p")
             await wait_until(pilot, lambda: screen.sandboxes[sandbox_id]["status"] in ("creating", "running"))
             running = await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=20))

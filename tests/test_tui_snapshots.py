@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from textual.pilot import Pilot
@@ -24,9 +24,9 @@ from textual.screen import ModalScreen
 from textual.worker import WorkerState
 
 from appliance.client import ApplianceClient
-from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.app import ApplianceTui, create_tui
 from appliance.tui.backend import Backend
+from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.feeds import Sink
 from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
@@ -115,16 +115,20 @@ async def settle(pilot: Pilot, replay: ReplayServer, timeout: float = 20.0) -> N
         if loop.time() > deadline:
             raise AssertionError("the screen kept loading")
         await pilot.pause(0.05)
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-                   for w in pilot.app.workers if w.node is pilot.app.screen)
+        busy = any(
+            w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            for w in pilot.app.workers
+            if w.node is pilot.app.screen
+        )
         answered = len(replay.served) + len(replay.missing)
         quiet = quiet + 1 if not busy and answered == seen else 0
         seen = answered
     await pilot.wait_for_scheduled_animations()
 
 
-def show(replay: ReplayServer, mode: str, *wanted: str,
-         then: Callable[[Pilot], Awaitable[None]] | None = None) -> Callable[[Pilot], Awaitable[None]]:
+def show(
+    replay: ReplayServer, mode: str, *wanted: str, then: Callable[[Pilot], Awaitable[None]] | None = None
+) -> Callable[[Pilot], Awaitable[None]]:
     """run_before for snap_compare: switch to `mode`, wait until each `wanted` request
     (e.g. "GET /api/alerts") was answered and the screen is quiet, then `then`."""
 
@@ -156,8 +160,11 @@ SCREEN_REQUESTS = {
     "evaluations": (f"GET /api/evaluations?limit={evaluations.LIST_LIMIT}&offset=0",),
     "alerts": (f"GET /api/alerts?limit={alerts.LIST_LIMIT}",),
     "metrics": (f"GET /api/metrics/performance?duration={HOUR.duration}&points={HOUR.stretches}",),
-    "sandboxes": (f"GET /api/sandboxes?limit={sandboxes.LIST_LIMIT}", f"GET /api/sandboxes/{IDS['sandbox']}",
-                  f"GET /api/sandboxes/{IDS['sandbox']}/snapshots"),
+    "sandboxes": (
+        f"GET /api/sandboxes?limit={sandboxes.LIST_LIMIT}",
+        f"GET /api/sandboxes/{IDS['sandbox']}",
+        f"GET /api/sandboxes/{IDS['sandbox']}/snapshots",
+    ),
     "keys": ("GET /auth/api-keys",),
 }
 
@@ -179,15 +186,19 @@ def test_evaluation_detail(size, replay, snap_compare):
         await wait_until(pilot, lambda: replay.count(f"GET /api/eval/{primes}/logs"))
 
     app = snapshot_app(replay)
-    assert snap_compare(app, terminal_size=SIZES[size],
-                        run_before=show(replay, "evaluations", *SCREEN_REQUESTS["evaluations"], then=open_detail))
+    assert snap_compare(
+        app,
+        terminal_size=SIZES[size],
+        run_before=show(replay, "evaluations", *SCREEN_REQUESTS["evaluations"], then=open_detail),
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_light_theme(size, replay, snap_compare):
     app = snapshot_app(replay, dark=False)
-    assert snap_compare(app, terminal_size=SIZES[size],
-                        run_before=show(replay, "dashboard", *SCREEN_REQUESTS["dashboard"]))
+    assert snap_compare(
+        app, terminal_size=SIZES[size], run_before=show(replay, "dashboard", *SCREEN_REQUESTS["dashboard"])
+    )
 
 
 # --- the dialogs -------------------------------------------------------------------------------
@@ -215,8 +226,11 @@ DIALOGS = {
 def test_dialog(dialog, size, replay, snap_compare):
     mode, keys = DIALOGS[dialog]
     app = snapshot_app(replay)
-    assert snap_compare(app, terminal_size=SIZES[size],
-                        run_before=show(replay, mode, *SCREEN_REQUESTS[mode], then=press_for_dialog(*keys)))
+    assert snap_compare(
+        app,
+        terminal_size=SIZES[size],
+        run_before=show(replay, mode, *SCREEN_REQUESTS[mode], then=press_for_dialog(*keys)),
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -229,5 +243,6 @@ def test_secret_dialog(size, replay, snap_compare):
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, SecretDialog))
 
     app = snapshot_app(replay)
-    assert snap_compare(app, terminal_size=SIZES[size],
-                        run_before=show(replay, "keys", *SCREEN_REQUESTS["keys"], then=show_secret))
+    assert snap_compare(
+        app, terminal_size=SIZES[size], run_before=show(replay, "keys", *SCREEN_REQUESTS["keys"], then=show_secret)
+    )

@@ -28,17 +28,40 @@ class PrivateSshd:
         self.user = getpass.getuser()
 
     def ssh_command(self, remote: list[str]) -> list[str]:
-        return ["ssh", "-t", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.client_key),
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", f"{self.user}@127.0.0.1", shlex.join(remote)]
+        return [
+            "ssh",
+            "-t",
+            "-F",
+            "/dev/null",
+            "-p",
+            str(self.port),
+            "-i",
+            str(self.client_key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            f"{self.user}@127.0.0.1",
+            shlex.join(remote),
+        ]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "appliance-test", "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "appliance-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return path
 
 
@@ -61,7 +84,7 @@ def private_sshd(tmp_path):
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key}
-PidFile {home / 'sshd.pid'}
+PidFile {home / "sshd.pid"}
 AuthorizedKeysFile {authorized}
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -74,8 +97,9 @@ LogLevel VERBOSE
 """)
     log_path = home / "sshd.log"
     # -D: stay in the foreground, so the pid is ours to stop; -e -E: log to a file.
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config), "-E", str(log_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sshd, "-D", "-e", "-f", str(config), "-E", str(log_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 15
     while True:
         if proc.poll() is not None:

@@ -90,8 +90,9 @@ def test_run_serves_the_api_and_the_tui_in_one_process(runtime_images, tmp_path)
 
         health = httpx.get(f"{url}/api/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] in ("healthy", "degraded"), health.text
-        with httpx.Client(base_url=url, timeout=30,
-                          headers={"X-API-Key": (data_dir / "admin.key").read_text().strip()}) as api:
+        with httpx.Client(
+            base_url=url, timeout=30, headers={"X-API-Key": (data_dir / "admin.key").read_text().strip()}
+        ) as api:
             eval_id = submit(api, "print('seen in run mode')")
             tmux.send_keys("e")
             tmux.wait_for(eval_id)
@@ -113,11 +114,18 @@ def test_run_without_an_admin_key_file_uses_a_key_for_the_session_only(runtime_i
     """An operator who removed admin.key (kept elsewhere): the TUI of `run` gets a key of
     its own, revoked when it quits, instead of failing."""
     data_dir, port = tmp_path / "data", free_port()
-    created = subprocess.run([str(APPLIANCE), "keys", "create", "--data-dir", str(data_dir), "--name", "ops",
-                              "--permissions", "admin"], capture_output=True, text=True, timeout=60, check=True)
+    created = subprocess.run(
+        [str(APPLIANCE), "keys", "create", "--data-dir", str(data_dir), "--name", "ops", "--permissions", "admin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     ops_key = created.stdout.strip()
-    with TmuxSession(tmp_path) as tmux, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                                     headers={"X-API-Key": ops_key}) as api:
+    with (
+        TmuxSession(tmp_path) as tmux,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"X-API-Key": ops_key}) as api,
+    ):
         tmux.start([str(APPLIANCE), "run", "--data-dir", str(data_dir), "--port", str(port)])
         tmux.wait_for(shows_the_tui, timeout=60)
         assert not (data_dir / "admin.key").exists()
@@ -125,7 +133,12 @@ def test_run_without_an_admin_key_file_uses_a_key_for_the_session_only(runtime_i
         assert keys["tui (appliance run)"]["revoked_at"] is None, keys
         tmux.send_keys("q")
         assert tmux.exit_status(timeout=120) == 0  # a busy engine removes warm containers slowly
-    listed = subprocess.run([str(APPLIANCE), "keys", "list", "--data-dir", str(data_dir)],
-                            capture_output=True, text=True, timeout=60, check=True).stdout
+    listed = subprocess.run(
+        [str(APPLIANCE), "keys", "list", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     session_rows = [line for line in listed.splitlines() if "tui (appliance run)" in line]
     assert len(session_rows) == 1 and session_rows[0].rstrip().endswith("revoked"), listed

@@ -38,10 +38,11 @@ async def wait_until(predicate, timeout: float = 20.0) -> None:
 async def pool_parts(runtime_images, docker_client):
     instance = f"test-{uuid.uuid4().hex[:8]}"
     engine = DockerEngine()
+    engine.instance_id = instance
     made: list[WarmPool] = []
 
     def make(**settings) -> tuple[WarmPool, ContainerExecutor]:
-        pool = WarmPool(engine, instance, PoolSettings(**settings))
+        pool = WarmPool(engine, PoolSettings(**settings))
         made.append(pool)
         pool.start()
         return pool, ContainerExecutor(engine, pool)
@@ -49,7 +50,7 @@ async def pool_parts(runtime_images, docker_client):
     yield make, instance
     for pool in made:
         await pool.close()
-    engine.remove_instance_containers(instance)
+    engine.remove_instance_containers()
     engine.close()
 
 
@@ -76,7 +77,9 @@ async def test_containers_are_ready_before_a_request_and_each_runs_once(pool_par
     second = (await run(executor, HOSTNAME)).stdout.strip()
     assert second != used, "a container is never reused"
     # Used containers are destroyed; the pool refills to its target in the background.
-    await wait_until(lambda: not any(c["Id"].startswith((used, second)) for c in containers_of(docker_client, instance)))
+    await wait_until(
+        lambda: not any(c["Id"].startswith((used, second)) for c in containers_of(docker_client, instance))
+    )
     await wait_until(lambda: idle(pool) == 2)
 
 
@@ -127,7 +130,9 @@ async def test_every_language_runs_from_the_pool(pool_parts):
     make, _ = pool_parts
     pool, executor = make(min_idle=1)
     programs = {
-        "python": "print('py')", "javascript": "console.log('js')", "bash": "echo sh",
+        "python": "print('py')",
+        "javascript": "console.log('js')",
+        "bash": "echo sh",
         "c": '#include <stdio.h>\nint main(void){puts("c");return 0;}',
         "cpp": '#include <iostream>\nint main(){std::cout<<"cpp"<<std::endl;}',
     }

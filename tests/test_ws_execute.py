@@ -117,8 +117,9 @@ def test_concurrent_clients_each_get_their_own_output(server):
 
 def test_a_client_that_disconnects_cancels_its_execution(admin, docker_client):
     with admin.execution_stream() as stream:
-        stream.run("python", "import socket, time\nprint(socket.gethostname(), flush=True)\ntime.sleep(60)",
-                   timeout=120)
+        stream.run(
+            "python", "import socket, time\nprint(socket.gethostname(), flush=True)\ntime.sleep(60)", timeout=120
+        )
         accepted = stream.receive(30)
         hostname = ""
         while not hostname:

@@ -52,10 +52,21 @@ def assert_error(message, code: str, *words: str) -> dict:
 
 
 def test_subscribed_metrics_arrive_every_interval(server):
-    wanted = ["cpu_usage", "memory_usage", "disk_usage", "active_containers", "queue_depth",
-              "running_executions", "pool_idle", "engine_reachable", "open_alerts"]
-    with ApplianceClient(server.url, api_key=server.admin_key) as client, \
-            client.monitor(wanted, interval=0.5) as stream:
+    wanted = [
+        "cpu_usage",
+        "memory_usage",
+        "disk_usage",
+        "active_containers",
+        "queue_depth",
+        "running_executions",
+        "pool_idle",
+        "engine_reachable",
+        "open_alerts",
+    ]
+    with (
+        ApplianceClient(server.url, api_key=server.admin_key) as client,
+        client.monitor(wanted, interval=0.5) as stream,
+    ):
         confirmed = stream.receive(10)
         assert confirmed == {"type": "subscription", "metrics": wanted, "interval": 0.5}
         updates = [m for m in collect_for(stream, 1.8) if m.type == "metric_update"]
@@ -73,17 +84,28 @@ def test_subscribed_metrics_arrive_every_interval(server):
 
 def test_bad_messages_get_errors_and_change_nothing(server):
     with connect(f"{server.ws_url}/ws/monitor?api_key={server.admin_key}", open_timeout=10) as ws:
+
         def send(message) -> dict:
             ws.send(message if isinstance(message, str) else json.dumps(message))
             return json.loads(ws.recv(10))
 
         assert send({"type": "subscribe", "metrics": ["cpu_usage"], "interval": 300})["type"] == "subscription"
         assert json.loads(ws.recv(10))["metric"] == "cpu_usage"  # sent at once
-        error = assert_error(send({"type": "subscribe", "metrics": ["cpu_usage", "gpu_usage"]}),
-                             "VALIDATION_ERROR", "unknown metric", "gpu_usage", "memory_usage")
+        error = assert_error(
+            send({"type": "subscribe", "metrics": ["cpu_usage", "gpu_usage"]}),
+            "VALIDATION_ERROR",
+            "unknown metric",
+            "gpu_usage",
+            "memory_usage",
+        )
         assert error["details"]["unknown"] == ["gpu_usage"] and "queue_depth" in error["details"]["offered"]
-        assert_error(send({"type": "subscribe", "metrics": ["memory_usage"], "interval": 0.01}),
-                     "VALIDATION_ERROR", "interval", "0.5", "300")
+        assert_error(
+            send({"type": "subscribe", "metrics": ["memory_usage"], "interval": 0.01}),
+            "VALIDATION_ERROR",
+            "interval",
+            "0.5",
+            "300",
+        )
         assert_error(send({"type": "subscribe", "metrics": []}), "VALIDATION_ERROR", "name the metrics")
         assert_error(send({"type": "watch"}), "VALIDATION_ERROR", "unknown message type", "subscribe")
         assert_error(send({"type": "subscribe", "metric": "cpu_usage"}), "VALIDATION_ERROR", "unreadable")
@@ -91,12 +113,17 @@ def test_bad_messages_get_errors_and_change_nothing(server):
         assert send({"type": "ping"}) == {"type": "pong"}
         # Still subscribed to cpu_usage alone, every 300 s: unsubscribing it leaves nothing.
         assert send({"type": "unsubscribe", "metrics": ["cpu_usage"]}) == {
-            "type": "subscription", "metrics": [], "interval": 300.0}
+            "type": "subscription",
+            "metrics": [],
+            "interval": 300.0,
+        }
 
 
 def test_unsubscribe_stops_updates(server):
-    with ApplianceClient(server.url, api_key=server.admin_key) as client, \
-            client.monitor(["cpu_usage", "queue_depth"], interval=0.5) as stream:
+    with (
+        ApplianceClient(server.url, api_key=server.admin_key) as client,
+        client.monitor(["cpu_usage", "queue_depth"], interval=0.5) as stream,
+    ):
         receive_until(stream, lambda m: m.type == "metric_update" and m.metric == "queue_depth")
         stream.unsubscribe(["cpu_usage"])
         receive_until(stream, lambda m: m.type == "subscription" and m.metrics == ["queue_depth"])
@@ -118,16 +145,27 @@ def test_monitor_refuses_callers_without_a_valid_key(server):
 
 @pytest.mark.slow
 def test_alerts_reach_every_monitor_client_and_not_the_evaluation_socket(fresh_server):
-    server = fresh_server(env={
-        "APPLIANCE_WORKERS": "1", "APPLIANCE_ALERT_QUEUE_DEPTH": "1", "APPLIANCE_ALERT_QUEUE_FOR_SECONDS": "0",
-        "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000"})
+    server = fresh_server(
+        env={
+            "APPLIANCE_WORKERS": "1",
+            "APPLIANCE_ALERT_QUEUE_DEPTH": "1",
+            "APPLIANCE_ALERT_QUEUE_FOR_SECONDS": "0",
+            "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+            "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",
+        }
+    )
     with ApplianceClient(server.url, api_key=server.admin_key) as admin:
         viewer_key = admin.create_api_key("monitor-viewer", ["sandbox_read"]).api_key
         viewer = ApplianceClient(server.url, api_key=viewer_key)
-        with admin.monitor(["queue_depth"], interval=0.5) as first, viewer.monitor() as second, \
-                connect(f"{server.ws_url}/ws?api_key={server.admin_key}", open_timeout=10) as evaluation_socket:
-            ids = [admin.http.post("/api/eval", json={"code": "import time; time.sleep(1.5)"}).json()["eval_id"]
-                   for _ in range(3)]
+        with (
+            admin.monitor(["queue_depth"], interval=0.5) as first,
+            viewer.monitor() as second,
+            connect(f"{server.ws_url}/ws?api_key={server.admin_key}", open_timeout=10) as evaluation_socket,
+        ):
+            ids = [
+                admin.http.post("/api/eval", json={"code": "import time; time.sleep(1.5)"}).json()["eval_id"]
+                for _ in range(3)
+            ]
             opened = receive_until(first, lambda m: m.type == "alert")[-1]
             assert opened.event == "opened" and opened.rule_name == "Queue Backlog" and opened.status == "active"
             assert opened.alert_id.startswith("alert_") and opened.value >= 1 and opened.threshold == 1.0

@@ -9,8 +9,8 @@ import shlex
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tests.support import ROOT
 
@@ -28,15 +28,20 @@ class TmuxSession:
         self.exit_file = work_dir / f"{self.socket}.exit"
         self.started = False
 
-    def __enter__(self) -> "TmuxSession":
+    def __enter__(self) -> TmuxSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True,
-                              text=True, check=check, timeout=15)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=15,
+        )
 
     def start(self, command: Sequence[str], env: dict[str, str] | None = None) -> None:
         """Run `command` in the session's only pane with TERM set; its exit status is
@@ -44,8 +49,10 @@ class TmuxSession:
         variables = {**TERMINAL, **(env or {})}
         # COLUMNS/LINES (set under pytest) would override the pane's real size.
         unset = ["-u", "COLUMNS", "-u", "LINES"]
-        line = (f"{shlex.join(['env', *unset, *(f'{k}={v}' for k, v in variables.items()), *command])}; "
-                f"echo $? > {shlex.quote(str(self.exit_file))}; sleep 600")
+        line = (
+            f"{shlex.join(['env', *unset, *(f'{k}={v}' for k, v in variables.items()), *command])}; "
+            f"echo $? > {shlex.quote(str(self.exit_file))}; sleep 600"
+        )
         self.tmux("new-session", "-d", "-s", "main", "-x", str(self.width), "-y", str(self.height), "sh", "-c", line)
         self.started = True
 

@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,37 +36,57 @@ from tests.tui_replay import FIXTURE_DIR, fixture_name, request_key
 TRIPPED_RULES = ("cpu_usage", "memory_usage", "disk_usage")
 SERVER_ENV = {
     "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "100000",  # waiting for an evaluation polls
-    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3", "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.5",
-    **{f"APPLIANCE_ALERT_{rule.split('_')[0].upper()}_{what}": "0"
-       for rule in TRIPPED_RULES for what in ("PERCENT", "FOR_SECONDS")},
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.5",
+    **{
+        f"APPLIANCE_ALERT_{rule.split('_')[0].upper()}_{what}": "0"
+        for rule in TRIPPED_RULES
+        for what in ("PERCENT", "FOR_SECONDS")
+    },
 }
 
-EVALUATIONS = ("eval_killed", "eval_hello", "eval_failed", "eval_timeout", "eval_node", "eval_bash", "eval_primes",
-               "eval_running")
+EVALUATIONS = (
+    "eval_killed",
+    "eval_hello",
+    "eval_failed",
+    "eval_timeout",
+    "eval_node",
+    "eval_bash",
+    "eval_primes",
+    "eval_running",
+)
 
 # Every GET the screens make ({name}: an id made by `make_state`), with the parameters the
 # screens send: their own constants, so a change there is a change here.
 REQUESTS = [
     # dashboard
-    "/api/status", "/api/alerts", "/api/metrics/performance?duration=1h",
+    "/api/status",
+    "/api/alerts",
+    "/api/metrics/performance?duration=1h",
     # evaluations and the evaluation detail
-    *(f"/api/evaluations?limit={evaluations.LIST_LIMIT}&offset=0" + (f"&status={s}" if s else "")
-      for s in evaluations.STATUS_CHOICES),
+    *(
+        f"/api/evaluations?limit={evaluations.LIST_LIMIT}&offset=0" + (f"&status={s}" if s else "")
+        for s in evaluations.STATUS_CHOICES
+    ),
     "/api/queue-status",
-    *(f"/api/eval-status/{{{e}}}" for e in EVALUATIONS), *(f"/api/eval/{{{e}}}/logs" for e in EVALUATIONS),
+    *(f"/api/eval-status/{{{e}}}" for e in EVALUATIONS),
+    *(f"/api/eval/{{{e}}}/logs" for e in EVALUATIONS),
     # alerts
-    *(f"/api/alerts?limit={alerts.LIST_LIMIT}" + (f"&status={s}" if s else "")
-      for s in dict.fromkeys(s for group in alerts.STATUS_FILTERS.values() for s in group)),
+    *(
+        f"/api/alerts?limit={alerts.LIST_LIMIT}" + (f"&status={s}" if s else "")
+        for s in dict.fromkeys(s for group in alerts.STATUS_FILTERS.values() for s in group)
+    ),
     # metrics: each range in stretches (appliance/tui/performance_series.py)
     *(f"/api/metrics/performance?duration={r.duration}&points={r.stretches}" for r in TIME_RANGES),
     # sandboxes
-    f"/api/sandboxes?limit={sandboxes.LIST_LIMIT}", "/api/templates",
+    f"/api/sandboxes?limit={sandboxes.LIST_LIMIT}",
+    "/api/templates",
     *(f"/api/sandboxes/{{{s}}}{tail}" for s in ("sandbox", "sandbox_node") for tail in ("", "/snapshots")),
     # API keys
     "/auth/api-keys",
 ]
 
-BASE_TIME = datetime(2025, 1, 15, 9, 30, tzinfo=timezone.utc)  # the second the capture began becomes this
+BASE_TIME = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)  # the second the capture began becomes this
 UPTIME_SECONDS = 273_612.4
 PINNED_ALERT_VALUES = {"cpu_usage": 94.2, "memory_usage": 91.7, "disk_usage": 92.4}
 SANDBOX_MEMORY_USED = 11_534_336
@@ -91,24 +111,34 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
     client.kill_evaluation(ids["eval_killed"])
     wait_for_status(client.http, ids["eval_killed"], 60)
     submit("eval_hello", "print('Hello, World!')")
-    submit("eval_failed", "import sys\nprint('loading data')\nprint('no such file: data.csv', file=sys.stderr)\n"
-                          "sys.exit(3)")
+    submit(
+        "eval_failed",
+        "import sys\nprint('loading data')\nprint('no such file: data.csv', file=sys.stderr)\nsys.exit(3)",
+    )
     submit("eval_timeout", "while True:\n    pass", timeout=1)
     submit("eval_node", "console.log([1, 2, 3].map(x => x * 2).join(' '))", language="javascript")
     submit("eval_bash", 'for i in 1 2 3; do echo "line $i"; done', language="bash")
-    submit("eval_primes", "def primes(n):\n    found = []\n    for k in range(2, n):\n"
-                          "        if all(k % p for p in found):\n            found.append(k)\n    return found\n\n"
-                          "for p in primes(30):\n    print(p, 'is prime')")
-    submit("eval_running", "import time\nfor epoch in range(3):\n"
-                           "    print(f'epoch {epoch}: loss {1 / (epoch + 1):.3f}', flush=True)\ntime.sleep(600)",
-           timeout=300, wait="running")
+    submit(
+        "eval_primes",
+        "def primes(n):\n    found = []\n    for k in range(2, n):\n"
+        "        if all(k % p for p in found):\n            found.append(k)\n    return found\n\n"
+        "for p in primes(30):\n    print(p, 'is prime')",
+    )
+    submit(
+        "eval_running",
+        "import time\nfor epoch in range(3):\n"
+        "    print(f'epoch {epoch}: loss {1 / (epoch + 1):.3f}', flush=True)\ntime.sleep(600)",
+        timeout=300,
+        wait="running",
+    )
     time.sleep(1.0)  # its first lines reach the log
 
     sandbox = client.create_sandbox("python", name="scratch")
     ids["sandbox"] = sandbox.sandbox_id
     client.wait_for_sandbox(sandbox.sandbox_id)
-    client.upload_file(sandbox.sandbox_id, b"import csv\nprint(sum(1 for _ in csv.reader(open('data.csv'))))\n",
-                       name="main.py")
+    client.upload_file(
+        sandbox.sandbox_id, b"import csv\nprint(sum(1 for _ in csv.reader(open('data.csv'))))\n", name="main.py"
+    )
     client.upload_file(sandbox.sandbox_id, b"name,score\nada,91\ngrace,88\n", name="data.csv")
     snapshot = client.create_snapshot(sandbox.sandbox_id, "before-cleanup", description="the raw data")
     client.wait_for_snapshot(sandbox.sandbox_id, snapshot.snapshot_id)
@@ -118,8 +148,9 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
     client.wait_for_sandbox(node.sandbox_id)
 
     ids["key_ci"] = client.create_api_key("ci-runner", ["execute", "read"]).key_id
-    ids["key_ops"] = client.create_api_key("ops-dashboard", ["read", "sandbox_read"],
-                                           expires_at=datetime.now(timezone.utc) + timedelta(days=90)).key_id
+    ids["key_ops"] = client.create_api_key(
+        "ops-dashboard", ["read", "sandbox_read"], expires_at=datetime.now(UTC) + timedelta(days=90)
+    ).key_id
     ids["key_old"] = client.create_api_key("old-laptop", ["execute"]).key_id
     client.revoke_api_key(ids["key_old"])
 
@@ -182,18 +213,18 @@ class Normaliser:
         if real not in self.ids:
             match = EVAL_ID.fullmatch(real)
             if match:  # keep the id's creation second in step with its moved created_at
-                stamp = datetime.strptime(match.group(1), "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
+                stamp = datetime.strptime(match.group(1), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
                 tail = hashlib.sha256((name or real[-6:]).encode()).hexdigest()[:6]
                 self.ids[real] = f"eval_{(stamp + self.offset):%Y%m%d_%H%M%S}_{tail}"
             else:
                 prefix, _, rest = real.partition("_")
-                tail = hashlib.sha256((name or f"{prefix}{len(self.ids)}").encode()).hexdigest()[:len(rest)]
+                tail = hashlib.sha256((name or f"{prefix}{len(self.ids)}").encode()).hexdigest()[: len(rest)]
                 self.ids[real] = f"{prefix}_{tail}"
         return self.ids[real]
 
 
 def _parse(match: re.Match) -> datetime:
-    moment = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     return moment + timedelta(microseconds=int((match.group(2) or "0").ljust(6, "0")[:6]))
 
 
@@ -216,11 +247,13 @@ def pin_figures(path: str, body: Any) -> Any:
     elif path == "/api/alerts/rules":
         for rule in body["rules"]:
             if rule["rule"] in TRIPPED_RULES:
-                rule.update(threshold=_threshold(rule["rule"], defaults),
-                            for_seconds=_for_seconds(rule["rule"], defaults))
+                rule.update(
+                    threshold=_threshold(rule["rule"], defaults), for_seconds=_for_seconds(rule["rule"], defaults)
+                )
     elif re.fullmatch(r"/api/sandboxes/[^/]+", path):
-        body["resources"].update(memory_used=format_size(SANDBOX_MEMORY_USED), memory_used_bytes=SANDBOX_MEMORY_USED,
-                                 cpu_used=0.4)
+        body["resources"].update(
+            memory_used=format_size(SANDBOX_MEMORY_USED), memory_used_bytes=SANDBOX_MEMORY_USED, cpu_used=0.4
+        )
     return body
 
 
@@ -249,13 +282,17 @@ def performance_profile(window: float, sample_seconds: float, series: list[dict]
         for i, stretch in enumerate(series):
             part = range(round(i * per_stretch), round((i + 1) * per_stretch))
             summary = _summary(part, figures, ended, failed)
-            stretch.update(samples=len(part), cpu_average=summary["cpu_usage"]["average"],
-                           cpu_peak=summary["cpu_usage"]["peak"], memory_average=summary["memory_usage"]["average"],
-                           containers_average=round(sum(figures["containers"][k] for k in part) / len(part), 1),
-                           queue_depth_peak=max(figures["queue"][k] for k in part),
-                           executions=summary["execution_metrics"]["total_executions"],
-                           avg_execution_time=summary["execution_metrics"]["avg_execution_time"],
-                           success_rate=summary["execution_metrics"]["success_rate"])
+            stretch.update(
+                samples=len(part),
+                cpu_average=summary["cpu_usage"]["average"],
+                cpu_peak=summary["cpu_usage"]["peak"],
+                memory_average=summary["memory_usage"]["average"],
+                containers_average=round(sum(figures["containers"][k] for k in part) / len(part), 1),
+                queue_depth_peak=max(figures["queue"][k] for k in part),
+                executions=summary["execution_metrics"]["total_executions"],
+                avg_execution_time=summary["execution_metrics"]["avg_execution_time"],
+                success_rate=summary["execution_metrics"]["success_rate"],
+            )
         body["series"] = series
     return body
 
@@ -265,14 +302,21 @@ def _summary(part: range, figures: dict[str, list[float]], ended: list[int], fai
     total = sum(ended[k] for k in part)
     run_time = sum(ended[k] * figures["run_time"][k] for k in part)
     return {
-        "cpu_usage": {"current": round(cpu[-1], 1), "average": round(sum(cpu) / len(cpu), 1),
-                      "peak": round(max(cpu), 1)},
-        "memory_usage": {"current": round(memory[-1], 1), "average": round(sum(memory) / len(memory), 1),
-                         "peak": round(max(memory), 1)},
+        "cpu_usage": {
+            "current": round(cpu[-1], 1),
+            "average": round(sum(cpu) / len(cpu), 1),
+            "peak": round(max(cpu), 1),
+        },
+        "memory_usage": {
+            "current": round(memory[-1], 1),
+            "average": round(sum(memory) / len(memory), 1),
+            "peak": round(max(memory), 1),
+        },
         "execution_metrics": {
             "total_executions": total,
             "avg_execution_time": round(run_time / total, 3) if total else None,
-            "success_rate": round(100.0 * (total - sum(failed[k] for k in part)) / total, 1) if total else None},
+            "success_rate": round(100.0 * (total - sum(failed[k] for k in part)) / total, 1) if total else None,
+        },
     }
 
 
@@ -292,13 +336,19 @@ def _pin_alert(alert: dict, defaults: Settings) -> None:
 
 
 def _threshold(rule: str, s: Settings) -> float:
-    return {"cpu_usage": s.alert_cpu_percent, "memory_usage": s.alert_memory_percent,
-            "disk_usage": s.alert_disk_percent}[rule]
+    return {
+        "cpu_usage": s.alert_cpu_percent,
+        "memory_usage": s.alert_memory_percent,
+        "disk_usage": s.alert_disk_percent,
+    }[rule]
 
 
 def _for_seconds(rule: str, s: Settings) -> float:
-    return {"cpu_usage": s.alert_cpu_for_seconds, "memory_usage": s.alert_memory_for_seconds,
-            "disk_usage": s.alert_disk_for_seconds}[rule]
+    return {
+        "cpu_usage": s.alert_cpu_for_seconds,
+        "memory_usage": s.alert_memory_for_seconds,
+        "disk_usage": s.alert_disk_for_seconds,
+    }[rule]
 
 
 # --- capturing -----------------------------------------------------------------------------
@@ -335,7 +385,7 @@ def save(responses: list[tuple[str, int, str]], ids: dict[str, str], began: date
 
 def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="appliance-tui-capture-"))
-    began = datetime.now(timezone.utc)
+    began = datetime.now(UTC)
     server = start_server(data_dir, env=SERVER_ENV)
     ids: dict[str, str] = {}
     try:

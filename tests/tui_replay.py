@@ -65,7 +65,7 @@ class ReplayServer:
         host, port = self._http.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "ReplayServer":
+    def __enter__(self) -> ReplayServer:
         self._thread.start()
         return self
 
@@ -81,9 +81,13 @@ class ReplayServer:
                 self.served.append(key)
                 return self.responses[key]
             self.missing.append(key)
-        error = {"code": "NOT_FOUND", "details": {}, "request_id": "req_replay",
-                 "message": f"no recorded response for {key}: add it to tests/tui_capture.py REQUESTS "
-                            "and run .venv/bin/python -m tests.tui_capture"}
+        error = {
+            "code": "NOT_FOUND",
+            "details": {},
+            "request_id": "req_replay",
+            "message": f"no recorded response for {key}: add it to tests/tui_capture.py REQUESTS "
+            "and run .venv/bin/python -m tests.tui_capture",
+        }
         return 404, json.dumps({"error": error}).encode()
 
     def count(self, key: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from appliance.client import ApplianceClient
 from appliance.tui.app import ApplianceTui, create_tui
@@ -48,9 +48,11 @@ def screen_text(app: ApplianceTui) -> str:
 async def api(server, request: Callable[[ApplianceClient], object], key: str | None = None):
     """One client call (`request(client)`) in a thread, so the app under test keeps
     running meanwhile; with the admin key unless `key` is given."""
+
     def call():
         with ApplianceClient(server.url, api_key=key or server.admin_key) as client:
             return request(client)
+
     return await asyncio.to_thread(call)
 
 

@@ -23,7 +23,15 @@ from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
 # Mixins are listed here as each area of the API gets its client methods.
-_MIXINS: tuple[type, ...] = (ApiKeysApi, EvaluationsApi, MonitoringApi, AlertsApi, TemplatesApi, ExecutionApi, SandboxesApi)
+_MIXINS: tuple[type, ...] = (
+    ApiKeysApi,
+    EvaluationsApi,
+    MonitoringApi,
+    AlertsApi,
+    TemplatesApi,
+    ExecutionApi,
+    SandboxesApi,
+)
 
 
 class ApplianceClient(*_MIXINS):

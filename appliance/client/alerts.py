@@ -1,14 +1,15 @@
 """Alerts (list, acknowledge, resolve) and the `/ws/monitor` stream.
 
-    with client.monitor(["cpu_usage", "queue_depth"], interval=2) as stream:
-        for message in stream:          # Records: metric_update, alert, error, ...
-            print(message.type, message.get("metric"), message.get("value"))
+with client.monitor(["cpu_usage", "queue_depth"], interval=2) as stream:
+    for message in stream:          # Records: metric_update, alert, error, ...
+        print(message.type, message.get("metric"), message.get("value"))
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
@@ -24,7 +25,7 @@ class MonitorStream:
         self._opening = opening
         self._connection: ClientConnection = opening.__enter__()
 
-    def __enter__(self) -> "MonitorStream":
+    def __enter__(self) -> MonitorStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,8 +60,7 @@ class MonitorStream:
 
 
 class AlertsApi(Transport):
-    def list_alerts(self, status: str | None = None, severity: str | None = None,
-                    limit: int | None = None) -> list:
+    def list_alerts(self, status: str | None = None, severity: str | None = None, limit: int | None = None) -> list:
         """Newest first; without `status` the open ones (active and acknowledged)."""
         params: dict[str, Any] = {}
         if status is not None:
@@ -85,13 +85,15 @@ class AlertsApi(Transport):
         body = {} if comment is None else {"comment": comment}
         return self.call("POST", f"/api/alerts/{alert_id}/resolve", json=body)
 
-    def monitor(self, metrics: list[str] | None = None, interval: float | None = None, *,
-                open_timeout: float = 10.0) -> MonitorStream:
+    def monitor(
+        self, metrics: list[str] | None = None, interval: float | None = None, *, open_timeout: float = 10.0
+    ) -> MonitorStream:
         """Open `/ws/monitor` with this client's key or token, subscribed to `metrics`
         if given. Use it as a context manager so the socket closes."""
         auth = {k: v for k, v in self.http.headers.items() if k.lower() in ("x-api-key", "authorization")}
-        stream = MonitorStream(connect(self.ws_base + "/ws/monitor", additional_headers=auth,
-                                       open_timeout=open_timeout))
+        stream = MonitorStream(
+            connect(self.ws_base + "/ws/monitor", additional_headers=auth, open_timeout=open_timeout)
+        )
         if metrics:
             stream.subscribe(metrics, interval)
         return stream

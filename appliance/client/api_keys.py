@@ -9,8 +9,14 @@ from appliance.client.transport import Transport
 
 
 class ApiKeysApi(Transport):
-    def create_api_key(self, name: str, permissions: list[str] | None = None, *,
-                       expires_at: datetime | str | None = None, owner: str | None = None) -> Any:
+    def create_api_key(
+        self,
+        name: str,
+        permissions: list[str] | None = None,
+        *,
+        expires_at: datetime | str | None = None,
+        owner: str | None = None,
+    ) -> Any:
         body: dict[str, Any] = {"name": name}
         if permissions is not None:
             body["permissions"] = permissions

@@ -74,14 +74,17 @@ class ExecutionApi(Transport):
     def execution_stream(self, *, open_timeout: float = 10) -> Iterator[ExecutionStream]:
         """A /ws/execute connection for several runs: `with client.execution_stream() as s:`."""
         # The key or token as a header, as for HTTP (a query string ends up in logs).
-        headers = {name: value for name, value in self.http.headers.items()
-                   if name.lower() in ("x-api-key", "authorization")}
-        with connect(f"{self.ws_base}/ws/execute", additional_headers=headers,
-                     open_timeout=open_timeout, max_size=None) as connection:
+        headers = {
+            name: value for name, value in self.http.headers.items() if name.lower() in ("x-api-key", "authorization")
+        }
+        with connect(
+            f"{self.ws_base}/ws/execute", additional_headers=headers, open_timeout=open_timeout, max_size=None
+        ) as connection:
             yield ExecutionStream(connection)
 
-    def stream_execute(self, language: str, code: str, *, receive_timeout: float | None = 120,
-                       **options: Any) -> Iterator[Any]:
+    def stream_execute(
+        self, language: str, code: str, *, receive_timeout: float | None = 120, **options: Any
+    ) -> Iterator[Any]:
         """Run over /ws/execute and yield each message (accepted, status, output, ...)
         up to and including the `completion`. An `error` message raises ApiError."""
         with self.execution_stream() as stream:
@@ -89,8 +92,13 @@ class ExecutionApi(Transport):
             for message in stream.messages(receive_timeout):
                 if message.get("type") == "error":
                     error = message.get("error") or {}
-                    raise ApiError(message.get("status", 0), error.get("code", "ERROR"), error.get("message", ""),
-                                   error.get("details"), error.get("request_id"))
+                    raise ApiError(
+                        message.get("status", 0),
+                        error.get("code", "ERROR"),
+                        error.get("message", ""),
+                        error.get("details"),
+                        error.get("request_id"),
+                    )
                 yield message
                 if message.get("type") == "completion":
                     return

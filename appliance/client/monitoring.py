@@ -14,8 +14,7 @@ class MonitoringApi(Transport):
     def metrics_text(self) -> str:
         return self.request("GET", "/api/metrics").text
 
-    def performance(self, duration: str = "1h", component: str | None = None, *,
-                    points: int | None = None) -> Any:
+    def performance(self, duration: str = "1h", component: str | None = None, *, points: int | None = None) -> Any:
         """The summary of the range; with `points`, also `series`: the range cut into that
         many stretches, oldest first."""
         params: dict[str, Any] = {"duration": duration}

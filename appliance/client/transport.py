@@ -10,8 +10,9 @@ import httpx
 class ApiError(Exception):
     """A 4xx or 5xx from the appliance, with the server's own words."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: dict | None = None,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, details: dict | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(f"{status_code} {code}: {message}")
         self.status_code = status_code
         self.code = code
@@ -45,16 +46,27 @@ def error_from_response(response: httpx.Response) -> ApiError:
         return ApiError(response.status_code, "HTTP_ERROR", response.text[:500])
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):  # sandbox surface
-        return ApiError(response.status_code, error.get("code", "ERROR"), error.get("message", ""),
-                        error.get("details"), error.get("request_id"))
+        return ApiError(
+            response.status_code,
+            error.get("code", "ERROR"),
+            error.get("message", ""),
+            error.get("details"),
+            error.get("request_id"),
+        )
     if isinstance(body, dict) and "detail" in body:  # platform surface
         return ApiError(response.status_code, str(error or "ERROR"), str(body["detail"]))
     return ApiError(response.status_code, "HTTP_ERROR", response.text[:500])
 
 
 class Transport:
-    def __init__(self, base_url: str = "http://127.0.0.1:8080", api_key: str | None = None, *,
-                 token: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8080",
+        api_key: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         headers = {}
         if api_key:
             headers["X-API-Key"] = api_key.strip()
@@ -89,4 +101,4 @@ class Transport:
 
     @property
     def ws_base(self) -> str:
-        return "ws" + self.base_url[len("http"):]
+        return "ws" + self.base_url[len("http") :]

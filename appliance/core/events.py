@@ -8,9 +8,9 @@ events in the same order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 

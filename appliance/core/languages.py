@@ -32,19 +32,18 @@ LANGUAGES: dict[str, Language] = {
         Language("python", "python", "main.py", "exec python3 -u main.py", ("python3", "py")),
         Language("javascript", "node", "main.js", "exec node main.js", ("nodejs", "node", "js")),
         Language("bash", "python", "main.sh", "exec bash main.sh", ("sh", "shell")),
-        Language(
-            "c", "gcc", "main.c", "gcc -O2 -o main main.c -lm && exec ./main"
-        ),
-        Language(
-            "cpp", "gcc", "main.cpp", "g++ -O2 -o main main.cpp && exec ./main", ("c++",)
-        ),
+        Language("c", "gcc", "main.c", "gcc -O2 -o main main.c -lm && exec ./main"),
+        Language("cpp", "gcc", "main.cpp", "g++ -O2 -o main main.cpp && exec ./main", ("c++",)),
         # -O: a debug build of iterator-heavy code runs ~10x slower, while optimising
         # costs little. One codegen unit compiles faster than the default 16 on one CPU
         # (0.7 s against 1.2 s for a 30-line program) and keeps rustc to one LLVM thread
         # under the process limit; without std's debug info the binary is 0.5 MB, not 11.
         Language(
-            "rust", "rust", "main.rs",
-            "rustc -O -C codegen-units=1 -C strip=debuginfo -o main main.rs && exec ./main", ("rs",),
+            "rust",
+            "rust",
+            "main.rs",
+            "rustc -O -C codegen-units=1 -C strip=debuginfo -o main main.rs && exec ./main",
+            ("rs",),
         ),
         # The image's environment points go's cache and temporary files at the work dir.
         Language("go", "go", "main.go", "go build -o main main.go && exec ./main", ("golang",)),
@@ -55,7 +54,9 @@ LANGUAGES: dict[str, Language] = {
         # the container's memory for the heap, so running out is an OutOfMemoryError
         # rather than the container being killed.
         Language(
-            "java", "java", "Main.java",
+            "java",
+            "java",
+            "Main.java",
             "exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1"
             " -XX:-UsePerfData -XX:MaxRAMPercentage=50 -Xshare:auto Main.java",
         ),

@@ -46,8 +46,7 @@ class Counter:
 
 
 class Histogram:
-    def __init__(self, name: str, help_text: str, buckets: Sequence[float],
-                 label_names: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, help_text: str, buckets: Sequence[float], label_names: Sequence[str] = ()) -> None:
         self.name, self.help, self.label_names = name, help_text, tuple(label_names)
         self.buckets = tuple(sorted(buckets)) + (math.inf,)
         self.counts: dict[LabelValues, list[int]] = {}

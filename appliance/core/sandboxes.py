@@ -105,8 +105,10 @@ def environment_problem(environment: dict[str, str]) -> str | None:
     total = 0
     for key, value in environment.items():
         if not _ENV_NAME.match(key):
-            return (f"environment variable name {key[:60]!r} is not valid: use letters, digits and _ "
-                    "and do not start with a digit")
+            return (
+                f"environment variable name {key[:60]!r} is not valid: use letters, digits and _ "
+                "and do not start with a digit"
+            )
         if "\x00" in value:
             return f"environment variable {key} contains a NUL character"
         size = len(value.encode())

@@ -55,6 +55,4 @@ async def docs_page() -> str:
     return _PAGE.format(assets=ASSETS_URL)
 
 
-docs_assets = create_static_files_router(
-    path=ASSETS_URL, directories=[swagger_assets_dir()], include_in_schema=False
-)
+docs_assets = create_static_files_router(path=ASSETS_URL, directories=[swagger_assets_dir()], include_in_schema=False)

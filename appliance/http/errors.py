@@ -28,21 +28,43 @@ from appliance.core.errors import AppError, RateLimited
 
 log = logging.getLogger(__name__)
 
-_TITLES = {400: "Validation error", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 429: "Rate limit exceeded", 503: "Service unavailable"}
+_TITLES = {
+    400: "Validation error",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    429: "Rate limit exceeded",
+    503: "Service unavailable",
+}
 
 
 # Paths of the sandbox API document (sandbox-api.md), which has its own error shape.
 SANDBOX_SURFACE_PREFIXES = (
-    "/api/execute", "/api/sandboxes", "/api/files", "/api/snapshots", "/api/templates",
-    "/api/metrics", "/api/health", "/api/alerts", "/auth/", "/ws/execute", "/ws/monitor",
+    "/api/execute",
+    "/api/sandboxes",
+    "/api/files",
+    "/api/snapshots",
+    "/api/templates",
+    "/api/metrics",
+    "/api/health",
+    "/api/alerts",
+    "/auth/",
+    "/ws/execute",
+    "/ws/monitor",
 )
 
-_SANDBOX_CODES = {400: "VALIDATION_ERROR", 401: "AUTHENTICATION_REQUIRED",
-                  403: "INSUFFICIENT_PERMISSIONS", 404: "RESOURCE_NOT_FOUND",
-                  405: "METHOD_NOT_ALLOWED", 409: "RESOURCE_CONFLICT",
-                  413: "RESOURCE_LIMIT_EXCEEDED", 429: "RATE_LIMIT_EXCEEDED",
-                  503: "SERVICE_UNAVAILABLE"}
+_SANDBOX_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "AUTHENTICATION_REQUIRED",
+    403: "INSUFFICIENT_PERMISSIONS",
+    404: "RESOURCE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "RESOURCE_CONFLICT",
+    413: "RESOURCE_LIMIT_EXCEEDED",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 def is_sandbox_surface(path: str) -> bool:
@@ -53,32 +75,45 @@ def new_request_id() -> str:
     return f"req_{secrets.token_hex(8)}"
 
 
-def sandbox_error_body(status_code: int, message: str, details: dict | None = None,
-                       request_id: str | None = None, code: str | None = None) -> dict:
+def sandbox_error_body(
+    status_code: int, message: str, details: dict | None = None, request_id: str | None = None, code: str | None = None
+) -> dict:
     """The sandbox surface's error object (also sent as a WebSocket `error` message)."""
-    return {"error": {
-        "code": code or _SANDBOX_CODES.get(status_code, "SYSTEM_ERROR" if status_code >= 500
-                                           else "VALIDATION_ERROR"),
-        "message": message,
-        "details": details or {},
-        "request_id": request_id or new_request_id(),
-    }}
+    return {
+        "error": {
+            "code": code
+            or _SANDBOX_CODES.get(status_code, "SYSTEM_ERROR" if status_code >= 500 else "VALIDATION_ERROR"),
+            "message": message,
+            "details": details or {},
+            "request_id": request_id or new_request_id(),
+        }
+    }
 
 
-def error_response(status_code: int, detail: str, title: str | None = None,
-                   headers: dict[str, str] | None = None, *, path: str = "",
-                   details: dict | None = None, request_id: str | None = None) -> Response:
+def error_response(
+    status_code: int,
+    detail: str,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    path: str = "",
+    details: dict | None = None,
+    request_id: str | None = None,
+) -> Response:
     if is_sandbox_surface(path):
         request_id = request_id or new_request_id()
         return Response(
             sandbox_error_body(status_code, detail, details, request_id),
-            status_code=status_code, media_type=MediaType.JSON,
+            status_code=status_code,
+            media_type=MediaType.JSON,
             headers={**(headers or {}), "X-Request-ID": request_id},
         )
     title = title or _TITLES.get(status_code) or HTTPStatus(status_code).phrase
     return Response(
         {"error": title, "detail": detail, "status_code": status_code},
-        status_code=status_code, media_type=MediaType.JSON, headers=headers,
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -128,20 +163,25 @@ def handle_app_error(request: Request, exc: AppError) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
-    return error_response(exc.status_code, exc.detail, exc.title, headers, path=request.url.path,
-                          details=exc.details)
+    return error_response(exc.status_code, exc.detail, exc.title, headers, path=request.url.path, details=exc.details)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     path = request.url.path
     if isinstance(exc, RequestEntityTooLarge):
         if is_sandbox_surface(path):
-            return error_response(413, "request body is larger than this appliance accepts "
-                                       "(setting max_body_bytes); send a smaller body", path=path,
-                                  details={"reason": "body too large"})
+            return error_response(
+                413,
+                "request body is larger than this appliance accepts (setting max_body_bytes); send a smaller body",
+                path=path,
+                details={"reason": "body too large"},
+            )
         # The platform API documents 400 for any invalid request body, too large included.
-        return error_response(400, "request body is larger than this appliance accepts "
-                                   "(setting max_body_bytes); send less code or split the batch")
+        return error_response(
+            400,
+            "request body is larger than this appliance accepts "
+            "(setting max_body_bytes); send less code or split the batch",
+        )
     if isinstance(exc, ValidationException):
         return error_response(400, _validation_detail(exc), path=path, details=_validation_details(exc))
     status = exc.status_code
@@ -158,8 +198,12 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 def handle_unexpected(request: Request, exc: Exception) -> Response:
     request_id = new_request_id()
     log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
-    return error_response(500, f"the appliance hit an internal error; it has been logged as {request_id}",
-                          path=request.url.path, request_id=request_id)
+    return error_response(
+        500,
+        f"the appliance hit an internal error; it has been logged as {request_id}",
+        path=request.url.path,
+        request_id=request_id,
+    )
 
 
 EXCEPTION_HANDLERS = {

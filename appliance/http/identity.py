@@ -42,8 +42,11 @@ def limit_for(settings: Any, identity: Identity, bucket: str) -> int:
         return settings.rate_limit_anonymous
     # A handler names its bucket with `opt={"rate_bucket": ...}`; each bucket is counted
     # on its own, and "default" is the standard per-key limit.
-    per_bucket = {"batch": settings.rate_limit_batch, "execute": settings.rate_limit_execute,
-                  "upload": settings.rate_limit_upload}
+    per_bucket = {
+        "batch": settings.rate_limit_batch,
+        "execute": settings.rate_limit_execute,
+        "upload": settings.rate_limit_upload,
+    }
     return per_bucket.get(bucket, settings.rate_limit_authenticated)
 
 
@@ -51,9 +54,7 @@ async def provide_identity(request: ASGIConnection) -> Identity:
     identity = await authenticate(request)
     appliance = request.app.state.appliance
     bucket = request.route_handler.opt.get("rate_bucket", "default")
-    decision = appliance.rate_limiter.check(
-        identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket)
-    )
+    decision = appliance.rate_limiter.check(identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket))
     request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision
     if not decision.allowed:
         raise RateLimited(

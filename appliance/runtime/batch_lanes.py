@@ -22,9 +22,8 @@ LaneKey = tuple[str, str, str]  # owner, batch id, engine
 
 
 class BatchLanes:
-    def __init__(self, engine: DockerEngine, instance_id: str, image: str, limits: SandboxLimits) -> None:
+    def __init__(self, engine: DockerEngine, image: str, limits: SandboxLimits) -> None:
         self._engine = engine
-        self._instance_id = instance_id
         self._image = image
         self._limits = limits
         self._sandboxes: dict[LaneKey, BatchSandbox] = {}
@@ -72,8 +71,9 @@ class BatchLanes:
             sandbox = self._sandboxes.get(key)
             if sandbox is None or not sandbox.alive:
                 owner, batch_id, engine_name = key
-                sandbox = BatchSandbox(self._engine, self._image, self._limits, engine_name=engine_name,
-                                       owner=owner, batch_id=batch_id, instance_id=self._instance_id)
+                sandbox = BatchSandbox(
+                    self._engine, self._image, self._limits, engine_name=engine_name, owner=owner, batch_id=batch_id
+                )
                 await sandbox.start()
                 self._sandboxes[key] = sandbox
         return sandbox

@@ -146,7 +146,6 @@ class BatchSandbox:
         engine_name: str = "docker",
         owner: str,
         batch_id: str,
-        instance_id: str,
         labels: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         relay: bool | None = None,
@@ -163,7 +162,7 @@ class BatchSandbox:
         self._labels = {
             **(labels or {}),
             MANAGED_LABEL: "true",
-            INSTANCE_LABEL: instance_id,
+            INSTANCE_LABEL: engine.instance_id,
             OWNER_LABEL: owner,
             BATCH_LABEL: batch_id,
         }
@@ -232,8 +231,9 @@ class BatchSandbox:
             if isinstance(exc, BatchSandboxError):
                 raise
             if isinstance(exc, asyncio.TimeoutError):
-                raise BatchSandboxError(f"the batch sandbox did not start: no answer in "
-                                        f"{START_TIMEOUT_SECONDS:.0f} s{self._diag_suffix()}") from None
+                raise BatchSandboxError(
+                    f"the batch sandbox did not start: no answer in {START_TIMEOUT_SECONDS:.0f} s{self._diag_suffix()}"
+                ) from None
             if isinstance(exc, docker.errors.DockerException):
                 raise BatchSandboxError(f"the batch sandbox did not start: {exc}") from exc
             raise
@@ -262,7 +262,12 @@ class BatchSandbox:
     # --- executions --------------------------------------------------------------------
 
     async def run(
-        self, code: str, *, timeout: float, output_limit: int, memory_mb: int | None = None,
+        self,
+        code: str,
+        *,
+        timeout: float,
+        output_limit: int,
+        memory_mb: int | None = None,
     ) -> ExecutionOutcome:
         """Run `code` as a Python program in a fresh process of this sandbox.
 
@@ -277,7 +282,10 @@ class BatchSandbox:
             current = self._current = _Execution(run_id, asyncio.get_running_loop().create_future())
             memory = min(memory_mb or self.max_memory_mb, self.max_memory_mb)
             request = {
-                "op": "run", "id": run_id, "code": code, "timeout": float(timeout),
+                "op": "run",
+                "id": run_id,
+                "code": code,
+                "timeout": float(timeout),
                 "output_limit": int(output_limit),
                 "flood_bytes": FLOOD_FACTOR * int(output_limit) * 2,
                 # Wall-clock timeout is enforced by the server; the CPU limit is a backstop.
@@ -291,9 +299,8 @@ class BatchSandbox:
                 current.sent = True
                 if current.kill_requested:  # asked for while the request was on its way
                     await self._send({"op": "kill", "id": run_id})
-                reply = await asyncio.wait_for(asyncio.shield(current.future),
-                                               timeout + ANSWER_GRACE_SECONDS)
-            except asyncio.TimeoutError:
+                reply = await asyncio.wait_for(asyncio.shield(current.future), timeout + ANSWER_GRACE_SECONDS)
+            except TimeoutError:
                 reason = f"the batch sandbox did not answer within {timeout + ANSWER_GRACE_SECONDS:.0f} s"
                 self._mark_dead(reason)
                 await self._engine.call(self._engine.kill, self.container_id)
@@ -375,12 +382,15 @@ class BatchSandbox:
             return ""
         if state.get("Running"):
             return ""
-        return (f" (container exited with {state.get('ExitCode')}"
-                f"{', OOM-killed: the sandbox memory limit is too small' if state.get('OOMKilled') else ''})")
+        return (
+            f" (container exited with {state.get('ExitCode')}"
+            f"{', OOM-killed: the sandbox memory limit is too small' if state.get('OOMKilled') else ''})"
+        )
 
     def _mac(self, direction: bytes, payload: bytes) -> bytes:
-        tag = hmac.new(self._key, direction + self._seq[direction].to_bytes(8, "big") + payload,
-                       hashlib.sha256).digest()
+        tag = hmac.new(
+            self._key, direction + self._seq[direction].to_bytes(8, "big") + payload, hashlib.sha256
+        ).digest()
         self._seq[direction] += 1
         return tag
 
@@ -433,12 +443,14 @@ class BatchSandbox:
                             end = _LENGTH.size + size
                             if len(buffer) < end + mac_size:
                                 break
-                            body = bytes(buffer[_LENGTH.size:end])
-                            if mac_size and not hmac.compare_digest(bytes(buffer[end:end + mac_size]),
-                                                                    self._mac(b"S", body)):
-                                raise _Tampered("a frame from the sandbox failed authentication: "
-                                                "something else wrote to its stdout")
-                            del buffer[:end + mac_size]
+                            body = bytes(buffer[_LENGTH.size : end])
+                            if mac_size and not hmac.compare_digest(
+                                bytes(buffer[end : end + mac_size]), self._mac(b"S", body)
+                            ):
+                                raise _Tampered(
+                                    "a frame from the sandbox failed authentication: something else wrote to its stdout"
+                                )
+                            del buffer[: end + mac_size]
                             self._dispatch(json.loads(body))
                     elif stream == STDERR:
                         self._diagnostics += payload
@@ -473,8 +485,13 @@ class BatchSandbox:
     def _create_and_attach(self) -> tuple[str, Any]:
         api = self._engine.api
         host_config = api.create_host_config(**container_options(self._limits, engine=self._engine_name))
-        env = {"HOME": WORK_DIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-               "PATH": "/usr/local/bin:/usr/bin:/bin", **self._environment}
+        env = {
+            "HOME": WORK_DIR,
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            **self._environment,
+        }
         created = api.create_container(
             self._image,
             command=["python3", "-c", SERVER_SOURCE, *(["relay"] if self.relay else [])],
@@ -489,9 +506,7 @@ class BatchSandbox:
         container_id = created["Id"]
         try:
             # Attach before start: nothing the server writes can be missed.
-            attached = api.attach_socket(
-                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
+            attached = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         except BaseException:
             self._engine.remove(container_id)
             raise

@@ -6,8 +6,23 @@ runs on the runtime image's interpreter (Debian's python3, 3.11), so it uses onl
 standard library. `python3 -c <this> relay` runs it with the authenticating relay.
 """
 
-import atexit, base64, builtins, ctypes, errno, io, json, linecache, os, resource, select, signal
-import struct, sys, time, traceback, types
+import atexit
+import base64
+import builtins
+import ctypes
+import errno
+import io
+import json
+import linecache
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+import types
 
 LENGTH = struct.Struct(">I")
 MAC_SIZE = 32
@@ -25,7 +40,7 @@ IN_FD, OUT_FD, RELAY_PID = 0, 1, 0
 def write_all(fd, data):
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def send(message):
@@ -40,8 +55,8 @@ def split_frame(buffer, mac_size):
     end = 4 + LENGTH.unpack_from(buffer)[0]
     if len(buffer) < end + mac_size:
         return None
-    frame = bytes(buffer[4:end]), bytes(buffer[end:end + mac_size])
-    del buffer[:end + mac_size]
+    frame = bytes(buffer[4:end]), bytes(buffer[end : end + mac_size])
+    del buffer[: end + mac_size]
     return frame
 
 
@@ -70,6 +85,7 @@ class Control:
 
 
 # --- cleaning up after an execution ------------------------------------------------------
+
 
 class RelayDied(Exception):
     """The relay is gone: nothing can reach the host any more."""
@@ -202,6 +218,7 @@ def any_mount_full(roots):
 
 # --- the child: one execution ------------------------------------------------------------
 
+
 def set_limit(kind, value):
     soft, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:
@@ -244,8 +261,12 @@ def block_ipc():
         return False
     audit_arch, numbers = arch
     n = len(numbers)
-    program = [(0x20, 0, 0, 4), (0x15, 0, n + 3, audit_arch),  # A = arch; another ABI: deny
-               (0x20, 0, 0, 0), (0x35, n + 1, 0, 0x40000000)]  # A = nr; x32: deny
+    program = [
+        (0x20, 0, 0, 4),
+        (0x15, 0, n + 3, audit_arch),  # A = arch; another ABI: deny
+        (0x20, 0, 0, 0),
+        (0x35, n + 1, 0, 0x40000000),
+    ]  # A = nr; x32: deny
     program += [(0x15, n - i, 0, nr) for i, nr in enumerate(numbers)]  # a blocked call: deny
     program += [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x00050000 | errno.ENOSYS)]  # allow; deny
     filters = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *i) for i in program))
@@ -272,8 +293,12 @@ def child(request, run_dir, out_w, err_w):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    for kind, key in ((resource.RLIMIT_CPU, "cpu_seconds"), (resource.RLIMIT_AS, "memory_bytes"),
-                      (resource.RLIMIT_FSIZE, "file_size_bytes"), (resource.RLIMIT_NOFILE, "open_files")):
+    for kind, key in (
+        (resource.RLIMIT_CPU, "cpu_seconds"),
+        (resource.RLIMIT_AS, "memory_bytes"),
+        (resource.RLIMIT_FSIZE, "file_size_bytes"),
+        (resource.RLIMIT_NOFILE, "open_files"),
+    ):
         set_limit(kind, request[key])
     set_limit(resource.RLIMIT_CORE, 0)
     if not block_ipc() and not os.path.isdir("/proc/sysvipc"):
@@ -281,13 +306,13 @@ def child(request, run_dir, out_w, err_w):
     # Streams like `python3 -u`; the server's own stream objects are kept alive so that
     # their finalizers never close the fds they were opened on.
     keep.extend((sys.stdin, sys.stdout, sys.stderr, sys.modules["__main__"]))
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
-        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
     sys.stdout = sys.__stdout__ = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True
+    )
     sys.stderr = sys.__stderr__ = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-        write_through=True)
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+    )
     os.environ["HOME"] = run_dir
     os.environ["PWD"] = run_dir
     filename = run_dir + "/main.py"
@@ -336,13 +361,14 @@ def child(request, run_dir, out_w, err_w):
 
 # --- the server --------------------------------------------------------------------------
 
+
 class Sink:
     def __init__(self, limit):
         self.limit, self.data, self.total = limit, bytearray(), 0
 
     def add(self, chunk):
         self.total += len(chunk)
-        self.data += chunk[:max(0, self.limit - len(self.data))]
+        self.data += chunk[: max(0, self.limit - len(self.data))]
 
 
 def execute(request, control, roots):
@@ -453,13 +479,21 @@ def execute(request, control, roots):
         exit_code = 128 - exit_code  # killed by a signal: as a shell (and docker) reports it
     out, err = sinks[out_r], sinks[err_r]
     return {
-        "op": "result", "id": run_id, "exit_code": exit_code,
+        "op": "result",
+        "id": run_id,
+        "exit_code": exit_code,
         "stdout": base64.b64encode(bytes(out.data)).decode(),
         "stderr": base64.b64encode(bytes(err.data)).decode(),
-        "stdout_truncated": out.total > limit, "stderr_truncated": err.total > limit,
-        "timed_out": timed_out, "killed": killed, "flooded": flooded, "oom_killed": oom,
-        "pids_limited": pids_limited, "disk_full": disk_full,
-        "time": elapsed, "max_rss": rusage.ru_maxrss * 1024,
+        "stdout_truncated": out.total > limit,
+        "stderr_truncated": err.total > limit,
+        "timed_out": timed_out,
+        "killed": killed,
+        "flooded": flooded,
+        "oom_killed": oom,
+        "pids_limited": pids_limited,
+        "disk_full": disk_full,
+        "time": elapsed,
+        "max_rss": rusage.ru_maxrss * 1024,
     }
 
 
@@ -473,8 +507,11 @@ def execute(request, control, roots):
 # the worker over a socket pair, which cannot be opened through /proc. Anything forged,
 # replayed or stolen on the pipes ends the sandbox instead of passing for a result.
 
+
 def relay(sock_fd):
-    import hashlib, hmac
+    import hashlib
+    import hmac
+
     inbox, outbox, seq = bytearray(), bytearray(), {b"H": 0, b"S": 0}
 
     def read_host():
@@ -502,8 +539,15 @@ def relay(sock_fd):
         while (frame := split_frame(inbox, MAC_SIZE)) is not None:
             payload, tag = frame
             if not hmac.compare_digest(tag, mac(b"H", payload)):
-                to_host(json.dumps({"op": "fatal", "message": "a frame to the sandbox failed "
-                                    "authentication: something else wrote to its stdin"}).encode())
+                to_host(
+                    json.dumps(
+                        {
+                            "op": "fatal",
+                            "message": "a frame to the sandbox failed "
+                            "authentication: something else wrote to its stdin",
+                        }
+                    ).encode()
+                )
                 os._exit(4)
             write_all(sock_fd, LENGTH.pack(len(payload)) + payload)
         while (frame := split_frame(outbox, 0)) is not None:
@@ -521,6 +565,7 @@ def relay(sock_fd):
 def start_relay():
     global IN_FD, OUT_FD, RELAY_PID
     import socket
+
     worker_end, relay_end = socket.socketpair()
     pid = os.fork()
     if pid == 0:

@@ -82,5 +82,4 @@ def read_usage(paths: CgroupPaths | None) -> CgroupUsage:
         oom = read_keyed(paths.memory / "memory.oom_control", "oom_kill")
         limit_hits = read_int(paths.memory / "memory.failcnt") or 0
     pids_hits = read_keyed(paths.pids / "pids.events", "max") if paths.pids else 0
-    return CgroupUsage(memory_peak=peak, oom_kills=oom, memory_limit_hits=limit_hits,
-                       pids_limit_hits=pids_hits)
+    return CgroupUsage(memory_peak=peak, oom_kills=oom, memory_limit_hits=limit_hits, pids_limit_hits=pids_hits)

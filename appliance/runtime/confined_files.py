@@ -32,7 +32,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,8 +73,9 @@ def split_path(text: str, *, relative: bool = False) -> list[str]:
     URL (always relative to /sandbox, one leading slash ignored); otherwise a leading
     slash means an absolute path, which must be /sandbox or below it."""
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValidationError("path contains NUL or another control character",
-                              details={"field": "path", "reason": "control character"})
+        raise ValidationError(
+            "path contains NUL or another control character", details={"field": "path", "reason": "control character"}
+        )
     if len(text.encode()) > MAX_PATH_BYTES:
         raise ValidationError(f"path is longer than {MAX_PATH_BYTES} bytes", details={"field": "path"})
     if relative and text.startswith("/"):
@@ -83,18 +84,23 @@ def split_path(text: str, *, relative: bool = False) -> list[str]:
         if text != SANDBOX_ROOT and not text.startswith(SANDBOX_ROOT + "/"):
             raise ValidationError(
                 f"path {text[:80]!r} is outside the sandbox: absolute paths must start with {SANDBOX_ROOT}/ "
-                "(or give a path relative to it)", details={"field": "path", "reason": "outside /sandbox"})
-        text = text[len(SANDBOX_ROOT):]
+                "(or give a path relative to it)",
+                details={"field": "path", "reason": "outside /sandbox"},
+            )
+        text = text[len(SANDBOX_ROOT) :]
     parts = []
     for part in text.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
-            raise ValidationError(f"path {text[:80]!r} contains '..': paths must stay inside {SANDBOX_ROOT}",
-                                  details={"field": "path", "reason": "parent directory reference"})
+            raise ValidationError(
+                f"path {text[:80]!r} contains '..': paths must stay inside {SANDBOX_ROOT}",
+                details={"field": "path", "reason": "parent directory reference"},
+            )
         if len(part.encode()) > MAX_COMPONENT_BYTES:
-            raise ValidationError(f"a path component is longer than {MAX_COMPONENT_BYTES} bytes",
-                                  details={"field": "path"})
+            raise ValidationError(
+                f"a path component is longer than {MAX_COMPONENT_BYTES} bytes", details={"field": "path"}
+            )
         parts.append(part)
     return parts
 
@@ -104,7 +110,7 @@ def shown_path(parts: list[str]) -> str:
 
 
 def _when(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _kind(mode: int) -> str:
@@ -119,9 +125,14 @@ def _kind(mode: int) -> str:
 
 def _entry(parts: list[str], st: os.stat_result) -> FileEntry:
     kind = _kind(st.st_mode)
-    return FileEntry(name=parts[-1] if parts else SANDBOX_ROOT.strip("/"), path=shown_path(parts),
-                     type=kind, size=st.st_size if kind == "file" else 0,
-                     created_at=_when(st.st_ctime), modified_at=_when(st.st_mtime))
+    return FileEntry(
+        name=parts[-1] if parts else SANDBOX_ROOT.strip("/"),
+        path=shown_path(parts),
+        type=kind,
+        size=st.st_size if kind == "file" else 0,
+        created_at=_when(st.st_ctime),
+        modified_at=_when(st.st_mtime),
+    )
 
 
 # --- opening without following links ------------------------------------------------------
@@ -156,10 +167,13 @@ def _refuse_component(dir_fd: int, name: str, parts: list[str], exc: OSError) ->
     except OSError:
         raise Conflict(f"{where} changed while it was being opened; retry") from None
     if stat.S_ISLNK(st.st_mode):
-        raise ValidationError(f"{where} is a symbolic link: the appliance never follows links in a sandbox",
-                              details={"field": "path", "reason": "symbolic link"}) from None
-    raise ValidationError(f"{where} is not a directory", details={"field": "path", "reason": "not a directory"}) \
-        from exc
+        raise ValidationError(
+            f"{where} is a symbolic link: the appliance never follows links in a sandbox",
+            details={"field": "path", "reason": "symbolic link"},
+        ) from None
+    raise ValidationError(
+        f"{where} is not a directory", details={"field": "path", "reason": "not a directory"}
+    ) from exc
 
 
 def _open_dir(dir_fd: int, name: str, parts: list[str], *, create: bool) -> int:
@@ -205,7 +219,7 @@ def open_dirs(root_fd: int, parts: list[str], *, create: bool = False) -> Iterat
     fd = os.dup(root_fd)
     try:
         for depth, name in enumerate(parts):
-            next_fd = _open_dir(fd, name, parts[:depth + 1], create=create)
+            next_fd = _open_dir(fd, name, parts[: depth + 1], create=create)
             os.close(fd)
             fd = next_fd
         yield fd
@@ -224,11 +238,15 @@ def open_regular(dir_fd: int, name: str, parts: list[str]) -> tuple[int, os.stat
         st = os.fstat(path_fd)
         kind = _kind(st.st_mode)
         if kind == "symlink":
-            raise ValidationError(f"{shown_path(parts)} is a symbolic link: the appliance never follows "
-                                  "links in a sandbox", details={"field": "path", "reason": "symbolic link"})
+            raise ValidationError(
+                f"{shown_path(parts)} is a symbolic link: the appliance never follows links in a sandbox",
+                details={"field": "path", "reason": "symbolic link"},
+            )
         if kind == "directory":
-            raise ValidationError(f"{shown_path(parts)} is a directory: list it with GET "
-                                  f".../files?path={shown_path(parts)}", details={"field": "path"})
+            raise ValidationError(
+                f"{shown_path(parts)} is a directory: list it with GET .../files?path={shown_path(parts)}",
+                details={"field": "path"},
+            )
         if kind != "file":
             raise ValidationError(f"{shown_path(parts)} is not a regular file", details={"field": "path"})
         # The O_PATH fd pins this very inode; reopening it through /proc cannot land elsewhere.
@@ -259,26 +277,26 @@ def read_chunks(fd: int, size: int) -> Iterator[bytes]:
         yield data
 
 
-def write_new_file(dir_fd: int, name: str, parts: list[str], source: BinaryIO, *,
-                   mode: int = 0o644) -> os.stat_result:
+def write_new_file(dir_fd: int, name: str, parts: list[str], source: BinaryIO, *, mode: int = 0o644) -> os.stat_result:
     """Write `source` to `name` in `dir_fd`, replacing what is there unless it is a
     directory. Written to a fresh temporary file and renamed into place."""
     try:
         existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISDIR(existing.st_mode):
-            raise ValidationError(f"{shown_path(parts)} is a directory: upload into it with path "
-                                  f"{shown_path(parts)}/", details={"field": "path", "reason": "is a directory"})
+            raise ValidationError(
+                f"{shown_path(parts)} is a directory: upload into it with path {shown_path(parts)}/",
+                details={"field": "path", "reason": "is a directory"},
+            )
     except FileNotFoundError:
         pass
     temp = f".appliance-upload-{secrets.token_hex(6)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777,
-                 dir_fd=dir_fd)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777, dir_fd=dir_fd)
     try:
         try:
             while chunk := source.read(CHUNK):
                 view = memoryview(chunk)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             os.fchmod(fd, mode & 0o777)  # the umask may have taken bits away
             _give_to_sandbox(fd, directory=False)
             st = os.fstat(fd)
@@ -322,8 +340,9 @@ def kind_of(root: Path, parts: list[str]) -> str | None:
 def delete(root: Path, parts: list[str]) -> str:
     """Remove a file, a link (not what it points to) or a directory with everything in it."""
     if not parts:
-        raise ValidationError(f"{SANDBOX_ROOT} itself cannot be deleted; delete the files in it",
-                              details={"field": "path"})
+        raise ValidationError(
+            f"{SANDBOX_ROOT} itself cannot be deleted; delete the files in it", details={"field": "path"}
+        )
     with open_root(root) as root_fd, open_dirs(root_fd, parts[:-1]) as dir_fd:
         name = parts[-1]
         try:
@@ -337,8 +356,7 @@ def delete(root: Path, parts: list[str]) -> str:
         return _kind(st.st_mode)
 
 
-def iter_tree(dir_fd: int, prefix: list[str], depth: int = 0
-              ) -> Iterator[tuple[int, str, list[str], os.stat_result]]:
+def iter_tree(dir_fd: int, prefix: list[str], depth: int = 0) -> Iterator[tuple[int, str, list[str], os.stat_result]]:
     """(dir fd, name, path parts, lstat) of everything below `dir_fd`, parents before
     their contents, names sorted. A directory swapped for a link mid-walk is skipped."""
     with os.scandir(dir_fd) as scan:

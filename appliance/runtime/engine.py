@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -33,12 +34,10 @@ ENGINE_MISSING_HELP = (
 )
 
 
-
-
 def gvisor_missing_help(runtime: str) -> str:
     """What an administrator does when dockerd has no gVisor runtime of that name."""
     return (
-        f"the Docker engine has no runtime named {runtime!r}, so engine \"gvisor\" cannot run. "
+        f'the Docker engine has no runtime named {runtime!r}, so engine "gvisor" cannot run. '
         "An administrator must install gVisor's runsc (Debian: apt-get install -y runsc) and "
         "run scripts/setup.sh, which registers it with Docker (setting gvisor_runtime names it)"
     )
@@ -55,14 +54,18 @@ class DockerEngine:
         self._http: EngineHTTP | None = None
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        # The label value that marks this installation's containers (the data dir's
+        # instance id); set once the database is open, before any container is made.
+        self.instance_id = ""
 
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
                 if self._base_url:
-                    self._client = docker.DockerClient(base_url=self._base_url, version="auto",
-                                                       max_pool_size=self._threads)
+                    self._client = docker.DockerClient(
+                        base_url=self._base_url, version="auto", max_pool_size=self._threads
+                    )
                 else:
                     # One connection per thread: with the SDK's default of 10, busy
                     # threads queue for a connection, and a health ping waits behind them.
@@ -133,9 +136,9 @@ class DockerEngine:
             log.warning("could not remove container %s: %s", container_id[:12], exc)
             return False
 
-    def remove_instance_containers(self, instance_id: str) -> int:
+    def remove_instance_containers(self) -> int:
         """Remove every container this installation left behind (crash, kill -9)."""
-        items = self.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"})
+        items = self.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={self.instance_id}"})
         return sum(self.remove(item["Id"]) for item in items)
 
     def close(self) -> None:

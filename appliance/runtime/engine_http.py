@@ -91,8 +91,10 @@ class EngineHTTP:
         conn = self._new_connection()
         conn.connect()
         sock = conn.sock
-        request = (f"POST {self._prefix}/containers/{container_id}/attach?stream=1&stdin=1&stdout=1&stderr=1 "
-                   "HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        request = (
+            f"POST {self._prefix}/containers/{container_id}/attach?stream=1&stdin=1&stdout=1&stderr=1 "
+            "HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        )
         sock.sendall(request.encode())
         head = b""
         while b"\r\n\r\n" not in head:  # byte by byte: nothing after the headers is ours to take

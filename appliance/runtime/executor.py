@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 
@@ -65,8 +65,16 @@ class ContainerExecutor:
                 if not handle.attach(sandbox.container_id):
                     return ExecutionOutcome(exit_code=None, stdout="", stderr="", killed=True)
                 return await self._engine.call(
-                    sandboxes.execute, self._engine, sandbox, request.code, request.files,
-                    request.timeout, handle, emit, request.environment, request.list_files,
+                    sandboxes.execute,
+                    self._engine,
+                    sandbox,
+                    request.code,
+                    request.files,
+                    request.timeout,
+                    handle,
+                    emit,
+                    request.environment,
+                    request.list_files,
                 )
             except SandboxBroken as exc:
                 # A pooled container can die while idle (engine restarted): nothing ran

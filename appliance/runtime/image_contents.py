@@ -19,8 +19,9 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 
 def installed_packages(client: docker.DockerClient, ref: str) -> dict[str, str]:
     """Package name -> Debian version of every package installed in the image `ref`."""
-    container = client.api.create_container(ref, command=["/bin/true"], network_disabled=True,
-                                            labels={MANAGED_LABEL: "true"})["Id"]
+    container = client.api.create_container(
+        ref, command=["/bin/true"], network_disabled=True, labels={MANAGED_LABEL: "true"}
+    )["Id"]
     try:
         stream, _ = client.api.get_archive(container, DPKG_STATUS)
         archive = b"".join(stream)
@@ -42,8 +43,9 @@ def parse_dpkg_status(text: str) -> dict[str, str]:
     continuation lines start with a space; removed packages keep a stanza too)."""
     packages: dict[str, str] = {}
     for stanza in text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in stanza.splitlines()
-                      if ": " in line and not line.startswith((" ", "\t")))
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith((" ", "\t"))
+        )
         if fields.get("Status", "").endswith(" installed") and "Package" in fields and "Version" in fields:
             packages[fields["Package"]] = fields["Version"]
     return packages

@@ -41,27 +41,41 @@ class ImageRecipe(msgspec.Struct, frozen=True):
     trim: tuple[str, ...] = ()
 
 
-IMAGE_RECIPES: dict[str, ImageRecipe] = {r.key: r for r in (
-    ImageRecipe("python", ("python3",)),
-    ImageRecipe("node", ("nodejs",)),
-    ImageRecipe("gcc", ("gcc", "g++", "libc6-dev")),
-    # rustc links with cc (gcc). It depends on the virtual libc-dev, which debootstrap
-    # does not resolve: libc6-dev provides it.
-    ImageRecipe("rust", ("rustc", "libc6-dev")),
-    # The work dir is the only writable place that allows exec, and the only one big enough
-    # for a build: the build cache and go's temporary files go there. No module proxy can
-    # be reached from a sandbox; with GOPROXY=off an import outside the standard library
-    # says so at once. cgo stays on (without a C compiler): the standard library ships
-    # compiled with it, and with it off net and os/user are rebuilt on every run (4.5 s).
-    # Trimmed: the compiled packages of the go tools themselves and cgo's test programs.
-    ImageRecipe("go", ("golang-go",), environment=(
-        ("GOCACHE", "/work/.cache/go-build"), ("GOPATH", "/work/.go"), ("GOTMPDIR", "/work"),
-        ("GOPROXY", "off"),
-    ), trim=("usr/lib/go-*/pkg/linux_amd64/cmd", "usr/lib/go-*/pkg/linux_amd64_race",
-             "usr/share/go-*/misc", "usr/share/go-*/src/**/testdata")),
-    # jmods only feed jlink, which no sandbox runs.
-    ImageRecipe("java", ("default-jdk-headless",), trim=("usr/lib/jvm/*/jmods",)),
-)}
+IMAGE_RECIPES: dict[str, ImageRecipe] = {
+    r.key: r
+    for r in (
+        ImageRecipe("python", ("python3",)),
+        ImageRecipe("node", ("nodejs",)),
+        ImageRecipe("gcc", ("gcc", "g++", "libc6-dev")),
+        # rustc links with cc (gcc). It depends on the virtual libc-dev, which debootstrap
+        # does not resolve: libc6-dev provides it.
+        ImageRecipe("rust", ("rustc", "libc6-dev")),
+        # The work dir is the only writable place that allows exec, and the only one big enough
+        # for a build: the build cache and go's temporary files go there. No module proxy can
+        # be reached from a sandbox; with GOPROXY=off an import outside the standard library
+        # says so at once. cgo stays on (without a C compiler): the standard library ships
+        # compiled with it, and with it off net and os/user are rebuilt on every run (4.5 s).
+        # Trimmed: the compiled packages of the go tools themselves and cgo's test programs.
+        ImageRecipe(
+            "go",
+            ("golang-go",),
+            environment=(
+                ("GOCACHE", "/work/.cache/go-build"),
+                ("GOPATH", "/work/.go"),
+                ("GOTMPDIR", "/work"),
+                ("GOPROXY", "off"),
+            ),
+            trim=(
+                "usr/lib/go-*/pkg/linux_amd64/cmd",
+                "usr/lib/go-*/pkg/linux_amd64_race",
+                "usr/share/go-*/misc",
+                "usr/share/go-*/src/**/testdata",
+            ),
+        ),
+        # jmods only feed jlink, which no sandbox runs.
+        ImageRecipe("java", ("default-jdk-headless",), trim=("usr/lib/jvm/*/jmods",)),
+    )
+}
 
 
 class RuntimeImage(msgspec.Struct, frozen=True):
@@ -95,9 +109,17 @@ def _inspect(client: docker.DockerClient, ref: str) -> dict | None:
 
 def list_images(client: docker.DockerClient) -> list[RuntimeImage]:
     infos = {key: _inspect(client, image_ref(key)) or {} for key in IMAGE_RECIPES}
-    return [RuntimeImage(key, image_ref(key), bool(info), info.get("Size", 0),  # created: no nanoseconds
-                         info["Created"].split(".")[0].rstrip("Z") + "Z" if info else None, info.get("Id"))
-            for key, info in infos.items()]
+    return [
+        RuntimeImage(
+            key,
+            image_ref(key),
+            bool(info),
+            info.get("Size", 0),  # created: no nanoseconds
+            info["Created"].split(".")[0].rstrip("Z") + "Z" if info else None,
+            info.get("Id"),
+        )
+        for key, info in infos.items()
+    ]
 
 
 def missing_images(client: docker.DockerClient) -> list[str]:
@@ -113,23 +135,56 @@ def _check_keys(keys: list[str]) -> None:
 
 # debootstrap announces each phase with an "I: " line, then one line per package. (marker,
 # start, end) as fractions of its run, timed here: resolving dependencies is a fifth of it.
-_PHASES = (("Retrieving InRelease", 0.0, 0.03), ("Resolving dependencies", 0.03, 0.22),
-           ("Checking component", 0.22, 0.45), ("Chosen extractor", 0.45, 0.52),
-           ("Installing core packages", 0.52, 0.56), ("Unpacking required", 0.56, 0.70),
-           ("Configuring required", 0.70, 0.75), ("Unpacking the base", 0.75, 0.95),
-           ("Configuring the base", 0.95, 0.99), ("Base system installed", 0.99, 0.99))
+_PHASES = (
+    ("Retrieving InRelease", 0.0, 0.03),
+    ("Resolving dependencies", 0.03, 0.22),
+    ("Checking component", 0.22, 0.45),
+    ("Chosen extractor", 0.45, 0.52),
+    ("Installing core packages", 0.52, 0.56),
+    ("Unpacking required", 0.56, 0.70),
+    ("Configuring required", 0.70, 0.75),
+    ("Unpacking the base", 0.75, 0.95),
+    ("Configuring the base", 0.95, 0.99),
+    ("Base system installed", 0.99, 0.99),
+)
 DEBOOTSTRAP_SHARE = 0.95  # of a whole build; trimming and `docker import` take a few seconds
 # Dead weight in a sandbox: apt's lists and the .debs debootstrap leaves in apt's cache
 # (the image's size again), documentation, translations, install logs.
-_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-         "usr/share/info", "usr/share/locale", "var/log")
+_TRIM = (
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "var/log",
+)
 
 
-def _debootstrap(tool: str, recipe: ImageRecipe, rootfs: Path, debs: Path, mirror: str,
-                 report: Progress, downloaded: Callable[[], None]) -> None:
-    proc = subprocess.Popen([tool, "--variant=minbase", f"--include={','.join(recipe.packages)}",
-                             f"--cache-dir={debs}", DEBIAN_SUITE, str(rootfs), mirror],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+def _debootstrap(
+    tool: str,
+    recipe: ImageRecipe,
+    rootfs: Path,
+    debs: Path,
+    mirror: str,
+    report: Progress,
+    downloaded: Callable[[], None],
+) -> None:
+    proc = subprocess.Popen(
+        [
+            tool,
+            "--variant=minbase",
+            f"--include={','.join(recipe.packages)}",
+            f"--cache-dir={debs}",
+            DEBIAN_SUITE,
+            str(rootfs),
+            mirror,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     tail, fraction, start, end, steps = deque(maxlen=20), 0.0, 0.0, 0.0, 0
     try:
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -152,15 +207,16 @@ def _debootstrap(tool: str, recipe: ImageRecipe, rootfs: Path, debs: Path, mirro
 
 def _import_rootfs(client: docker.DockerClient, recipe: ImageRecipe, rootfs: Path) -> str:
     repository, tag = (ref := image_ref(key := recipe.key)).rsplit(":", 1)
-    changes = [f'LABEL {RUNTIME_LABEL}="{key}" {RUNTIME_LABEL}.version="{RUNTIME_IMAGE_VERSION}"',
-               *(f"ENV {name}={value}" for name, value in image_environment(key).items()), 'CMD ["/bin/sh"]']
+    changes = [
+        f'LABEL {RUNTIME_LABEL}="{key}" {RUNTIME_LABEL}.version="{RUNTIME_IMAGE_VERSION}"',
+        *(f"ENV {name}={value}" for name, value in image_environment(key).items()),
+        'CMD ["/bin/sh"]',
+    ]
     # GNU tar streams the tree straight into the engine, nothing staged on disk; it keeps
     # hard links and device nodes, and numeric owners (the rootfs's users, not the host's).
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."],
-                           stdout=subprocess.PIPE)
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
     with tar.stdout:  # type: ignore[union-attr]
-        client.api.import_image(src=tar.stdout, repository=repository, tag=tag, changes=changes,
-                                stream_src=True)
+        client.api.import_image(src=tar.stdout, repository=repository, tag=tag, changes=changes, stream_src=True)
     if tar.wait() != 0 or _inspect(client, ref) is None:
         raise ImageBuildError(f"docker import of {rootfs} failed to make {ref} (tar exit {tar.returncode})")
     return ref
@@ -172,8 +228,15 @@ def _link_debs(source: Path, target: Path) -> None:
             os.link(deb, target / deb.name)
 
 
-def _build_one(client: docker.DockerClient, tool: str, recipe: ImageRecipe, mirror: str, cache_dir: Path,
-               report: Progress, downloaded_once: threading.Event) -> str:
+def _build_one(
+    client: docker.DockerClient,
+    tool: str,
+    recipe: ImageRecipe,
+    mirror: str,
+    cache_dir: Path,
+    report: Progress,
+    downloaded_once: threading.Event,
+) -> str:
     # In the cache dir, not /tmp: /tmp may be a small tmpfs, or mounted nodev.
     work = Path(tempfile.mkdtemp(prefix=f"build-{recipe.key}-", dir=cache_dir))
     (shared := cache_dir / "debs").mkdir(exist_ok=True)
@@ -182,6 +245,7 @@ def _build_one(client: docker.DockerClient, tool: str, recipe: ImageRecipe, mirr
     def downloaded() -> None:  # verified .debs go to the shared cache for the other builds
         _link_debs(private, shared)
         downloaded_once.set()
+
     try:
         _link_debs(shared, private)
         _debootstrap(tool, recipe, work / "rootfs", private, mirror, report, downloaded)
@@ -210,22 +274,33 @@ def _build_one(client: docker.DockerClient, tool: str, recipe: ImageRecipe, mirr
         shutil.rmtree(work, ignore_errors=True)
 
 
-def build_images(client: docker.DockerClient, keys: list[str] | None = None, *, only_missing: bool = True,
-                 mirror: str = DEFAULT_MIRROR, cache_dir: Path, progress: Progress | None = None,
-                 ) -> list[str]:
+def build_images(
+    client: docker.DockerClient,
+    keys: list[str] | None = None,
+    *,
+    only_missing: bool = True,
+    mirror: str = DEFAULT_MIRROR,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> list[str]:
     """Build the named (default: all) images in parallel; returns the refs built. With
     `only_missing`, present ones are kept and nothing is checked if none is missing."""
     _check_keys(keys or [])
-    todo = [IMAGE_RECIPES[k] for k in dict.fromkeys(keys or IMAGE_RECIPES)
-            if not (only_missing and _inspect(client, image_ref(k)))]
+    todo = [
+        IMAGE_RECIPES[k]
+        for k in dict.fromkeys(keys or IMAGE_RECIPES)
+        if not (only_missing and _inspect(client, image_ref(k)))
+    ]
     if not todo:
         return []
     # A user's PATH may lack /usr/sbin: look there too, so "not installed" is true.
     if (tool := shutil.which("debootstrap", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")) is None:
         raise ImageBuildError("debootstrap is not installed: apt-get install debootstrap")
     if os.geteuid() != 0:
-        raise ImageBuildError("building runtime images needs root (debootstrap creates device files "
-                              "and chroots): run as root, or import a tarball of the images instead")
+        raise ImageBuildError(
+            "building runtime images needs root (debootstrap creates device files "
+            "and chroots): run as root, or import a tarball of the images instead"
+        )
     (cache_dir := Path(cache_dir).resolve()).mkdir(parents=True, exist_ok=True)
     # All at once: on 2 cores with a warm .deb cache the three builds took 92 s one after
     # another, 77 s two at a time, 64 s all at once (debootstrap is one shell, dpkg waits on
@@ -245,8 +320,9 @@ def build_images(client: docker.DockerClient, keys: list[str] | None = None, *, 
     with ThreadPoolExecutor(len(todo), thread_name_prefix="image-build") as pool:
         futures = {}
         for recipe in todo:
-            futures[recipe.key] = pool.submit(_build_one, client, tool, recipe, mirror, cache_dir, report,
-                                              downloaded_once)
+            futures[recipe.key] = pool.submit(
+                _build_one, client, tool, recipe, mirror, cache_dir, report, downloaded_once
+            )
             downloaded_once.wait()
     if failed := [f"{key}: {f.exception()}" for key, f in futures.items() if f.exception()]:
         raise ImageBuildError(f"{len(failed)} of {len(futures)} image builds failed\n" + "\n\n".join(failed))
@@ -255,8 +331,10 @@ def build_images(client: docker.DockerClient, keys: list[str] | None = None, *, 
 
 # --- carrying images in and out ---------------------------------------------------------
 
-def export_images(client: docker.DockerClient, path: Path, keys: list[str] | None = None,
-                  progress: Progress | None = None) -> list[str]:
+
+def export_images(
+    client: docker.DockerClient, path: Path, keys: list[str] | None = None, progress: Progress | None = None
+) -> list[str]:
     """One `docker save` tarball of the named runtime images, or of all present; returns refs."""
     _check_keys(keys or [])
     rows = [row for row in list_images(client) if not keys or row.key in keys]
@@ -295,8 +373,10 @@ def import_images(client: docker.DockerClient, path: Path, progress: Progress | 
     except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
         raise ImageBuildError(f"{path} is not a docker save tarball ({exc})") from exc
     if not (wanted := sorted(set(tags) & {image_ref(key) for key in IMAGE_RECIPES})):
-        raise ImageBuildError(f"{path} holds no appliance runtime images of version {RUNTIME_IMAGE_VERSION} "
-                              f"(it holds: {', '.join(tags) or 'untagged images only'})")
+        raise ImageBuildError(
+            f"{path} holds no appliance runtime images of version {RUNTIME_IMAGE_VERSION} "
+            f"(it holds: {', '.join(tags) or 'untagged images only'})"
+        )
     report, size = progress or (lambda key, fraction, message: None), path.stat().st_size
 
     def chunks() -> Iterator[bytes]:  # streamed, never whole in memory; counted for progress
@@ -304,6 +384,7 @@ def import_images(client: docker.DockerClient, path: Path, progress: Progress | 
             while chunk := source.read(1 << 20):
                 report("import", 0.95 * source.tell() / max(size, 1), f"loading {path.name}")
                 yield chunk
+
     try:
         client.images.load(chunks())
     except (docker.errors.APIError, docker.errors.ImageLoadError) as exc:

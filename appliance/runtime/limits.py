@@ -27,8 +27,7 @@ class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
     gvisor_runtime: str = GVISOR_RUNTIME
 
 
-def container_options(limits: SandboxLimits, *, engine: str,
-                      gvisor_runtime: str | None = None) -> dict[str, Any]:
+def container_options(limits: SandboxLimits, *, engine: str, gvisor_runtime: str | None = None) -> dict[str, Any]:
     """Keyword arguments for `client.api.create_host_config` that enforce `limits`.
 
     `engine` is "docker" (the engine's default runtime, runc) or "gvisor" (the runtime

@@ -63,9 +63,16 @@ def create(engine: DockerEngine, spec: PersistentSpec) -> str:
     # its default PATH when the image sets none.
     environment = {"HOME": SANDBOX_ROOT, "TMPDIR": "/tmp", "LANG": "C.UTF-8", **spec.environment}
     labels = {MANAGED_LABEL: "true", PERSISTENT_LABEL: spec.instance_id, SANDBOX_LABEL: spec.sandbox_id}
-    kwargs = dict(command=COMMAND, user=SANDBOX_USER, working_dir=SANDBOX_ROOT, environment=environment,
-                  labels=labels, host_config=host_config, network_disabled=not spec.limits.network,
-                  name=container_name(spec.sandbox_id))
+    kwargs = dict(
+        command=COMMAND,
+        user=SANDBOX_USER,
+        working_dir=SANDBOX_ROOT,
+        environment=environment,
+        labels=labels,
+        host_config=host_config,
+        network_disabled=not spec.limits.network,
+        name=container_name(spec.sandbox_id),
+    )
     try:
         container_id = api.create_container(spec.image, **kwargs)["Id"]
     except docker.errors.APIError as exc:
@@ -91,8 +98,10 @@ def state(engine: DockerEngine, container_id: str) -> str | None:
 
 def list_containers(engine: DockerEngine, instance_id: str) -> list[ContainerInfo]:
     items = engine.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={instance_id}"})
-    return [ContainerInfo(item["Id"], (item.get("Labels") or {}).get(SANDBOX_LABEL, ""), item.get("State", ""))
-            for item in items]
+    return [
+        ContainerInfo(item["Id"], (item.get("Labels") or {}).get(SANDBOX_LABEL, ""), item.get("State", ""))
+        for item in items
+    ]
 
 
 def start(engine: DockerEngine, container_id: str) -> None:

@@ -58,9 +58,8 @@ class _Lane:
 
 
 class WarmPool:
-    def __init__(self, engine: DockerEngine, instance_id: str, settings: PoolSettings) -> None:
+    def __init__(self, engine: DockerEngine, settings: PoolSettings) -> None:
         self._engine = engine
-        self._instance_id = instance_id
         self._settings = settings
         self._lanes: dict[SandboxSpec, _Lane] = {}
         self._in_use = 0
@@ -111,7 +110,7 @@ class WarmPool:
 
     async def _timed_create(self, spec: SandboxSpec) -> Sandbox:
         started = time.monotonic()
-        sandbox = await self._engine.call(sandboxes.create, self._engine, spec, self._instance_id)
+        sandbox = await self._engine.call(sandboxes.create, self._engine, spec)
         self._create_seconds.append(time.monotonic() - started)
         return sandbox
 
@@ -127,8 +126,14 @@ class WarmPool:
 
     def sizes(self) -> list[PoolSize]:
         return [
-            PoolSize(language=spec.language, engine=spec.engine, image=spec.image,
-                     idle=len(lane.idle), target=lane.target, creating=lane.creating)
+            PoolSize(
+                language=spec.language,
+                engine=spec.engine,
+                image=spec.image,
+                idle=len(lane.idle),
+                target=lane.target,
+                creating=lane.creating,
+            )
             for spec, lane in self._lanes.items()
         ]
 
@@ -148,8 +153,9 @@ class WarmPool:
         idle = [sandbox for lane in self._lanes.values() for sandbox in lane.idle]
         for lane in self._lanes.values():
             lane.idle.clear()
-        await asyncio.gather(*(self._engine.call(sandboxes.destroy, self._engine, s) for s in idle),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(self._engine.call(sandboxes.destroy, self._engine, s) for s in idle), return_exceptions=True
+        )
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 

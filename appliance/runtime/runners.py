@@ -40,7 +40,7 @@ from appliance.core.languages import WORK_DIR, Language
 # At most this many files in a run's `files=` listing (the trailer is one line).
 MAX_LISTED_FILES = 1000
 
-_PYTHON_RUNNER = r'''
+_PYTHON_RUNNER = r"""
 import os, sys, signal
 POLL_PIDS = %(poll_pids)d
 SELF_REPORT = %(self_report)d
@@ -221,7 +221,7 @@ if SELF_REPORT:
     os._exit(0)
 while True:
     signal.pause()
-'''
+"""
 
 # dash's `read` takes one byte at a time from a pipe, so tar gets the rest of stdin.
 _SHELL_RUNNER = """\
@@ -284,22 +284,29 @@ wait $p
 c=$?"""
 
 
-def runner_command(language: Language, file_size_bytes: int, processes: int, *,
-                   poll_pids: bool = False, self_report: bool = False) -> list[str]:
+def runner_command(
+    language: Language, file_size_bytes: int, processes: int, *, poll_pids: bool = False, self_report: bool = False
+) -> list[str]:
     """`poll_pids`: count processes while the program runs, where no pids cgroup tells
     afterwards whether the process limit was hit (gVisor caps them with RLIMIT_NPROC).
     `self_report`: the runner reads its container's cgroup itself (visible under runc),
     adds peak memory, OOM kills and refused forks to the trailer and exits, so the
     container ends by itself; otherwise it waits for the host to read and destroy it."""
     if language.name == "python":
-        return ["python3", "-c", _PYTHON_RUNNER % {"poll_pids": int(poll_pids), "self_report": int(self_report),
-                                                   "max_listed": MAX_LISTED_FILES}]
+        return [
+            "python3",
+            "-c",
+            _PYTHON_RUNNER
+            % {"poll_pids": int(poll_pids), "self_report": int(self_report), "max_listed": MAX_LISTED_FILES},
+        ]
     wait = _WAIT_PROGRAM_COUNTING_PROCESSES if poll_pids else _WAIT_PROGRAM
     script = _SHELL_RUNNER.format(
-        work=WORK_DIR, fsize_below=file_size_bytes - 1,
+        work=WORK_DIR,
+        fsize_below=file_size_bytes - 1,
         wait_program=wait.format(run=language.run, nproc=processes),
         report=_SHELL_SELF_REPORT if self_report else 'r=""',
-        finish="exit 0" if self_report else "exec sleep infinity", max_listed=MAX_LISTED_FILES,
+        finish="exit 0" if self_report else "exec sleep infinity",
+        max_listed=MAX_LISTED_FILES,
     )
     return ["/bin/bash" if poll_pids else "/bin/sh", "-c", script]
 
@@ -308,8 +315,15 @@ def new_nonce() -> str:
     return secrets.token_hex(16)
 
 
-def build_payload(language: Language, nonce: str, code: str, files: dict[str, str] | None = None,
-                  environment: dict[str, str] | None = None, *, list_files: bool = False) -> bytes:
+def build_payload(
+    language: Language,
+    nonce: str,
+    code: str,
+    files: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
+    *,
+    list_files: bool = False,
+) -> bytes:
     """The nonce line (with `L` to have the work dir's files listed in the trailer), then
     the program, its files and its environment: as length-prefixed records for the
     Python runner, as a tar stream (padded as tar readers expect) for the shell one,

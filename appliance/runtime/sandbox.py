@@ -15,7 +15,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import docker.errors
 import msgspec
@@ -59,8 +60,9 @@ class SandboxBroken(Exception):
 
 
 class Sandbox:
-    def __init__(self, spec: SandboxSpec, container_id: str, attached: Any, nonce: str,
-                 cgroup: cgroups.CgroupPaths | None) -> None:
+    def __init__(
+        self, spec: SandboxSpec, container_id: str, attached: Any, nonce: str, cgroup: cgroups.CgroupPaths | None
+    ) -> None:
         self.spec = spec
         self.container_id = container_id
         self.attached = attached
@@ -92,24 +94,43 @@ class ExecutionHandle:
             return self.container_id
 
 
-def create(engine: DockerEngine, spec: SandboxSpec, instance_id: str) -> Sandbox:
+def create(engine: DockerEngine, spec: SandboxSpec) -> Sandbox:
     api = engine.api
     language = LANGUAGES[spec.language]
     # Under runc the runner reports its own cgroup and exits, and the engine removes the
     # container: no kill and no remove call per execution. gVisor hides the cgroup from
     # the runner, so there the host reads it and destroys the container.
     self_report = spec.engine != "gvisor"
-    host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine),
-                                         auto_remove=self_report)
-    env = {"HOME": WORK_DIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-           "PATH": "/usr/local/bin:/usr/bin:/bin", **dict(spec.environment)}
-    labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance_id,
-              "appliance.language": spec.language, "appliance.engine": spec.engine}
+    host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine), auto_remove=self_report)
+    env = {
+        "HOME": WORK_DIR,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        **dict(spec.environment),
+    }
+    labels = {
+        MANAGED_LABEL: "true",
+        INSTANCE_LABEL: engine.instance_id,
+        "appliance.language": spec.language,
+        "appliance.engine": spec.engine,
+    }
     config = api.create_container_config(
-        spec.image, runner_command(language, spec.limits.file_size_mb * 1024 * 1024, spec.limits.pids,
-                                   poll_pids=not self_report, self_report=self_report),
-        user=SANDBOX_USER, working_dir=WORK_DIR, stdin_open=True, environment=env, labels=labels,
-        network_disabled=not spec.limits.network, host_config=host_config,
+        spec.image,
+        runner_command(
+            language,
+            spec.limits.file_size_mb * 1024 * 1024,
+            spec.limits.pids,
+            poll_pids=not self_report,
+            self_report=self_report,
+        ),
+        user=SANDBOX_USER,
+        working_dir=WORK_DIR,
+        stdin_open=True,
+        environment=env,
+        labels=labels,
+        network_disabled=not spec.limits.network,
+        host_config=host_config,
     )
     lean = engine.http
     container_id = lean.create(config) if lean else api.create_container_from_config(config)["Id"]
@@ -146,14 +167,21 @@ def resize(engine: DockerEngine, sandbox: Sandbox, spec: SandboxSpec) -> None:
     # Not the SDK's update_container: it cannot set NanoCpus, which the container was
     # made with (the engine refuses a CpuQuota then).
     api = engine.api
-    api._raise_for_status(api._post_json(api._url("/containers/{0}/update", sandbox.container_id),
-                                         data=resources))
+    api._raise_for_status(api._post_json(api._url("/containers/{0}/update", sandbox.container_id), data=resources))
     sandbox.spec = spec
 
 
-def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, str] | None,
-            timeout: float, handle: ExecutionHandle, emit: OutputCallback,
-            environment: dict[str, str] | None = None, list_files: bool = False) -> ExecutionOutcome:
+def execute(
+    engine: DockerEngine,
+    sandbox: Sandbox,
+    code: str,
+    files: dict[str, str] | None,
+    timeout: float,
+    handle: ExecutionHandle,
+    emit: OutputCallback,
+    environment: dict[str, str] | None = None,
+    list_files: bool = False,
+) -> ExecutionOutcome:
     language = LANGUAGES[sandbox.spec.language]
     limit = sandbox.spec.limits.output_bytes
     outputs = {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
@@ -196,7 +224,7 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         sock.settimeout(max(0.01, min(wait, QUIET_RELEASE_SECONDS if holding else 0.5)))
         try:
             data = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             if holding:
                 for stream, scanner in trailers.items():
                     keep(stream, scanner.release())
@@ -218,11 +246,12 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         listing = [f for f in fields if f.startswith("files=")]
         if listing:
             fields = [f for f in fields if not f.startswith("files=")]
-            created = _created_files(listing[0][len("files="):])
+            created = _created_files(listing[0][len("files=") :])
         if len(fields) >= 7:  # the runner read its cgroup and is exiting
             peak = int(fields[4]) if fields[4].isdigit() else None
-            usage = cgroups.CgroupUsage(memory_peak=peak, oom_kills=int(fields[5] or 0),
-                                        pids_limit_hits=int(fields[6] or 0))
+            usage = cgroups.CgroupUsage(
+                memory_peak=peak, oom_kills=int(fields[5] or 0), pids_limit_hits=int(fields[6] or 0)
+            )
             sandbox.ended_itself = True
         else:
             usage = cgroups.read_usage(sandbox.cgroup)
@@ -232,8 +261,9 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         pids_hit = len(fields) > 3 and fields[3] == "1"
         # Under gVisor an allocation past the limit can fail inside the sandbox
         # (MemoryError) instead of drawing the host's OOM killer.
-        oom = bool(usage.oom_kills) or (usage.memory_limit_hits > 0 and exit_code not in (0, None)
-                                        and sandbox.spec.engine == "gvisor")
+        oom = bool(usage.oom_kills) or (
+            usage.memory_limit_hits > 0 and exit_code not in (0, None) and sandbox.spec.engine == "gvisor"
+        )
     else:
         for stream, scanner in trailers.items():
             keep(stream, scanner.flush())
@@ -242,8 +272,7 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
             usage = cgroups.CgroupUsage()
         # The runner itself died by SIGKILL that we did not send: only the kernel's OOM
         # killer does that (the engine's OOMKilled flag can miss it under gVisor).
-        oom = oom or bool(usage.oom_kills) or (kill_sent_at is None and not handle.killed
-                                                    and exit_code == 137)
+        oom = oom or bool(usage.oom_kills) or (kill_sent_at is None and not handle.killed and exit_code == 137)
     return ExecutionOutcome(
         exit_code=exit_code,
         stdout=outputs[STDOUT].text(),
@@ -259,7 +288,8 @@ def execute(engine: DockerEngine, sandbox: Sandbox, code: str, files: dict[str, 
         file_too_large=file_too_large or exit_code == EXIT_FILE_TOO_LARGE,
         execution_time=round(elapsed, 6),
         # An OOM kill of the whole sandbox takes its cgroup along: the peak was the limit.
-        memory_used=usage.memory_peak if usage.memory_peak is not None or not oom
+        memory_used=usage.memory_peak
+        if usage.memory_peak is not None or not oom
         else sandbox.spec.limits.memory_mb * 1024 * 1024,
         files_created=created,
     )

@@ -56,8 +56,10 @@ def archive_path(snapshot_dir: Path, compressed: bool) -> Path:
 
 def write_archive(root: Path, dest: Path, *, compress: bool) -> ArchiveStats:
     content = count = 0
-    with cf.open_root(root) as root_fd, tarfile.open(dest, "w:gz" if compress else "w",
-                                                     format=tarfile.PAX_FORMAT) as tar:
+    with (
+        cf.open_root(root) as root_fd,
+        tarfile.open(dest, "w:gz" if compress else "w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for dir_fd, name, parts, st in cf.iter_tree(root_fd, []):
             info = tarfile.TarInfo("/".join(parts))
             info.mtime = int(st.st_mtime)
@@ -95,8 +97,9 @@ def extract_archive(archive: Path, root: Path, *, limit_bytes: int) -> tuple[int
             try:
                 parts = cf.split_path(member.name, relative=True)
             except ValidationError:
-                raise ValidationError(f"the snapshot archive holds an unsafe name {member.name[:80]!r}; "
-                                      "it was not restored") from None
+                raise ValidationError(
+                    f"the snapshot archive holds an unsafe name {member.name[:80]!r}; it was not restored"
+                ) from None
             if not parts:
                 continue
             if member.isdir():
@@ -115,7 +118,8 @@ def extract_archive(archive: Path, root: Path, *, limit_bytes: int) -> tuple[int
                         raise PayloadTooLarge(
                             f"the snapshot's files exceed the target sandbox's disk_limit "
                             f"({format_size(limit_bytes)}); raise disk_limit with PUT /api/sandboxes/{{id}}",
-                            details={"limit": "disk_limit", "limit_bytes": limit_bytes})
+                            details={"limit": "disk_limit", "limit_bytes": limit_bytes},
+                        )
                     source = tar.extractfile(member)
                     assert source is not None
                     cf.write_new_file(dir_fd, parts[-1], parts, source, mode=(member.mode & 0o777) | 0o600)

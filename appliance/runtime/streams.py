@@ -27,7 +27,7 @@ class FrameParser:
             end = _HEADER.size + length
             if len(self._buffer) < end:
                 break
-            frames.append((stream, bytes(self._buffer[_HEADER.size:end])))
+            frames.append((stream, bytes(self._buffer[_HEADER.size : end])))
             del self._buffer[:end]
         return frames
 
@@ -92,9 +92,9 @@ class TrailerScanner:
         released, self._released = self._released, b""
         at = (released + data).find(self._marker)
         if at >= 0:
-            self._trailer = bytearray((released + data)[at + len(self._marker):])
+            self._trailer = bytearray((released + data)[at + len(self._marker) :])
             self._parse()
-            return data[:max(0, at - len(released))]
+            return data[: max(0, at - len(released))]
         for keep in range(min(len(self._marker) - 1, len(data)), 0, -1):
             if self._marker.startswith(data[-keep:]):
                 self._held = data[-keep:]

@@ -15,9 +15,23 @@ from appliance.core.alerts import Alert, AlertStatus, Severity
 from appliance.core.clock import iso_z, parse_iso
 from appliance.store.database import Database
 
-_COLUMNS = ("alert_id", "rule", "rule_name", "severity", "status", "message", "triggered_at", "value",
-            "threshold", "acknowledged_at", "acknowledged_by", "acknowledged_comment", "resolved_at",
-            "resolved_by", "resolved_comment")
+_COLUMNS = (
+    "alert_id",
+    "rule",
+    "rule_name",
+    "severity",
+    "status",
+    "message",
+    "triggered_at",
+    "value",
+    "threshold",
+    "acknowledged_at",
+    "acknowledged_by",
+    "acknowledged_comment",
+    "resolved_at",
+    "resolved_by",
+    "resolved_comment",
+)
 
 
 def _real(value: float | int | None) -> float | None:
@@ -27,12 +41,21 @@ def _real(value: float | int | None) -> float | None:
 
 def _from_row(row: aiosqlite.Row) -> Alert:
     return Alert(
-        alert_id=row["alert_id"], rule=row["rule"], rule_name=row["rule_name"],
-        severity=Severity(row["severity"]), status=AlertStatus(row["status"]), message=row["message"],
-        triggered_at=parse_iso(row["triggered_at"]), value=_real(row["value"]), threshold=_real(row["threshold"]),
-        acknowledged_at=parse_iso(row["acknowledged_at"]), acknowledged_by=row["acknowledged_by"],
-        acknowledged_comment=row["acknowledged_comment"], resolved_at=parse_iso(row["resolved_at"]),
-        resolved_by=row["resolved_by"], resolved_comment=row["resolved_comment"],
+        alert_id=row["alert_id"],
+        rule=row["rule"],
+        rule_name=row["rule_name"],
+        severity=Severity(row["severity"]),
+        status=AlertStatus(row["status"]),
+        message=row["message"],
+        triggered_at=parse_iso(row["triggered_at"]),
+        value=_real(row["value"]),
+        threshold=_real(row["threshold"]),
+        acknowledged_at=parse_iso(row["acknowledged_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        acknowledged_comment=row["acknowledged_comment"],
+        resolved_at=parse_iso(row["resolved_at"]),
+        resolved_by=row["resolved_by"],
+        resolved_comment=row["resolved_comment"],
     )
 
 
@@ -43,9 +66,23 @@ class AlertStore:
     async def insert(self, a: Alert) -> None:
         await self._db.write_one(
             f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-            (a.alert_id, a.rule, a.rule_name, a.severity.value, a.status.value, a.message,
-             iso_z(a.triggered_at), a.value, a.threshold, iso_z(a.acknowledged_at), a.acknowledged_by,
-             a.acknowledged_comment, iso_z(a.resolved_at), a.resolved_by, a.resolved_comment),
+            (
+                a.alert_id,
+                a.rule,
+                a.rule_name,
+                a.severity.value,
+                a.status.value,
+                a.message,
+                iso_z(a.triggered_at),
+                a.value,
+                a.threshold,
+                iso_z(a.acknowledged_at),
+                a.acknowledged_by,
+                a.acknowledged_comment,
+                iso_z(a.resolved_at),
+                a.resolved_by,
+                a.resolved_comment,
+            ),
         )
 
     async def get(self, alert_id: str) -> Alert | None:
@@ -72,7 +109,8 @@ class AlertStore:
         _, rows = await self._db.write_one(
             "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?, "
             "acknowledged_comment = ? WHERE alert_id = ? AND status = 'active' RETURNING *",
-            (iso_z(at), by, comment, alert_id))
+            (iso_z(at), by, comment, alert_id),
+        )
         return _from_row(rows[0]) if rows else None
 
     async def resolve(self, alert_id: str, at: datetime, by: str, comment: str | None) -> Alert | None:
@@ -80,10 +118,12 @@ class AlertStore:
         _, rows = await self._db.write_one(
             "UPDATE alerts SET status = 'resolved', resolved_at = ?, resolved_by = ?, resolved_comment = ? "
             "WHERE alert_id = ? AND status != 'resolved' RETURNING *",
-            (iso_z(at), by, comment, alert_id))
+            (iso_z(at), by, comment, alert_id),
+        )
         return _from_row(rows[0]) if rows else None
 
     async def forget_resolved_before(self, cutoff: datetime) -> int:
         changed, _ = await self._db.write_one(
-            "DELETE FROM alerts WHERE status = 'resolved' AND resolved_at < ?", (iso_z(cutoff),))
+            "DELETE FROM alerts WHERE status = 'resolved' AND resolved_at < ?", (iso_z(cutoff),)
+        )
         return changed

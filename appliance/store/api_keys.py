@@ -47,8 +47,15 @@ class ApiKeyStore:
             await conn.execute(
                 "INSERT INTO api_keys (key_id, name, owner, permissions, secret_hash, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.key_id, record.name, record.owner, json.dumps(record.permissions),
-                 record.secret_hash, iso_z(record.created_at), iso_z(record.expires_at)),
+                (
+                    record.key_id,
+                    record.name,
+                    record.owner,
+                    json.dumps(record.permissions),
+                    record.secret_hash,
+                    iso_z(record.created_at),
+                    iso_z(record.expires_at),
+                ),
             )
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
@@ -72,6 +79,4 @@ class ApiKeyStore:
 
     async def touch(self, key_id: str, when: datetime) -> None:
         async with self._db.write() as conn:
-            await conn.execute(
-                "UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (iso_z(when), key_id)
-            )
+            await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (iso_z(when), key_id))

@@ -48,7 +48,8 @@ def _too_new(path: Path, current: int, latest: int) -> SchemaTooNew:
     return SchemaTooNew(
         f"{path} has schema version {current}, newer than this appliance ({__version__}, schema up to "
         f"{latest}) knows: run the newer appliance binary that wrote it, or restore a backup made by this "
-        "version (`appliance restore FILE --force`)")
+        "version (`appliance restore FILE --force`)"
+    )
 
 
 def refuse_newer_schema(path: Path) -> None:
@@ -144,8 +145,9 @@ class Database:
                 f"before upgrading {self.path} from schema v{current} to v{latest}: {exc}; "
                 f"make room or fix permissions in {folder}, then start again; the database was not changed"
             ) from exc
-        log.warning("upgrading %s from schema v%d to v%d; a copy of it as it was is in %s",
-                    self.path, current, latest, copy)
+        log.warning(
+            "upgrading %s from schema v%d to v%d; a copy of it as it was is in %s", self.path, current, latest, copy
+        )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -173,9 +175,8 @@ class Database:
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
-        async with self._read_lock:
-            async with self._reader.execute(sql, tuple(params)) as cursor:
-                return list(await cursor.fetchall())
+        async with self._read_lock, self._reader.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         # fetchall, not fetchone: a statement left unfinished would keep the reader's

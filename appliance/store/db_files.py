@@ -58,9 +58,12 @@ def hold_lock(database_path: Path, *, exclusive: bool) -> int:
         if exclusive:
             raise DataDirBusy(
                 f"{data_dir} is in use by a running appliance (serve, run or a keys command holds {path.name}): "
-                "stop it first (e.g. `systemctl stop appliance`), then run the restore again") from None
-        raise DataDirBusy(f"{data_dir} is being restored (`appliance restore` holds {path.name}): wait for it "
-                          "to finish, then try again") from None
+                "stop it first (e.g. `systemctl stop appliance`), then run the restore again"
+            ) from None
+        raise DataDirBusy(
+            f"{data_dir} is being restored (`appliance restore` holds {path.name}): wait for it "
+            "to finish, then try again"
+        ) from None
     return fd
 
 
@@ -138,7 +141,7 @@ def pre_migration_copies(folder: Path) -> list[Path]:
 
 def prune_pre_migration_copies(folder: Path, keep: int) -> None:
     copies = pre_migration_copies(folder)
-    for old in copies[:max(0, len(copies) - keep)]:
+    for old in copies[: max(0, len(copies) - keep)]:
         old.unlink(missing_ok=True)
 
 

@@ -57,13 +57,30 @@ class EvaluationStore:
 
     async def insert_many(self, evaluations: Sequence[Evaluation]) -> None:
         """All or nothing: one transaction for the whole batch."""
-        sql = ("INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
-               "status, created_at, files, batch_id, kind, memory_limit_mb, cpu_limit, network_access) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        rows = [(e.eval_id, e.owner, e.language, e.engine, e.code, e.timeout,
-                 e.status.value, iso_z(e.created_at), json.dumps(e.files), e.batch_id,
-                 e.kind, e.memory_limit_mb, e.cpu_limit, int(e.network_access))
-                for e in evaluations]
+        sql = (
+            "INSERT INTO evaluations (eval_id, owner, language, engine, code, timeout, "
+            "status, created_at, files, batch_id, kind, memory_limit_mb, cpu_limit, network_access) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        rows = [
+            (
+                e.eval_id,
+                e.owner,
+                e.language,
+                e.engine,
+                e.code,
+                e.timeout,
+                e.status.value,
+                iso_z(e.created_at),
+                json.dumps(e.files),
+                e.batch_id,
+                e.kind,
+                e.memory_limit_mb,
+                e.cpu_limit,
+                int(e.network_access),
+            )
+            for e in evaluations
+        ]
         if len(rows) == 1:  # one statement is atomic on its own
             await self._db.write_one(sql, rows[0])
             return
@@ -71,13 +88,16 @@ class EvaluationStore:
             await conn.executemany(sql, rows)
 
     async def get(self, eval_id: str) -> Evaluation | None:
-        row = await self._db.fetch_one(
-            f"SELECT {_COLUMNS} FROM evaluations WHERE eval_id = ?", (eval_id,)
-        )
+        row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM evaluations WHERE eval_id = ?", (eval_id,))
         return None if row is None else _from_row(row)
 
     async def list(
-        self, *, owner: str | None, status: EvalStatus | None, limit: int, offset: int,
+        self,
+        *,
+        owner: str | None,
+        status: EvalStatus | None,
+        limit: int,
+        offset: int,
         kind: str = KIND_EVALUATION,
     ) -> tuple[list[Evaluation], int]:
         """Newest first; `owner=None` means every owner. Returns (page, total count)."""
@@ -97,15 +117,11 @@ class EvaluationStore:
         return [_from_row(r) for r in rows], total
 
     async def queued_in_order(self) -> list[Evaluation]:
-        rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM evaluations WHERE status = 'queued' ORDER BY seq"
-        )
+        rows = await self._db.fetch_all(f"SELECT {_COLUMNS} FROM evaluations WHERE status = 'queued' ORDER BY seq")
         return [_from_row(r) for r in rows]
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self._db.fetch_all(
-            "SELECT status, count(*) FROM evaluations GROUP BY status"
-        )
+        rows = await self._db.fetch_all("SELECT status, count(*) FROM evaluations GROUP BY status")
         return {r[0]: r[1] for r in rows}
 
     async def claim(self, eval_id: str, started_at) -> Evaluation | None:
@@ -132,10 +148,22 @@ class EvaluationStore:
             "output = ?, error = ?, exit_code = ?, reason = ?, output_truncated = ?, "
             "error_truncated = ?, execution_time = ?, memory_used = ?, limits_hit = ?, files_created = ? "
             "WHERE eval_id = ? AND status IN ('queued', 'running')",
-            (e.status.value, iso_z(e.started_at), iso_z(e.completed_at), e.output, e.error,
-             e.exit_code, e.reason, int(e.output_truncated), int(e.error_truncated),
-             e.execution_time, e.memory_used, json.dumps(e.limits_hit),
-             msgspec.json.encode(e.files_created).decode(), e.eval_id),
+            (
+                e.status.value,
+                iso_z(e.started_at),
+                iso_z(e.completed_at),
+                e.output,
+                e.error,
+                e.exit_code,
+                e.reason,
+                int(e.output_truncated),
+                int(e.error_truncated),
+                e.execution_time,
+                e.memory_used,
+                json.dumps(e.limits_hit),
+                msgspec.json.encode(e.files_created).decode(),
+                e.eval_id,
+            ),
         )
         return changed == 1
 
@@ -159,5 +187,6 @@ class EvaluationStore:
 
 
 _RESTART_MESSAGE = "[appliance] the appliance restarted while this evaluation was running"
-_RESTART_QUEUED_MESSAGE = ("[appliance] the appliance restarted before this execution started; "
-                           "its caller was gone, so it was not run")
+_RESTART_QUEUED_MESSAGE = (
+    "[appliance] the appliance restarted before this execution started; its caller was gone, so it was not run"
+)

@@ -18,7 +18,5 @@ class MetaStore:
         if value is not None:
             return value
         async with self._db.write() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make())
-            )
+            await conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make()))
         return await self.get(key)

@@ -20,16 +20,24 @@ _COLUMNS = (
 
 def _from_row(row: aiosqlite.Row) -> SandboxRecord:
     return SandboxRecord(
-        sandbox_id=row["sandbox_id"], owner=row["owner"], name=row["name"], runtime=row["runtime"],
-        template=row["template"], engine=row["engine"], image=row["image"], status=row["status"],
+        sandbox_id=row["sandbox_id"],
+        owner=row["owner"],
+        name=row["name"],
+        runtime=row["runtime"],
+        template=row["template"],
+        engine=row["engine"],
+        image=row["image"],
+        status=row["status"],
         status_reason=row["status_reason"],
-        resources=SandboxResources(memory_limit=row["memory_limit"], cpu_limit=row["cpu_limit"],
-                                   disk_limit=row["disk_limit"]),
+        resources=SandboxResources(
+            memory_limit=row["memory_limit"], cpu_limit=row["cpu_limit"], disk_limit=row["disk_limit"]
+        ),
         network_enabled=bool(row["network_enabled"]),
         environment=json.loads(row["environment"]),
         template_environment=json.loads(row["template_environment"]),
         container_id=row["container_id"],
-        created_at=parse_iso(row["created_at"]), last_activity=parse_iso(row["last_activity"]),
+        created_at=parse_iso(row["created_at"]),
+        last_activity=parse_iso(row["last_activity"]),
     )
 
 
@@ -40,10 +48,26 @@ class SandboxStore:
     async def insert(self, s: SandboxRecord) -> None:
         await self._db.write_one(
             f"INSERT INTO sandboxes ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-            (s.sandbox_id, s.owner, s.name, s.runtime, s.template, s.engine, s.image, s.status,
-             s.status_reason, s.resources.memory_limit, s.resources.cpu_limit, s.resources.disk_limit,
-             int(s.network_enabled), json.dumps(s.environment), json.dumps(s.template_environment),
-             s.container_id, iso_z(s.created_at), iso_z(s.last_activity)),
+            (
+                s.sandbox_id,
+                s.owner,
+                s.name,
+                s.runtime,
+                s.template,
+                s.engine,
+                s.image,
+                s.status,
+                s.status_reason,
+                s.resources.memory_limit,
+                s.resources.cpu_limit,
+                s.resources.disk_limit,
+                int(s.network_enabled),
+                json.dumps(s.environment),
+                json.dumps(s.template_environment),
+                s.container_id,
+                iso_z(s.created_at),
+                iso_z(s.last_activity),
+            ),
         )
 
     async def get(self, sandbox_id: str) -> SandboxRecord | None:
@@ -57,8 +81,9 @@ class SandboxStore:
     async def count(self) -> int:
         return await self._db.fetch_value("SELECT count(*) FROM sandboxes")
 
-    async def list(self, *, owner: str | None, status: str | None, runtime: str | None,
-                   limit: int, offset: int) -> tuple[list[SandboxRecord], int]:
+    async def list(
+        self, *, owner: str | None, status: str | None, runtime: str | None, limit: int, offset: int
+    ) -> tuple[list[SandboxRecord], int]:
         """Oldest first (a page stays stable while new ones are created); `owner=None`
         means every owner. Returns (page, total matching)."""
         where, params = [], []
@@ -75,26 +100,44 @@ class SandboxStore:
         return [_from_row(r) for r in rows], total
 
     async def set_status(self, sandbox_id: str, status: str, reason: str | None = None) -> None:
-        await self._db.write_one("UPDATE sandboxes SET status = ?, status_reason = ? WHERE sandbox_id = ?",
-                                 (status, reason, sandbox_id))
+        await self._db.write_one(
+            "UPDATE sandboxes SET status = ?, status_reason = ? WHERE sandbox_id = ?", (status, reason, sandbox_id)
+        )
 
-    async def set_container(self, sandbox_id: str, status: str, container_id: str | None,
-                            reason: str | None = None) -> None:
+    async def set_container(
+        self, sandbox_id: str, status: str, container_id: str | None, reason: str | None = None
+    ) -> None:
         await self._db.write_one(
             "UPDATE sandboxes SET status = ?, status_reason = ?, container_id = ? WHERE sandbox_id = ?",
-            (status, reason, container_id, sandbox_id))
+            (status, reason, container_id, sandbox_id),
+        )
 
-    async def update_config(self, sandbox_id: str, resources: SandboxResources,
-                            environment: dict[str, str], network_enabled: bool, when: datetime) -> None:
+    async def update_config(
+        self,
+        sandbox_id: str,
+        resources: SandboxResources,
+        environment: dict[str, str],
+        network_enabled: bool,
+        when: datetime,
+    ) -> None:
         await self._db.write_one(
             "UPDATE sandboxes SET memory_limit = ?, cpu_limit = ?, disk_limit = ?, environment = ?, "
             "network_enabled = ?, last_activity = ? WHERE sandbox_id = ?",
-            (resources.memory_limit, resources.cpu_limit, resources.disk_limit, json.dumps(environment),
-             int(network_enabled), iso_z(when), sandbox_id))
+            (
+                resources.memory_limit,
+                resources.cpu_limit,
+                resources.disk_limit,
+                json.dumps(environment),
+                int(network_enabled),
+                iso_z(when),
+                sandbox_id,
+            ),
+        )
 
     async def touch(self, sandbox_id: str, when: datetime) -> None:
-        await self._db.write_one("UPDATE sandboxes SET last_activity = ? WHERE sandbox_id = ?",
-                                 (iso_z(when), sandbox_id))
+        await self._db.write_one(
+            "UPDATE sandboxes SET last_activity = ? WHERE sandbox_id = ?", (iso_z(when), sandbox_id)
+        )
 
     async def delete(self, sandbox_id: str) -> bool:
         changed, _ = await self._db.write_one("DELETE FROM sandboxes WHERE sandbox_id = ?", (sandbox_id,))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 import httpx
 from textual.app import App, SystemCommand
@@ -84,11 +85,9 @@ class ApplianceTui(App):
         try:
             return await self.backend.call(request)
         except ApiError as exc:
-            self.notify(f"{action}: {exc.message}", title=f"{exc.status_code} {exc.code}",
-                        severity="error", timeout=8)
+            self.notify(f"{action}: {exc.message}", title=f"{exc.status_code} {exc.code}", severity="error", timeout=8)
         except httpx.TransportError as exc:
-            self.notify(f"{action}: the appliance does not answer ({type(exc).__name__})",
-                        severity="error", timeout=8)
+            self.notify(f"{action}: the appliance does not answer ({type(exc).__name__})", severity="error", timeout=8)
         except asyncio.CancelledError:
             raise
         return None
@@ -101,10 +100,12 @@ class ApplianceTui(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, (key, title, _) in SCREENS.items():
-            yield SystemCommand(f"Go to {title}", f"Show the {title} screen (key {key})",
-                                lambda mode=mode: self.switch_mode(mode))
-        yield SystemCommand("Toggle light/dark theme", "Switch between the light and dark theme (key t)",
-                            self.action_toggle_theme)
+            yield SystemCommand(
+                f"Go to {title}", f"Show the {title} screen (key {key})", lambda mode=mode: self.switch_mode(mode)
+            )
+        yield SystemCommand(
+            "Toggle light/dark theme", "Switch between the light and dark theme (key t)", self.action_toggle_theme
+        )
         for base in self.screen_stack:
             for title, help_text, callback in getattr(base, "palette_commands", lambda: ())():
                 yield SystemCommand(title, help_text, callback)

@@ -8,8 +8,9 @@ waits on the network, and a slow or lost daemon cannot freeze the TUI.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from appliance.client import ApplianceClient
 from appliance.tui.feeds import Feed

@@ -7,7 +7,8 @@ same way. Times are shown in UTC, as the API gives them.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 

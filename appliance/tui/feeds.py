@@ -12,11 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from appliance.core.clock import iso_z
-from appliance.tui.live import (FEED_INTERVAL_SECONDS, FEED_METRICS, AlertChanged, Connected, Disconnected,
-                                EvaluationEvent, FeedItem, MetricSample)
+from appliance.tui.live import (
+    FEED_INTERVAL_SECONDS,
+    FEED_METRICS,
+    AlertChanged,
+    Connected,
+    Disconnected,
+    EvaluationEvent,
+    FeedItem,
+    MetricSample,
+)
 
 Sink = Callable[[FeedItem], None]
 EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
@@ -29,8 +38,9 @@ class Feed(Protocol):
 
 
 class RemoteFeed:
-    def __init__(self, ws_base: str, api_key: str, *, open_timeout: float = 5.0,
-                 backoff: tuple[float, ...] = BACKOFF_SECONDS) -> None:
+    def __init__(
+        self, ws_base: str, api_key: str, *, open_timeout: float = 5.0, backoff: tuple[float, ...] = BACKOFF_SECONDS
+    ) -> None:
         self.ws_base = ws_base.rstrip("/")
         self.api_key = api_key.strip()
         self.open_timeout = open_timeout
@@ -59,20 +69,35 @@ class RemoteFeed:
         from websockets.exceptions import ConnectionClosed
 
         headers = {"X-API-Key": self.api_key}
-        async with connect(f"{self.ws_base}/ws/monitor", additional_headers=headers,
-                           open_timeout=self.open_timeout, ping_interval=10, ping_timeout=10) as monitor, \
-                connect(f"{self.ws_base}/ws", additional_headers=headers,
-                        open_timeout=self.open_timeout, ping_interval=10, ping_timeout=10) as events:
+        async with (
+            connect(
+                f"{self.ws_base}/ws/monitor",
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                ping_interval=10,
+                ping_timeout=10,
+            ) as monitor,
+            connect(
+                f"{self.ws_base}/ws",
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                ping_interval=10,
+                ping_timeout=10,
+            ) as events,
+        ):
             with contextlib.suppress(ConnectionClosed):  # a refusal: its error is still to be read
-                await monitor.send(json.dumps({"type": "subscribe", "metrics": list(FEED_METRICS),
-                                               "interval": FEED_INTERVAL_SECONDS}))
+                await monitor.send(
+                    json.dumps({"type": "subscribe", "metrics": list(FEED_METRICS), "interval": FEED_INTERVAL_SECONDS})
+                )
             first = json.loads(await asyncio.wait_for(monitor.recv(), self.open_timeout))
             if first.get("type") == "error":
                 raise FeedRefused(first.get("error", {}).get("message", "refused"))
             self._got_through = True
             sink(Connected())
-            readers = [asyncio.create_task(_read_monitor(monitor, sink)),
-                       asyncio.create_task(_read_events(events, sink))]
+            readers = [
+                asyncio.create_task(_read_monitor(monitor, sink)),
+                asyncio.create_task(_read_events(events, sink)),
+            ]
             try:
                 done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

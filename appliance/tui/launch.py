@@ -27,8 +27,10 @@ PROBE_TIMEOUT_SECONDS = 5.0
 # The TUI's own requests: longer than the probe (a list of 1,000 evaluations on a busy
 # daemon), short enough that a stalled daemon shows as an error notification.
 REQUEST_TIMEOUT_SECONDS = 30.0
-KEY_HELP = ("pass --api-key-file FILE with a key that has the 'read' permission "
-            "(an admin creates one with `appliance keys create --name NAME --permissions read,execute`)")
+KEY_HELP = (
+    "pass --api-key-file FILE with a key that has the 'read' permission "
+    "(an admin creates one with `appliance keys create --name NAME --permissions read,execute`)"
+)
 
 # Exit codes: the invocation cannot work as given (key file) vs the daemon is the problem.
 EXIT_USAGE = 2
@@ -47,8 +49,9 @@ class LaunchError(Exception):
 # --- appliance tui ------------------------------------------------------------------------
 
 
-def attach_backend(url: str | None = None, key_file: str | None = None, *, data_dir: str | None = None,
-                   config_file: str | None = None) -> Backend:
+def attach_backend(
+    url: str | None = None, key_file: str | None = None, *, data_dir: str | None = None, config_file: str | None = None
+) -> Backend:
     """A Backend on the daemon at `url` with the key in `key_file`; either one left out
     is found in the local settings. Raises LaunchError after a failed check."""
     settings = _local_settings(data_dir, config_file) if url is None or key_file is None else None
@@ -85,15 +88,21 @@ def read_key_file(path: Path, *, local_default: bool = False) -> str:
         key = path.read_text().strip()
     except FileNotFoundError:
         if local_default:
-            raise LaunchError(f"no admin key at {path}: start the daemon once (`appliance serve` writes "
-                              f"it there), point --data-dir at its data dir, or {KEY_HELP}", EXIT_USAGE) from None
+            raise LaunchError(
+                f"no admin key at {path}: start the daemon once (`appliance serve` writes "
+                f"it there), point --data-dir at its data dir, or {KEY_HELP}",
+                EXIT_USAGE,
+            ) from None
         raise LaunchError(f"the API key file {path} does not exist: {KEY_HELP}", EXIT_USAGE) from None
     except PermissionError:
-        raise LaunchError(f"cannot read the API key file {path} (permission denied): run as the user that "
-                          f"owns it, or {KEY_HELP}", EXIT_USAGE) from None
+        raise LaunchError(
+            f"cannot read the API key file {path} (permission denied): run as the user that owns it, or {KEY_HELP}",
+            EXIT_USAGE,
+        ) from None
     except (IsADirectoryError, UnicodeDecodeError, OSError) as exc:
-        raise LaunchError(f"cannot read the API key file {path} ({type(exc).__name__}): {KEY_HELP}",
-                          EXIT_USAGE) from None
+        raise LaunchError(
+            f"cannot read the API key file {path} ({type(exc).__name__}): {KEY_HELP}", EXIT_USAGE
+        ) from None
     if not key:
         raise LaunchError(f"the API key file {path} is empty: {KEY_HELP}", EXIT_USAGE)
     return key
@@ -106,14 +115,19 @@ def check_daemon(url: str, api_key: str, key_path: Path) -> None:
         with ApplianceClient(url, api_key=api_key, timeout=PROBE_TIMEOUT_SECONDS) as probe:
             probe.list_evaluations(limit=1)
     except httpx.ConnectError:
-        raise LaunchError(f"nothing answers at {url}: start the appliance (`appliance serve`, or its "
-                          "systemd service), or pass --url with the daemon's address", EXIT_DAEMON) from None
+        raise LaunchError(
+            f"nothing answers at {url}: start the appliance (`appliance serve`, or its "
+            "systemd service), or pass --url with the daemon's address",
+            EXIT_DAEMON,
+        ) from None
     except httpx.TimeoutException:
-        raise LaunchError(f"{url} did not answer within {PROBE_TIMEOUT_SECONDS:.0f} s: is the appliance "
-                          "overloaded, or is --url the address of something else?", EXIT_DAEMON) from None
+        raise LaunchError(
+            f"{url} did not answer within {PROBE_TIMEOUT_SECONDS:.0f} s: is the appliance "
+            "overloaded, or is --url the address of something else?",
+            EXIT_DAEMON,
+        ) from None
     except httpx.HTTPError as exc:
-        raise LaunchError(f"cannot reach {url} ({type(exc).__name__}: {exc}): check --url",
-                          EXIT_DAEMON) from None
+        raise LaunchError(f"cannot reach {url} ({type(exc).__name__}: {exc}): check --url", EXIT_DAEMON) from None
     except ApiError as exc:
         raise LaunchError(_refusal(url, key_path, exc), EXIT_DAEMON) from None
 

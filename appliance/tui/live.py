@@ -13,9 +13,18 @@ from typing import Any
 from appliance.tui.execution_history import ExecutionHistory
 
 # Figures the feed asks for (the names /ws/monitor serves; see docs/api.md).
-FEED_METRICS = ("cpu_usage", "memory_usage", "disk_usage", "active_containers", "pool_idle",
-                "queue_depth", "running_executions", "finished_executions", "failure_rate",
-                "engine_reachable")
+FEED_METRICS = (
+    "cpu_usage",
+    "memory_usage",
+    "disk_usage",
+    "active_containers",
+    "pool_idle",
+    "queue_depth",
+    "running_executions",
+    "finished_executions",
+    "failure_rate",
+    "engine_reachable",
+)
 FEED_INTERVAL_SECONDS = 2.0
 HISTORY_POINTS = 1800  # an hour of samples at FEED_INTERVAL_SECONDS
 
@@ -34,6 +43,7 @@ class Disconnected:
 @dataclass(frozen=True)
 class EvaluationEvent:
     """One /ws event: type is status_update, output_chunk, completed or error."""
+
     type: str
     eval_id: str
     data: dict[str, Any]
@@ -42,6 +52,7 @@ class EvaluationEvent:
 @dataclass(frozen=True)
 class AlertChanged:
     """event is opened, acknowledged or resolved; alert is the alert's API body."""
+
     event: str
     alert: dict[str, Any]
 

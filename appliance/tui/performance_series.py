@@ -37,6 +37,7 @@ def _duration_seconds(duration: str) -> int:
 class RangeSeries:
     """Oldest stretch first; None where a stretch has no figure (no samples taken, or
     no evaluation ended, then)."""
+
     time_range: TimeRange
     summary: dict[str, Any]  # the whole range's report, as the API gave it
     cpu: list[float | None] = field(default_factory=list)
@@ -48,7 +49,8 @@ class RangeSeries:
 def series_from_report(time_range: TimeRange, report: dict[str, Any]) -> RangeSeries:
     stretches = report.get("series") or []
     return RangeSeries(
-        time_range, report,
+        time_range,
+        report,
         cpu=[s.get("cpu_average") for s in stretches],
         memory=[s.get("memory_average") for s in stretches],
         executions=[int(s.get("executions") or 0) for s in stretches],

@@ -7,10 +7,18 @@ from litestar.params import Parameter
 
 from appliance.core.identity import Identity
 from appliance.http.platform.schemas import (
-    BatchItem, BatchRequest, BatchSubmitted, EvalStatusBody, EvalSubmitted, EvaluationList,
-    EvaluationSummary, KillBody, LogsBody, TokenBody,
+    BatchItem,
+    BatchRequest,
+    BatchSubmitted,
+    EvalStatusBody,
+    EvalSubmitted,
+    EvaluationList,
+    EvaluationSummary,
+    KillBody,
+    LogsBody,
+    TokenBody,
 )
-from appliance.services.evaluations import EvalRequest
+from appliance.services.evaluation.evaluations import EvalRequest
 
 QUEUED_MESSAGE = "Evaluation queued successfully"
 
@@ -26,16 +34,17 @@ class EvaluationController(Controller):
     @post("/eval", status_code=200, summary="Submit an evaluation")
     async def submit(self, request: Request, identity: Identity, data: EvalRequest) -> EvalSubmitted:
         evaluation, position = await _service(request).submit(identity, data)
-        return EvalSubmitted(eval_id=evaluation.eval_id, status=evaluation.status.value,
-                             message=QUEUED_MESSAGE, queue_position=position)
+        return EvalSubmitted(
+            eval_id=evaluation.eval_id, status=evaluation.status.value, message=QUEUED_MESSAGE, queue_position=position
+        )
 
     @post("/eval-batch", status_code=200, summary="Submit several evaluations", opt={"rate_bucket": "batch"})
     async def submit_batch(self, request: Request, identity: Identity, data: BatchRequest) -> BatchSubmitted:
         evaluations = await _service(request).submit_batch(identity, data.evaluations or [])
-        items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE)
-                 for e in evaluations]
-        return BatchSubmitted(evaluations=items, total=len(items), queued=len(items), failed=0,
-                              batch_id=evaluations[0].batch_id)
+        items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE) for e in evaluations]
+        return BatchSubmitted(
+            evaluations=items, total=len(items), queued=len(items), failed=0, batch_id=evaluations[0].batch_id
+        )
 
     @get("/eval-status/{eval_id:str}", summary="Status and result of an evaluation")
     async def status(self, request: Request, identity: Identity, eval_id: str) -> EvalStatusBody:
@@ -44,9 +53,14 @@ class EvaluationController(Controller):
     @get("/eval/{eval_id:str}/logs", summary="Output so far, also while running")
     async def logs(self, request: Request, identity: Identity, eval_id: str) -> LogsBody:
         view = await _service(request).logs(identity, eval_id)
-        return LogsBody(eval_id=eval_id, output=view.output, error=view.error,
-                        is_running=view.is_running, exit_code=view.evaluation.exit_code,
-                        status=view.evaluation.status.value)
+        return LogsBody(
+            eval_id=eval_id,
+            output=view.output,
+            error=view.error,
+            is_running=view.is_running,
+            exit_code=view.evaluation.exit_code,
+            status=view.evaluation.status.value,
+        )
 
     @post("/eval/{eval_id:str}/kill", status_code=200, summary="Terminate a queued or running evaluation")
     async def kill(self, request: Request, identity: Identity, eval_id: str) -> KillBody:
@@ -55,15 +69,20 @@ class EvaluationController(Controller):
 
     @get("/evaluations", summary="Evaluation history, newest first")
     async def history(
-        self, request: Request, identity: Identity,
+        self,
+        request: Request,
+        identity: Identity,
         limit: int = Parameter(default=100, ge=1, le=1000),
         offset: int = Parameter(default=0, ge=0),
         status: str | None = None,
     ) -> EvaluationList:
         page, total = await _service(request).list(identity, limit=limit, offset=offset, status=status)
         return EvaluationList(
-            evaluations=[EvaluationSummary.of(e) for e in page], count=total, limit=limit,
-            offset=offset, has_more=offset + len(page) < total,
+            evaluations=[EvaluationSummary.of(e) for e in page],
+            count=total,
+            limit=limit,
+            offset=offset,
+            has_more=offset + len(page) < total,
         )
 
     @post("/auth/token", status_code=200, tags=["auth"], summary="Exchange an API key for a JWT")

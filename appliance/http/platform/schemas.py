@@ -8,7 +8,7 @@ import msgspec
 
 from appliance.core.clock import iso_z
 from appliance.core.evaluations import Evaluation
-from appliance.services.evaluations import EvalRequest
+from appliance.services.evaluation.evaluations import EvalRequest
 
 CODE_PREVIEW_CHARS = 100
 
@@ -67,15 +67,28 @@ class EvalStatusBody(msgspec.Struct, kw_only=True):
     code: str
 
     @classmethod
-    def of(cls, e: Evaluation) -> "EvalStatusBody":
+    def of(cls, e: Evaluation) -> EvalStatusBody:
         return cls(
-            eval_id=e.eval_id, status=e.status.value, created_at=iso_z(e.created_at),
-            started_at=iso_z(e.started_at), completed_at=iso_z(e.completed_at),
-            output=e.output, error=e.error, success=e.success, exit_code=e.exit_code,
-            language=e.language, engine=e.engine, timeout=e.timeout, reason=e.reason,
-            output_truncated=e.output_truncated, error_truncated=e.error_truncated,
-            execution_time=e.execution_time, memory_used=e.memory_used, limits_hit=e.limits_hit,
-            batch_id=e.batch_id, code=e.code,
+            eval_id=e.eval_id,
+            status=e.status.value,
+            created_at=iso_z(e.created_at),
+            started_at=iso_z(e.started_at),
+            completed_at=iso_z(e.completed_at),
+            output=e.output,
+            error=e.error,
+            success=e.success,
+            exit_code=e.exit_code,
+            language=e.language,
+            engine=e.engine,
+            timeout=e.timeout,
+            reason=e.reason,
+            output_truncated=e.output_truncated,
+            error_truncated=e.error_truncated,
+            execution_time=e.execution_time,
+            memory_used=e.memory_used,
+            limits_hit=e.limits_hit,
+            batch_id=e.batch_id,
+            code=e.code,
         )
 
 
@@ -123,10 +136,16 @@ class EvaluationSummary(msgspec.Struct):
     language: str
 
     @classmethod
-    def of(cls, e: Evaluation) -> "EvaluationSummary":
+    def of(cls, e: Evaluation) -> EvaluationSummary:
         preview = e.code[:CODE_PREVIEW_CHARS] + ("..." if len(e.code) > CODE_PREVIEW_CHARS else "")
-        return cls(eval_id=e.eval_id, status=e.status.value, created_at=iso_z(e.created_at),
-                   code_preview=preview, success=e.success, language=e.language)
+        return cls(
+            eval_id=e.eval_id,
+            status=e.status.value,
+            created_at=iso_z(e.created_at),
+            code_preview=preview,
+            success=e.success,
+            language=e.language,
+        )
 
 
 class EvaluationList(msgspec.Struct):

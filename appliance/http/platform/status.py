@@ -16,8 +16,10 @@ class StatusController(Controller):
     async def queue_status(self, request: Request, identity: Identity) -> QueueStatusBody:
         stats = await request.app.state.appliance.evaluations.queue_stats()
         return QueueStatusBody(
-            queued=stats["queued"], processing=stats["processing"],
-            queue_length=stats["queued"] + stats["processing"], total_tasks=stats["total"],
+            queued=stats["queued"],
+            processing=stats["processing"],
+            queue_length=stats["queued"] + stats["processing"],
+            total_tasks=stats["total"],
         )
 
     @get("/status", summary="Platform health and statistics")
@@ -27,9 +29,13 @@ class StatusController(Controller):
         stats = await appliance.evaluations.queue_stats()
         by_status = await appliance.evaluations.counts_by_status()
         return PlatformStatusBody(
-            platform=health.platform, mode="appliance", services=health.services,
+            platform=health.platform,
+            mode="appliance",
+            services=health.services,
             queue={"queued": stats["queued"], "processing": stats["processing"]},
             storage={"total_evaluations": stats["total"], "by_status": by_status},
-            version=health.version, uptime_seconds=round(appliance.status.uptime_seconds, 3),
-            engines=health.engines, sandbox_pool=appliance.status.pool_sizes(),
+            version=health.version,
+            uptime_seconds=round(appliance.status.uptime_seconds, 3),
+            engines=health.engines,
+            sandbox_pool=appliance.status.pool_sizes(),
         )

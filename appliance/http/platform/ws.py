@@ -42,8 +42,9 @@ async def evaluation_events(socket: WebSocket) -> None:
         if not identity.can(READ):
             raise Forbidden("this API key lacks the 'read' permission")
     except AppError as exc:
-        await socket.send_json({"type": "error", "eval_id": None,
-                                "data": {"error": exc.detail, "status_code": exc.status_code}})
+        await socket.send_json(
+            {"type": "error", "eval_id": None, "data": {"error": exc.detail, "status_code": exc.status_code}}
+        )
         await socket.close(code=POLICY_VIOLATION, reason=exc.title)
         return
 
@@ -78,9 +79,16 @@ async def _read_commands(socket: WebSocket, watched: set[str]) -> None:
         try:
             message = msgspec.json.decode(raw, type=ClientMessage)
         except msgspec.DecodeError as exc:
-            await socket.send_json({"type": "error", "eval_id": None, "data": {
-                "error": f"unreadable message ({exc}); send {{\"action\": \"subscribe\", \"eval_id\": \"...\"}}",
-                "status_code": 400}})
+            await socket.send_json(
+                {
+                    "type": "error",
+                    "eval_id": None,
+                    "data": {
+                        "error": f'unreadable message ({exc}); send {{"action": "subscribe", "eval_id": "..."}}',
+                        "status_code": 400,
+                    },
+                }
+            )
             continue
         if message.action == "subscribe" and message.eval_id:
             watched.add(message.eval_id)
@@ -89,7 +97,13 @@ async def _read_commands(socket: WebSocket, watched: set[str]) -> None:
         elif message.action == "ping":
             await socket.send_json({"type": "pong", "eval_id": None, "data": {}})
         else:
-            await socket.send_json({"type": "error", "eval_id": message.eval_id, "data": {
-                "error": f"unknown action {message.action!r}; use subscribe, unsubscribe or ping",
-                "status_code": 400}})
-
+            await socket.send_json(
+                {
+                    "type": "error",
+                    "eval_id": message.eval_id,
+                    "data": {
+                        "error": f"unknown action {message.action!r}; use subscribe, unsubscribe or ping",
+                        "status_code": 400,
+                    },
+                }
+            )

@@ -12,8 +12,8 @@ from litestar import Controller, Request, get, post
 
 from appliance.core.errors import Unauthorized
 from appliance.core.identity import ADMIN, Identity
-from appliance.services.alerts import alert_body
-from appliance.services.auth import require_permission
+from appliance.services.access.auth import require_permission
+from appliance.services.monitoring.alerts import alert_body
 
 
 class AlertComment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -71,8 +71,14 @@ class AlertController(Controller):
     tags = ["alerts"]
 
     @get("/", summary="Alerts, newest first: the open ones (active, acknowledged) unless `status` says otherwise")
-    async def list_alerts(self, request: Request, identity: Identity, status: str | None = None,
-                          severity: str | None = None, limit: int = 100) -> AlertList:
+    async def list_alerts(
+        self,
+        request: Request,
+        identity: Identity,
+        status: str | None = None,
+        severity: str | None = None,
+        limit: int = 100,
+    ) -> AlertList:
         _require_key(identity)
         alerts = await request.app.state.appliance.alerts.list(status, severity, limit)
         return AlertList(alerts=[_body(a) for a in alerts])
@@ -80,11 +86,21 @@ class AlertController(Controller):
     @get("/rules", summary="The alert rules and their thresholds (settings alert_*)")
     async def rules(self, request: Request, identity: Identity) -> RuleList:
         _require_key(identity)
-        return RuleList(rules=[
-            RuleBody(rule=r.rule, name=r.name, severity=r.severity.value, metric=r.reading,
-                     threshold=r.threshold, above=r.above, for_seconds=r.for_seconds, enabled=r.enabled)
-            for r in request.app.state.appliance.alerts.rules
-        ])
+        return RuleList(
+            rules=[
+                RuleBody(
+                    rule=r.rule,
+                    name=r.name,
+                    severity=r.severity.value,
+                    metric=r.reading,
+                    threshold=r.threshold,
+                    above=r.above,
+                    for_seconds=r.for_seconds,
+                    enabled=r.enabled,
+                )
+                for r in request.app.state.appliance.alerts.rules
+            ]
+        )
 
     @get("/{alert_id:str}", summary="One alert")
     async def get_alert(self, request: Request, identity: Identity, alert_id: str) -> AlertBody:
@@ -92,15 +108,17 @@ class AlertController(Controller):
         return _body(await request.app.state.appliance.alerts.get(alert_id))
 
     @post("/{alert_id:str}/acknowledge", status_code=200, summary="Acknowledge an active alert (admin)")
-    async def acknowledge(self, request: Request, identity: Identity, alert_id: str,
-                          data: AlertComment | None = None) -> AlertBody:
+    async def acknowledge(
+        self, request: Request, identity: Identity, alert_id: str, data: AlertComment | None = None
+    ) -> AlertBody:
         require_permission(identity, ADMIN)
         comment = data.comment if data is not None else None
         return _body(await request.app.state.appliance.alerts.acknowledge(alert_id, identity.name, comment))
 
     @post("/{alert_id:str}/resolve", status_code=200, summary="Resolve an open alert (admin)")
-    async def resolve(self, request: Request, identity: Identity, alert_id: str,
-                      data: AlertComment | None = None) -> AlertBody:
+    async def resolve(
+        self, request: Request, identity: Identity, alert_id: str, data: AlertComment | None = None
+    ) -> AlertBody:
         require_permission(identity, ADMIN)
         comment = data.comment if data is not None else None
         return _body(await request.app.state.appliance.alerts.resolve(alert_id, identity.name, comment))

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 
 from appliance.core.identity import ADMIN, Identity
-from appliance.services.auth import require_permission
+from appliance.services.access.auth import require_permission
 
 
 class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,10 +45,16 @@ class ApiKeyRevoked(msgspec.Struct, kw_only=True):
 
 
 def _body(record) -> dict:  # an ApiKeyRecord from the auth service
-    return {"key_id": record.key_id, "name": record.name, "owner": record.owner,
-            "permissions": record.permissions, "created_at": record.created_at,
-            "expires_at": record.expires_at, "revoked_at": record.revoked_at,
-            "last_used_at": record.last_used_at}
+    return {
+        "key_id": record.key_id,
+        "name": record.name,
+        "owner": record.owner,
+        "permissions": record.permissions,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+        "last_used_at": record.last_used_at,
+    }
 
 
 class ApiKeyController(Controller):
@@ -59,7 +65,8 @@ class ApiKeyController(Controller):
     async def create(self, request: Request, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
         require_permission(identity, ADMIN)
         created = await request.app.state.appliance.auth.create_key(
-            data.name, data.permissions, owner=data.owner, expires_at=data.expires_at)
+            data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
+        )
         return ApiKeyCreated(**_body(created.record), api_key=created.secret)
 
     @get("/", summary="List API keys (admin); secrets are never shown again")

@@ -47,8 +47,8 @@ from appliance.core.identity import EXECUTE, Identity
 from appliance.http.errors import sandbox_error_body
 from appliance.http.identity import authenticate, limit_for
 from appliance.http.sandbox.executions import result_fields
-from appliance.services.auth import require_permission
-from appliance.services.execution_options import ExecuteRequest
+from appliance.services.access.auth import require_permission
+from appliance.services.evaluation.execution_options import ExecuteRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,11 @@ DRAIN_SECONDS = 5.0
 
 
 def error_message(exc: AppError, execution_id: str | None = None) -> dict:
-    message = {"type": "error", "status": exc.status_code,
-               **sandbox_error_body(exc.status_code, exc.detail, exc.details)}
+    message = {
+        "type": "error",
+        "status": exc.status_code,
+        **sandbox_error_body(exc.status_code, exc.detail, exc.details),
+    }
     if execution_id is not None:
         message["execution_id"] = execution_id
     return message
@@ -101,8 +104,14 @@ class _Session:
                 run.sent[stream] += len(text)
                 await self.send({"type": "output", "execution_id": event.subject, "stream": stream, "data": text})
             elif event.type == "status_update":
-                await self.send({"type": "status", "execution_id": event.subject,
-                                 "status": event.data["status"], "started_at": event.data.get("started_at")})
+                await self.send(
+                    {
+                        "type": "status",
+                        "execution_id": event.subject,
+                        "status": event.data["status"],
+                        "started_at": event.data.get("started_at"),
+                    }
+                )
             elif event.type == "completed":
                 run.drained.set()
 
@@ -128,7 +137,7 @@ class _Session:
 
     async def _send_rest(self, execution_id: str, run: _Run, final: Evaluation) -> None:
         for stream, text in (("stdout", final.output), ("stderr", final.error)):
-            rest = text[run.sent[stream]:]
+            rest = text[run.sent[stream] :]
             if rest:
                 await self.send({"type": "output", "execution_id": execution_id, "stream": stream, "data": rest})
 
@@ -136,8 +145,11 @@ class _Session:
     def completion(final: Evaluation) -> dict:
         fields = result_fields(final)
         return {
-            "type": "completion", "execution_id": final.eval_id, "status": execution_status(final).value,
-            "exit_code": final.exit_code, "execution_time": final.execution_time,
+            "type": "completion",
+            "execution_id": final.eval_id,
+            "status": execution_status(final).value,
+            "exit_code": final.exit_code,
+            "execution_time": final.execution_time,
             "memory_used": final.memory_used,
             "files_created": [{"name": f.name, "size": f.size} for f in fields["files_created"]],
             "error": execution_error(final),
@@ -160,10 +172,11 @@ class _Session:
         try:
             message = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
-            raise ValidationError(f"message is not JSON ({exc}); send {{\"type\": \"execute\", ...}}") from None
+            raise ValidationError(f'message is not JSON ({exc}); send {{"type": "execute", ...}}') from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            raise ValidationError("a message is a JSON object with a \"type\": execute, cancel or ping",
-                                  details={"field": "type"})
+            raise ValidationError(
+                'a message is a JSON object with a "type": execute, cancel or ping', details={"field": "type"}
+            )
         kind = message.pop("type")
         if kind == "execute":
             await self.execute(message)
@@ -172,8 +185,10 @@ class _Session:
         elif kind == "ping":
             await self.send({"type": "pong"})
         else:
-            raise ValidationError(f"unknown message type {kind!r}; use execute, cancel or ping",
-                                  details={"field": "type", "reason": f"unknown type {kind!r}"})
+            raise ValidationError(
+                f"unknown message type {kind!r}; use execute, cancel or ping",
+                details={"field": "type", "reason": f"unknown type {kind!r}"},
+            )
 
     async def execute(self, fields: dict) -> None:
         try:
@@ -183,12 +198,16 @@ class _Session:
         limit = limit_for(self.appliance.settings, self.identity, "execute")
         decision = self.appliance.rate_limiter.check(self.identity.rate_key, "execute", limit)
         if not decision.allowed:
-            raise RateLimited(f"more than {decision.limit} executions per minute; retry after "
-                              f"{decision.retry_after} s", decision.retry_after)
+            raise RateLimited(
+                f"more than {decision.limit} executions per minute; retry after {decision.retry_after} s",
+                decision.retry_after,
+            )
         if len(self.runs) >= MAX_RUNS_PER_CONNECTION:
-            raise ValidationError(f"{len(self.runs)} executions are running on this connection; at most "
-                                  f"{MAX_RUNS_PER_CONNECTION} at once: wait for a completion or open "
-                                  "another connection")
+            raise ValidationError(
+                f"{len(self.runs)} executions are running on this connection; at most "
+                f"{MAX_RUNS_PER_CONNECTION} at once: wait for a completion or open "
+                "another connection"
+            )
         execution = await self.service.submit(self.identity, request)
         run = self.runs[execution.eval_id] = _Run()  # before any await: no event is missed
         await self.send({"type": "accepted", "execution_id": execution.eval_id, "status": "queued"})
@@ -196,9 +215,14 @@ class _Session:
 
     async def cancel(self, execution_id: str | None) -> None:
         if execution_id is not None and execution_id not in self.runs:
-            await self.send(error_message(
-                ValidationError(f"no running execution {execution_id} on this connection",
-                                details={"field": "execution_id"}), execution_id))
+            await self.send(
+                error_message(
+                    ValidationError(
+                        f"no running execution {execution_id} on this connection", details={"field": "execution_id"}
+                    ),
+                    execution_id,
+                )
+            )
             return
         for target in [execution_id] if execution_id else list(self.runs):
             await self.service.abandon(target)

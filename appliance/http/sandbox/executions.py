@@ -12,7 +12,7 @@ from appliance.core.evaluations import Evaluation
 from appliance.core.executions import execution_error, execution_progress, execution_status
 from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
-from appliance.services.execution_options import ExecuteRequest, files_created
+from appliance.services.evaluation.execution_options import ExecuteRequest, files_created
 
 
 class CreatedFileBody(msgspec.Struct):
@@ -61,8 +61,11 @@ class ExecutionCancelled(msgspec.Struct, kw_only=True):
 
 def result_fields(e: Evaluation) -> dict:
     return {
-        "output": e.output, "error": execution_error(e), "exit_code": e.exit_code,
-        "execution_time": e.execution_time, "memory_used": e.memory_used,
+        "output": e.output,
+        "error": execution_error(e),
+        "exit_code": e.exit_code,
+        "execution_time": e.execution_time,
+        "memory_used": e.memory_used,
         "files_created": [CreatedFileBody(name=f.name, size=f.size) for f in files_created(e)],
     }
 
@@ -74,11 +77,18 @@ def result_body(e: Evaluation) -> ExecutionResult:
 def state_body(e: Evaluation, default_memory_mb: int, default_cpus: float) -> ExecutionState:
     status = execution_status(e)
     state = ExecutionState(
-        execution_id=e.eval_id, status=status.value, started_at=iso_z(e.started_at),
-        completed_at=iso_z(e.completed_at), progress=execution_progress(e), created_at=iso_z(e.created_at),
-        language=e.language, engine=e.engine, timeout=e.timeout,
+        execution_id=e.eval_id,
+        status=status.value,
+        started_at=iso_z(e.started_at),
+        completed_at=iso_z(e.completed_at),
+        progress=execution_progress(e),
+        created_at=iso_z(e.created_at),
+        language=e.language,
+        engine=e.engine,
+        timeout=e.timeout,
         memory_limit=format_size((e.memory_limit_mb or default_memory_mb) * 1024 * 1024),
-        cpu_limit=e.cpu_limit or default_cpus, network_access=e.network_access,
+        cpu_limit=e.cpu_limit or default_cpus,
+        network_access=e.network_access,
     )
     if status.is_terminal:
         state = msgspec.structs.replace(state, **result_fields(e))
@@ -93,8 +103,12 @@ class ExecutionController(Controller):
     path = "/api/execute"
     tags = ["execution"]
 
-    @post("/", status_code=200, summary="Run code in a fresh sandbox and wait for the result",
-          opt={"rate_bucket": "execute"})
+    @post(
+        "/",
+        status_code=200,
+        summary="Run code in a fresh sandbox and wait for the result",
+        opt={"rate_bucket": "execute"},
+    )
     async def execute(self, request: Request, identity: Identity, data: ExecuteRequest) -> ExecutionResult:
         return result_body(await _service(request).execute(identity, data))
 
@@ -107,5 +121,6 @@ class ExecutionController(Controller):
     @delete("/{execution_id:str}", status_code=200, summary="Cancel a queued or running execution")
     async def cancel(self, request: Request, identity: Identity, execution_id: str) -> ExecutionCancelled:
         final = await _service(request).cancel(identity, execution_id)
-        return ExecutionCancelled(execution_id=final.eval_id, status=execution_status(final).value,
-                                  message="Execution cancelled successfully")
+        return ExecutionCancelled(
+            execution_id=final.eval_id, status=execution_status(final).value, message="Execution cancelled successfully"
+        )

@@ -21,7 +21,7 @@ from appliance.core.errors import PayloadTooLarge, ValidationError
 from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.sizes import format_size
 from appliance.http.sandbox.sandbox_schemas import FileDeleted, FileList, UploadedBody, UploadResult, file_body
-from appliance.services.auth import require_permission
+from appliance.services.access.auth import require_permission
 
 # The multipart envelope and the small form fields around the file.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -31,42 +31,56 @@ def _files(request: Request):
     return request.app.state.appliance.sandbox_files
 
 
-@post("/upload", status_code=201, opt={"rate_bucket": "upload"},
-      summary="Upload files to a sandbox (multipart: sandbox_id, file, optional path)")
+@post(
+    "/upload",
+    status_code=201,
+    opt={"rate_bucket": "upload"},
+    summary="Upload files to a sandbox (multipart: sandbox_id, file, optional path)",
+)
 async def upload_file(request: Request, identity: Identity) -> UploadResult:
     require_permission(identity, SANDBOX_WRITE)
     settings = request.app.state.appliance.settings
     try:
         form = await request.form()
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(f"the upload is larger than this appliance accepts ({format_size(settings.max_upload_bytes)}"
-                              ", setting max_upload_bytes); send a smaller file",
-                              details={"limit": "max_upload_bytes", "limit_bytes": settings.max_upload_bytes}) from None
+        raise PayloadTooLarge(
+            f"the upload is larger than this appliance accepts ({format_size(settings.max_upload_bytes)}"
+            ", setting max_upload_bytes); send a smaller file",
+            details={"limit": "max_upload_bytes", "limit_bytes": settings.max_upload_bytes},
+        ) from None
     except ClientException as exc:
-        raise ValidationError(f"the body is not valid multipart/form-data ({exc.detail}); send the fields "
-                              "sandbox_id, file and optionally path", details={"reason": "bad multipart"}) from None
+        raise ValidationError(
+            f"the body is not valid multipart/form-data ({exc.detail}); send the fields "
+            "sandbox_id, file and optionally path",
+            details={"reason": "bad multipart"},
+        ) from None
     uploads = [value for value in form.getall("file", []) if isinstance(value, UploadFile)]
     try:
         sandbox_id = form.get("sandbox_id")
         if not isinstance(sandbox_id, str) or not sandbox_id.strip():
-            raise ValidationError("sandbox_id is required: send it as a multipart form field",
-                                  details={"field": "sandbox_id", "reason": "missing"})
+            raise ValidationError(
+                "sandbox_id is required: send it as a multipart form field",
+                details={"field": "sandbox_id", "reason": "missing"},
+            )
         path = form.get("path")
         if path is not None and not isinstance(path, str):
             raise ValidationError("path must be a text field", details={"field": "path"})
-        stored = await _files(request).upload(identity, sandbox_id.strip(),
-                                              [(u.filename, u.file) for u in uploads], path or None)
+        stored = await _files(request).upload(
+            identity, sandbox_id.strip(), [(u.filename, u.file) for u in uploads], path or None
+        )
     finally:
         for upload in uploads:
             await upload.close()
-    return UploadResult(files=[UploadedBody(name=f.name, path=f.path, size=f.size, uploaded_at=iso_z(f.uploaded_at))
-                               for f in stored])
+    return UploadResult(
+        files=[UploadedBody(name=f.name, path=f.path, size=f.size, uploaded_at=iso_z(f.uploaded_at)) for f in stored]
+    )
 
 
 def upload_router(max_upload_bytes: int) -> Router:
     """The upload route with its own body limit (the app-wide one is much smaller)."""
-    return Router(path="/api/files", route_handlers=[upload_file],
-                  request_max_body_size=max_upload_bytes + MULTIPART_ALLOWANCE)
+    return Router(
+        path="/api/files", route_handlers=[upload_file], request_max_body_size=max_upload_bytes + MULTIPART_ALLOWANCE
+    )
 
 
 class SandboxFilesController(Controller):
@@ -74,8 +88,9 @@ class SandboxFilesController(Controller):
     tags = ["files"]
 
     @get("/", summary="List a directory of the sandbox (path, recursive)")
-    async def list_files(self, request: Request, identity: Identity, sandbox_id: str, path: str | None = None,
-                         recursive: bool = False) -> FileList:
+    async def list_files(
+        self, request: Request, identity: Identity, sandbox_id: str, path: str | None = None, recursive: bool = False
+    ) -> FileList:
         require_permission(identity, SANDBOX_READ)
         listing = await _files(request).listing(identity, sandbox_id, path, recursive)
         return FileList(path=listing.path, files=[file_body(e) for e in listing.entries], truncated=listing.truncated)

@@ -141,50 +141,94 @@ class SnapshotDeleted(msgspec.Struct, kw_only=True):
 
 def resources_body(record: SandboxRecord) -> dict[str, Any]:
     r = record.resources
-    return {"memory_limit": format_size(r.memory_limit), "cpu_limit": r.cpu_limit,
-            "disk_limit": format_size(r.disk_limit), "memory_limit_bytes": r.memory_limit,
-            "disk_limit_bytes": r.disk_limit}
+    return {
+        "memory_limit": format_size(r.memory_limit),
+        "cpu_limit": r.cpu_limit,
+        "disk_limit": format_size(r.disk_limit),
+        "memory_limit_bytes": r.memory_limit,
+        "disk_limit_bytes": r.disk_limit,
+    }
 
 
 def created_body(record: SandboxRecord) -> SandboxCreated:
     return SandboxCreated(
-        sandbox_id=record.sandbox_id, name=record.name, status=record.status, created_at=iso_z(record.created_at),
-        runtime=record.runtime, template=record.template, engine=record.engine, resources=resources_body(record),
-        network=Network(enabled=record.network_enabled), environment=record.environment)
+        sandbox_id=record.sandbox_id,
+        name=record.name,
+        status=record.status,
+        created_at=iso_z(record.created_at),
+        runtime=record.runtime,
+        template=record.template,
+        engine=record.engine,
+        resources=resources_body(record),
+        network=Network(enabled=record.network_enabled),
+        environment=record.environment,
+    )
 
 
 def summary_body(record: SandboxRecord) -> SandboxSummary:
     return SandboxSummary(
-        sandbox_id=record.sandbox_id, name=record.name, status=record.status, status_reason=record.status_reason,
-        runtime=record.runtime, template=record.template, engine=record.engine,
-        created_at=iso_z(record.created_at), last_activity=iso_z(record.last_activity))
+        sandbox_id=record.sandbox_id,
+        name=record.name,
+        status=record.status,
+        status_reason=record.status_reason,
+        runtime=record.runtime,
+        template=record.template,
+        engine=record.engine,
+        created_at=iso_z(record.created_at),
+        last_activity=iso_z(record.last_activity),
+    )
 
 
 def file_body(entry: Any) -> FileBody:  # a FileEntry from the file service
-    return FileBody(name=entry.name, path=entry.path, type=entry.type, created_at=iso_z(entry.created_at),
-                    modified_at=iso_z(entry.modified_at), size=entry.size if entry.type == "file" else None)
+    return FileBody(
+        name=entry.name,
+        path=entry.path,
+        type=entry.type,
+        created_at=iso_z(entry.created_at),
+        modified_at=iso_z(entry.modified_at),
+        size=entry.size if entry.type == "file" else None,
+    )
 
 
 def detail_body(details: Any) -> SandboxDetail:  # SandboxDetails from the sandbox service
     record, usage = details.sandbox, details.usage
     resources = resources_body(record)
-    resources.update({
-        "memory_used": None if usage.memory_used is None else format_size(usage.memory_used),
-        "memory_used_bytes": usage.memory_used,
-        "cpu_used": usage.cpu_used,
-        "disk_used": format_size(usage.disk_used),
-        "disk_used_bytes": usage.disk_used,
-    })
+    resources.update(
+        {
+            "memory_used": None if usage.memory_used is None else format_size(usage.memory_used),
+            "memory_used_bytes": usage.memory_used,
+            "cpu_used": usage.cpu_used,
+            "disk_used": format_size(usage.disk_used),
+            "disk_used_bytes": usage.disk_used,
+        }
+    )
     summary = msgspec.structs.asdict(summary_body(record))
-    return SandboxDetail(**summary, resources=resources, network=Network(enabled=record.network_enabled),
-                         environment=record.environment, files=[file_body(f) for f in details.files],
-                         file_count=usage.file_count, files_truncated=details.files_truncated)
+    return SandboxDetail(
+        **summary,
+        resources=resources,
+        network=Network(enabled=record.network_enabled),
+        environment=record.environment,
+        files=[file_body(f) for f in details.files],
+        file_count=usage.file_count,
+        files_truncated=details.files_truncated,
+    )
 
 
 def snapshot_body(s: SnapshotRecord) -> SnapshotBody:
     return SnapshotBody(
-        snapshot_id=s.snapshot_id, sandbox_id=s.sandbox_id, name=s.name, description=s.description,
-        status=s.status, status_reason=s.status_reason, type=s.type, compressed=s.compressed,
-        size=None if s.size_bytes is None else format_size(s.size_bytes), size_bytes=s.size_bytes,
-        content_bytes=s.content_bytes, file_count=s.file_count, created_at=iso_z(s.created_at),
-        completed_at=iso_z(s.completed_at), tags=s.tags)
+        snapshot_id=s.snapshot_id,
+        sandbox_id=s.sandbox_id,
+        name=s.name,
+        description=s.description,
+        status=s.status,
+        status_reason=s.status_reason,
+        type=s.type,
+        compressed=s.compressed,
+        size=None if s.size_bytes is None else format_size(s.size_bytes),
+        size_bytes=s.size_bytes,
+        content_bytes=s.content_bytes,
+        file_count=s.file_count,
+        created_at=iso_z(s.created_at),
+        completed_at=iso_z(s.completed_at),
+        tags=s.tags,
+    )

@@ -8,8 +8,8 @@ from litestar import Controller, Request, delete, get, post
 from appliance.core.clock import iso_z
 from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.http.sandbox.sandbox_schemas import SnapshotCreated, SnapshotDeleted, SnapshotList, snapshot_body
-from appliance.services.auth import require_permission
-from appliance.services.snapshots import RestoreOutcome, SnapshotCreate, SnapshotRestore
+from appliance.services.access.auth import require_permission
+from appliance.services.sandboxes.snapshots import RestoreOutcome, SnapshotCreate, SnapshotRestore
 
 
 def _snapshots(request: Request):
@@ -21,15 +21,24 @@ class SandboxSnapshotsController(Controller):
     tags = ["snapshots"]
 
     @post("/", status_code=201, summary="Take a snapshot (written in the background: creating, then completed)")
-    async def create(self, request: Request, identity: Identity, sandbox_id: str,
-                     data: SnapshotCreate | None = None) -> SnapshotCreated:
+    async def create(
+        self, request: Request, identity: Identity, sandbox_id: str, data: SnapshotCreate | None = None
+    ) -> SnapshotCreated:
         require_permission(identity, SANDBOX_WRITE)
         started = await _snapshots(request).create(identity, sandbox_id, data or SnapshotCreate())
         s = started.snapshot
-        return SnapshotCreated(snapshot_id=s.snapshot_id, sandbox_id=s.sandbox_id, name=s.name, status=s.status,
-                               type=s.type, compressed=s.compressed, created_at=iso_z(s.created_at),
-                               estimated_completion=iso_z(started.estimated_completion), memory_included=False,
-                               warnings=started.warnings)
+        return SnapshotCreated(
+            snapshot_id=s.snapshot_id,
+            sandbox_id=s.sandbox_id,
+            name=s.name,
+            status=s.status,
+            type=s.type,
+            compressed=s.compressed,
+            created_at=iso_z(s.created_at),
+            estimated_completion=iso_z(started.estimated_completion),
+            memory_included=False,
+            warnings=started.warnings,
+        )
 
     @get("/", summary="A sandbox's snapshots")
     async def list_snapshots(self, request: Request, identity: Identity, sandbox_id: str) -> SnapshotList:
@@ -42,10 +51,14 @@ class SnapshotController(Controller):
     path = "/api/snapshots"
     tags = ["snapshots"]
 
-    @post("/{snapshot_id:str}/restore", status_code=200,
-          summary="Restore a snapshot's files and environment into a sandbox (replacing its files)")
-    async def restore(self, request: Request, identity: Identity, snapshot_id: str,
-                      data: SnapshotRestore | None = None) -> RestoreOutcome:
+    @post(
+        "/{snapshot_id:str}/restore",
+        status_code=200,
+        summary="Restore a snapshot's files and environment into a sandbox (replacing its files)",
+    )
+    async def restore(
+        self, request: Request, identity: Identity, snapshot_id: str, data: SnapshotRestore | None = None
+    ) -> RestoreOutcome:
         require_permission(identity, SANDBOX_WRITE)
         return await _snapshots(request).restore(identity, snapshot_id, data or SnapshotRestore())
 

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get
 
 from appliance.core.errors import Unauthorized
 from appliance.core.identity import Identity
-from appliance.services.templates import TemplateDetails, TemplateSummary
+from appliance.services.sandboxes.templates import TemplateDetails, TemplateSummary
 
 
 class TemplateList(msgspec.Struct, kw_only=True):

@@ -34,8 +34,8 @@ from appliance.core.clock import iso_z
 from appliance.core.errors import AppError, Unauthorized
 from appliance.http.errors import sandbox_error_body
 from appliance.http.identity import authenticate
-from appliance.services.alerts import ALERT_EVENT_TYPES
-from appliance.services.readings import SystemReadings
+from appliance.services.monitoring.alerts import ALERT_EVENT_TYPES
+from appliance.services.monitoring.readings import SystemReadings
 
 POLICY_VIOLATION = 1008
 MIN_INTERVAL, MAX_INTERVAL = 0.5, 300.0
@@ -104,8 +104,14 @@ class MonitorSession:
                 for name in names:
                     reading = readings.get(name)
                     if reading is not None:
-                        await self.send({"type": "metric_update", "metric": name, "value": reading.value,
-                                         "timestamp": iso_z(reading.at)})
+                        await self.send(
+                            {
+                                "type": "metric_update",
+                                "metric": name,
+                                "value": reading.value,
+                                "timestamp": iso_z(reading.at),
+                            }
+                        )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.interval)
 
@@ -137,26 +143,37 @@ class MonitorSession:
         try:
             message = msgspec.json.decode(raw, type=MonitorMessage)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return (f"unreadable message ({exc}); send e.g. "
-                    '{"type": "subscribe", "metrics": ["cpu_usage", "memory_usage"]}', {"reason": str(exc)})
+            return (
+                f"unreadable message ({exc}); send e.g. "
+                '{"type": "subscribe", "metrics": ["cpu_usage", "memory_usage"]}',
+                {"reason": str(exc)},
+            )
         if message.type not in MESSAGE_TYPES:
-            return (f"unknown message type {message.type!r}; use {', '.join(MESSAGE_TYPES)}",
-                    {"field": "type", "reason": f"must be one of {', '.join(MESSAGE_TYPES)}"})
+            return (
+                f"unknown message type {message.type!r}; use {', '.join(MESSAGE_TYPES)}",
+                {"field": "type", "reason": f"must be one of {', '.join(MESSAGE_TYPES)}"},
+            )
         if message.type == "ping":
             self._reply = {"type": "pong"}
             return None
         offered = self._readings.names
         unknown = [m for m in message.metrics or [] if m not in offered]
         if unknown:
-            return (f"unknown metric(s) {', '.join(unknown)}; offered: {', '.join(offered)}",
-                    {"field": "metrics", "reason": "unknown metric", "unknown": unknown, "offered": offered})
+            return (
+                f"unknown metric(s) {', '.join(unknown)}; offered: {', '.join(offered)}",
+                {"field": "metrics", "reason": "unknown metric", "unknown": unknown, "offered": offered},
+            )
         if message.interval is not None and not MIN_INTERVAL <= message.interval <= MAX_INTERVAL:
-            return (f"interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds",
-                    {"field": "interval", "reason": f"{message.interval:g} is out of range"})
+            return (
+                f"interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds",
+                {"field": "interval", "reason": f"{message.interval:g} is out of range"},
+            )
         if message.type == "subscribe":
             if not message.metrics:
-                return (f"name the metrics to subscribe to; offered: {', '.join(offered)}",
-                        {"field": "metrics", "reason": "empty", "offered": offered})
+                return (
+                    f"name the metrics to subscribe to; offered: {', '.join(offered)}",
+                    {"field": "metrics", "reason": "empty", "offered": offered},
+                )
             self.metrics += [m for m in dict.fromkeys(message.metrics) if m not in self.metrics]
             if message.interval is not None:
                 self.interval = message.interval

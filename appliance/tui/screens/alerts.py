@@ -3,7 +3,8 @@ the selected one in full below, and acknowledge / resolve with a comment (admin)
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -43,8 +44,15 @@ MESSAGE_WIDTH = 48
 # Fixed colours for table cells (rich styles); the detail panel uses theme colours.
 SEVERITY_CELL = {"info": "cyan", "warning": "yellow", "critical": "bold red", "emergency": "bold reverse red"}
 STATUS_CELL = {"active": "bold red", "acknowledged": "yellow", "resolved": "green"}
-COLUMNS = (("status", "Status"), ("severity", "Severity"), ("rule", "Rule"), ("opened", "Opened (UTC)"),
-           ("message", "Message"), ("acked_by", "Acked by"), ("resolved_by", "Resolved by"))
+COLUMNS = (
+    ("status", "Status"),
+    ("severity", "Severity"),
+    ("rule", "Rule"),
+    ("opened", "Opened (UTC)"),
+    ("message", "Message"),
+    ("acked_by", "Acked by"),
+    ("resolved_by", "Resolved by"),
+)
 
 
 def _short(text: str, width: int) -> str:
@@ -53,10 +61,15 @@ def _short(text: str, width: int) -> str:
 
 def alert_row(alert: dict[str, Any]) -> tuple:
     status, severity = alert.get("status", "?"), alert.get("severity", "?")
-    return (Text(status, style=STATUS_CELL.get(status, "")), Text(severity, style=SEVERITY_CELL.get(severity, "")),
-            alert.get("rule", ""), utc_text(alert.get("triggered_at")),
-            _short(alert.get("message", ""), MESSAGE_WIDTH),
-            alert.get("acknowledged_by") or "", alert.get("resolved_by") or "")
+    return (
+        Text(status, style=STATUS_CELL.get(status, "")),
+        Text(severity, style=SEVERITY_CELL.get(severity, "")),
+        alert.get("rule", ""),
+        utc_text(alert.get("triggered_at")),
+        _short(alert.get("message", ""), MESSAGE_WIDTH),
+        alert.get("acknowledged_by") or "",
+        alert.get("resolved_by") or "",
+    )
 
 
 class AlertsScreen(ApplianceScreen):
@@ -121,7 +134,8 @@ class AlertsScreen(ApplianceScreen):
     def _shown(self, alert: dict[str, Any]) -> bool:
         statuses = STATUS_FILTERS[self.status_filter]
         status_ok = alert.get("status") in statuses or (
-            None in statuses and alert.get("status") in ("active", "acknowledged"))
+            None in statuses and alert.get("status") in ("active", "acknowledged")
+        )
         return status_ok and self.severity_filter in (None, alert.get("severity"))
 
     def _newest(self, alert: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +172,8 @@ class AlertsScreen(ApplianceScreen):
         count = len(self.alerts)
         self.query_one("#alert-filter", Static).update(
             f"{count} alert{'s' if count != 1 else ''} · status {self.status_filter} "
-            f"({STATUS_FILTER_HELP[self.status_filter]}) · severity {severity}")
+            f"({STATUS_FILTER_HELP[self.status_filter]}) · severity {severity}"
+        )
 
     def _show_detail(self) -> None:
         self.query_one(AlertDetail).show(self.selected())
@@ -193,17 +208,23 @@ class AlertsScreen(ApplianceScreen):
             self.notify("No alert selected", severity="warning")
             return
         alert_id = alert["alert_id"]
-        comment = await self.app.push_screen_wait(CommentDialog(
-            f"{verb.capitalize()} {alert_id}", f"{alert.get('rule_name', '')}: {alert.get('message', '')}",
-            ok_label=verb.capitalize()))
+        comment = await self.app.push_screen_wait(
+            CommentDialog(
+                f"{verb.capitalize()} {alert_id}",
+                f"{alert.get('rule_name', '')}: {alert.get('message', '')}",
+                ok_label=verb.capitalize(),
+            )
+        )
         if comment is None:
             return
         if verb == "acknowledge":
-            changed = await self.app.api(lambda c: c.acknowledge_alert(alert_id, comment or None),
-                                         action=f"acknowledge {alert_id}")
+            changed = await self.app.api(
+                lambda c: c.acknowledge_alert(alert_id, comment or None), action=f"acknowledge {alert_id}"
+            )
         else:
-            changed = await self.app.api(lambda c: c.resolve_alert(alert_id, comment or None),
-                                         action=f"resolve {alert_id}")
+            changed = await self.app.api(
+                lambda c: c.resolve_alert(alert_id, comment or None), action=f"resolve {alert_id}"
+            )
         if changed is not None:
             self._upsert(changed)
             self.notify(f"{alert_id} {changed['status']}", timeout=4)
@@ -233,14 +254,26 @@ class AlertsScreen(ApplianceScreen):
         self.run_worker(self.refresh_data, group="refresh", exclusive=True)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield ("Alerts: acknowledge the selected alert",
-               "Someone is on it; asks for an optional comment (key c; needs admin)", self.action_acknowledge)
-        yield ("Alerts: resolve the selected alert",
-               "Close it; asks for an optional comment (key r; needs admin)", self.action_resolve)
+        yield (
+            "Alerts: acknowledge the selected alert",
+            "Someone is on it; asks for an optional comment (key c; needs admin)",
+            self.action_acknowledge,
+        )
+        yield (
+            "Alerts: resolve the selected alert",
+            "Close it; asks for an optional comment (key r; needs admin)",
+            self.action_resolve,
+        )
         for name, about in STATUS_FILTER_HELP.items():
-            yield (f"Alerts: show {name} alerts", f"Status filter: {about} (key f cycles)",
-                   lambda name=name: self.set_status_filter(name))
+            yield (
+                f"Alerts: show {name} alerts",
+                f"Status filter: {about} (key f cycles)",
+                lambda name=name: self.set_status_filter(name),
+            )
         for severity in (None, *SEVERITIES):
-            yield (f"Alerts: severity {severity or 'any'}", "Severity filter (key v cycles)",
-                   lambda severity=severity: self.set_severity_filter(severity))
+            yield (
+                f"Alerts: severity {severity or 'any'}",
+                "Severity filter (key v cycles)",
+                lambda severity=severity: self.set_severity_filter(severity),
+            )
         yield ("Alerts: refresh", "Reload the alerts from the appliance (key ctrl+r)", self.action_reload)

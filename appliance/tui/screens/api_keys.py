@@ -3,7 +3,8 @@ is shown once) and revoke one. A key without admin sees the server's 403 and not
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -19,9 +20,16 @@ from appliance.tui.widgets.create_key_dialog import CreateKeyDialog
 from appliance.tui.widgets.fitted_table import FittedDataTable
 from appliance.tui.widgets.secret_dialog import SecretDialog
 
-COLUMNS = (("key_id", "Key id"), ("name", "Name"), ("owner", "Owner"), ("permissions", "Permissions"),
-           ("created", "Created (UTC)"), ("expires", "Expires (UTC)"), ("revoked", "Revoked (UTC)"),
-           ("last_used", "Last used (UTC)"))
+COLUMNS = (
+    ("key_id", "Key id"),
+    ("name", "Name"),
+    ("owner", "Owner"),
+    ("permissions", "Permissions"),
+    ("created", "Created (UTC)"),
+    ("expires", "Expires (UTC)"),
+    ("revoked", "Revoked (UTC)"),
+    ("last_used", "Last used (UTC)"),
+)
 
 
 def key_id_of(secret: str | None) -> str | None:
@@ -34,10 +42,16 @@ def key_row(key: dict[str, Any], own_id: str | None) -> tuple:
     revoked = key.get("revoked_at")
     style = "dim strike" if revoked else ""
     name = key.get("name", "") + (" (this TUI)" if key["key_id"] == own_id else "")
-    return (Text(key["key_id"], style=style), Text(name, style=style), key.get("owner", ""),
-            ",".join(key.get("permissions") or []) or "—", utc_text(key.get("created_at")),
-            utc_text(key.get("expires_at"), empty="never"), utc_text(revoked),
-            utc_text(key.get("last_used_at"), empty="never"))
+    return (
+        Text(key["key_id"], style=style),
+        Text(name, style=style),
+        key.get("owner", ""),
+        ",".join(key.get("permissions") or []) or "—",
+        utc_text(key.get("created_at")),
+        utc_text(key.get("expires_at"), empty="never"),
+        utc_text(revoked),
+        utc_text(key.get("last_used_at"), empty="never"),
+    )
 
 
 class ApiKeysScreen(ApplianceScreen):
@@ -97,12 +111,10 @@ class ApiKeysScreen(ApplianceScreen):
     def _show_summary(self) -> None:
         summary = self.query_one("#key-summary", Static)
         if self.refused:
-            summary.update("Could not list the keys (the notification says why): managing keys needs an "
-                           "admin key.")
+            summary.update("Could not list the keys (the notification says why): managing keys needs an admin key.")
             return
         active = sum(1 for k in self.keys.values() if not k.get("revoked_at"))
-        summary.update(f"{len(self.keys)} keys, {active} not revoked · a key's secret is shown only when "
-                       "it is created")
+        summary.update(f"{len(self.keys)} keys, {active} not revoked · a key's secret is shown only when it is created")
 
     def selected_id(self) -> str | None:
         table = self.query_one("#keys", DataTable)
@@ -119,7 +131,8 @@ class ApiKeysScreen(ApplianceScreen):
             return
         created = await self.app.api(
             lambda c: c.create_api_key(request["name"], request["permissions"], expires_at=request["expires_at"]),
-            action="create API key")
+            action="create API key",
+        )
         if created is None:
             return
         secret = created["api_key"]
@@ -152,8 +165,10 @@ class ApiKeysScreen(ApplianceScreen):
         self.run_worker(self.refresh_data, group="refresh", exclusive=True)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield ("API keys: new key", "Create a key; its secret is shown once (key n; needs admin)",
-               self.action_create)
-        yield ("API keys: revoke the selected key", "Refuse it from now on, after a confirmation "
-               "(key x; needs admin)", self.action_revoke)
+        yield ("API keys: new key", "Create a key; its secret is shown once (key n; needs admin)", self.action_create)
+        yield (
+            "API keys: revoke the selected key",
+            "Refuse it from now on, after a confirmation (key x; needs admin)",
+            self.action_revoke,
+        )
         yield ("API keys: refresh", "Reload the keys (key ctrl+r; needs admin)", self.action_reload)

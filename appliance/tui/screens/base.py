@@ -3,7 +3,7 @@ and its entries in the command palette."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from textual.app import ComposeResult
 from textual.message import Message

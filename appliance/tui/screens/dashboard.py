@@ -11,7 +11,8 @@ open alerts (GET /api/alerts, on showing and after a reconnect; the feed keeps t
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -34,8 +35,12 @@ EXECUTION_MINUTES = 30
 LATENCY_POINTS = 60  # run times of the last executions seen
 GAUGES = {"cpu_usage": "CPU", "memory_usage": "Memory", "disk_usage": "Disk"}
 OPEN_ALERT_STATUSES = ("active", "acknowledged")
-QUEUE_FIGURES = (("queue_depth", "Queue depth"), ("running_executions", "Running"),
-                 ("active_containers", "Containers"), ("pool_idle", "Warm, idle"))
+QUEUE_FIGURES = (
+    ("queue_depth", "Queue depth"),
+    ("running_executions", "Running"),
+    ("active_containers", "Containers"),
+    ("pool_idle", "Warm, idle"),
+)
 
 
 def format_uptime(seconds: float) -> str:
@@ -200,7 +205,8 @@ class DashboardScreen(ApplianceScreen):
         for name in ("queue_depth", "running_executions"):
             if metric in (None, name):
                 self.query_one(f"#spark-{name}", MetricSparkline).show(
-                    live.series(name)[-LIVE_SPARKLINE_POINTS:], live.latest.get(name))
+                    live.series(name)[-LIVE_SPARKLINE_POINTS:], live.latest.get(name)
+                )
         if metric is None or metric in dict(QUEUE_FIGURES):
             lines = []
             for name, label in QUEUE_FIGURES:
@@ -212,8 +218,9 @@ class DashboardScreen(ApplianceScreen):
 
     def show_executions(self) -> None:
         history = self.executions
-        self.query_one("#spark-executions", MetricSparkline).show(history.per_minute(EXECUTION_MINUTES),
-                                                                   history.last_minute())
+        self.query_one("#spark-executions", MetricSparkline).show(
+            history.per_minute(EXECUTION_MINUTES), history.last_minute()
+        )
         # A fixed width of recent executions, the newest on the right, as the minutes are.
         run_times = list(history.run_times)[-LATENCY_POINTS:]
         padded = [None] * (LATENCY_POINTS - len(run_times)) + run_times
@@ -232,8 +239,10 @@ class DashboardScreen(ApplianceScreen):
             platform = status.get("platform", "?")
             unhealthy = [name for name, state in (status.get("services") or {}).items() if state != "healthy"]
             text.append(" · ")
-            text.append(platform + (f" ({', '.join(unhealthy)})" if unhealthy else ""),
-                        style="green" if platform == "healthy" else "bold red")
+            text.append(
+                platform + (f" ({', '.join(unhealthy)})" if unhealthy else ""),
+                style="green" if platform == "healthy" else "bold red",
+            )
         if self.app.live.latest.get("engine_reachable") == 0:
             text.append(" · Docker engine unreachable", style="bold red")
         text.append(" · ")
@@ -277,5 +286,8 @@ class DashboardScreen(ApplianceScreen):
         self.run_worker(self.refresh_data, group="refresh", exclusive=True)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield ("Dashboard: refresh", "Reload status, warm pool, open alerts and the last hour (key r)",
-               self.action_refresh)
+        yield (
+            "Dashboard: refresh",
+            "Reload status, warm pool, open alerts and the last hour (key r)",
+            self.action_refresh,
+        )

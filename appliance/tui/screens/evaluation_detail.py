@@ -8,8 +8,9 @@ which evaluation to select (and whether to open it: after a resubmit, the new on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,6 +33,7 @@ COMPLETED_FIELDS = ("status", "success", "exit_code", "reason", "completed_at", 
 @dataclass(frozen=True)
 class Resubmitted:
     """A new evaluation made from an old one: its id, its code and a table row for it."""
+
     eval_id: str
     code: str
     record: dict[str, Any]
@@ -40,13 +42,20 @@ class Resubmitted:
 @dataclass(frozen=True)
 class DetailClosed:
     """What the detail screen hands back: the evaluation to select, and whether to open it."""
+
     eval_id: str
     open: bool = False
     resubmitted: Resubmitted | None = None
 
 
-async def resubmit(app: Any, eval_id: str, *, status: Mapping[str, Any] | None = None,
-                   preview: str | None = None, code: str | None = None) -> Resubmitted | None:
+async def resubmit(
+    app: Any,
+    eval_id: str,
+    *,
+    status: Mapping[str, Any] | None = None,
+    preview: str | None = None,
+    code: str | None = None,
+) -> Resubmitted | None:
     """POST /api/eval with the same language, code, engine and timeout; notifies the new id.
     Returns None (after saying why) when it could not."""
     action = f"resubmit {eval_id}"
@@ -56,19 +65,32 @@ async def resubmit(app: Any, eval_id: str, *, status: Mapping[str, Any] | None =
             return None
     code = code if code is not None else full_code(status, preview)
     if code is None:
-        app.notify(f"{action}: the API sends only the first {CODE_PREVIEW_CHARS} characters of its code, "
-                   "so it cannot be sent again from here", title="cannot resubmit", severity="error", timeout=8)
+        app.notify(
+            f"{action}: the API sends only the first {CODE_PREVIEW_CHARS} characters of its code, "
+            "so it cannot be sent again from here",
+            title="cannot resubmit",
+            severity="error",
+            timeout=8,
+        )
         return None
     body = resubmission(status, code)
     answer = await app.api(lambda c: c.submit_evaluation(**body), action=action)
     if answer is None:
         return None
     new_id = answer["eval_id"]
-    app.notify(f"{eval_id} resubmitted as {new_id} (queue position {answer.get('queue_position', '?')})",
-               title=answer.get("message") or "resubmitted")
+    app.notify(
+        f"{eval_id} resubmitted as {new_id} (queue position {answer.get('queue_position', '?')})",
+        title=answer.get("message") or "resubmitted",
+    )
     preview = code[:CODE_PREVIEW_CHARS] + ("..." if len(code) > CODE_PREVIEW_CHARS else "")
-    record = {"eval_id": new_id, "status": answer.get("status", "queued"), "success": False,
-              "language": body["language"], "created_at": iso_z(utc_now()), "code_preview": preview}
+    record = {
+        "eval_id": new_id,
+        "status": answer.get("status", "queued"),
+        "success": False,
+        "language": body["language"],
+        "created_at": iso_z(utc_now()),
+        "code_preview": preview,
+    }
     return Resubmitted(new_id, code, record)
 
 
@@ -76,8 +98,11 @@ async def kill(app: Any, eval_id: str) -> None:
     """POST /api/eval/{id}/kill and show the server's answer."""
     answer = await app.api(lambda c: c.kill_evaluation(eval_id), action=f"kill {eval_id}")
     if answer is not None:
-        app.notify(answer.get("message", ""), title=f"kill {eval_id}",
-                   severity="information" if answer.get("killed") else "warning")
+        app.notify(
+            answer.get("message", ""),
+            title=f"kill {eval_id}",
+            severity="information" if answer.get("killed") else "warning",
+        )
 
 
 class EvaluationDetailScreen(ApplianceScreen):
@@ -141,8 +166,9 @@ class EvaluationDetailScreen(ApplianceScreen):
         status = await self.app.api(lambda c: c.evaluation_status(self.eval_id), action=f"load {self.eval_id}")
         logs = None
         if status is not None:  # (one error notification is enough)
-            logs = await self.app.api(lambda c: c.evaluation_logs(self.eval_id),
-                                      action=f"load output of {self.eval_id}")
+            logs = await self.app.api(
+                lambda c: c.evaluation_logs(self.eval_id), action=f"load output of {self.eval_id}"
+            )
         source = logs or status
         # Through the message queue, so it lands after the chunks that arrived before it.
         self.post_message(self.Loaded(status, None if source is None else (source["output"], source["error"])))
@@ -260,18 +286,28 @@ class EvaluationDetailScreen(ApplianceScreen):
 
     async def action_resubmit(self) -> None:
         status = self.facts if self.facts.get("language") and "engine" in self.facts else None
-        made = await resubmit(self.app, self.eval_id, status=status,
-                              preview=self.facts.get("code_preview"), code=self._code)
+        made = await resubmit(
+            self.app, self.eval_id, status=status, preview=self.facts.get("code_preview"), code=self._code
+        )
         if made is not None:
             self.dismiss(DetailClosed(made.eval_id, open=True, resubmitted=made))
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         eid = self.eval_id
         yield ("Back to the evaluations table", "Close this evaluation (key escape)", self.action_back)
-        yield (f"Kill {eid}", "Stop this evaluation; needs the execute permission (key x)",
-               lambda: self.run_worker(self.action_kill()))
-        yield (f"Resubmit {eid}", "Run the same code again as a new evaluation; needs execute (key r)",
-               lambda: self.run_worker(self.action_resubmit()))
+        yield (
+            f"Kill {eid}",
+            "Stop this evaluation; needs the execute permission (key x)",
+            lambda: self.run_worker(self.action_kill()),
+        )
+        yield (
+            f"Resubmit {eid}",
+            "Run the same code again as a new evaluation; needs execute (key r)",
+            lambda: self.run_worker(self.action_resubmit()),
+        )
         for tab_id, title in TABS:
-            yield (f"Show {title.lower()} of {eid}", f"Switch to the {title} tab (key v cycles)",
-                   lambda tab_id=tab_id: self.show_tab(tab_id))
+            yield (
+                f"Show {title.lower()} of {eid}",
+                f"Switch to the {title} tab (key v cycles)",
+                lambda tab_id=tab_id: self.show_tab(tab_id),
+            )

@@ -10,7 +10,8 @@ RELOAD_GAP_SECONDS however many events arrive.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -78,8 +79,9 @@ class EvaluationsScreen(ApplianceScreen):
     async def _load_rows(self) -> None:
         wanted = self.status_filter
         self._last_reload = time.monotonic()
-        answer = await self.app.api(lambda c: c.list_evaluations(status=wanted, limit=LIST_LIMIT),
-                                    action="list evaluations")
+        answer = await self.app.api(
+            lambda c: c.list_evaluations(status=wanted, limit=LIST_LIMIT), action="list evaluations"
+        )
         if answer is None or wanted != self.status_filter:
             return  # failed (and said so), or the filter moved on and another load follows
         fresh: dict[str, dict[str, Any]] = {}
@@ -137,8 +139,9 @@ class EvaluationsScreen(ApplianceScreen):
     # --- drawing ------------------------------------------------------------------------
 
     def _passes(self, row: dict[str, Any]) -> bool:
-        return ((self.status_filter is None or row["status"] == self.status_filter)
-                and (self.language_filter is None or row.get("language") == self.language_filter))
+        return (self.status_filter is None or row["status"] == self.status_filter) and (
+            self.language_filter is None or row.get("language") == self.language_filter
+        )
 
     def _redraw(self) -> None:
         rows = [row for row in self.records.values() if self._passes(row)]
@@ -152,7 +155,7 @@ class EvaluationsScreen(ApplianceScreen):
     def _covered(self) -> bool:
         """True while another of our screens (the detail) is on top of this one."""
         stack = self.app.screen_stack
-        return self in stack and any(isinstance(s, ApplianceScreen) for s in stack[stack.index(self) + 1:])
+        return self in stack and any(isinstance(s, ApplianceScreen) for s in stack[stack.index(self) + 1 :])
 
     # --- actions ------------------------------------------------------------------------
 
@@ -221,8 +224,12 @@ class EvaluationsScreen(ApplianceScreen):
         eval_id = self._selected()
         if eval_id is None:
             return
-        made = await resubmit(self.app, eval_id, preview=(self.records.get(eval_id) or {}).get("code_preview"),
-                              code=self._codes.get(eval_id))
+        made = await resubmit(
+            self.app,
+            eval_id,
+            preview=(self.records.get(eval_id) or {}).get("code_preview"),
+            code=self._codes.get(eval_id),
+        )
         if made is not None:
             self._add_resubmitted(made)
             self.query_one(EvaluationTable).select(made.eval_id)
@@ -231,18 +238,33 @@ class EvaluationsScreen(ApplianceScreen):
         if self._covered():
             return  # the detail on top has its own
         yield ("Open the selected evaluation", "Code, output, limits and accounting (key enter)", self.action_open)
-        yield ("Kill the selected evaluation", "Stop it if queued or running; needs execute (key x)",
-               lambda: self.run_worker(self.action_kill()))
-        yield ("Resubmit the selected evaluation", "Run its code again as a new evaluation; needs execute (key r)",
-               lambda: self.run_worker(self.action_resubmit()))
-        yield ("Cycle the status filter", "all → queued → running → completed → failed → timeout (key f)",
-               self.action_cycle_status)
+        yield (
+            "Kill the selected evaluation",
+            "Stop it if queued or running; needs execute (key x)",
+            lambda: self.run_worker(self.action_kill()),
+        )
+        yield (
+            "Resubmit the selected evaluation",
+            "Run its code again as a new evaluation; needs execute (key r)",
+            lambda: self.run_worker(self.action_resubmit()),
+        )
+        yield (
+            "Cycle the status filter",
+            "all → queued → running → completed → failed → timeout (key f)",
+            self.action_cycle_status,
+        )
         yield ("Cycle the language filter", "all → each language in the table (key l)", self.action_cycle_language)
         for status in STATUS_CHOICES:
             title = f"Show {status} evaluations" if status else "Show evaluations of every status"
-            yield (title, "Filter the table by status (key f cycles)",
-                   lambda status=status: self.set_status_filter(status))
+            yield (
+                title,
+                "Filter the table by status (key f cycles)",
+                lambda status=status: self.set_status_filter(status),
+            )
         for language in self._language_choices():
             title = f"Show only {language} evaluations" if language else "Show evaluations in every language"
-            yield (title, "Filter the table by language (key l cycles)",
-                   lambda language=language: self.set_language_filter(language))
+            yield (
+                title,
+                "Filter the table by language (key l cycles)",
+                lambda language=language: self.set_language_filter(language),
+            )

@@ -9,7 +9,8 @@ minute while the screen is shown; the live plots follow the feed, no requests.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,8 +21,7 @@ from textual.widgets import Static
 from appliance.tui.live import FEED_INTERVAL_SECONDS, MetricSample
 from appliance.tui.performance_series import DAY, HOUR, RangeSeries, TimeRange, load_range
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
-from appliance.tui.widgets.metric_sparkline import (MetricSparkline, format_number, format_percent,
-                                                    format_seconds)
+from appliance.tui.widgets.metric_sparkline import MetricSparkline, format_number, format_percent, format_seconds
 
 RANGE_REFRESH_SECONDS = 60.0
 # How a plot's figures read, and the top of its scale (None: the series' highest).
@@ -29,13 +29,23 @@ PERCENT = (format_percent, 100.0)
 COUNT = (format_number, None)
 RUN_TIME = (format_seconds, None)
 # The range's plots: RangeSeries field -> (title, how it reads).
-RANGE_PLOTS = {"cpu": ("CPU avg %", PERCENT), "memory": ("Memory avg %", PERCENT),
-               "executions": ("Executions", COUNT), "run_time": ("Avg run time", RUN_TIME)}
+RANGE_PLOTS = {
+    "cpu": ("CPU avg %", PERCENT),
+    "memory": ("Memory avg %", PERCENT),
+    "executions": ("Executions", COUNT),
+    "run_time": ("Avg run time", RUN_TIME),
+}
 # The feed's figures plotted live: metric -> (title, how it reads).
-LIVE_PLOTS = {"cpu_usage": ("CPU %", PERCENT), "memory_usage": ("Memory %", PERCENT),
-              "disk_usage": ("Disk %", PERCENT), "queue_depth": ("Queue depth", COUNT),
-              "running_executions": ("Running", COUNT), "active_containers": ("Containers", COUNT),
-              "pool_idle": ("Warm, idle", COUNT), "failure_rate": ("Failed %", PERCENT)}
+LIVE_PLOTS = {
+    "cpu_usage": ("CPU %", PERCENT),
+    "memory_usage": ("Memory %", PERCENT),
+    "disk_usage": ("Disk %", PERCENT),
+    "queue_depth": ("Queue depth", COUNT),
+    "running_executions": ("Running", COUNT),
+    "active_containers": ("Containers", COUNT),
+    "pool_idle": ("Warm, idle", COUNT),
+    "failure_rate": ("Failed %", PERCENT),
+}
 
 
 class MetricsScreen(ApplianceScreen):
@@ -71,8 +81,11 @@ class MetricsScreen(ApplianceScreen):
             with Grid(classes="metrics-grid"):
                 for key, (title, (formatter, ceiling)) in RANGE_PLOTS.items():
                     yield MetricSparkline(title, formatter=formatter, ceiling=ceiling, id=f"range-{key}")
-            yield Static(f"Live · from the feed every {FEED_INTERVAL_SECONDS:g} s, up to the last hour",
-                         id="live-heading", classes="metrics-heading")
+            yield Static(
+                f"Live · from the feed every {FEED_INTERVAL_SECONDS:g} s, up to the last hour",
+                id="live-heading",
+                classes="metrics-heading",
+            )
             with Grid(classes="metrics-grid"):
                 for metric, (title, (formatter, ceiling)) in LIVE_PLOTS.items():
                     yield MetricSparkline(title, formatter=formatter, ceiling=ceiling, id=f"live-{metric}")
@@ -106,8 +119,9 @@ class MetricsScreen(ApplianceScreen):
 
     async def load(self, time_range: TimeRange, loaded: asyncio.Event) -> None:
         try:
-            series = await self.app.api(lambda c: load_range(c, time_range),
-                                        action=f"load the metrics of the {time_range.title.lower()}")
+            series = await self.app.api(
+                lambda c: load_range(c, time_range), action=f"load the metrics of the {time_range.title.lower()}"
+            )
         finally:
             loaded.set()
         if time_range is not self.time_range:
@@ -171,9 +185,11 @@ class MetricsScreen(ApplianceScreen):
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         other = DAY if self.time_range is HOUR else HOUR
-        yield (f"Metrics: show the {other.title.lower()}",
-               "Switch the range plots between the last hour and the last 24 hours (key w)",
-               self.action_toggle_range)
+        yield (
+            f"Metrics: show the {other.title.lower()}",
+            "Switch the range plots between the last hour and the last 24 hours (key w)",
+            self.action_toggle_range,
+        )
         yield ("Metrics: refresh", "Reload the range plots from the API (key r)", self.action_refresh)
 
 
@@ -191,12 +207,16 @@ def summary_text(report: dict[str, Any]) -> Text:
     text = Text()
     for label, part in (("CPU", cpu), ("Memory", memory)):
         text.append(f"{label} " if label == "CPU" else f"   {label} ", style="bold")
-        text.append(f"now {figure(part.get('current'), '%')} avg {figure(part.get('average'), '%')} "
-                    f"peak {figure(part.get('peak'), '%')}")
+        text.append(
+            f"now {figure(part.get('current'), '%')} avg {figure(part.get('average'), '%')} "
+            f"peak {figure(part.get('peak'), '%')}"
+        )
     text.append("\nContainers ", style="bold")
     startup = containers.get("avg_startup_time")
-    text.append(f"{figure(containers.get('total_containers'))} ({figure(containers.get('running_containers'))} "
-                f"running, start {'—' if startup is None else format_seconds(startup)})   ")
+    text.append(
+        f"{figure(containers.get('total_containers'))} ({figure(containers.get('running_containers'))} "
+        f"running, start {'—' if startup is None else format_seconds(startup)})   "
+    )
     text.append("Executions ", style="bold")
     run_time = runs.get("avg_execution_time")
     average = "—" if run_time is None else format_seconds(run_time)

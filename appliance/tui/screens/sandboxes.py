@@ -6,7 +6,8 @@ only while it is the one on view."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -29,17 +30,34 @@ LIST_LIMIT = 200
 LIMITS_PER_LOAD = 20  # details fetched per load for rows whose limits are not known yet
 STATUS_CELL = {"running": "green", "creating": "yellow", "stopped": "dim", "error": "bold red"}
 RESTARTABLE = ("stopped", "error")  # a PUT recreates their container (docs/sandbox-api.md)
-COLUMNS = (("id", "ID"), ("name", "Name"), ("status", "Status"), ("runtime", "Runtime"), ("engine", "Engine"),
-           ("memory", "Memory"), ("cpu", "CPU"), ("disk", "Disk"), ("created", "Created (UTC)"))
+COLUMNS = (
+    ("id", "ID"),
+    ("name", "Name"),
+    ("status", "Status"),
+    ("runtime", "Runtime"),
+    ("engine", "Engine"),
+    ("memory", "Memory"),
+    ("cpu", "CPU"),
+    ("disk", "Disk"),
+    ("created", "Created (UTC)"),
+)
 
 
 def sandbox_row(sandbox: dict[str, Any], limits: dict[str, Any] | None) -> tuple:
     status = sandbox.get("status", "?")
     limits = limits or {}
     cpu = limits.get("cpu_limit")
-    return (sandbox["sandbox_id"], sandbox.get("name", ""), Text(status, style=STATUS_CELL.get(status, "")),
-            sandbox.get("runtime", ""), sandbox.get("engine", ""), limits.get("memory_limit", "…"),
-            "…" if cpu is None else f"{cpu:g}", limits.get("disk_limit", "…"), utc_text(sandbox.get("created_at")))
+    return (
+        sandbox["sandbox_id"],
+        sandbox.get("name", ""),
+        Text(status, style=STATUS_CELL.get(status, "")),
+        sandbox.get("runtime", ""),
+        sandbox.get("engine", ""),
+        limits.get("memory_limit", "…"),
+        "…" if cpu is None else f"{cpu:g}",
+        limits.get("disk_limit", "…"),
+        utc_text(sandbox.get("created_at")),
+    )
 
 
 class SandboxesScreen(ApplianceScreen):
@@ -149,7 +167,8 @@ class SandboxesScreen(ApplianceScreen):
         shown = len(self.sandboxes)
         more = f" (first {shown} of {self.total})" if self.total > shown else ""
         self.query_one("#sandbox-summary", Static).update(
-            f"{self.total} sandbox{'es' if self.total != 1 else ''}{more} · refreshed every {POLL_SECONDS:g} s")
+            f"{self.total} sandbox{'es' if self.total != 1 else ''}{more} · refreshed every {POLL_SECONDS:g} s"
+        )
 
     def _show_detail(self) -> None:
         sandbox_id = self.selected_id()
@@ -180,14 +199,14 @@ class SandboxesScreen(ApplianceScreen):
         if templates is None:
             return
         if not templates:
-            self.notify("The appliance offers no templates: build the runtime images first",
-                        severity="warning")
+            self.notify("The appliance offers no templates: build the runtime images first", severity="warning")
             return
         choice = await self.app.push_screen_wait(CreateSandboxDialog([dict(t) for t in templates]))
         if choice is None:
             return
-        created = await self.app.api(lambda c: c.create_sandbox(template=choice["template"], name=choice["name"]),
-                                     action="create sandbox")
+        created = await self.app.api(
+            lambda c: c.create_sandbox(template=choice["template"], name=choice["name"]), action="create sandbox"
+        )
         if created is None:
             return
         sandbox_id = created["sandbox_id"]
@@ -198,8 +217,7 @@ class SandboxesScreen(ApplianceScreen):
         self.detail = None
         self._redraw(select=sandbox_id)
         self.notify(f"Sandbox {sandbox_id} ({created.get('name')}) is being created", timeout=4)
-        self.set_timer(SETTLE_SECONDS, lambda: self.run_worker(self._load_selected, group="detail",
-                                                               exclusive=True))
+        self.set_timer(SETTLE_SECONDS, lambda: self.run_worker(self._load_selected, group="detail", exclusive=True))
 
     @work(group="sandbox-action")
     async def action_delete(self) -> None:
@@ -209,16 +227,17 @@ class SandboxesScreen(ApplianceScreen):
             return
         sandbox = self.sandboxes[sandbox_id]
         running = sandbox.get("status") in ("running", "creating")
-        question = (f"Delete {sandbox_id} ({sandbox.get('name')}), its files and its snapshots?"
-                    + (" Its container is stopped; programs in it end." if running else ""))
+        question = f"Delete {sandbox_id} ({sandbox.get('name')}), its files and its snapshots?" + (
+            " Its container is stopped; programs in it end." if running else ""
+        )
         self.deleting = sandbox_id  # the reload as the dialog closes must not GET it meanwhile
         try:
-            if not await self.app.push_screen_wait(ConfirmDialog("Delete sandbox", question,
-                                                                 confirm_label="Delete")):
+            if not await self.app.push_screen_wait(ConfirmDialog("Delete sandbox", question, confirm_label="Delete")):
                 return
             # The confirmation is the consent a running sandbox needs (the API's force=true).
-            deleted = await self.app.api(lambda c: c.delete_sandbox(sandbox_id, force=True),
-                                         action=f"delete sandbox {sandbox_id}")
+            deleted = await self.app.api(
+                lambda c: c.delete_sandbox(sandbox_id, force=True), action=f"delete sandbox {sandbox_id}"
+            )
         finally:
             self.deleting = None
         if deleted is None:
@@ -240,8 +259,9 @@ class SandboxesScreen(ApplianceScreen):
             return
         status = self.sandboxes[sandbox_id].get("status")
         if status not in RESTARTABLE:
-            self.notify(f"{sandbox_id} is {status}: only a stopped or failed sandbox is started again",
-                        severity="warning")
+            self.notify(
+                f"{sandbox_id} is {status}: only a stopped or failed sandbox is started again", severity="warning"
+            )
             return
         detail = await self.app.api(lambda c: c.update_sandbox(sandbox_id), action=f"start {sandbox_id} again")
         if detail is not None:
@@ -253,12 +273,15 @@ class SandboxesScreen(ApplianceScreen):
         self.run_worker(self.refresh_data, group="refresh", exclusive=True)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield ("Sandboxes: new sandbox", "Create one from a template (key n; needs sandbox_write)",
-               self.action_create)
-        yield ("Sandboxes: delete the selected sandbox",
-               "With its files and snapshots, after a confirmation (key x; needs sandbox_write)",
-               self.action_delete)
-        yield ("Sandboxes: start the selected sandbox again",
-               "Recreate the container of a stopped or failed sandbox (key p; needs sandbox_write)",
-               self.action_restart)
+        yield ("Sandboxes: new sandbox", "Create one from a template (key n; needs sandbox_write)", self.action_create)
+        yield (
+            "Sandboxes: delete the selected sandbox",
+            "With its files and snapshots, after a confirmation (key x; needs sandbox_write)",
+            self.action_delete,
+        )
+        yield (
+            "Sandboxes: start the selected sandbox again",
+            "Recreate the container of a stopped or failed sandbox (key p; needs sandbox_write)",
+            self.action_restart,
+        )
         yield ("Sandboxes: refresh", "Reload the sandboxes now (key ctrl+r)", self.action_reload)

@@ -11,8 +11,12 @@ from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.detail_panel import DetailPanel
 
 # Theme variables, so the light theme gets readable colours too.
-SEVERITY_STYLE = {"info": "$primary", "warning": "$warning", "critical": "bold $error",
-                  "emergency": "bold reverse $error"}
+SEVERITY_STYLE = {
+    "info": "$primary",
+    "warning": "$warning",
+    "critical": "bold $error",
+    "emergency": "bold reverse $error",
+}
 STATUS_STYLE = {"active": "bold $error", "acknowledged": "$warning", "resolved": "$success"}
 
 
@@ -25,23 +29,39 @@ def _figure(value: Any) -> str:
 def alert_content(alert: dict[str, Any]) -> Content:
     status, severity = alert.get("status", "?"), alert.get("severity", "?")
     parts = [
-        Content.assemble((alert.get("alert_id", "?"), "bold"), "  ",
-                         (severity, SEVERITY_STYLE.get(severity, "")), "  ",
-                         (status, STATUS_STYLE.get(status, "")), "  ",
-                         f"{alert.get('rule_name', '')} ({alert.get('rule', '')})"),
+        Content.assemble(
+            (alert.get("alert_id", "?"), "bold"),
+            "  ",
+            (severity, SEVERITY_STYLE.get(severity, "")),
+            "  ",
+            (status, STATUS_STYLE.get(status, "")),
+            "  ",
+            f"{alert.get('rule_name', '')} ({alert.get('rule', '')})",
+        ),
         Content(alert.get("message", "")),
-        Content.from_markup("[dim]value[/] $value  [dim]threshold[/] $threshold  [dim]opened[/] $opened UTC",
-                            value=_figure(alert.get("value")), threshold=_figure(alert.get("threshold")),
-                            opened=utc_text(alert.get("triggered_at"))),
+        Content.from_markup(
+            "[dim]value[/] $value  [dim]threshold[/] $threshold  [dim]opened[/] $opened UTC",
+            value=_figure(alert.get("value")),
+            threshold=_figure(alert.get("threshold")),
+            opened=utc_text(alert.get("triggered_at")),
+        ),
     ]
     for step, label in (("acknowledged", "Acknowledged"), ("resolved", "Resolved")):
         if alert.get(f"{step}_at"):
-            parts.append(Content.from_markup("[b]$label[/b] $at UTC by $by", label=label,
-                                             at=utc_text(alert.get(f"{step}_at")),
-                                             by=alert.get(f"{step}_by") or "?"))
+            parts.append(
+                Content.from_markup(
+                    "[b]$label[/b] $at UTC by $by",
+                    label=label,
+                    at=utc_text(alert.get(f"{step}_at")),
+                    by=alert.get(f"{step}_by") or "?",
+                )
+            )
             comment = alert.get(f"{step}_comment")
-            parts.append(Content.from_markup("  [dim]comment:[/] $comment", comment=comment) if comment
-                         else Content.from_markup("  [dim]no comment[/]"))
+            parts.append(
+                Content.from_markup("  [dim]comment:[/] $comment", comment=comment)
+                if comment
+                else Content.from_markup("  [dim]no comment[/]")
+            )
     return Content("\n").join(parts)
 
 

@@ -9,8 +9,16 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 # Our language names (docs/api.md) -> Pygments lexers
-LEXERS = {"python": "python", "javascript": "javascript", "bash": "bash", "c": "c", "cpp": "cpp",
-          "rust": "rust", "go": "go", "java": "java"}
+LEXERS = {
+    "python": "python",
+    "javascript": "javascript",
+    "bash": "bash",
+    "c": "c",
+    "cpp": "cpp",
+    "rust": "rust",
+    "go": "go",
+    "java": "java",
+}
 
 
 class CodeView(VerticalScroll, can_focus=True):
@@ -31,12 +39,15 @@ class CodeView(VerticalScroll, can_focus=True):
 
     def show(self, code: str, language: str | None, *, complete: bool = True) -> None:
         self.code = code
-        syntax = Syntax(code, LEXERS.get(language or "", "text"), line_numbers=True,
-                        theme="ansi_light" if not self.app.current_theme.dark else "ansi_dark",
-                        background_color="default")
+        syntax = Syntax(
+            code,
+            LEXERS.get(language or "", "text"),
+            line_numbers=True,
+            theme="ansi_light" if not self.app.current_theme.dark else "ansi_dark",
+            background_color="default",
+        )
         if complete:
             self._body.update(syntax)
         else:
-            note = Text("Only the first 100 characters: the API does not send the whole program.",
-                        style="italic dim")
+            note = Text("Only the first 100 characters: the API does not send the whole program.", style="italic dim")
             self._body.update(Group(note, syntax))

@@ -39,12 +39,12 @@ class CommentDialog(ModalScreen[str | None]):
             yield Label(self.title_text, classes="title")
             if self.about:
                 yield Static(self.about, classes="about")
-            yield Input(placeholder="comment (optional), Enter to confirm", max_length=MAX_COMMENT,
-                        id="comment", compact=True)
+            yield Input(
+                placeholder="comment (optional), Enter to confirm", max_length=MAX_COMMENT, id="comment", compact=True
+            )
             with Horizontal():
                 yield Button(self.ok_label, variant="primary", id="ok", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
-
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

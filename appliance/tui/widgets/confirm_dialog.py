@@ -41,7 +41,6 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button(f"{self.confirm_label} (y)", variant="error", id="yes", compact=True)
                 yield Button("Cancel (n)", id="no", compact=True)
 
-
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(event.button.id == "yes")

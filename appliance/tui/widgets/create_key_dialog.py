@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from textual.app import ComposeResult
@@ -27,20 +27,20 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_expiry(text: str, *, now: datetime | None = None) -> str | None:
-    """"" -> None (never); "30d" -> 30 days from now; "2026-01-31" -> that midnight UTC;
+    """ "" -> None (never); "30d" -> 30 days from now; "2026-01-31" -> that midnight UTC;
     an ISO 8601 time (without a zone: UTC) as it is. ValueError for anything else."""
     text = text.strip()
     if not text:
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if match := DAYS.match(text):
         return (now + timedelta(days=int(match.group(1)))).isoformat().replace("+00:00", "Z")
     if DATE.match(text):
         text += "T00:00:00Z"
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if malformed
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class CreateKeyDialog(ModalScreen[dict[str, Any] | None]):
@@ -67,15 +67,16 @@ class CreateKeyDialog(ModalScreen[dict[str, Any] | None]):
             yield Label("Name")
             yield Input(placeholder="ci-runner", id="name", max_length=100, compact=True)
             yield Label("Permissions (space toggles)")
-            yield SelectionList[str](*((f"{name:<14} {about}", name, name in DEFAULT_PERMISSIONS)
-                                       for name, about in PERMISSIONS), id="permissions")
+            yield SelectionList[str](
+                *((f"{name:<14} {about}", name, name in DEFAULT_PERMISSIONS) for name, about in PERMISSIONS),
+                id="permissions",
+            )
             yield Label("Expires (empty: never; 30d; 2026-01-31; ISO time, UTC)")
             yield Input(placeholder="never", id="expires", compact=True)
             yield Static("", classes="error", id="error")
             with Horizontal():
                 yield Button("Create", variant="primary", id="create", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
-
 
     def _submit(self) -> None:
         name = self.query_one("#name", Input).value.strip()

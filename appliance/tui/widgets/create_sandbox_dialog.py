@@ -48,7 +48,6 @@ class CreateSandboxDialog(ModalScreen[dict[str, Any] | None]):
                 yield Button("Create", variant="primary", id="create", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
-
     @staticmethod
     def _label(template: dict[str, Any]) -> str:
         version = template.get("runtime_version")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
@@ -32,8 +33,10 @@ class EvaluationFacts(Static):
             text.append(f" · {get('batch_id')}", style="dim")
 
         text.append("\nTimes ", style="bold")
-        text.append(f"created {utc_stamp(get('created_at'))} · started {utc_time(get('started_at'))}"
-                    f" · ended {utc_time(get('completed_at'))} UTC")
+        text.append(
+            f"created {utc_stamp(get('created_at'))} · started {utc_time(get('started_at'))}"
+            f" · ended {utc_time(get('completed_at'))} UTC"
+        )
 
         text.append("\nLimits ", style="bold")
         limits = [f"{get('language') or '?'} on {get('engine') or '?'}"]
@@ -53,8 +56,7 @@ class EvaluationFacts(Static):
             usage.append(f"cpu {seconds(get('cpu_time'))}")
         hits = get("limits_hit") or []
         usage.append(f"limits hit {', '.join(hits) if hits else 'none'}")
-        cut = [name for name, field in (("stdout", "output_truncated"), ("stderr", "error_truncated"))
-               if get(field)]
+        cut = [name for name, field in (("stdout", "output_truncated"), ("stderr", "error_truncated")) if get(field)]
         if cut:
             usage.append(f"cut: {', '.join(cut)}")
         text.append(" · ".join(usage), style="red" if hits else "")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from textual.widgets.data_table import RowDoesNotExist
 
+from appliance.tui.evaluation_text import code_line, status_text, utc_time
 from appliance.tui.widgets.fitted_table import FittedDataTable
 
-from appliance.tui.evaluation_text import code_line, status_text, utc_time
-
-COLUMNS = (("id", "ID"), ("status", "Status"), ("language", "Lang"), ("created", "Created UTC"),
-           ("code", "Code"))
+COLUMNS = (("id", "ID"), ("status", "Status"), ("language", "Lang"), ("created", "Created UTC"), ("code", "Code"))
 CODE_CELL_CHARS = 60
 
 
@@ -80,6 +79,11 @@ class EvaluationTable(FittedDataTable):
 def _cells(record: Mapping[str, Any]) -> tuple:
     preview = code_line(record.get("code_preview") or "")
     if len(preview) > CODE_CELL_CHARS:
-        preview = preview[:CODE_CELL_CHARS - 1] + "…"
-    return (record["eval_id"], status_text(record.get("status", ""), record.get("success")),
-            record.get("language") or "", utc_time(record.get("created_at")), preview)
+        preview = preview[: CODE_CELL_CHARS - 1] + "…"
+    return (
+        record["eval_id"],
+        status_text(record.get("status", ""), record.get("success")),
+        record.get("language") or "",
+        utc_time(record.get("created_at")),
+        preview,
+    )

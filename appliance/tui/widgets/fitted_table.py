@@ -7,7 +7,7 @@ filled by a worker could stay clipped until its data next changed.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey

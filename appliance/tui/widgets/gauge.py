@@ -33,8 +33,7 @@ class Gauge(Static):
 
     value: reactive[float | None] = reactive(None)
 
-    def __init__(self, label: str, *, label_width: int = 7, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, label: str, *, label_width: int = 7, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.label = label
         self.label_width = max(label_width, len(label) + 1)

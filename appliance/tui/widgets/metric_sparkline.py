@@ -10,7 +10,7 @@ percentages top out at 100, so a bar's height means the same on every screen.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual.widgets import Static
@@ -64,11 +64,22 @@ class MetricSparkline(Static):
     MetricSparkline > .metric-sparkline--bars { color: $accent; }
     MetricSparkline > .metric-sparkline--zero { color: $foreground 30%; }
     """
-    COMPONENT_CLASSES = {"metric-sparkline--title", "metric-sparkline--range", "metric-sparkline--bars",
-                         "metric-sparkline--zero"}
+    COMPONENT_CLASSES = {
+        "metric-sparkline--title",
+        "metric-sparkline--range",
+        "metric-sparkline--bars",
+        "metric-sparkline--zero",
+    }
 
-    def __init__(self, title: str, *, formatter: Callable[[float], str] = format_number,
-                 ceiling: float | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        formatter: Callable[[float], str] = format_number,
+        ceiling: float | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
         self.formatter = formatter
@@ -93,12 +104,19 @@ class MetricSparkline(Static):
     def _title_line(self) -> Text:
         # The latest figure first: on a narrow screen the ellipsis takes min and max.
         figures = [v for v in self.values if v is not None]
-        text = Text(self.title, self.get_component_rich_style("metric-sparkline--title"),
-                    no_wrap=True, overflow="ellipsis", end="")
+        text = Text(
+            self.title,
+            self.get_component_rich_style("metric-sparkline--title"),
+            no_wrap=True,
+            overflow="ellipsis",
+            end="",
+        )
         text.append(f"  now {'—' if self.latest is None else self.formatter(self.latest)}")
         if figures:
-            text.append(f"  min {self.formatter(min(figures))}  max {self.formatter(max(figures))}",
-                        self.get_component_rich_style("metric-sparkline--range"))
+            text.append(
+                f"  min {self.formatter(min(figures))}  max {self.formatter(max(figures))}",
+                self.get_component_rich_style("metric-sparkline--range"),
+            )
         text.truncate(self.content_size.width, overflow="ellipsis")
         return text
 

@@ -76,7 +76,7 @@ class OutputLog(Log):
     def _fits(self, start: int) -> bool:
         """Could the chunks since mark() begin at `start` in the snapshot?"""
         overlap = min(len(self._stream), len(self._snapshot) - start)
-        return self._snapshot[start:start + overlap] == self._stream[:overlap]
+        return self._snapshot[start : start + overlap] == self._stream[:overlap]
 
     def _show_aligned(self) -> None:
         snapshot = self._snapshot
@@ -86,7 +86,7 @@ class OutputLog(Log):
             return abs(p - self._expected) + (NO_OVERLAP_PENALTY_CHARS if p == end else 0), -p
 
         best = min(self._candidates, key=distance)
-        self._set(snapshot + self._stream[end - best:])
+        self._set(snapshot + self._stream[end - best :])
         if all(len(self._stream) >= end - p for p in self._candidates):
             # every candidate is past the snapshot's end: no later chunk can tell them apart
             self._snapshot, self._stream = None, ""
@@ -95,7 +95,7 @@ class OutputLog(Log):
         if text == self.text:
             return
         if text.startswith(self.text):
-            rest, self.text = text[len(self.text):], text
+            rest, self.text = text[len(self.text) :], text
             self.write(rest)
             return
         self.text = text

@@ -7,7 +7,8 @@ each engine, from `sandbox_pool` of GET /api/status.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 
@@ -47,14 +48,20 @@ class PoolSizesTable(FittedDataTable):
             cell[0] += lane.get("idle", 0)
             cell[1] += lane.get("target", 0)
             cell[2] += lane.get("creating", 0)
-        cells = {image: [Text(image_label(image)), Text(", ".join(row["languages"])),
-                         *(self._cell(row["engines"].get(engine)) for engine in engines)]
-                 for image, row in images.items()}
+        cells = {
+            image: [
+                Text(image_label(image)),
+                Text(", ".join(row["languages"])),
+                *(self._cell(row["engines"].get(engine)) for engine in engines),
+            ]
+            for image, row in images.items()
+        }
         labels = ["Image", "Languages", *engines]
         # Widths set here rather than measured by the table as rows arrive: the table's
         # own measuring sometimes lagged its first paint and cut names short.
-        widths = [max([len(label), *(values[n].cell_len for values in cells.values())])
-                  for n, label in enumerate(labels)]
+        widths = [
+            max([len(label), *(values[n].cell_len for values in cells.values())]) for n, label in enumerate(labels)
+        ]
         same_rows = engines == self.engines and list(cells) == [key.value for key in self.rows]
         if same_rows and all(w <= c.width for w, c in zip(widths, self.columns.values())):
             # Change the cells in place so the cursor and scroll stay put.

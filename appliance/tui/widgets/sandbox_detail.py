@@ -26,16 +26,27 @@ def sandbox_content(sandbox: dict[str, Any], snapshots: list[dict[str, Any]] | N
     res = sandbox.get("resources") or {}
     network = (sandbox.get("network") or {}).get("enabled")
     lines = [
-        Content.assemble((sandbox.get("sandbox_id", "?"), "bold"), "  ", sandbox.get("name", ""), "  ",
-                         (status, STATUS_STYLE.get(status, "")),
-                         f" ({sandbox['status_reason']})" if sandbox.get("status_reason") else ""),
-        Content(f"runtime {sandbox.get('runtime', '?')}  template {sandbox.get('template') or '—'}  "
-                f"engine {sandbox.get('engine', '?')}  network {'on' if network else 'off'}"),
-        Content(f"created {utc_text(sandbox.get('created_at'))} UTC  "
-                f"last activity {utc_text(sandbox.get('last_activity'))} UTC"),
-        Content(f"memory {_size(res.get('memory_used'))} of {_size(res.get('memory_limit'))}  "
-                f"cpu {_cores(res.get('cpu_used'))} of {_cores(res.get('cpu_limit'))} cores  "
-                f"disk {_size(res.get('disk_used'))} of {_size(res.get('disk_limit'))}"),
+        Content.assemble(
+            (sandbox.get("sandbox_id", "?"), "bold"),
+            "  ",
+            sandbox.get("name", ""),
+            "  ",
+            (status, STATUS_STYLE.get(status, "")),
+            f" ({sandbox['status_reason']})" if sandbox.get("status_reason") else "",
+        ),
+        Content(
+            f"runtime {sandbox.get('runtime', '?')}  template {sandbox.get('template') or '—'}  "
+            f"engine {sandbox.get('engine', '?')}  network {'on' if network else 'off'}"
+        ),
+        Content(
+            f"created {utc_text(sandbox.get('created_at'))} UTC  "
+            f"last activity {utc_text(sandbox.get('last_activity'))} UTC"
+        ),
+        Content(
+            f"memory {_size(res.get('memory_used'))} of {_size(res.get('memory_limit'))}  "
+            f"cpu {_cores(res.get('cpu_used'))} of {_cores(res.get('cpu_limit'))} cores  "
+            f"disk {_size(res.get('disk_used'))} of {_size(res.get('disk_limit'))}"
+        ),
     ]
     environment = sandbox.get("environment") or {}
     if environment:
@@ -48,8 +59,12 @@ def sandbox_content(sandbox: dict[str, Any], snapshots: list[dict[str, Any]] | N
     for entry in files[:MAX_FILES_SHOWN]:
         kind = "/" if entry.get("type") == "directory" else ""
         size = f"{entry['size']} B" if entry.get("size") is not None else entry.get("type", "")
-        lines.append(Content(f"  {entry.get('path', entry.get('name', '?'))}{kind}  {size}  "
-                             f"modified {utc_text(entry.get('modified_at'))}"))
+        lines.append(
+            Content(
+                f"  {entry.get('path', entry.get('name', '?'))}{kind}  {size}  "
+                f"modified {utc_text(entry.get('modified_at'))}"
+            )
+        )
     if len(files) > MAX_FILES_SHOWN:
         lines.append(Content(f"  … {len(files) - MAX_FILES_SHOWN} more"))
     lines.append(Content.from_markup("[b]Snapshots[/b]"))
@@ -58,8 +73,12 @@ def sandbox_content(sandbox: dict[str, Any], snapshots: list[dict[str, Any]] | N
     elif not snapshots:
         lines.append(Content.from_markup("  [dim]none[/]"))
     for snap in snapshots or ():
-        lines.append(Content(f"  {snap.get('snapshot_id')}  {snap.get('name', '')}  {snap.get('status', '')}  "
-                             f"{snap.get('size') or '—'}  {utc_text(snap.get('created_at'))} UTC"))
+        lines.append(
+            Content(
+                f"  {snap.get('snapshot_id')}  {snap.get('name', '')}  {snap.get('status', '')}  "
+                f"{snap.get('size') or '—'}  {utc_text(snap.get('created_at'))} UTC"
+            )
+        )
     return Content("\n").join(lines)
 
 

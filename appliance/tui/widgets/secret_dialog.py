@@ -43,12 +43,13 @@ class SecretDialog(ModalScreen[None]):
             yield Label(self.title_text, classes="title")
             yield Static(self.secret, classes="secret", id="secret")
             yield Static("⚠ This key will not be shown again: store it now.", classes="warning")
-            yield Static("c copies it to the clipboard (OSC 52); or select it with the mouse "
-                         "(shift+drag in most terminals).", classes="hint")
+            yield Static(
+                "c copies it to the clipboard (OSC 52); or select it with the mouse (shift+drag in most terminals).",
+                classes="hint",
+            )
             with Horizontal():
                 yield Button("Copy (c)", id="copy", compact=True)
                 yield Button("I have stored it", variant="primary", id="close", compact=True)
-
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

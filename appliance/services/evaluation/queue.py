@@ -1,0 +1,356 @@
+"""The evaluation queue: workers that take stored submissions and run them.
+
+Submissions are in SQLite before they are queued here, so this in-memory queue is only
+an index of what waits; after a restart it is rebuilt from the table, and whatever was
+running when the process died is marked failed.
+
+Synchronous executions (POST /api/execute, /ws/execute) are rows of the same table run by
+the same workers; their environment variables travel beside them in memory only
+(`enqueue(..., environment=)`), so a queued execution cannot outlive a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from appliance.core.clock import iso_z, utc_now
+from appliance.core.evaluations import EvalStatus, Evaluation, ExecutionOutcome
+from appliance.core.events import Event, EventBus
+from appliance.runtime.batch_lanes import BatchLanes
+from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest
+from appliance.store.evaluations import EvaluationStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_FLUSH_SECONDS = 1.0
+
+
+LIMIT_MESSAGES = {
+    "memory_limit": "killed: the program exceeded its memory limit",
+    "output_limit": "killed: the program kept writing far past the output limit",
+    "pids_limit": "the program hit the process limit: some forks were refused",
+    "work_dir_full": "the work dir (or /tmp, /dev/shm) filled up",
+    "file_size_limit": "a file reached the file-size limit",
+    "timeout": "killed: the wall-clock timeout passed",
+}
+
+
+class RunningEvaluation:
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.handle = ExecutionHandle()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.dirty = False
+
+    def stdout_text(self) -> str:
+        return "".join(self.stdout)
+
+    def stderr_text(self) -> str:
+        return "".join(self.stderr)
+
+
+# Limits that ran out inside the sandbox, most telling first: when the wall clock also
+# ran out, one of these explains why the program got nowhere.
+RESOURCE_REASONS = ("output_limit", "memory_limit", "pids_limit", "work_dir_full", "file_size_limit")
+
+
+def limits_hit(outcome: ExecutionOutcome) -> list[str]:
+    """Every sandbox limit the execution ran into."""
+    flags = (
+        ("timeout", outcome.timed_out),
+        ("output_limit", outcome.flooded),
+        ("memory_limit", outcome.oom_killed),
+        ("pids_limit", outcome.pids_limited),
+        ("work_dir_full", outcome.disk_full),
+        ("file_size_limit", outcome.file_too_large),
+        ("output_truncated", outcome.stdout_truncated or outcome.stderr_truncated),
+    )
+    return [name for name, hit in flags if hit]
+
+
+def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
+    """The documented status, and a reason when the program did not just exit."""
+    if outcome.killed:
+        return EvalStatus.FAILED, "killed"
+    hits = limits_hit(outcome)
+    resource = next((reason for reason in RESOURCE_REASONS if reason in hits), None)
+    if outcome.timed_out:
+        return EvalStatus.TIMEOUT, resource or "timeout"
+    if resource:  # a sandbox limit the program ran into: it failed, whatever its exit code
+        return EvalStatus.FAILED, resource
+    if outcome.exit_code is None:
+        return EvalStatus.FAILED, "engine_error"
+    if "output_truncated" in hits:
+        return EvalStatus.COMPLETED, "output_truncated"
+    return EvalStatus.COMPLETED, None
+
+
+class EvaluationQueue:
+    def __init__(
+        self,
+        store: EvaluationStore,
+        executor: ContainerExecutor,
+        bus: EventBus,
+        build_request: Callable[[Evaluation, dict[str, str]], ExecutionRequest],
+        workers: int,
+        lanes: BatchLanes | None = None,
+        lane_engines: tuple[str, ...] = ("docker",),
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._bus = bus
+        self._build_request = build_request
+        self._worker_count = workers
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: dict[str, None] = {}  # insertion-ordered: the waiting line
+        self._running: dict[str, RunningEvaluation] = {}
+        # Environment variables of queued executions: memory only, never stored.
+        self._environments: dict[str, dict[str, str]] = {}
+        self._tasks: list[asyncio.Task] = []
+        # The batch lane: which waiting or running evaluations use it, and how many of
+        # each batch are left, so a batch's sandbox goes when its last item is done.
+        self._lanes = lanes
+        self._finish_listeners: list[Callable[[Evaluation], None]] = []
+        self._lane_engines = lane_engines
+        self._lane_of: dict[str, tuple[str, str, str]] = {}
+        self._lane_left: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        failed = await self._store.fail_interrupted("appliance_restart", utc_now())
+        if failed:
+            log.warning(
+                "%d evaluation(s) were running (or executions queued) when the appliance stopped: marked failed", failed
+            )
+        for evaluation in await self._store.queued_in_order():
+            self.enqueue(evaluation)
+        self._tasks = [asyncio.create_task(self._work(), name=f"eval-worker-{n}") for n in range(self._worker_count)]
+        self._tasks.append(asyncio.create_task(self._flush_progress(), name="eval-progress"))
+
+    async def stop(self) -> None:
+        for eval_id in list(self._running):
+            await self._kill_running(eval_id)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._lanes is not None:
+            await self._lanes.close()
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    # --- queue ------------------------------------------------------------------------
+
+    def enqueue(self, evaluation: Evaluation, environment: dict[str, str] | None = None) -> int:
+        eval_id = evaluation.eval_id
+        if environment:
+            self._environments[eval_id] = dict(environment)
+        if self._uses_lane(evaluation):
+            self._lane_of[eval_id] = (evaluation.owner, evaluation.batch_id, evaluation.engine)
+            self._lane_left[(evaluation.owner, evaluation.batch_id)] += 1
+        self._queued[eval_id] = None
+        self._ready.put_nowait(eval_id)
+        return len(self._queued)
+
+    def _uses_lane(self, evaluation: Evaluation) -> bool:
+        """Python items of a batch, without files, on an engine the lane serves."""
+        return (
+            self._lanes is not None
+            and evaluation.batch_id is not None
+            and evaluation.language == "python"
+            and not evaluation.files
+            and evaluation.engine in self._lane_engines
+        )
+
+    async def _lane_item_done(self, eval_id: str) -> None:
+        key = self._lane_of.pop(eval_id, None)
+        if key is None or self._lanes is None:
+            return
+        batch = key[:2]
+        self._lane_left[batch] -= 1
+        if self._lane_left[batch] <= 0:
+            del self._lane_left[batch]
+            await self._lanes.release(*batch)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queued)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def running(self, eval_id: str) -> RunningEvaluation | None:
+        return self._running.get(eval_id)
+
+    def is_pending(self, eval_id: str) -> bool:
+        """Waiting for a worker or running (a moment between the two answers False)."""
+        return eval_id in self._queued or eval_id in self._running
+
+    def running_evaluations(self) -> list[Evaluation]:
+        return [r.evaluation for r in self._running.values()]
+
+    async def kill(self, eval_id: str) -> bool:
+        if eval_id in self._queued:
+            del self._queued[eval_id]
+            self._environments.pop(eval_id, None)
+            evaluation = await self._store.get(eval_id)
+            if evaluation is None:
+                return False
+            now = utc_now()
+            final = msgspec.structs.replace(
+                evaluation,
+                status=EvalStatus.FAILED,
+                reason="killed",
+                completed_at=now,
+                error="[appliance] killed before it started",
+            )
+            await self._lane_item_done(eval_id)
+            if await self._store.finish(final):
+                self._publish_final(final)
+                return True
+            return False
+        return await self._kill_running(eval_id)
+
+    async def _kill_running(self, eval_id: str) -> bool:
+        running = self._running.get(eval_id)
+        if running is None:
+            return False
+        if eval_id in self._lane_of and self._lanes is not None:
+            await self._lanes.kill(running.handle)
+        else:
+            await self._executor.kill(running.handle)
+        return True
+
+    # --- workers ----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            eval_id = await self._ready.get()
+            if eval_id not in self._queued:
+                continue  # killed while waiting
+            del self._queued[eval_id]
+            try:
+                await self._run_one(eval_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one run must not stop the worker
+                log.exception("evaluation %s failed unexpectedly", eval_id)
+            finally:
+                self._environments.pop(eval_id, None)
+                await self._lane_item_done(eval_id)
+
+    async def _run_one(self, eval_id: str) -> None:
+        started = utc_now()
+        evaluation = await self._store.claim(eval_id, started)
+        if evaluation is None:
+            log.warning("evaluation %s was dequeued but is no longer queued", eval_id)
+            return
+        running = RunningEvaluation(evaluation)
+        self._running[eval_id] = running
+        self._publish(evaluation, "status_update", {"status": "running", "output": "", "started_at": iso_z(started)})
+
+        def on_output(stream: str, text: str) -> None:
+            (running.stdout if stream == "stdout" else running.stderr).append(text)
+            running.dirty = True
+            self._publish(evaluation, "output_chunk", {"stream": stream, "output": text})
+
+        try:
+            lane = self._lane_of.get(eval_id)
+            if lane is not None and self._lanes is not None:
+                outcome = await self._lanes.run(lane, evaluation.code, evaluation.timeout, running.handle)
+                for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+                    if text:  # the lane answers once, at the end
+                        on_output(stream, text)
+            else:
+                request = self._build_request(evaluation, self._environments.pop(eval_id, {}))
+                outcome = await self._executor.run(request, running.handle, on_output)
+            status, reason = outcome_status(outcome)
+            error = outcome.stderr
+            for hit in limits_hit(outcome):
+                if hit in LIMIT_MESSAGES:
+                    error += "\n[appliance] " + LIMIT_MESSAGES[hit]
+            final = msgspec.structs.replace(
+                evaluation,
+                status=status,
+                reason=reason,
+                completed_at=utc_now(),
+                output=outcome.stdout,
+                error=error,
+                exit_code=outcome.exit_code,
+                output_truncated=outcome.stdout_truncated,
+                error_truncated=outcome.stderr_truncated,
+                execution_time=outcome.execution_time,
+                memory_used=outcome.memory_used,
+                limits_hit=limits_hit(outcome),
+                files_created=outcome.files_created or [],
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # engine down, image missing: the platform failed, not the code
+            log.warning("evaluation %s could not run: %s", eval_id, exc)
+            message = f"[appliance] the sandbox could not run this evaluation: {exc}"
+            self._publish(evaluation, "error", {"error": message})
+            final = msgspec.structs.replace(
+                evaluation,
+                status=EvalStatus.FAILED,
+                reason="engine_error",
+                completed_at=utc_now(),
+                output=running.stdout_text(),
+                error=message,
+            )
+        finally:
+            self._running.pop(eval_id, None)
+        if await self._store.finish(final):
+            self._publish_final(final)
+
+    async def _flush_progress(self) -> None:
+        """Keep partial output of long runs in the database, for `kill -9` and readers."""
+        while True:
+            await asyncio.sleep(PROGRESS_FLUSH_SECONDS)
+            for eval_id, running in list(self._running.items()):
+                if running.dirty:
+                    running.dirty = False
+                    try:
+                        await self._store.save_progress(eval_id, running.stdout_text(), running.stderr_text())
+                    except Exception:
+                        log.exception("could not save progress of %s", eval_id)
+
+    # --- events -----------------------------------------------------------------------
+
+    def _publish(self, evaluation: Evaluation, kind: str, data: dict) -> None:
+        self._bus.publish(Event(type=kind, subject=evaluation.eval_id, owner=evaluation.owner, data=data))
+
+    def add_finish_listener(self, listener: Callable[[Evaluation], None]) -> None:
+        """Called with every evaluation that reaches its final status (for metrics)."""
+        self._finish_listeners.append(listener)
+
+    def _publish_final(self, e: Evaluation) -> None:
+        for listener in self._finish_listeners:
+            try:
+                listener(e)
+            except Exception:  # an observer's bug must not lose the event
+                log.exception("finish listener failed")
+        self._publish(
+            e,
+            "completed",
+            {
+                "status": e.status.value,
+                "success": e.success,
+                "exit_code": e.exit_code,
+                "reason": e.reason,
+                "output": e.output,
+                "error": e.error,
+                "completed_at": iso_z(e.completed_at),
+                "execution_time": e.execution_time,
+            },
+        )
