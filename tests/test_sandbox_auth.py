@@ -4,7 +4,7 @@ Python client a team script would use."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,5 +95,7 @@ def test_revoking_an_unknown_key_is_404(admin):
 
 def test_unknown_sandbox_surface_path_is_404_in_its_shape(server):
     with server.admin() as http:
-        assert_sandbox_error(http.get("/api/alerts-nope"), 404, "RESOURCE_NOT_FOUND", "no such endpoint")
+        assert_sandbox_error(http.get("/api/alerts/x/nope"), 404, "RESOURCE_NOT_FOUND", "no such endpoint")
+        # Path spaces are whole segments: /api/alerts-nope is not the sandbox document's.
+        assert "status_code" in http.get("/api/alerts-nope").json()
         assert_sandbox_error(http.delete("/api/health"), 405, "METHOD_NOT_ALLOWED", "DELETE")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from appliance.cli.common import settings_from_args
 from appliance.core.clock import iso_z
+from appliance.core.identity import LOCAL_OPERATOR
 
 if TYPE_CHECKING:
     from appliance.services.access.auth import AuthService
@@ -46,7 +47,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     permissions = [p.strip() for p in (args.permissions or "").split(",") if p.strip()] or None
     expires = datetime.fromisoformat(args.expires.replace("Z", "+00:00")) if args.expires else None
     created = _with_auth(
-        args, lambda auth: auth.create_key(args.name, permissions, owner=args.owner, expires_at=expires)
+        args, lambda auth: auth.create_key(LOCAL_OPERATOR, args.name, permissions, owner=args.owner, expires_at=expires)
     )
     record = created.record
     print(
@@ -59,7 +60,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    records = _with_auth(args, lambda auth: auth.list_keys())
+    records = _with_auth(args, lambda auth: auth.list_keys(LOCAL_OPERATOR))
     print(f"{'KEY ID':18} {'NAME':20} {'OWNER':16} {'PERMISSIONS':24} {'CREATED':26} STATE")
     for r in records:
         state = "revoked" if r.revoked_at else "active"
@@ -71,6 +72,6 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    _with_auth(args, lambda auth: auth.revoke_key(args.key_id))
+    _with_auth(args, lambda auth: auth.revoke_key(LOCAL_OPERATOR, args.key_id))
     print(f"revoked {args.key_id}", file=sys.stderr)
     return 0

@@ -161,7 +161,9 @@ async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: boo
         with contextlib.suppress(Exception):
             await serving
         if session_key_id is not None:
-            await appliance.auth.revoke_key(session_key_id)
+            from appliance.core.identity import LOCAL_OPERATOR
+
+            await appliance.auth.revoke_key(LOCAL_OPERATOR, session_key_id)
         await appliance.stop()  # sandboxes keep running, as with serve
 
 
@@ -169,7 +171,7 @@ async def _tui_key(appliance: Any) -> tuple[str, str | None]:
     """The TUI's key: the data dir's admin key, or, where an operator has removed that
     file, a key for this session only (returned with its id, to revoke at exit)."""
     from appliance.core.errors import AppError
-    from appliance.core.identity import ADMIN
+    from appliance.core.identity import ADMIN, LOCAL_OPERATOR
     from appliance.tui.launch import LaunchError, read_key_file
 
     try:
@@ -177,7 +179,7 @@ async def _tui_key(appliance: Any) -> tuple[str, str | None]:
         await appliance.auth.authenticate_key(key)
         return key, None
     except (LaunchError, AppError):
-        created = await appliance.auth.create_key("tui (appliance run)", [ADMIN], owner="admin")
+        created = await appliance.auth.create_key(LOCAL_OPERATOR, "tui (appliance run)", [ADMIN], owner="admin")
         log.info(
             "no usable admin key in %s: the TUI uses session key %s, revoked at exit",
             appliance.settings.admin_key_path,

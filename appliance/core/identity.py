@@ -39,5 +39,10 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
         return self.key_id or f"anon:{self.name}"
 
 
+# Whoever runs the appliance's own commands on its machine (`appliance keys ...`, the first
+# admin key, the TUI's session key): they hold the data dir, so they act as admin.
+LOCAL_OPERATOR = Identity(key_id="local", name="local operator", owner="admin", permissions=frozenset({ADMIN}))
+
+
 def anonymous(client_host: str) -> Identity:
     return Identity(key_id=None, name=client_host or "unknown", owner="")

@@ -1,4 +1,4 @@
-"""The Litestar application: every surface mounted on one set of services."""
+"""The Litestar application: one router per API document, all on one set of services."""
 
 from __future__ import annotations
 
@@ -7,28 +7,17 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from litestar import Litestar
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from appliance import __version__
+from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
-from appliance.http.errors import EXCEPTION_HANDLERS
-from appliance.http.identity import add_rate_limit_headers, provide_identity
-from appliance.http.platform.evaluations import EvaluationController
-from appliance.http.platform.status import StatusController
-from appliance.http.platform.ws import evaluation_events
-from appliance.http.sandbox.alerts import AlertController
-from appliance.http.sandbox.api_keys import ApiKeyController
-from appliance.http.sandbox.execute_ws import execute_stream
-from appliance.http.sandbox.executions import ExecutionController
-from appliance.http.sandbox.files import SandboxFilesController, upload_router
-from appliance.http.sandbox.monitoring import MonitoringController
-from appliance.http.sandbox.sandboxes import SandboxController
-from appliance.http.sandbox.snapshots import SandboxSnapshotsController, SnapshotController
-from appliance.http.sandbox.templates import TemplateController
-from appliance.http.sandbox.ws_monitor import monitor
+from appliance.http.identity import add_rate_limit_headers
+from appliance.http.platform.router import platform_surface
+from appliance.http.sandbox.router import sandbox_surface
+from appliance.http.surfaces import unmatched_path_handlers
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
@@ -63,31 +52,20 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
         ),
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
+    platform = platform_surface()
+    # One entry per API document served; the next ones go here (see http/__init__.py).
+    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes)]
     app = Litestar(
         route_handlers=[
-            EvaluationController,
-            StatusController,
-            evaluation_events,
-            # sandbox-api.md
-            MonitoringController,
-            ApiKeyController,
-            TemplateController,
-            AlertController,
-            monitor,
-            ExecutionController,
-            execute_stream,
-            SandboxController,
-            SandboxFilesController,
-            upload_router(appliance.settings.max_upload_bytes),
-            SandboxSnapshotsController,
-            SnapshotController,
+            *(surface.router for surface in surfaces),
             docs_page,
             docs_assets,
             openapi_yaml,
             openapi_json,
         ],
-        dependencies={"identity": Provide(provide_identity)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        dependencies=DEPENDENCIES,
+        # Only what no router took: an unmatched path, by the document whose path space it is in.
+        exception_handlers=unmatched_path_handlers(surfaces, default=platform),
         before_send=[add_rate_limit_headers],
         lifespan=[lifespan],
         openapi_config=openapi,

@@ -1,16 +1,13 @@
-"""Every error in the documented shape of the surface its path belongs to.
+"""What every API document's error handlers share: one set of Litestar exception
+handlers, parametrised by the document's `ErrorShape`.
 
-The platform API (and every path no other document claims):
+Each document's router registers `exception_handlers(its_shape)`; the shape alone says
+how the document writes an error (platform/errors.py, sandbox/errors.py). Which shape a
+request gets is therefore decided by the router that matched it, and, for a path no
+route matches, by surfaces.py's path spaces.
 
-    {"error": "Validation error", "detail": "Code field is required", "status_code": 400}
-
-The sandbox API (`/api/execute`, `/api/sandboxes`, `/api/files`, ..., `/auth/api-keys`):
-
-    {"error": {"code": "VALIDATION_ERROR", "message": "...", "details": {...},
-               "request_id": "req_..."}}
-
-The request id is also sent as the `X-Request-ID` header and written to the log with
-every 5xx, so a user's report can be matched to the log line.
+Every 5xx is written to the log with a request id that the response also names, so a
+user's report can be matched to the log line.
 """
 
 from __future__ import annotations
@@ -18,103 +15,75 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from http import HTTPStatus
+from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import ExceptionHandlersMap
 
 from appliance.core.errors import AppError, RateLimited
 
 log = logging.getLogger(__name__)
 
-_TITLES = {
-    400: "Validation error",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    429: "Rate limit exceeded",
-    503: "Service unavailable",
-}
-
-
-# Paths of the sandbox API document (sandbox-api.md), which has its own error shape.
-SANDBOX_SURFACE_PREFIXES = (
-    "/api/execute",
-    "/api/sandboxes",
-    "/api/files",
-    "/api/snapshots",
-    "/api/templates",
-    "/api/metrics",
-    "/api/health",
-    "/api/alerts",
-    "/auth/",
-    "/ws/execute",
-    "/ws/monitor",
-)
-
-_SANDBOX_CODES = {
-    400: "VALIDATION_ERROR",
-    401: "AUTHENTICATION_REQUIRED",
-    403: "INSUFFICIENT_PERMISSIONS",
-    404: "RESOURCE_NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "RESOURCE_CONFLICT",
-    413: "RESOURCE_LIMIT_EXCEEDED",
-    429: "RATE_LIMIT_EXCEEDED",
-    503: "SERVICE_UNAVAILABLE",
-}
-
-
-def is_sandbox_surface(path: str) -> bool:
-    return path.startswith(SANDBOX_SURFACE_PREFIXES)
+BODY_TOO_LARGE = "request body is larger than this appliance accepts (setting max_body_bytes)"
 
 
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(8)}"
 
 
-def sandbox_error_body(
-    status_code: int, message: str, details: dict | None = None, request_id: str | None = None, code: str | None = None
-) -> dict:
-    """The sandbox surface's error object (also sent as a WebSocket `error` message)."""
-    return {
-        "error": {
-            "code": code
-            or _SANDBOX_CODES.get(status_code, "SYSTEM_ERROR" if status_code >= 500 else "VALIDATION_ERROR"),
-            "message": message,
-            "details": details or {},
-            "request_id": request_id or new_request_id(),
-        }
-    }
+class ErrorShape:
+    """How one API document writes an error response."""
+
+    def render(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Response:
+        raise NotImplementedError
+
+    def body_too_large(self) -> Response:
+        """A body past max_body_bytes: each document names its own status for it."""
+        raise NotImplementedError
 
 
-def error_response(
-    status_code: int,
-    detail: str,
-    title: str | None = None,
-    headers: dict[str, str] | None = None,
-    *,
-    path: str = "",
-    details: dict | None = None,
-    request_id: str | None = None,
-) -> Response:
-    if is_sandbox_surface(path):
-        request_id = request_id or new_request_id()
-        return Response(
-            sandbox_error_body(status_code, detail, details, request_id),
-            status_code=status_code,
-            media_type=MediaType.JSON,
-            headers={**(headers or {}), "X-Request-ID": request_id},
+def exception_handlers(shape: ErrorShape) -> ExceptionHandlersMap:
+    """The handlers a document's router registers: every error in `shape`."""
+
+    def handle_app_error(request: Request, exc: AppError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return shape.render(exc.status_code, exc.detail, title=exc.title, headers=headers, details=exc.details)
+
+    def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+        path = request.url.path
+        if isinstance(exc, RequestEntityTooLarge):
+            return shape.body_too_large()
+        if isinstance(exc, ValidationException):
+            return shape.render(400, _validation_detail(exc), details=_validation_details(exc))
+        status = exc.status_code
+        if status >= 500:
+            log.error("HTTP %s on %s: %s", status, path, exc.detail)
+        detail = str(exc.detail)
+        if status == 404:
+            detail = f"no such endpoint: {request.method} {path}"
+        elif status == 405:
+            detail = f"{request.method} is not allowed on {path}"
+        return shape.render(status, detail, headers=getattr(exc, "headers", None))
+
+    def handle_unexpected(request: Request, exc: Exception) -> Response:
+        request_id = new_request_id()
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+        return shape.render(
+            500, f"the appliance hit an internal error; it has been logged as {request_id}", request_id=request_id
         )
-    title = title or _TITLES.get(status_code) or HTTPStatus(status_code).phrase
-    return Response(
-        {"error": title, "detail": detail, "status_code": status_code},
-        status_code=status_code,
-        media_type=MediaType.JSON,
-        headers=headers,
-    )
+
+    return {AppError: handle_app_error, HTTPException: handle_http_exception, Exception: handle_unexpected}
 
 
 def _validation_problems(exc: ValidationException) -> list[tuple[str | None, str]]:
@@ -157,57 +126,3 @@ def _field_in(message: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def handle_app_error(request: Request, exc: AppError) -> Response:
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
-    return error_response(exc.status_code, exc.detail, exc.title, headers, path=request.url.path, details=exc.details)
-
-
-def handle_http_exception(request: Request, exc: HTTPException) -> Response:
-    path = request.url.path
-    if isinstance(exc, RequestEntityTooLarge):
-        if is_sandbox_surface(path):
-            return error_response(
-                413,
-                "request body is larger than this appliance accepts (setting max_body_bytes); send a smaller body",
-                path=path,
-                details={"reason": "body too large"},
-            )
-        # The platform API documents 400 for any invalid request body, too large included.
-        return error_response(
-            400,
-            "request body is larger than this appliance accepts "
-            "(setting max_body_bytes); send less code or split the batch",
-        )
-    if isinstance(exc, ValidationException):
-        return error_response(400, _validation_detail(exc), path=path, details=_validation_details(exc))
-    status = exc.status_code
-    if status >= 500:
-        log.error("HTTP %s on %s: %s", status, path, exc.detail)
-    detail = str(exc.detail)
-    if status == 404:
-        detail = f"no such endpoint: {request.method} {path}"
-    elif status == 405:
-        detail = f"{request.method} is not allowed on {path}"
-    return error_response(status, detail, headers=getattr(exc, "headers", None), path=path)
-
-
-def handle_unexpected(request: Request, exc: Exception) -> Response:
-    request_id = new_request_id()
-    log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
-    return error_response(
-        500,
-        f"the appliance hit an internal error; it has been logged as {request_id}",
-        path=request.url.path,
-        request_id=request_id,
-    )
-
-
-EXCEPTION_HANDLERS = {
-    AppError: handle_app_error,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
-}

@@ -7,16 +7,21 @@ is also accepted in the query string there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from litestar import WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
-from appliance.core.errors import RateLimited, Unauthorized
+from appliance.core.errors import AppError, RateLimited, Unauthorized
 from appliance.core.identity import Identity, anonymous
+from appliance.http.ws_close import POLICY_VIOLATION
+from appliance.services.access.rate_limit import RateDecision
 
 RATE_STATE_KEY = "rate_decision"
+WS_AUTHENTICATION_REQUIRED = "Authentication required: pass ?api_key=... or ?token=..., or an X-API-Key header"
 
 
 async def authenticate(connection: ASGIConnection) -> Identity:
@@ -50,17 +55,45 @@ def limit_for(settings: Any, identity: Identity, bucket: str) -> int:
     return per_bucket.get(bucket, settings.rate_limit_authenticated)
 
 
-async def provide_identity(request: ASGIConnection) -> Identity:
-    identity = await authenticate(request)
-    appliance = request.app.state.appliance
-    bucket = request.route_handler.opt.get("rate_bucket", "default")
-    decision = appliance.rate_limiter.check(identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket))
-    request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision
+def rate_decision(connection: ASGIConnection, identity: Identity, bucket: str) -> RateDecision:
+    """Count one request of `identity` in `bucket`."""
+    appliance = connection.app.state.appliance
+    return appliance.rate_limiter.check(identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket))
+
+
+def refuse_past_limit(decision: RateDecision, what: str = "requests") -> None:
     if not decision.allowed:
         raise RateLimited(
-            f"more than {decision.limit} requests per minute; retry after {decision.retry_after} s",
+            f"more than {decision.limit} {what} per minute; retry after {decision.retry_after} s",
             decision.retry_after,
         )
+
+
+async def provide_identity(request: ASGIConnection) -> Identity:
+    identity = await authenticate(request)
+    decision = rate_decision(request, identity, request.route_handler.opt.get("rate_bucket", "default"))
+    request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision  # the 429 carries the headers too
+    refuse_past_limit(decision)
+    return identity
+
+
+async def open_socket(
+    socket: WebSocket, authorize: Callable[[Identity], None], refusal: Callable[[AppError], dict]
+) -> Identity | None:
+    """Accept a WebSocket and authenticate its caller; `authorize` is the service's
+    check of what the socket offers. A refused caller gets `refusal(error)` as the only
+    message, then the socket closes with 1008, and None is returned."""
+    await socket.accept()
+    try:
+        identity = await authenticate(socket)
+        if identity.is_anonymous:
+            # Said here, not by the service: a browser can only pass the key in the URL.
+            raise Unauthorized(WS_AUTHENTICATION_REQUIRED)
+        authorize(identity)
+    except AppError as exc:
+        await socket.send_json(refusal(exc))
+        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
+        return None
     return identity
 
 

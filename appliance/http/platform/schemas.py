@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from appliance.core.clock import iso_z
@@ -107,6 +105,14 @@ class KillBody(msgspec.Struct):
     message: str
 
 
+class QueueStats(msgspec.Struct, kw_only=True):
+    """The evaluation service's queue figures, as this API reads them."""
+
+    queued: int
+    processing: int
+    total: int
+
+
 class QueueStatusBody(msgspec.Struct):
     queued: int
     processing: int
@@ -114,17 +120,37 @@ class QueueStatusBody(msgspec.Struct):
     total_tasks: int
 
 
+class QueueCounts(msgspec.Struct, kw_only=True):
+    queued: int
+    processing: int
+
+
+class StorageBody(msgspec.Struct, kw_only=True):
+    total_evaluations: int
+    by_status: dict[str, int]
+
+
+class PoolSizeBody(msgspec.Struct, kw_only=True):
+    """Idle containers ready for one (language, engine): what the next request finds."""
+
+    language: str
+    engine: str
+    image: str
+    idle: int
+    target: int
+    creating: int
+
+
 class PlatformStatusBody(msgspec.Struct):
     platform: str
     mode: str
     services: dict[str, str]
-    queue: dict[str, int]
-    storage: dict[str, Any]
+    queue: QueueCounts
+    storage: StorageBody
     version: str
     uptime_seconds: float
     engines: dict[str, str] = {}
-    # Idle containers ready per (language, engine): what the next request will find.
-    sandbox_pool: list[dict[str, Any]] = []
+    sandbox_pool: list[PoolSizeBody] = []
 
 
 class EvaluationSummary(msgspec.Struct):

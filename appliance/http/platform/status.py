@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get
+import msgspec
+from litestar import Controller, get
 
 from appliance.core.identity import Identity
-from appliance.http.platform.schemas import PlatformStatusBody, QueueStatusBody
+from appliance.http.platform.schemas import (
+    PlatformStatusBody,
+    PoolSizeBody,
+    QueueCounts,
+    QueueStats,
+    QueueStatusBody,
+    StorageBody,
+)
+from appliance.services.evaluation.evaluations import EvaluationService
+from appliance.services.monitoring.status import PlatformStatusService
+
+
+async def _queue_stats(evaluations: EvaluationService) -> QueueStats:
+    return msgspec.convert(await evaluations.queue_stats(), QueueStats, from_attributes=True)
 
 
 class StatusController(Controller):
@@ -13,29 +27,29 @@ class StatusController(Controller):
     tags = ["platform"]
 
     @get("/queue-status", summary="Queue statistics")
-    async def queue_status(self, request: Request, identity: Identity) -> QueueStatusBody:
-        stats = await request.app.state.appliance.evaluations.queue_stats()
+    async def queue_status(self, evaluations: EvaluationService, identity: Identity) -> QueueStatusBody:
+        stats = await _queue_stats(evaluations)
         return QueueStatusBody(
-            queued=stats["queued"],
-            processing=stats["processing"],
-            queue_length=stats["queued"] + stats["processing"],
-            total_tasks=stats["total"],
+            queued=stats.queued,
+            processing=stats.processing,
+            queue_length=stats.queued + stats.processing,
+            total_tasks=stats.total,
         )
 
     @get("/status", summary="Platform health and statistics")
-    async def platform_status(self, request: Request, identity: Identity) -> PlatformStatusBody:
-        appliance = request.app.state.appliance
-        health = await appliance.status.health()
-        stats = await appliance.evaluations.queue_stats()
-        by_status = await appliance.evaluations.counts_by_status()
+    async def platform_status(
+        self, evaluations: EvaluationService, platform_status: PlatformStatusService, identity: Identity
+    ) -> PlatformStatusBody:
+        health = await platform_status.health()
+        stats = await _queue_stats(evaluations)
         return PlatformStatusBody(
             platform=health.platform,
             mode="appliance",
             services=health.services,
-            queue={"queued": stats["queued"], "processing": stats["processing"]},
-            storage={"total_evaluations": stats["total"], "by_status": by_status},
+            queue=QueueCounts(queued=stats.queued, processing=stats.processing),
+            storage=StorageBody(total_evaluations=stats.total, by_status=await evaluations.counts_by_status()),
             version=health.version,
-            uptime_seconds=round(appliance.status.uptime_seconds, 3),
+            uptime_seconds=round(platform_status.uptime_seconds, 3),
             engines=health.engines,
-            sandbox_pool=appliance.status.pool_sizes(),
+            sandbox_pool=msgspec.convert(platform_status.pool_sizes(), list[PoolSizeBody], from_attributes=True),
         )

@@ -17,11 +17,11 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from appliance.core.errors import AppError, Forbidden, Unauthorized
-from appliance.core.identity import READ
-from appliance.http.identity import authenticate
+from appliance.core.errors import AppError
+from appliance.core.events import EventBus
+from appliance.http.identity import open_socket
+from appliance.services.evaluation.evaluations import EvaluationService
 
-POLICY_VIOLATION = 1008
 # The evaluation events platform-api.md documents; other events on the bus (alerts,
 # for /ws/monitor and the TUI) are not this endpoint's.
 EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
@@ -32,23 +32,15 @@ class ClientMessage(msgspec.Struct):
     eval_id: str | None = None
 
 
-@websocket("/ws")
-async def evaluation_events(socket: WebSocket) -> None:
-    await socket.accept()
-    try:
-        identity = await authenticate(socket)
-        if identity.is_anonymous:
-            raise Unauthorized("Authentication required: pass ?api_key=... or ?token=...")
-        if not identity.can(READ):
-            raise Forbidden("this API key lacks the 'read' permission")
-    except AppError as exc:
-        await socket.send_json(
-            {"type": "error", "eval_id": None, "data": {"error": exc.detail, "status_code": exc.status_code}}
-        )
-        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
-        return
+def refusal(exc: AppError) -> dict:
+    return {"type": "error", "eval_id": None, "data": {"error": exc.detail, "status_code": exc.status_code}}
 
-    bus = socket.app.state.appliance.bus
+
+@websocket("/ws")
+async def evaluation_events(socket: WebSocket, evaluations: EvaluationService, bus: EventBus) -> None:
+    identity = await open_socket(socket, evaluations.authorize_events, refusal)
+    if identity is None:
+        return
     watched: set[str] = set()
     with bus.subscribe() as subscription:
         sender = asyncio.create_task(_send_events(socket, subscription, identity, watched))

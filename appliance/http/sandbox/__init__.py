@@ -1,2 +1,1 @@
-"""The sandbox API (sandbox-api.md): sync execution, sandboxes, files, snapshots,
-templates, alerts, API keys. Errors here use that document's shape (see http/errors.py)."""
+"""The sandbox API (sandbox-api.md); its router and path spaces are in router.py."""

@@ -1,19 +1,15 @@
 """`/api/alerts`: list, show, acknowledge and resolve the appliance's alerts.
 
-Reading needs any API key (alerts are about the appliance, not about anyone's data, and
-/api/metrics shows the same figures without a key); acknowledging and resolving need
-`admin`, the operators' permission.
+Reading needs any API key, acknowledging and resolving `admin` (the service checks).
 """
 
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 
-from appliance.core.errors import Unauthorized
-from appliance.core.identity import ADMIN, Identity
-from appliance.services.access.auth import require_permission
-from appliance.services.monitoring.alerts import alert_body
+from appliance.core.identity import Identity
+from appliance.services.monitoring.alerts import AlertService, alert_body
 
 
 class AlertComment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -57,13 +53,8 @@ class RuleList(msgspec.Struct, kw_only=True):
     rules: list[RuleBody]
 
 
-def _require_key(identity: Identity) -> None:
-    if identity.is_anonymous:
-        raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
-
-
 def _body(alert) -> AlertBody:
-    return AlertBody(**alert_body(alert))
+    return msgspec.convert(alert_body(alert), AlertBody, from_attributes=True)
 
 
 class AlertController(Controller):
@@ -73,19 +64,17 @@ class AlertController(Controller):
     @get("/", summary="Alerts, newest first: the open ones (active, acknowledged) unless `status` says otherwise")
     async def list_alerts(
         self,
-        request: Request,
+        alerts: AlertService,
         identity: Identity,
         status: str | None = None,
         severity: str | None = None,
         limit: int = 100,
     ) -> AlertList:
-        _require_key(identity)
-        alerts = await request.app.state.appliance.alerts.list(status, severity, limit)
-        return AlertList(alerts=[_body(a) for a in alerts])
+        found = await alerts.list(identity, status, severity, limit)
+        return AlertList(alerts=[_body(a) for a in found])
 
     @get("/rules", summary="The alert rules and their thresholds (settings alert_*)")
-    async def rules(self, request: Request, identity: Identity) -> RuleList:
-        _require_key(identity)
+    async def rules(self, alerts: AlertService, identity: Identity) -> RuleList:
         return RuleList(
             rules=[
                 RuleBody(
@@ -98,27 +87,24 @@ class AlertController(Controller):
                     for_seconds=r.for_seconds,
                     enabled=r.enabled,
                 )
-                for r in request.app.state.appliance.alerts.rules
+                for r in alerts.list_rules(identity)
             ]
         )
 
     @get("/{alert_id:str}", summary="One alert")
-    async def get_alert(self, request: Request, identity: Identity, alert_id: str) -> AlertBody:
-        _require_key(identity)
-        return _body(await request.app.state.appliance.alerts.get(alert_id))
+    async def get_alert(self, alerts: AlertService, identity: Identity, alert_id: str) -> AlertBody:
+        return _body(await alerts.get(identity, alert_id))
 
     @post("/{alert_id:str}/acknowledge", status_code=200, summary="Acknowledge an active alert (admin)")
     async def acknowledge(
-        self, request: Request, identity: Identity, alert_id: str, data: AlertComment | None = None
+        self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:
-        require_permission(identity, ADMIN)
         comment = data.comment if data is not None else None
-        return _body(await request.app.state.appliance.alerts.acknowledge(alert_id, identity.name, comment))
+        return _body(await alerts.acknowledge(identity, alert_id, comment))
 
     @post("/{alert_id:str}/resolve", status_code=200, summary="Resolve an open alert (admin)")
     async def resolve(
-        self, request: Request, identity: Identity, alert_id: str, data: AlertComment | None = None
+        self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:
-        require_permission(identity, ADMIN)
         comment = data.comment if data is not None else None
-        return _body(await request.app.state.appliance.alerts.resolve(alert_id, identity.name, comment))
+        return _body(await alerts.resolve(identity, alert_id, comment))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 
-from appliance.core.identity import ADMIN, Identity
-from appliance.services.access.auth import require_permission
+from appliance.core.identity import Identity
+from appliance.services.access.auth import AuthService
 
 
 class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,21 +62,18 @@ class ApiKeyController(Controller):
     tags = ["auth"]
 
     @post("/", status_code=201, summary="Create an API key (admin); the key is shown once")
-    async def create(self, request: Request, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
-        require_permission(identity, ADMIN)
-        created = await request.app.state.appliance.auth.create_key(
-            data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
+    async def create(self, auth: AuthService, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
+        created = await auth.create_key(
+            identity, data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
         )
         return ApiKeyCreated(**_body(created.record), api_key=created.secret)
 
     @get("/", summary="List API keys (admin); secrets are never shown again")
-    async def list_keys(self, request: Request, identity: Identity) -> ApiKeyList:
-        require_permission(identity, ADMIN)
-        records = await request.app.state.appliance.auth.list_keys()
+    async def list_keys(self, auth: AuthService, identity: Identity) -> ApiKeyList:
+        records = await auth.list_keys(identity)
         return ApiKeyList(api_keys=[ApiKeyBody(**_body(r)) for r in records])
 
     @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
-    async def revoke(self, request: Request, identity: Identity, key_id: str) -> ApiKeyRevoked:
-        require_permission(identity, ADMIN)
-        await request.app.state.appliance.auth.revoke_key(key_id)
+    async def revoke(self, auth: AuthService, identity: Identity, key_id: str) -> ApiKeyRevoked:
+        await auth.revoke_key(identity, key_id)
         return ApiKeyRevoked(key_id=key_id, status="revoked", message="API key revoked; it is refused from now on")

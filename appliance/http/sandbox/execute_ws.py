@@ -40,19 +40,19 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from appliance.core.errors import AppError, RateLimited, ValidationError
+from appliance.core.errors import AppError, ValidationError
 from appliance.core.evaluations import Evaluation
+from appliance.core.events import EventBus
 from appliance.core.executions import execution_error, execution_status
-from appliance.core.identity import EXECUTE, Identity
-from appliance.http.errors import sandbox_error_body
-from appliance.http.identity import authenticate, limit_for
+from appliance.core.identity import Identity
+from appliance.http.identity import open_socket, rate_decision, refuse_past_limit
+from appliance.http.sandbox.errors import sandbox_error_body
 from appliance.http.sandbox.executions import result_fields
-from appliance.services.access.auth import require_permission
 from appliance.services.evaluation.execution_options import ExecuteRequest
+from appliance.services.evaluation.executions import ExecutionService
 
 log = logging.getLogger(__name__)
 
-POLICY_VIOLATION = 1008
 MAX_RUNS_PER_CONNECTION = 8
 # After an execution ends, how long to wait for the bus to deliver the rest of its output.
 DRAIN_SECONDS = 5.0
@@ -78,11 +78,10 @@ class _Run:
 
 
 class _Session:
-    def __init__(self, socket: WebSocket, identity: Identity) -> None:
+    def __init__(self, socket: WebSocket, identity: Identity, service: ExecutionService) -> None:
         self.socket = socket
         self.identity = identity
-        self.appliance = socket.app.state.appliance
-        self.service = self.appliance.executions
+        self.service = service
         self.runs: dict[str, _Run] = {}
         self._send_lock = asyncio.Lock()
         self.subscription = None
@@ -195,13 +194,7 @@ class _Session:
             request = msgspec.convert(fields, ExecuteRequest)
         except msgspec.ValidationError as exc:
             raise ValidationError(f"invalid execute message: {exc}", details={"reason": str(exc)}) from None
-        limit = limit_for(self.appliance.settings, self.identity, "execute")
-        decision = self.appliance.rate_limiter.check(self.identity.rate_key, "execute", limit)
-        if not decision.allowed:
-            raise RateLimited(
-                f"more than {decision.limit} executions per minute; retry after {decision.retry_after} s",
-                decision.retry_after,
-            )
+        refuse_past_limit(rate_decision(self.socket, self.identity, "execute"), "executions")
         if len(self.runs) >= MAX_RUNS_PER_CONNECTION:
             raise ValidationError(
                 f"{len(self.runs)} executions are running on this connection; at most "
@@ -241,17 +234,12 @@ class _Session:
 
 
 @websocket("/ws/execute")
-async def execute_stream(socket: WebSocket) -> None:
-    await socket.accept()
-    try:
-        identity = await authenticate(socket)
-        require_permission(identity, EXECUTE)
-    except AppError as exc:
-        await socket.send_json(error_message(exc))
-        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
+async def execute_stream(socket: WebSocket, executions: ExecutionService, bus: EventBus) -> None:
+    identity = await open_socket(socket, executions.authorize_stream, error_message)
+    if identity is None:
         return
-    session = _Session(socket, identity)
-    with socket.app.state.appliance.bus.subscribe() as subscription:
+    session = _Session(socket, identity, executions)
+    with bus.subscribe() as subscription:
         session.subscription = subscription
         forwarder = asyncio.create_task(session.forward())
         try:

@@ -5,14 +5,16 @@ core/executions.py; the rules for each field in services/execution_options.py.""
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 
+from appliance.config import Settings
 from appliance.core.clock import iso_z
 from appliance.core.evaluations import Evaluation
 from appliance.core.executions import execution_error, execution_progress, execution_status
 from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
 from appliance.services.evaluation.execution_options import ExecuteRequest, files_created
+from appliance.services.evaluation.executions import ExecutionService
 
 
 class CreatedFileBody(msgspec.Struct):
@@ -95,10 +97,6 @@ def state_body(e: Evaluation, default_memory_mb: int, default_cpus: float) -> Ex
     return state
 
 
-def _service(request: Request):
-    return request.app.state.appliance.executions
-
-
 class ExecutionController(Controller):
     path = "/api/execute"
     tags = ["execution"]
@@ -109,18 +107,19 @@ class ExecutionController(Controller):
         summary="Run code in a fresh sandbox and wait for the result",
         opt={"rate_bucket": "execute"},
     )
-    async def execute(self, request: Request, identity: Identity, data: ExecuteRequest) -> ExecutionResult:
-        return result_body(await _service(request).execute(identity, data))
+    async def execute(self, executions: ExecutionService, identity: Identity, data: ExecuteRequest) -> ExecutionResult:
+        return result_body(await executions.execute(identity, data))
 
     @get("/{execution_id:str}", summary="State of an execution, with progress while it runs")
-    async def state(self, request: Request, identity: Identity, execution_id: str) -> ExecutionState:
-        settings = request.app.state.appliance.settings
-        execution = await _service(request).get(identity, execution_id)
+    async def state(
+        self, executions: ExecutionService, settings: Settings, identity: Identity, execution_id: str
+    ) -> ExecutionState:
+        execution = await executions.get(identity, execution_id)
         return state_body(execution, settings.memory_limit_mb, settings.cpu_limit)
 
     @delete("/{execution_id:str}", status_code=200, summary="Cancel a queued or running execution")
-    async def cancel(self, request: Request, identity: Identity, execution_id: str) -> ExecutionCancelled:
-        final = await _service(request).cancel(identity, execution_id)
+    async def cancel(self, executions: ExecutionService, identity: Identity, execution_id: str) -> ExecutionCancelled:
+        final = await executions.cancel(identity, execution_id)
         return ExecutionCancelled(
             execution_id=final.eval_id, status=execution_status(final).value, message="Execution cancelled successfully"
         )

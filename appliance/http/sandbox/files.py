@@ -14,21 +14,18 @@ from litestar import Controller, Request, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from appliance.core.clock import iso_z
 from appliance.core.errors import PayloadTooLarge, ValidationError
-from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
+from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
 from appliance.http.sandbox.sandbox_schemas import FileDeleted, FileList, UploadedBody, UploadResult, file_body
-from appliance.services.access.auth import require_permission
+from appliance.services.sandboxes.files import SandboxFileService
 
 # The multipart envelope and the small form fields around the file.
 MULTIPART_ALLOWANCE = 64 * 1024
-
-
-def _files(request: Request):
-    return request.app.state.appliance.sandbox_files
 
 
 @post(
@@ -37,16 +34,15 @@ def _files(request: Request):
     opt={"rate_bucket": "upload"},
     summary="Upload files to a sandbox (multipart: sandbox_id, file, optional path)",
 )
-async def upload_file(request: Request, identity: Identity) -> UploadResult:
-    require_permission(identity, SANDBOX_WRITE)
-    settings = request.app.state.appliance.settings
+async def upload_file(request: Request, sandbox_files: SandboxFileService, identity: Identity) -> UploadResult:
+    sandbox_files.may_upload(identity)
     try:
         form = await request.form()
     except RequestEntityTooLarge:
         raise PayloadTooLarge(
-            f"the upload is larger than this appliance accepts ({format_size(settings.max_upload_bytes)}"
+            f"the upload is larger than this appliance accepts ({format_size(sandbox_files.max_upload_bytes)}"
             ", setting max_upload_bytes); send a smaller file",
-            details={"limit": "max_upload_bytes", "limit_bytes": settings.max_upload_bytes},
+            details={"limit": "max_upload_bytes", "limit_bytes": sandbox_files.max_upload_bytes},
         ) from None
     except ClientException as exc:
         raise ValidationError(
@@ -65,7 +61,7 @@ async def upload_file(request: Request, identity: Identity) -> UploadResult:
         path = form.get("path")
         if path is not None and not isinstance(path, str):
             raise ValidationError("path must be a text field", details={"field": "path"})
-        stored = await _files(request).upload(
+        stored = await sandbox_files.upload(
             identity, sandbox_id.strip(), [(u.filename, u.file) for u in uploads], path or None
         )
     finally:
@@ -89,16 +85,32 @@ class SandboxFilesController(Controller):
 
     @get("/", summary="List a directory of the sandbox (path, recursive)")
     async def list_files(
-        self, request: Request, identity: Identity, sandbox_id: str, path: str | None = None, recursive: bool = False
+        self,
+        sandbox_files: SandboxFileService,
+        identity: Identity,
+        sandbox_id: str,
+        path: str | None = None,
+        recursive: bool = False,
     ) -> FileList:
-        require_permission(identity, SANDBOX_READ)
-        listing = await _files(request).listing(identity, sandbox_id, path, recursive)
+        listing = await sandbox_files.listing(identity, sandbox_id, path, recursive)
         return FileList(path=listing.path, files=[file_body(e) for e in listing.entries], truncated=listing.truncated)
 
-    @get("/{file_path:path}", summary="Download a file (path relative to /sandbox)")
-    async def download(self, request: Request, identity: Identity, sandbox_id: str, file_path: str) -> Stream:
-        require_permission(identity, SANDBOX_READ)
-        download = await _files(request).download(identity, sandbox_id, file_path)
+    @get(
+        "/{file_path:path}",
+        summary="Download a file (path relative to /sandbox)",
+        responses={
+            200: ResponseSpec(
+                data_container=bytes,
+                media_type="application/octet-stream",
+                description="The file's bytes; Content-Type is guessed from its name, X-File-Size is its size",
+                generate_examples=False,
+            )
+        },
+    )
+    async def download(
+        self, sandbox_files: SandboxFileService, identity: Identity, sandbox_id: str, file_path: str
+    ) -> Stream:
+        download = await sandbox_files.download(identity, sandbox_id, file_path)
         fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in download.name)
         headers = {
             "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(download.name)}",
@@ -109,7 +121,8 @@ class SandboxFilesController(Controller):
         return Stream(download.chunks, media_type=download.content_type, headers=headers)
 
     @delete("/{file_path:path}", status_code=200, summary="Delete a file or a directory (path relative to /sandbox)")
-    async def delete_file(self, request: Request, identity: Identity, sandbox_id: str, file_path: str) -> FileDeleted:
-        require_permission(identity, SANDBOX_WRITE)
-        shown, kind = await _files(request).delete(identity, sandbox_id, file_path)
+    async def delete_file(
+        self, sandbox_files: SandboxFileService, identity: Identity, sandbox_id: str, file_path: str
+    ) -> FileDeleted:
+        shown, kind = await sandbox_files.delete(identity, sandbox_id, file_path)
         return FileDeleted(path=shown, type=kind, message="File deleted successfully")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 
-from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
+from appliance.core.identity import Identity
 from appliance.http.sandbox.sandbox_schemas import (
+    SandboxCreated,
     SandboxDeleted,
     SandboxDetail,
     SandboxList,
@@ -15,12 +16,8 @@ from appliance.http.sandbox.sandbox_schemas import (
     detail_body,
     summary_body,
 )
-from appliance.services.access.auth import require_permission
 from appliance.services.sandboxes.requests import SandboxCreate, SandboxUpdate
-
-
-def _service(request: Request):
-    return request.app.state.appliance.sandboxes
+from appliance.services.sandboxes.sandboxes import SandboxService
 
 
 class SandboxController(Controller):
@@ -28,9 +25,10 @@ class SandboxController(Controller):
     tags = ["sandboxes"]
 
     @post("/", status_code=201, summary='Create a sandbox; it answers "creating" and comes up in the background')
-    async def create(self, request: Request, identity: Identity, data: SandboxCreate) -> Response:
-        require_permission(identity, SANDBOX_WRITE)
-        record = await _service(request).create(identity, data)
+    async def create(
+        self, sandboxes: SandboxService, identity: Identity, data: SandboxCreate
+    ) -> Response[SandboxCreated]:
+        record = await sandboxes.create(identity, data)
         return Response(
             created_body(record), status_code=201, headers={"Location": f"/api/sandboxes/{record.sandbox_id}"}
         )
@@ -38,17 +36,14 @@ class SandboxController(Controller):
     @get("/", summary="List sandboxes (X-Pagination-* headers)")
     async def list_sandboxes(
         self,
-        request: Request,
+        sandboxes: SandboxService,
         identity: Identity,
         status: str | None = None,
         runtime: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Response[SandboxList]:
-        require_permission(identity, SANDBOX_READ)
-        records, total = await _service(request).list(
-            identity, status=status, runtime=runtime, limit=limit, offset=offset
-        )
+        records, total = await sandboxes.list(identity, status=status, runtime=runtime, limit=limit, offset=offset)
         headers = {
             "X-Pagination-Total": str(total),
             "X-Pagination-Limit": str(limit),
@@ -62,19 +57,18 @@ class SandboxController(Controller):
         return Response(body, headers=headers)
 
     @get("/{sandbox_id:str}", summary="A sandbox with its live memory, CPU and disk use and its files")
-    async def get_sandbox(self, request: Request, identity: Identity, sandbox_id: str) -> SandboxDetail:
-        require_permission(identity, SANDBOX_READ)
-        return detail_body(await _service(request).details(identity, sandbox_id))
+    async def get_sandbox(self, sandboxes: SandboxService, identity: Identity, sandbox_id: str) -> SandboxDetail:
+        return detail_body(await sandboxes.details(identity, sandbox_id))
 
     @put("/{sandbox_id:str}", summary="Change a sandbox's resources or environment")
-    async def update(self, request: Request, identity: Identity, sandbox_id: str, data: SandboxUpdate) -> SandboxDetail:
-        require_permission(identity, SANDBOX_WRITE)
-        return detail_body(await _service(request).update(identity, sandbox_id, data))
+    async def update(
+        self, sandboxes: SandboxService, identity: Identity, sandbox_id: str, data: SandboxUpdate
+    ) -> SandboxDetail:
+        return detail_body(await sandboxes.update(identity, sandbox_id, data))
 
     @delete("/{sandbox_id:str}", status_code=200, summary="Delete a sandbox, its files and its snapshots")
     async def delete_sandbox(
-        self, request: Request, identity: Identity, sandbox_id: str, force: bool = False
+        self, sandboxes: SandboxService, identity: Identity, sandbox_id: str, force: bool = False
     ) -> SandboxDeleted:
-        require_permission(identity, SANDBOX_WRITE)
-        await _service(request).delete(identity, sandbox_id, force=force)
+        await sandboxes.delete(identity, sandbox_id, force=force)
         return SandboxDeleted(sandbox_id=sandbox_id, status="deleted", message="Sandbox deleted successfully")

@@ -3,17 +3,12 @@ delete snapshots of a sandbox's files, environment and resources."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 
 from appliance.core.clock import iso_z
-from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
+from appliance.core.identity import Identity
 from appliance.http.sandbox.sandbox_schemas import SnapshotCreated, SnapshotDeleted, SnapshotList, snapshot_body
-from appliance.services.access.auth import require_permission
-from appliance.services.sandboxes.snapshots import RestoreOutcome, SnapshotCreate, SnapshotRestore
-
-
-def _snapshots(request: Request):
-    return request.app.state.appliance.snapshots
+from appliance.services.sandboxes.snapshots import RestoreOutcome, SnapshotCreate, SnapshotRestore, SnapshotService
 
 
 class SandboxSnapshotsController(Controller):
@@ -22,10 +17,9 @@ class SandboxSnapshotsController(Controller):
 
     @post("/", status_code=201, summary="Take a snapshot (written in the background: creating, then completed)")
     async def create(
-        self, request: Request, identity: Identity, sandbox_id: str, data: SnapshotCreate | None = None
+        self, snapshots: SnapshotService, identity: Identity, sandbox_id: str, data: SnapshotCreate | None = None
     ) -> SnapshotCreated:
-        require_permission(identity, SANDBOX_WRITE)
-        started = await _snapshots(request).create(identity, sandbox_id, data or SnapshotCreate())
+        started = await snapshots.create(identity, sandbox_id, data or SnapshotCreate())
         s = started.snapshot
         return SnapshotCreated(
             snapshot_id=s.snapshot_id,
@@ -41,9 +35,8 @@ class SandboxSnapshotsController(Controller):
         )
 
     @get("/", summary="A sandbox's snapshots")
-    async def list_snapshots(self, request: Request, identity: Identity, sandbox_id: str) -> SnapshotList:
-        require_permission(identity, SANDBOX_READ)
-        records = await _snapshots(request).list(identity, sandbox_id)
+    async def list_snapshots(self, snapshots: SnapshotService, identity: Identity, sandbox_id: str) -> SnapshotList:
+        records = await snapshots.list(identity, sandbox_id)
         return SnapshotList(snapshots=[snapshot_body(r) for r in records])
 
 
@@ -57,13 +50,13 @@ class SnapshotController(Controller):
         summary="Restore a snapshot's files and environment into a sandbox (replacing its files)",
     )
     async def restore(
-        self, request: Request, identity: Identity, snapshot_id: str, data: SnapshotRestore | None = None
+        self, snapshots: SnapshotService, identity: Identity, snapshot_id: str, data: SnapshotRestore | None = None
     ) -> RestoreOutcome:
-        require_permission(identity, SANDBOX_WRITE)
-        return await _snapshots(request).restore(identity, snapshot_id, data or SnapshotRestore())
+        return await snapshots.restore(identity, snapshot_id, data or SnapshotRestore())
 
     @delete("/{snapshot_id:str}", status_code=200, summary="Delete a snapshot")
-    async def delete_snapshot(self, request: Request, identity: Identity, snapshot_id: str) -> SnapshotDeleted:
-        require_permission(identity, SANDBOX_WRITE)
-        await _snapshots(request).delete(identity, snapshot_id)
+    async def delete_snapshot(
+        self, snapshots: SnapshotService, identity: Identity, snapshot_id: str
+    ) -> SnapshotDeleted:
+        await snapshots.delete(identity, snapshot_id)
         return SnapshotDeleted(snapshot_id=snapshot_id, status="deleted", message="Snapshot deleted successfully")

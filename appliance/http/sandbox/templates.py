@@ -1,25 +1,18 @@
 """`/api/templates`: the sandbox templates (one per language) and their details.
 
-Any authenticated caller may read them (they describe the appliance, not anyone's
-data); an anonymous one gets 401."""
+Any authenticated caller may read them; an anonymous one gets 401 (the service checks)."""
 
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 
-from appliance.core.errors import Unauthorized
 from appliance.core.identity import Identity
-from appliance.services.sandboxes.templates import TemplateDetails, TemplateSummary
+from appliance.services.sandboxes.templates import TemplateDetails, TemplateService, TemplateSummary
 
 
 class TemplateList(msgspec.Struct, kw_only=True):
     templates: list[TemplateSummary]
-
-
-def _require_key(identity: Identity) -> None:
-    if identity.is_anonymous:
-        raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
 
 
 class TemplateController(Controller):
@@ -27,11 +20,9 @@ class TemplateController(Controller):
     tags = ["templates"]
 
     @get("/", summary="List sandbox templates: one per language, with its runtime image's packages")
-    async def list_templates(self, request: Request, identity: Identity) -> TemplateList:
-        _require_key(identity)
-        return TemplateList(templates=await request.app.state.appliance.templates.list_templates())
+    async def list_templates(self, templates: TemplateService, identity: Identity) -> TemplateList:
+        return TemplateList(templates=await templates.list_templates(identity))
 
     @get("/{template_id:str}", summary="A template's details: image, environment, starter file")
-    async def get_template(self, request: Request, identity: Identity, template_id: str) -> TemplateDetails:
-        _require_key(identity)
-        return await request.app.state.appliance.templates.get_template(template_id)
+    async def get_template(self, templates: TemplateService, identity: Identity, template_id: str) -> TemplateDetails:
+        return await templates.get_template(identity, template_id)

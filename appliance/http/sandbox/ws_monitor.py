@@ -30,14 +30,15 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from appliance.config import Settings
 from appliance.core.clock import iso_z
-from appliance.core.errors import AppError, Unauthorized
-from appliance.http.errors import sandbox_error_body
-from appliance.http.identity import authenticate
-from appliance.services.monitoring.alerts import ALERT_EVENT_TYPES
+from appliance.core.errors import AppError
+from appliance.core.events import EventBus
+from appliance.http.identity import open_socket
+from appliance.http.sandbox.errors import sandbox_error_body
+from appliance.services.monitoring.alerts import ALERT_EVENT_TYPES, AlertService
 from appliance.services.monitoring.readings import SystemReadings
 
-POLICY_VIOLATION = 1008
 MIN_INTERVAL, MAX_INTERVAL = 0.5, 300.0
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "ping")
 
@@ -52,21 +53,16 @@ def error_message(status: int, message: str, details: dict | None = None) -> dic
     return {"type": "error", **sandbox_error_body(status, message, details)}
 
 
-@websocket("/ws/monitor")
-async def monitor(socket: WebSocket) -> None:
-    await socket.accept()
-    try:
-        identity = await authenticate(socket)
-        if identity.is_anonymous:
-            raise Unauthorized("Authentication required: pass ?api_key=... or ?token=..., or an X-API-Key header")
-    except AppError as exc:
-        await socket.send_json(error_message(exc.status_code, exc.detail, exc.details))
-        await socket.close(code=POLICY_VIOLATION, reason=exc.title)
-        return
+def refusal(exc: AppError) -> dict:
+    return error_message(exc.status_code, exc.detail, exc.details)
 
-    appliance = socket.app.state.appliance
-    session = MonitorSession(socket, appliance.alerts.readings, appliance.settings.monitor_interval_seconds)
-    with appliance.bus.subscribe() as events:
+
+@websocket("/ws/monitor")
+async def monitor(socket: WebSocket, alerts: AlertService, bus: EventBus, settings: Settings) -> None:
+    if await open_socket(socket, alerts.authorize_watch, refusal) is None:
+        return
+    session = MonitorSession(socket, alerts.readings, settings.monitor_interval_seconds)
+    with bus.subscribe() as events:
         tasks = [asyncio.create_task(session.send_metrics()), asyncio.create_task(session.forward_alerts(events))]
         try:
             await session.read_commands()

@@ -21,7 +21,7 @@ import jwt
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import Forbidden, NotFound, Unauthorized, ValidationError
-from appliance.core.identity import ADMIN, DEFAULT_PERMISSIONS, PERMISSIONS, Identity
+from appliance.core.identity import ADMIN, DEFAULT_PERMISSIONS, LOCAL_OPERATOR, PERMISSIONS, Identity
 from appliance.store.api_keys import ApiKeyRecord, ApiKeyStore
 
 _KEY_PATTERN = re.compile(r"^ak_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
@@ -30,10 +30,18 @@ JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "appliance"
 
 
-def require_permission(identity: Identity, permission: str) -> None:
-    """401 for a caller without a key, 403 for a key without `permission` (admin has all)."""
+def require_key(identity: Identity) -> None:
+    """401 for a caller without a key; any key will do."""
     if identity.is_anonymous:
         raise Unauthorized("Authentication required: send an X-API-Key header or a Bearer token")
+
+
+def require_permission(identity: Identity, permission: str) -> None:
+    """401 for a caller without a key, 403 for a key without `permission` (admin has all).
+
+    Every service method that acts for a caller starts with this (or `require_key`), so
+    the HTTP surfaces, the WebSockets and the CLI are held to the same rule."""
+    require_key(identity)
     if not identity.can(permission):
         raise Forbidden(
             f"this API key lacks the {permission!r} permission", details={"required_permission": permission}
@@ -81,7 +89,7 @@ class AuthService:
         `path` (0600): the operator's way in. True when it was made now."""
         if await self.has_keys():
             return False
-        created = await self.create_key("admin", [ADMIN], owner="admin")
+        created = await self.create_key(LOCAL_OPERATOR, "admin", [ADMIN], owner="admin")
         write_private_file(path, created.secret + "\n")
         return True
 
@@ -89,12 +97,14 @@ class AuthService:
 
     async def create_key(
         self,
+        identity: Identity,
         name: str,
         permissions: list[str] | None = None,
         *,
         owner: str | None = None,
         expires_at: datetime | None = None,
     ) -> CreatedKey:
+        require_permission(identity, ADMIN)
         name = (name or "").strip()
         if not name:
             raise ValidationError("name is required: give the key a name that says who uses it")
@@ -122,10 +132,12 @@ class AuthService:
         await self._keys.insert(record)
         return CreatedKey(record, secret)
 
-    async def list_keys(self) -> list[ApiKeyRecord]:
+    async def list_keys(self, identity: Identity) -> list[ApiKeyRecord]:
+        require_permission(identity, ADMIN)
         return await self._keys.list()
 
-    async def revoke_key(self, key_id: str) -> None:
+    async def revoke_key(self, identity: Identity, key_id: str) -> None:
+        require_permission(identity, ADMIN)
         if await self._keys.get(key_id) is None:
             raise NotFound(f"no API key {key_id}")
         await self._keys.revoke(key_id, utc_now())

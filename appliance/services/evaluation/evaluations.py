@@ -173,6 +173,11 @@ class EvaluationService:
 
     # --- reading ----------------------------------------------------------------------
 
+    def authorize_events(self, identity: Identity) -> None:
+        """Whether `identity` may follow evaluation events live (/ws); which events it
+        then sees is `identity.may_see`'s answer, event by event."""
+        require_permission(identity, READ)
+
     async def get(self, identity: Identity, eval_id: str) -> Evaluation:
         require_permission(identity, READ)
         running = self._queue.running(eval_id)

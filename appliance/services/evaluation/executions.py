@@ -97,6 +97,11 @@ class ExecutionService:
         )
         return execution, environment
 
+    def authorize_stream(self, identity: Identity) -> None:
+        """Whether `identity` may open /ws/execute: refused at the connection, not at
+        its first message."""
+        require_permission(identity, EXECUTE)
+
     async def submit(self, identity: Identity, request: options.ExecuteRequest) -> Evaluation:
         """Checked, stored and queued; `wait` for its end. Bad input stores nothing."""
         require_permission(identity, EXECUTE)

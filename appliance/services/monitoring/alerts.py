@@ -32,7 +32,9 @@ from appliance.core.alerts import (
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import Conflict, NotFound, ValidationError
 from appliance.core.events import Event, EventBus
+from appliance.core.identity import ADMIN, Identity
 from appliance.core.metrics import render_gauge
+from appliance.services.access.auth import require_key, require_permission
 from appliance.services.monitoring.readings import SystemReadings
 from appliance.store.alerts import AlertStore
 
@@ -209,9 +211,23 @@ class AlertService:
         self._bus.publish(Event(type=kind, subject=alert.alert_id, owner=ALERT_OWNER, data=alert_body(alert)))
 
     # --- operators ------------------------------------------------------------------
+    # Reading needs any key (alerts are about the appliance, not about anyone's data,
+    # and /api/metrics shows the same figures without one); acknowledging and resolving
+    # need admin, the operators' permission.
 
-    async def list(self, status: str | None = None, severity: str | None = None, limit: int = 100) -> list[Alert]:
+    def authorize_watch(self, identity: Identity) -> None:
+        """Whether `identity` may follow the figures and alerts live (/ws/monitor)."""
+        require_key(identity)
+
+    def list_rules(self, identity: Identity) -> list[AlertRule]:
+        require_key(identity)
+        return list(self.rules)
+
+    async def list(
+        self, identity: Identity, status: str | None = None, severity: str | None = None, limit: int = 100
+    ) -> list[Alert]:
         """Without `status`, the open alerts (active and acknowledged); newest first."""
+        require_key(identity)
         statuses = OPEN_STATUSES if status is None else (_parse(AlertStatus, status, "status"),)
         wanted = None if severity is None else _parse(Severity, severity, "severity")
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -221,16 +237,22 @@ class AlertService:
             )
         return await self._store.search(statuses, wanted, limit)
 
-    async def get(self, alert_id: str) -> Alert:
+    async def get(self, identity: Identity, alert_id: str) -> Alert:
+        require_key(identity)
+        return await self._get(alert_id)
+
+    async def _get(self, alert_id: str) -> Alert:
         alert = await self._store.get(alert_id)
         if alert is None:
             raise NotFound(f"no alert {alert_id!r}; GET /api/alerts lists them", details={"alert_id": alert_id})
         return alert
 
-    async def acknowledge(self, alert_id: str, by: str, comment: str | None) -> Alert:
+    async def acknowledge(self, identity: Identity, alert_id: str, comment: str | None) -> Alert:
+        require_permission(identity, ADMIN)
+        by = identity.name
         _check_comment(comment)
         async with self._lock:
-            current = await self.get(alert_id)
+            current = await self._get(alert_id)
             done = await self._store.acknowledge(alert_id, _now_ms(), by, comment)
             if done is None:
                 raise Conflict(
@@ -245,10 +267,12 @@ class AlertService:
         self._publish("alert_acknowledged", done)
         return done
 
-    async def resolve(self, alert_id: str, by: str, comment: str | None) -> Alert:
+    async def resolve(self, identity: Identity, alert_id: str, comment: str | None) -> Alert:
+        require_permission(identity, ADMIN)
+        by = identity.name
         _check_comment(comment)
         async with self._lock:
-            current = await self.get(alert_id)
+            current = await self._get(alert_id)
             done = await self._resolve(current, by, comment)
             if done is None:
                 raise Conflict(

@@ -19,9 +19,10 @@ import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import PayloadTooLarge, ValidationError
-from appliance.core.identity import Identity
+from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files
+from appliance.services.access.auth import require_permission
 from appliance.services.sandboxes.sandboxes import SandboxService
 
 MAX_LISTED = 10_000
@@ -65,6 +66,15 @@ class SandboxFileService:
         self._sandboxes = sandboxes
         self._max_upload = max_upload_bytes
 
+    @property
+    def max_upload_bytes(self) -> int:
+        return self._max_upload
+
+    def may_upload(self, identity: Identity) -> None:
+        """401/403 before an upload's body is read: a caller who may not upload is
+        refused without the appliance taking in the file first."""
+        require_permission(identity, SANDBOX_WRITE)
+
     def _root(self, sandbox_id: str):
         return self._sandboxes.paths.files_dir(sandbox_id)
 
@@ -74,6 +84,7 @@ class SandboxFileService:
         """`path` is where to put the file: a directory (ends with /, already one, or
         several files are sent) takes the file under its own name; anything else is
         the file's new path. Without `path` the file goes to /sandbox/<its name>."""
+        self.may_upload(identity)
         record = await self._sandboxes.owned(identity, sandbox_id)
         if not files:
             raise ValidationError(
@@ -117,7 +128,7 @@ class SandboxFileService:
                     "resources.disk_limit with PUT /api/sandboxes/{id}",
                     details={"limit": "disk_limit", "limit_bytes": limit, "disk_used": used},
                 )
-            for parts, (_, source) in zip(targets, files):
+            for parts, (_, source) in zip(targets, files, strict=True):
                 entry = await asyncio.to_thread(confined_files.write_file, root, parts, source)
                 written.append(UploadedFile(name=entry.name, path=entry.path, size=entry.size, uploaded_at=utc_now()))
         await self._sandboxes.touch(sandbox_id)
@@ -126,6 +137,7 @@ class SandboxFileService:
     async def listing(
         self, identity: Identity, sandbox_id: str, path: str | None, recursive: bool
     ) -> confined_files.Listing:
+        require_permission(identity, SANDBOX_READ)
         await self._sandboxes.owned(identity, sandbox_id)
         parts = confined_files.split_path(path or "")
         return await asyncio.to_thread(
@@ -133,6 +145,7 @@ class SandboxFileService:
         )
 
     async def download(self, identity: Identity, sandbox_id: str, file_path: str) -> Download:
+        require_permission(identity, SANDBOX_READ)
         await self._sandboxes.owned(identity, sandbox_id)
         parts = confined_files.split_path(file_path, relative=True)
         fd, st = await asyncio.to_thread(confined_files.open_for_read, self._root(sandbox_id), parts)
@@ -142,6 +155,7 @@ class SandboxFileService:
 
     async def delete(self, identity: Identity, sandbox_id: str, file_path: str) -> tuple[str, str]:
         """(shown path, kind) of what was deleted."""
+        require_permission(identity, SANDBOX_WRITE)
         await self._sandboxes.owned(identity, sandbox_id)
         parts = confined_files.split_path(file_path, relative=True)
         async with self._sandboxes.lock(sandbox_id):

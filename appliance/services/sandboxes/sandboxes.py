@@ -21,12 +21,13 @@ import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import Conflict, NotFound, ValidationError
-from appliance.core.identity import Identity
+from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.ids import new_sandbox_id
 from appliance.core.sandboxes import CREATING, ERROR, RUNNING, SANDBOX_STATUSES, STOPPED, SandboxRecord
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, sandbox_usage
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
+from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.sandboxes.requests import (
     SandboxCreate,
@@ -117,6 +118,7 @@ class SandboxService:
     async def list(
         self, identity: Identity, *, status: str | None, runtime: str | None, limit: int, offset: int
     ) -> tuple[list[SandboxRecord], int]:
+        require_permission(identity, SANDBOX_READ)
         if status is not None and status not in SANDBOX_STATUSES:
             raise ValidationError(
                 f"status: {status[:40]!r} is not a sandbox status; use one of {', '.join(SANDBOX_STATUSES)}",
@@ -136,6 +138,7 @@ class SandboxService:
     async def create(self, identity: Identity, request: SandboxCreate) -> SandboxRecord:
         """Check everything, store the row ("creating") and bring the container up in the
         background. Nothing is stored when a check fails."""
+        require_permission(identity, SANDBOX_WRITE)
         sandbox_id = new_sandbox_id()
         name = check_name(request.name, sandbox_id)
         # The template catalogue (services/templates.py) decides the language, image
@@ -240,6 +243,10 @@ class SandboxService:
     # --- inspect ----------------------------------------------------------------------
 
     async def details(self, identity: Identity, sandbox_id: str) -> SandboxDetails:
+        require_permission(identity, SANDBOX_READ)
+        return await self._details(identity, sandbox_id)
+
+    async def _details(self, identity: Identity, sandbox_id: str) -> SandboxDetails:
         record = await self.owned(identity, sandbox_id)
         usage = SandboxUsage()
         if record.container_id and record.status in (RUNNING, STOPPED):
@@ -275,7 +282,9 @@ class SandboxService:
         """New memory and CPU limits are applied to the running container (`docker
         update`) under runc; a new environment, or new limits under gVisor (runsc has no
         update), recreate the container with the same files. disk_limit is checked
-        against the files already there."""
+        against the files already there. It answers with the details, as a reader would
+        see them: changing a sandbox needs only sandbox_write."""
+        require_permission(identity, SANDBOX_WRITE)
         record = await self.owned(identity, sandbox_id)
         resources = resolve_resources(change.resources, record.resources, self.policy)
         environment = check_environment(change.environment) if change.environment is not None else record.environment
@@ -316,11 +325,12 @@ class SandboxService:
             await self.store.update_config(sandbox_id, resources, environment, record.network_enabled, utc_now())
             if recreate and record.status != CREATING:
                 await self.replace_container(new)
-        return await self.details(identity, sandbox_id)
+        return await self._details(identity, sandbox_id)
 
     # --- delete -----------------------------------------------------------------------
 
     async def delete(self, identity: Identity, sandbox_id: str, *, force: bool) -> SandboxRecord:
+        require_permission(identity, SANDBOX_WRITE)
         record = await self.owned(identity, sandbox_id)
         if record.status in (RUNNING, CREATING) and not force:
             raise Conflict(

@@ -24,7 +24,7 @@ import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
-from appliance.core.identity import Identity
+from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.ids import new_snapshot_id
 from appliance.core.sandboxes import (
     RUNNING,
@@ -36,6 +36,7 @@ from appliance.core.sandboxes import (
 )
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, snapshot_archive
+from appliance.services.access.auth import require_permission
 from appliance.services.sandboxes.requests import NetworkInput, check_network
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.store.snapshots import SnapshotStore
@@ -105,6 +106,7 @@ class SnapshotService:
     # --- take -------------------------------------------------------------------------
 
     async def create(self, identity: Identity, sandbox_id: str, request: SnapshotCreate) -> SnapshotStarted:
+        require_permission(identity, SANDBOX_WRITE)
         sandbox = await self._sandboxes.owned(identity, sandbox_id)
         now = utc_now()
         name = request.name if request.name is not None else f"{sandbox.name}-{now:%Y%m%d-%H%M%S}"
@@ -188,12 +190,14 @@ class SnapshotService:
         return record
 
     async def list(self, identity: Identity, sandbox_id: str) -> list[SnapshotRecord]:
+        require_permission(identity, SANDBOX_READ)
         await self._sandboxes.owned(identity, sandbox_id)
         return await self._store.for_sandbox(sandbox_id)
 
     # --- restore ----------------------------------------------------------------------
 
     async def restore(self, identity: Identity, snapshot_id: str, request: SnapshotRestore) -> RestoreOutcome:
+        require_permission(identity, SANDBOX_WRITE)
         snapshot = await self.owned(identity, snapshot_id)
         if snapshot.status != SNAPSHOT_COMPLETED:
             raise Conflict(
@@ -267,6 +271,7 @@ class SnapshotService:
     # --- delete -----------------------------------------------------------------------
 
     async def delete(self, identity: Identity, snapshot_id: str) -> SnapshotRecord:
+        require_permission(identity, SANDBOX_WRITE)
         snapshot = await self.owned(identity, snapshot_id)
         if snapshot.status == SNAPSHOT_CREATING:
             raise Conflict(

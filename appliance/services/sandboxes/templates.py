@@ -22,9 +22,11 @@ import re
 import msgspec
 
 from appliance.core.errors import NotFound, ValidationError
+from appliance.core.identity import Identity
 from appliance.core.languages import LANGUAGES, Language, find_language, supported_names
 from appliance.runtime import image_contents, images
 from appliance.runtime.engine import DockerEngine
+from appliance.services.access.auth import require_key
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +131,11 @@ def resolve_template(template: str | None = None, runtime: str | None = None) ->
     {"field": "template" | "runtime", "reason": ...}) for an unknown or conflicting one,
     and when neither names a language. Pure: no engine call, the image may be missing."""
     by_runtime = None
-    if runtime is not None:
-        if (by_runtime := find_language(runtime)) is None:
-            raise ValidationError(
-                f"unknown runtime {runtime!r}; supported: {', '.join(supported_names())}",
-                details={"field": "runtime", "reason": f"Unsupported runtime: {runtime}"},
-            )
+    if runtime is not None and (by_runtime := find_language(runtime)) is None:
+        raise ValidationError(
+            f"unknown runtime {runtime!r}; supported: {', '.join(supported_names())}",
+            details={"field": "runtime", "reason": f"Unsupported runtime: {runtime}"},
+        )
     if template is None or template.strip().lower() == GENERIC_TEMPLATE:
         if by_runtime is None:
             raise ValidationError(
@@ -179,12 +180,16 @@ class TemplateService:
         self._engine = engine
         self._packages: dict[str, dict[str, str]] = {}  # image id -> installed packages
 
-    async def list_templates(self) -> list[TemplateSummary]:
+    # Any key may read the catalogue (it describes the appliance, not anyone's data).
+
+    async def list_templates(self, identity: Identity) -> list[TemplateSummary]:
+        require_key(identity)
         built = await self._built_images()
         return [self._summary(language, *built.get(language.image, (None, {}))) for language in LANGUAGES.values()]
 
-    async def get_template(self, template: str) -> TemplateDetails:
+    async def get_template(self, identity: Identity, template: str) -> TemplateDetails:
         """Raises NotFound (404) for an id that is not a template."""
+        require_key(identity)
         if (language := _language_of(template)) is None:
             raise NotFound(
                 f"no template {template!r}; available: {', '.join(template_ids())}",

@@ -1,0 +1,98 @@
+"""Services as Litestar dependencies: a handler names what it uses as a typed parameter
+(`evaluations: EvaluationService`) and gets the one instance the composition root
+(appliance/app.py) built. Handlers never reach into `app.state` themselves.
+
+The parameter names are the keys of SERVICE_DEPENDENCIES; none may be the name of a
+query parameter (`status`, `limit`, ...), or Litestar would take the one for the other.
+"""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from appliance.config import Settings
+from appliance.core.events import EventBus
+from appliance.http.identity import provide_identity
+from appliance.services.access.auth import AuthService
+from appliance.services.evaluation.evaluations import EvaluationService
+from appliance.services.evaluation.executions import ExecutionService
+from appliance.services.monitoring.alerts import AlertService
+from appliance.services.monitoring.metrics import MonitoringService
+from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.sandboxes.files import SandboxFileService
+from appliance.services.sandboxes.sandboxes import SandboxService
+from appliance.services.sandboxes.snapshots import SnapshotService
+from appliance.services.sandboxes.templates import TemplateService
+
+
+def provide_auth(state: State) -> AuthService:
+    return state.appliance.auth
+
+
+def provide_evaluations(state: State) -> EvaluationService:
+    return state.appliance.evaluations
+
+
+def provide_executions(state: State) -> ExecutionService:
+    return state.appliance.executions
+
+
+def provide_platform_status(state: State) -> PlatformStatusService:
+    return state.appliance.status
+
+
+def provide_monitoring(state: State) -> MonitoringService:
+    return state.appliance.monitoring
+
+
+def provide_alerts(state: State) -> AlertService:
+    return state.appliance.alerts
+
+
+def provide_sandboxes(state: State) -> SandboxService:
+    return state.appliance.sandboxes
+
+
+def provide_sandbox_files(state: State) -> SandboxFileService:
+    return state.appliance.sandbox_files
+
+
+def provide_snapshots(state: State) -> SnapshotService:
+    return state.appliance.snapshots
+
+
+def provide_templates(state: State) -> TemplateService:
+    return state.appliance.templates
+
+
+def provide_bus(state: State) -> EventBus:
+    return state.appliance.bus
+
+
+def provide_settings(state: State) -> Settings:
+    return state.appliance.settings
+
+
+def _provide(function) -> Provide:
+    # No use_cache: a Provide caches for its own lifetime, and these are module-level
+    # while one process may build several apps (tests, the TUI's one-process mode).
+    return Provide(function, sync_to_thread=False)
+
+
+SERVICE_DEPENDENCIES: dict[str, Provide] = {
+    "auth": _provide(provide_auth),
+    "evaluations": _provide(provide_evaluations),
+    "executions": _provide(provide_executions),
+    "platform_status": _provide(provide_platform_status),
+    "monitoring": _provide(provide_monitoring),
+    "alerts": _provide(provide_alerts),
+    "sandboxes": _provide(provide_sandboxes),
+    "sandbox_files": _provide(provide_sandbox_files),
+    "snapshots": _provide(provide_snapshots),
+    "templates": _provide(provide_templates),
+    "bus": _provide(provide_bus),
+    "settings": _provide(provide_settings),
+}
+
+DEPENDENCIES: dict[str, Provide] = {"identity": Provide(provide_identity), **SERVICE_DEPENDENCIES}

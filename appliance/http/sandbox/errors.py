@@ -1,0 +1,83 @@
+"""sandbox-api.md's error shape:
+
+    {"error": {"code": "VALIDATION_ERROR", "message": "...", "details": {...},
+               "request_id": "req_..."}}
+
+The request id is also sent as the `X-Request-ID` header. The WebSockets of this
+document send the same object inside their `error` messages (`sandbox_error_body`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Response
+
+from appliance.http.errors import BODY_TOO_LARGE, ErrorShape, new_request_id
+
+_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "AUTHENTICATION_REQUIRED",
+    403: "INSUFFICIENT_PERMISSIONS",
+    404: "RESOURCE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "RESOURCE_CONFLICT",
+    413: "RESOURCE_LIMIT_EXCEEDED",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class SandboxError(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    details: dict[str, Any]
+    request_id: str
+
+
+class SandboxErrorBody(msgspec.Struct, kw_only=True):
+    error: SandboxError
+
+
+def code_for(status_code: int) -> str:
+    return _CODES.get(status_code, "SYSTEM_ERROR" if status_code >= 500 else "VALIDATION_ERROR")
+
+
+def sandbox_error_body(
+    status_code: int, message: str, details: dict | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """The error object as a WebSocket `error` message carries it."""
+    return msgspec.to_builtins(_body(status_code, message, details, request_id or new_request_id()))
+
+
+def _body(status_code: int, message: str, details: dict | None, request_id: str) -> SandboxErrorBody:
+    return SandboxErrorBody(
+        error=SandboxError(code=code_for(status_code), message=message, details=details or {}, request_id=request_id)
+    )
+
+
+class SandboxErrors(ErrorShape):
+    def render(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Response[SandboxErrorBody]:
+        request_id = request_id or new_request_id()
+        return Response(
+            _body(status_code, detail, details, request_id),
+            status_code=status_code,
+            media_type=MediaType.JSON,
+            headers={**(headers or {}), "X-Request-ID": request_id},
+        )
+
+    def body_too_large(self) -> Response[SandboxErrorBody]:
+        return self.render(413, f"{BODY_TOO_LARGE}; send a smaller body", details={"reason": "body too large"})
+
+
+SANDBOX_ERRORS = SandboxErrors()
