@@ -18,13 +18,11 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.errors import AppError, Forbidden, Unauthorized
+from appliance.core.events import EvaluationEvent
 from appliance.core.identity import READ
 from appliance.http.identity import authenticate
 
 POLICY_VIOLATION = 1008
-# The evaluation events platform-api.md documents; other events on the bus (alerts,
-# for /ws/monitor and the TUI) are not this endpoint's.
-EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
 
 
 class ClientMessage(msgspec.Struct):
@@ -50,8 +48,9 @@ async def evaluation_events(socket: WebSocket) -> None:
 
     bus = socket.app.state.appliance.bus
     watched: set[str] = set()
-    with bus.subscribe() as subscription:
-        sender = asyncio.create_task(_send_events(socket, subscription, identity, watched))
+    # Evaluation events only (the ones platform-api.md documents), of what it may see.
+    with bus.subscribe(EvaluationEvent, visible=identity.may_see) as subscription:
+        sender = asyncio.create_task(_send_events(socket, subscription, watched))
         try:
             await _read_commands(socket, watched)
         finally:
@@ -60,14 +59,12 @@ async def evaluation_events(socket: WebSocket) -> None:
                 await sender
 
 
-async def _send_events(socket: WebSocket, subscription, identity, watched: set[str]) -> None:
+async def _send_events(socket: WebSocket, subscription, watched: set[str]) -> None:
     while True:
-        event = await subscription.get()
-        if event.type not in EVALUATION_EVENT_TYPES or not identity.may_see(event.owner):
+        event: EvaluationEvent = await subscription.get()
+        if watched and event.eval_id not in watched:
             continue
-        if watched and event.subject not in watched:
-            continue
-        await socket.send_json({"type": event.type, "eval_id": event.subject, "data": event.data})
+        await socket.send_json(msgspec.to_builtins(event))  # the struct is the message
 
 
 async def _read_commands(socket: WebSocket, watched: set[str]) -> None:

@@ -10,32 +10,14 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Request, get, post
 
+from appliance.core.alerts import AlertBody, alert_body
 from appliance.core.errors import Unauthorized
 from appliance.core.identity import ADMIN, Identity
 from appliance.services.access.auth import require_permission
-from appliance.services.monitoring.alerts import alert_body
 
 
 class AlertComment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     comment: str | None = None
-
-
-class AlertBody(msgspec.Struct, kw_only=True):
-    alert_id: str
-    rule: str
-    rule_name: str
-    severity: str
-    status: str
-    message: str
-    triggered_at: str
-    value: float | None
-    threshold: float | None
-    acknowledged_at: str | None
-    acknowledged_by: str | None
-    acknowledged_comment: str | None
-    resolved_at: str | None
-    resolved_by: str | None
-    resolved_comment: str | None
 
 
 class AlertList(msgspec.Struct, kw_only=True):
@@ -63,7 +45,7 @@ def _require_key(identity: Identity) -> None:
 
 
 def _body(alert) -> AlertBody:
-    return AlertBody(**alert_body(alert))
+    return alert_body(alert)
 
 
 class AlertController(Controller):

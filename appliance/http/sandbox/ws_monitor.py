@@ -32,9 +32,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.clock import iso_z
 from appliance.core.errors import AppError, Unauthorized
+from appliance.core.events import AlertEvent
 from appliance.http.errors import sandbox_error_body
 from appliance.http.identity import authenticate
-from appliance.services.monitoring.alerts import ALERT_EVENT_TYPES
 from appliance.services.monitoring.readings import SystemReadings
 
 POLICY_VIOLATION = 1008
@@ -66,7 +66,7 @@ async def monitor(socket: WebSocket) -> None:
 
     appliance = socket.app.state.appliance
     session = MonitorSession(socket, appliance.alerts.readings, appliance.settings.monitor_interval_seconds)
-    with appliance.bus.subscribe() as events:
+    with appliance.bus.subscribe(AlertEvent) as events:
         tasks = [asyncio.create_task(session.send_metrics()), asyncio.create_task(session.forward_alerts(events))]
         try:
             await session.read_commands()
@@ -117,9 +117,9 @@ class MonitorSession:
 
     async def forward_alerts(self, events) -> None:
         while True:
-            event = await events.get()
-            if event.type in ALERT_EVENT_TYPES:
-                await self.send({"type": "alert", "event": event.type.removeprefix("alert_"), **event.data})
+            event: AlertEvent = await events.get()
+            # The event encodes as `{"event": "opened", "alert_id": ...}`: the alert and what happened.
+            await self.send({"type": "alert", **msgspec.to_builtins(event)})
 
     async def read_commands(self) -> None:
         while True:
