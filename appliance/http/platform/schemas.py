@@ -8,6 +8,7 @@ import msgspec
 
 from appliance.core.clock import iso_z
 from appliance.core.evaluations import Evaluation
+from appliance.core.pool import PoolSize
 from appliance.services.evaluation.evaluations import EvalRequest
 
 CODE_PREVIEW_CHARS = 100
@@ -124,7 +125,7 @@ class PlatformStatusBody(msgspec.Struct):
     uptime_seconds: float
     engines: dict[str, str] = {}
     # Idle containers ready per (language, engine): what the next request will find.
-    sandbox_pool: list[dict[str, Any]] = []
+    sandbox_pool: list[PoolSize] = []
 
 
 class EvaluationSummary(msgspec.Struct):

@@ -16,10 +16,10 @@ class StatusController(Controller):
     async def queue_status(self, request: Request, identity: Identity) -> QueueStatusBody:
         stats = await request.app.state.appliance.evaluations.queue_stats()
         return QueueStatusBody(
-            queued=stats["queued"],
-            processing=stats["processing"],
-            queue_length=stats["queued"] + stats["processing"],
-            total_tasks=stats["total"],
+            queued=stats.queued,
+            processing=stats.processing,
+            queue_length=stats.queued + stats.processing,
+            total_tasks=stats.total,
         )
 
     @get("/status", summary="Platform health and statistics")
@@ -27,13 +27,15 @@ class StatusController(Controller):
         appliance = request.app.state.appliance
         health = await appliance.status.health()
         stats = await appliance.evaluations.queue_stats()
-        by_status = await appliance.evaluations.counts_by_status()
         return PlatformStatusBody(
             platform=health.platform,
             mode="appliance",
             services=health.services,
-            queue={"queued": stats["queued"], "processing": stats["processing"]},
-            storage={"total_evaluations": stats["total"], "by_status": by_status},
+            queue={"queued": stats.queued, "processing": stats.processing},
+            storage={
+                "total_evaluations": stats.total,
+                "by_status": {status.value: count for status, count in stats.by_status.items()},
+            },
             version=health.version,
             uptime_seconds=round(appliance.status.uptime_seconds, 3),
             engines=health.engines,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 
 from appliance.core.identity import Identity
-from appliance.services.monitoring.metrics import HealthReport
+from appliance.services.monitoring.metrics import HealthReport, PerformanceReport
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -28,7 +28,7 @@ class MonitoringController(Controller):
         duration: str = "1h",
         component: str | None = None,
         points: int | None = None,
-    ) -> dict:
+    ) -> PerformanceReport:
         return await request.app.state.appliance.monitoring.performance(duration, component, points)
 
     @get("/health", summary="Health of each component")

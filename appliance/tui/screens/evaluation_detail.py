@@ -184,7 +184,7 @@ class EvaluationDetailScreen(ApplianceScreen):
         if message.status is not None:
             self._merge(message.status)
         if message.output is not None:
-            for log_id, text in zip(("#stdout", "#stderr"), message.output):
+            for log_id, text in zip(("#stdout", "#stderr"), message.output, strict=True):
                 log = self.query_one(log_id, OutputLog)
                 if log.final:
                     continue  # the `completed` event's output is the last word
