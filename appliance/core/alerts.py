@@ -13,8 +13,11 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import TypeVar
 
 import msgspec
+
+from appliance.core.clock import iso_z
 
 
 class Severity(str, Enum):
@@ -91,6 +94,51 @@ class Alert(msgspec.Struct, kw_only=True):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+class AlertBody(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert as the API, the event bus and /ws/monitor show it: times as ISO 8601
+    with ms and `Z`, severity and status as their values."""
+
+    alert_id: str
+    rule: str
+    rule_name: str
+    severity: str
+    status: str
+    message: str
+    triggered_at: str
+    value: float | None
+    threshold: float | None
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    acknowledged_comment: str | None
+    resolved_at: str | None
+    resolved_by: str | None
+    resolved_comment: str | None
+
+
+B = TypeVar("B", bound=AlertBody)
+
+
+def alert_body(alert: Alert, kind: type[B] = AlertBody) -> B:
+    """`alert` as an AlertBody, or as one of its subclasses (the bus's alert events)."""
+    return kind(
+        alert_id=alert.alert_id,
+        rule=alert.rule,
+        rule_name=alert.rule_name,
+        severity=alert.severity.value,
+        status=alert.status.value,
+        message=alert.message,
+        triggered_at=iso_z(alert.triggered_at),
+        value=alert.value,
+        threshold=alert.threshold,
+        acknowledged_at=iso_z(alert.acknowledged_at),
+        acknowledged_by=alert.acknowledged_by,
+        acknowledged_comment=alert.acknowledged_comment,
+        resolved_at=iso_z(alert.resolved_at),
+        resolved_by=alert.resolved_by,
+        resolved_comment=alert.resolved_comment,
+    )
 
 
 class RuleTracker:

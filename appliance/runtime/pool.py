@@ -19,6 +19,7 @@ import time
 import msgspec
 import psutil
 
+from appliance.core.pool import PoolSize
 from appliance.runtime import sandbox as sandboxes
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.sandbox import Sandbox, SandboxSpec
@@ -37,15 +38,6 @@ class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
     idle_seconds: float = 60.0
     memory_reserve_mb: int = 1024
     parallel_creates: int = 2
-
-
-class PoolSize(msgspec.Struct, kw_only=True):
-    language: str
-    engine: str
-    image: str
-    idle: int
-    target: int
-    creating: int
 
 
 class _Lane:

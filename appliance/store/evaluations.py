@@ -120,9 +120,9 @@ class EvaluationStore:
         rows = await self._db.fetch_all(f"SELECT {_COLUMNS} FROM evaluations WHERE status = 'queued' ORDER BY seq")
         return [_from_row(r) for r in rows]
 
-    async def count_by_status(self) -> dict[str, int]:
+    async def count_by_status(self) -> dict[EvalStatus, int]:
         rows = await self._db.fetch_all("SELECT status, count(*) FROM evaluations GROUP BY status")
-        return {r[0]: r[1] for r in rows}
+        return {EvalStatus(r[0]): r[1] for r in rows}
 
     async def claim(self, eval_id: str, started_at) -> Evaluation | None:
         """Queued -> running, on the writer, returning the row; None if it was no longer

@@ -4,7 +4,9 @@
   alerts) over WebSocket; a lost connection is reported and retried with backoff.
 - `BusFeed`: the in-process event bus and system readings of `appliance run`.
 
-Both hand `live` items to a sink and run until cancelled.
+Both hand `live` items to a sink and run until cancelled; evaluation and alert events
+are the bus's own structs either way (each encodes as its WebSocket message, so the
+remote feed decodes the messages back into them).
 """
 
 from __future__ import annotations
@@ -13,23 +15,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from types import UnionType
 from typing import Any, Protocol
 
+import msgspec
+
 from appliance.core.clock import iso_z
-from appliance.tui.live import (
-    FEED_INTERVAL_SECONDS,
-    FEED_METRICS,
-    AlertChanged,
-    Connected,
-    Disconnected,
-    EvaluationEvent,
-    FeedItem,
-    MetricSample,
-)
+from appliance.core.events import AlertEvent, EvaluationEvent
+from appliance.tui.live import FEED_INTERVAL_SECONDS, FEED_METRICS, Connected, Disconnected, FeedItem, MetricSample
 
 Sink = Callable[[FeedItem], None]
-EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
-ALERT_PREFIX = "alert_"
+# What the screens show; any other event on the bus is not the TUI's.
+SHOWN_EVENTS = EvaluationEvent | AlertEvent
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
@@ -120,9 +117,8 @@ async def _read_monitor(socket: Any, sink: Sink) -> None:
         kind = message.get("type")
         if kind == "metric_update":
             sink(MetricSample(message["metric"], message.get("value"), message.get("timestamp", "")))
-        elif kind == "alert":
-            alert = {k: v for k, v in message.items() if k not in ("type", "event")}
-            sink(AlertChanged(message.get("event", ""), alert))
+        elif kind == "alert" and (event := _decoded(message, AlertEvent)) is not None:
+            sink(event)
         elif kind == "error":
             raise FeedRefused(message.get("error", {}).get("message", "error"))
 
@@ -130,10 +126,19 @@ async def _read_monitor(socket: Any, sink: Sink) -> None:
 async def _read_events(socket: Any, sink: Sink) -> None:
     async for raw in socket:
         message = json.loads(raw)
-        if message.get("type") in EVALUATION_EVENT_TYPES and message.get("eval_id"):
-            sink(EvaluationEvent(message["type"], message["eval_id"], message.get("data") or {}))
-        elif message.get("type") == "error" and not message.get("eval_id"):
+        if message.get("type") == "error" and not message.get("eval_id"):
             raise FeedRefused(str((message.get("data") or {}).get("error", "error")))
+        if (event := _decoded(message, EvaluationEvent)) is not None:
+            sink(event)
+
+
+def _decoded(message: dict, kinds: UnionType) -> Any:
+    """The event the message is (each encodes as its message), or None for one this
+    TUI does not know: a pong, or a kind newer than it."""
+    try:
+        return msgspec.convert(message, kinds)
+    except msgspec.ValidationError:
+        return None
 
 
 def _describe(exc: Exception) -> str:
@@ -154,15 +159,11 @@ class BusFeed:
 
     async def run(self, sink: Sink) -> None:
         sink(Connected())
-        with self.bus.subscribe() as subscription:
+        with self.bus.subscribe(SHOWN_EVENTS) as subscription:
             metrics = asyncio.create_task(self._metrics(sink))
             try:
                 while True:
-                    event = await subscription.get()
-                    if event.type in EVALUATION_EVENT_TYPES:
-                        sink(EvaluationEvent(event.type, event.subject, dict(event.data)))
-                    elif event.type.startswith(ALERT_PREFIX):
-                        sink(AlertChanged(event.type.removeprefix(ALERT_PREFIX), dict(event.data)))
+                    sink(await subscription.get())
             finally:
                 metrics.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
+from appliance.core.events import AlertEvent, Completed, EvaluationEvent
 from appliance.tui.execution_history import ExecutionHistory
 
 # Figures the feed asks for (the names /ws/monitor serves; see docs/api.md).
@@ -41,30 +41,15 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
-class EvaluationEvent:
-    """One /ws event: type is status_update, output_chunk, completed or error."""
-
-    type: str
-    eval_id: str
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AlertChanged:
-    """event is opened, acknowledged or resolved; alert is the alert's API body."""
-
-    event: str
-    alert: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class MetricSample:
     metric: str
     value: float | None
     timestamp: str  # UTC ISO 8601 with Z
 
 
-FeedItem = Connected | Disconnected | EvaluationEvent | AlertChanged | MetricSample
+# Evaluation and alert events are the bus's own (appliance/core/events.py), whether they
+# came from the bus or were decoded from /ws and /ws/monitor.
+FeedItem = Connected | Disconnected | EvaluationEvent | AlertEvent | MetricSample
 
 
 @dataclass
@@ -86,8 +71,8 @@ class LiveData:
         elif isinstance(item, Disconnected):
             self.connected = False
             self.status_text = f"connection lost ({item.reason}); retrying in {item.retry_in:.0f} s"
-        elif isinstance(item, EvaluationEvent) and item.type == "completed":
-            self.executions.record(item.data.get("execution_time"))
+        elif isinstance(item, Completed):
+            self.executions.record(item.data.execution_time)
         elif isinstance(item, MetricSample):
             self.latest[item.metric] = item.value
             if item.value is not None:

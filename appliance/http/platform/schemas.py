@@ -6,6 +6,7 @@ import msgspec
 
 from appliance.core.clock import iso_z
 from appliance.core.evaluations import Evaluation
+from appliance.core.pool import PoolSize
 from appliance.services.evaluation.evaluations import EvalRequest
 
 CODE_PREVIEW_CHARS = 100
@@ -105,14 +106,6 @@ class KillBody(msgspec.Struct):
     message: str
 
 
-class QueueStats(msgspec.Struct, kw_only=True):
-    """The evaluation service's queue figures, as this API reads them."""
-
-    queued: int
-    processing: int
-    total: int
-
-
 class QueueStatusBody(msgspec.Struct):
     queued: int
     processing: int
@@ -130,17 +123,6 @@ class StorageBody(msgspec.Struct, kw_only=True):
     by_status: dict[str, int]
 
 
-class PoolSizeBody(msgspec.Struct, kw_only=True):
-    """Idle containers ready for one (language, engine): what the next request finds."""
-
-    language: str
-    engine: str
-    image: str
-    idle: int
-    target: int
-    creating: int
-
-
 class PlatformStatusBody(msgspec.Struct):
     platform: str
     mode: str
@@ -150,7 +132,8 @@ class PlatformStatusBody(msgspec.Struct):
     version: str
     uptime_seconds: float
     engines: dict[str, str] = {}
-    sandbox_pool: list[PoolSizeBody] = []
+    # Idle containers ready per (language, engine): what the next request will find.
+    sandbox_pool: list[PoolSize] = []
 
 
 class EvaluationSummary(msgspec.Struct):

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import msgspec
 from litestar import Controller, get
 
 from appliance.core.identity import Identity
 from appliance.http.platform.schemas import (
     PlatformStatusBody,
-    PoolSizeBody,
     QueueCounts,
-    QueueStats,
     QueueStatusBody,
     StorageBody,
 )
 from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.monitoring.status import PlatformStatusService
-
-
-async def _queue_stats(evaluations: EvaluationService) -> QueueStats:
-    return msgspec.convert(await evaluations.queue_stats(), QueueStats, from_attributes=True)
 
 
 class StatusController(Controller):
@@ -28,7 +21,7 @@ class StatusController(Controller):
 
     @get("/queue-status", summary="Queue statistics")
     async def queue_status(self, evaluations: EvaluationService, identity: Identity) -> QueueStatusBody:
-        stats = await _queue_stats(evaluations)
+        stats = await evaluations.queue_stats()
         return QueueStatusBody(
             queued=stats.queued,
             processing=stats.processing,
@@ -41,15 +34,18 @@ class StatusController(Controller):
         self, evaluations: EvaluationService, platform_status: PlatformStatusService, identity: Identity
     ) -> PlatformStatusBody:
         health = await platform_status.health()
-        stats = await _queue_stats(evaluations)
+        stats = await evaluations.queue_stats()
         return PlatformStatusBody(
             platform=health.platform,
             mode="appliance",
             services=health.services,
             queue=QueueCounts(queued=stats.queued, processing=stats.processing),
-            storage=StorageBody(total_evaluations=stats.total, by_status=await evaluations.counts_by_status()),
+            storage=StorageBody(
+                total_evaluations=stats.total,
+                by_status={status.value: count for status, count in stats.by_status.items()},
+            ),
             version=health.version,
             uptime_seconds=round(platform_status.uptime_seconds, 3),
             engines=health.engines,
-            sandbox_pool=msgspec.convert(platform_status.pool_sizes(), list[PoolSizeBody], from_attributes=True),
+            sandbox_pool=platform_status.pool_sizes(),
         )

@@ -18,13 +18,9 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.errors import AppError
-from appliance.core.events import EventBus
+from appliance.core.events import EvaluationEvent, EventBus
 from appliance.http.identity import open_socket
 from appliance.services.evaluation.evaluations import EvaluationService
-
-# The evaluation events platform-api.md documents; other events on the bus (alerts,
-# for /ws/monitor and the TUI) are not this endpoint's.
-EVALUATION_EVENT_TYPES = frozenset({"status_update", "output_chunk", "completed", "error"})
 
 
 class ClientMessage(msgspec.Struct):
@@ -42,8 +38,9 @@ async def evaluation_events(socket: WebSocket, evaluations: EvaluationService, b
     if identity is None:
         return
     watched: set[str] = set()
-    with bus.subscribe() as subscription:
-        sender = asyncio.create_task(_send_events(socket, subscription, identity, watched))
+    # Evaluation events only (the ones platform-api.md documents), of what it may see.
+    with bus.subscribe(EvaluationEvent, visible=identity.may_see) as subscription:
+        sender = asyncio.create_task(_send_events(socket, subscription, watched))
         try:
             await _read_commands(socket, watched)
         finally:
@@ -52,14 +49,12 @@ async def evaluation_events(socket: WebSocket, evaluations: EvaluationService, b
                 await sender
 
 
-async def _send_events(socket: WebSocket, subscription, identity, watched: set[str]) -> None:
+async def _send_events(socket: WebSocket, subscription, watched: set[str]) -> None:
     while True:
-        event = await subscription.get()
-        if event.type not in EVALUATION_EVENT_TYPES or not identity.may_see(event.owner):
+        event: EvaluationEvent = await subscription.get()
+        if watched and event.eval_id not in watched:
             continue
-        if watched and event.subject not in watched:
-            continue
-        await socket.send_json({"type": event.type, "eval_id": event.subject, "data": event.data})
+        await socket.send_json(msgspec.to_builtins(event))  # the struct is the message
 
 
 async def _read_commands(socket: WebSocket, watched: set[str]) -> None:

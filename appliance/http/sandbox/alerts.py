@@ -8,30 +8,13 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get, post
 
+from appliance.core.alerts import AlertBody, alert_body
 from appliance.core.identity import Identity
-from appliance.services.monitoring.alerts import AlertService, alert_body
+from appliance.services.monitoring.alerts import AlertService
 
 
 class AlertComment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     comment: str | None = None
-
-
-class AlertBody(msgspec.Struct, kw_only=True):
-    alert_id: str
-    rule: str
-    rule_name: str
-    severity: str
-    status: str
-    message: str
-    triggered_at: str
-    value: float | None
-    threshold: float | None
-    acknowledged_at: str | None
-    acknowledged_by: str | None
-    acknowledged_comment: str | None
-    resolved_at: str | None
-    resolved_by: str | None
-    resolved_comment: str | None
 
 
 class AlertList(msgspec.Struct, kw_only=True):
@@ -54,7 +37,7 @@ class RuleList(msgspec.Struct, kw_only=True):
 
 
 def _body(alert) -> AlertBody:
-    return msgspec.convert(alert_body(alert), AlertBody, from_attributes=True)
+    return alert_body(alert)
 
 
 class AlertController(Controller):

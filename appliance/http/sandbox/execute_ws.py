@@ -25,7 +25,7 @@ message gets an `error` and the connection stays; a refused authentication gets 
 `error`, then the socket closes with 1008. When the client disconnects, its executions
 that have not ended are cancelled (their containers killed; GET shows `cancelled`).
 
-Output comes from the event bus (`output_chunk` and `completed` events of the queue);
+Output comes from the event bus (`OutputChunk` and `Completed` events of the queue);
 should this connection fall behind the bus (marked lagged), the rest of each output is
 taken from the final result instead, so nothing is lost or sent twice.
 """
@@ -42,7 +42,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.errors import AppError, ValidationError
 from appliance.core.evaluations import Evaluation
-from appliance.core.events import EventBus
+from appliance.core.events import Completed, EvaluationEvent, EventBus, OutputChunk, StatusUpdate
 from appliance.core.executions import execution_error, execution_status
 from appliance.core.identity import Identity
 from appliance.http.identity import open_socket, rate_decision, refuse_past_limit
@@ -94,25 +94,27 @@ class _Session:
 
     async def forward(self) -> None:
         while True:
-            event = await self.subscription.get()
-            run = self.runs.get(event.subject)
+            event: EvaluationEvent = await self.subscription.get()
+            run = self.runs.get(event.eval_id)
             if run is None:
                 continue
-            if event.type == "output_chunk":
-                stream, text = event.data["stream"], event.data["output"]
-                run.sent[stream] += len(text)
-                await self.send({"type": "output", "execution_id": event.subject, "stream": stream, "data": text})
-            elif event.type == "status_update":
-                await self.send(
-                    {
-                        "type": "status",
-                        "execution_id": event.subject,
-                        "status": event.data["status"],
-                        "started_at": event.data.get("started_at"),
-                    }
-                )
-            elif event.type == "completed":
-                run.drained.set()
+            match event:
+                case OutputChunk(data=chunk):
+                    run.sent[chunk.stream] += len(chunk.output)
+                    await self.send(
+                        {"type": "output", "execution_id": event.eval_id, "stream": chunk.stream, "data": chunk.output}
+                    )
+                case StatusUpdate(data=running):
+                    await self.send(
+                        {
+                            "type": "status",
+                            "execution_id": event.eval_id,
+                            "status": running.status,
+                            "started_at": running.started_at,
+                        }
+                    )
+                case Completed():
+                    run.drained.set()
 
     async def finish(self, execution_id: str, run: _Run) -> None:
         """Wait for the end, make sure all output went out, then send the completion."""
@@ -239,7 +241,7 @@ async def execute_stream(socket: WebSocket, executions: ExecutionService, bus: E
     if identity is None:
         return
     session = _Session(socket, identity, executions)
-    with bus.subscribe() as subscription:
+    with bus.subscribe(EvaluationEvent) as subscription:
         session.subscription = subscription
         forwarder = asyncio.create_task(session.forward())
         try:

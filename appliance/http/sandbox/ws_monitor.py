@@ -33,10 +33,10 @@ from litestar.exceptions import WebSocketDisconnect
 from appliance.config import Settings
 from appliance.core.clock import iso_z
 from appliance.core.errors import AppError
-from appliance.core.events import EventBus
+from appliance.core.events import AlertEvent, EventBus
 from appliance.http.identity import open_socket
 from appliance.http.sandbox.errors import sandbox_error_body
-from appliance.services.monitoring.alerts import ALERT_EVENT_TYPES, AlertService
+from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.readings import SystemReadings
 
 MIN_INTERVAL, MAX_INTERVAL = 0.5, 300.0
@@ -62,7 +62,7 @@ async def monitor(socket: WebSocket, alerts: AlertService, bus: EventBus, settin
     if await open_socket(socket, alerts.authorize_watch, refusal) is None:
         return
     session = MonitorSession(socket, alerts.readings, settings.monitor_interval_seconds)
-    with bus.subscribe() as events:
+    with bus.subscribe(AlertEvent) as events:
         tasks = [asyncio.create_task(session.send_metrics()), asyncio.create_task(session.forward_alerts(events))]
         try:
             await session.read_commands()
@@ -113,9 +113,9 @@ class MonitorSession:
 
     async def forward_alerts(self, events) -> None:
         while True:
-            event = await events.get()
-            if event.type in ALERT_EVENT_TYPES:
-                await self.send({"type": "alert", "event": event.type.removeprefix("alert_"), **event.data})
+            event: AlertEvent = await events.get()
+            # The event encodes as `{"event": "opened", "alert_id": ...}`: the alert and what happened.
+            await self.send({"type": "alert", **msgspec.to_builtins(event)})
 
     async def read_commands(self) -> None:
         while True:

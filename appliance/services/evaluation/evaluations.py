@@ -51,6 +51,13 @@ class LogsView(msgspec.Struct, kw_only=True):
     is_running: bool
 
 
+class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
+    queued: int  # waiting for a worker
+    processing: int  # running now
+    total: int  # every stored evaluation and execution, whatever its status
+    by_status: dict[EvalStatus, int]  # of `total`; a status none has is left out
+
+
 class EvaluationService:
     def __init__(
         self, store: EvaluationStore, queue: EvaluationQueue, limits: EvalLimits, readiness: EngineReadiness
@@ -229,16 +236,14 @@ class EvaluationService:
             return True, "Evaluation terminated successfully"
         return False, "Evaluation finished before it could be terminated"
 
-    async def queue_stats(self) -> dict[str, int]:
+    async def queue_stats(self) -> QueueStats:
         counts = await self._store.count_by_status()
-        return {
-            "queued": self._queue.queued_count,
-            "processing": self._queue.running_count,
-            "total": sum(counts.values()),
-        }
-
-    async def counts_by_status(self) -> dict[str, int]:
-        return await self._store.count_by_status()
+        return QueueStats(
+            queued=self._queue.queued_count,
+            processing=self._queue.running_count,
+            total=sum(counts.values()),
+            by_status=counts,
+        )
 
 
-__all__ = ["EvalRequest", "EvalLimits", "EvaluationService", "LogsView", "RunningEvaluation"]
+__all__ = ["EvalRequest", "EvalLimits", "EvaluationService", "LogsView", "QueueStats", "RunningEvaluation"]

@@ -5,7 +5,7 @@ There is one way of running code here, and executions use it: an execution is a 
 the evaluations table (kind "execute", id `exec_...`) that the evaluation queue runs
 like any evaluation, and POST waits for it to end. So the queue's workers bound how
 many run at once, `/api/metrics` counts them, a kill is the queue's kill, their output
-and completion go out on the event bus as `output_chunk` and `completed` events (which
+and completion go out on the event bus as `OutputChunk` and `Completed` events (which
 /ws/execute and the TUI read), partial output is saved while they run, and a restart
 marks what was running failed. Against running them beside the queue: that would be a
 second scheduler with its own limits, counters and kill path to keep in step.

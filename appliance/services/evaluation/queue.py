@@ -20,7 +20,18 @@ import msgspec
 
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.evaluations import EvalStatus, Evaluation, ExecutionOutcome
-from appliance.core.events import Event, EventBus
+from appliance.core.events import (
+    Completed,
+    CompletedData,
+    ErrorData,
+    EvaluationError,
+    EvaluationEvent,
+    EventBus,
+    OutputChunk,
+    OutputData,
+    RunningData,
+    StatusUpdate,
+)
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest
 from appliance.store.evaluations import EvaluationStore
@@ -257,12 +268,17 @@ class EvaluationQueue:
             return
         running = RunningEvaluation(evaluation)
         self._running[eval_id] = running
-        self._publish(evaluation, "status_update", {"status": "running", "output": "", "started_at": iso_z(started)})
+        self._publish(
+            evaluation,
+            StatusUpdate(
+                eval_id=eval_id, data=RunningData(status=EvalStatus.RUNNING.value, output="", started_at=iso_z(started))
+            ),
+        )
 
         def on_output(stream: str, text: str) -> None:
             (running.stdout if stream == "stdout" else running.stderr).append(text)
             running.dirty = True
-            self._publish(evaluation, "output_chunk", {"stream": stream, "output": text})
+            self._publish(evaluation, OutputChunk(eval_id=eval_id, data=OutputData(stream=stream, output=text)))
 
         try:
             lane = self._lane_of.get(eval_id)
@@ -299,7 +315,7 @@ class EvaluationQueue:
         except Exception as exc:  # engine down, image missing: the platform failed, not the code
             log.warning("evaluation %s could not run: %s", eval_id, exc)
             message = f"[appliance] the sandbox could not run this evaluation: {exc}"
-            self._publish(evaluation, "error", {"error": message})
+            self._publish(evaluation, EvaluationError(eval_id=eval_id, data=ErrorData(error=message)))
             final = msgspec.structs.replace(
                 evaluation,
                 status=EvalStatus.FAILED,
@@ -327,8 +343,8 @@ class EvaluationQueue:
 
     # --- events -----------------------------------------------------------------------
 
-    def _publish(self, evaluation: Evaluation, kind: str, data: dict) -> None:
-        self._bus.publish(Event(type=kind, subject=evaluation.eval_id, owner=evaluation.owner, data=data))
+    def _publish(self, evaluation: Evaluation, event: EvaluationEvent) -> None:
+        self._bus.publish(event, owner=evaluation.owner)
 
     def add_finish_listener(self, listener: Callable[[Evaluation], None]) -> None:
         """Called with every evaluation that reaches its final status (for metrics)."""
@@ -342,15 +358,17 @@ class EvaluationQueue:
                 log.exception("finish listener failed")
         self._publish(
             e,
-            "completed",
-            {
-                "status": e.status.value,
-                "success": e.success,
-                "exit_code": e.exit_code,
-                "reason": e.reason,
-                "output": e.output,
-                "error": e.error,
-                "completed_at": iso_z(e.completed_at),
-                "execution_time": e.execution_time,
-            },
+            Completed(
+                eval_id=e.eval_id,
+                data=CompletedData(
+                    status=e.status.value,
+                    success=e.success,
+                    exit_code=e.exit_code,
+                    reason=e.reason,
+                    output=e.output,
+                    error=e.error,
+                    completed_at=iso_z(e.completed_at),
+                    execution_time=e.execution_time,
+                ),
+            ),
         )

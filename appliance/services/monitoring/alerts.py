@@ -4,9 +4,8 @@ Every `alert_evaluation_seconds` the scheduler calls `evaluate`: each enabled ru
 its figure (services/readings.py); a rule that has held for its `for_seconds` opens an
 alert (one open alert per rule), and an open alert whose rule no longer holds resolves
 itself (resolved_by "system"). Operators acknowledge and resolve alerts through the API.
-Every transition is stored first, then published on the event bus (type `alert_opened`,
-`alert_acknowledged` or `alert_resolved`, owner "" = the appliance's own, which admins
-see) and written to the log.
+Every transition is stored first, then published on the event bus (`AlertOpened`,
+`AlertAcknowledged` or `AlertResolved`, the appliance's own) and written to the log.
 """
 
 from __future__ import annotations
@@ -27,11 +26,12 @@ from appliance.core.alerts import (
     AlertStatus,
     RuleTracker,
     Severity,
+    alert_body,
     new_alert_id,
 )
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import Conflict, NotFound, ValidationError
-from appliance.core.events import Event, EventBus
+from appliance.core.events import AlertAcknowledged, AlertChange, AlertOpened, AlertResolved, EventBus
 from appliance.core.identity import ADMIN, Identity
 from appliance.core.metrics import render_gauge
 from appliance.services.access.auth import require_key, require_permission
@@ -40,8 +40,6 @@ from appliance.store.alerts import AlertStore
 
 log = logging.getLogger(__name__)
 
-ALERT_EVENT_TYPES = ("alert_opened", "alert_acknowledged", "alert_resolved")
-ALERT_OWNER = ""  # the appliance's own; EventBus consumers show it to admins
 MAX_COMMENT_CHARS = 2000
 MAX_LIST_LIMIT = 1000
 PRUNE_EVERY_EVALUATIONS = 500
@@ -119,14 +117,6 @@ def rules_from_settings(s: Any) -> list[AlertRule]:
     ]
 
 
-def alert_body(alert: Alert) -> dict:
-    """The alert as the API, the bus and /ws/monitor show it (times with ms and `Z`)."""
-    body = msgspec.to_builtins(alert)
-    for key in ("triggered_at", "acknowledged_at", "resolved_at"):
-        body[key] = iso_z(getattr(alert, key))
-    return body
-
-
 class AlertService:
     def __init__(
         self, store: AlertStore, readings: SystemReadings, bus: EventBus, rules: list[AlertRule], retention_days: float
@@ -189,7 +179,7 @@ class AlertService:
         await self._store.insert(alert)
         self._open[rule.rule] = alert
         log.warning("alert %s opened: %s (%s): %s", alert.alert_id, rule.name, rule.severity.value, alert.message)
-        self._publish("alert_opened", alert)
+        self._publish(AlertOpened, alert)
 
     async def _resolve(self, alert: Alert, by: str, comment: str | None) -> Alert | None:
         resolved = await self._store.resolve(alert.alert_id, _now_ms(), by, comment)
@@ -204,11 +194,11 @@ class AlertService:
             resolved.rule_name,
             f" ({comment})" if comment else "",
         )
-        self._publish("alert_resolved", resolved)
+        self._publish(AlertResolved, resolved)
         return resolved
 
-    def _publish(self, kind: str, alert: Alert) -> None:
-        self._bus.publish(Event(type=kind, subject=alert.alert_id, owner=ALERT_OWNER, data=alert_body(alert)))
+    def _publish(self, kind: type[AlertChange], alert: Alert) -> None:
+        self._bus.publish(alert_body(alert, kind))
 
     # --- operators ------------------------------------------------------------------
     # Reading needs any key (alerts are about the appliance, not about anyone's data,
@@ -264,7 +254,7 @@ class AlertService:
         log.warning(
             "alert %s acknowledged by %s: %s%s", alert_id, by, done.rule_name, f" ({comment})" if comment else ""
         )
-        self._publish("alert_acknowledged", done)
+        self._publish(AlertAcknowledged, done)
         return done
 
     async def resolve(self, identity: Identity, alert_id: str, comment: str | None) -> Alert:

@@ -46,6 +46,53 @@ class HealthReport(msgspec.Struct, kw_only=True):
     components: list[ComponentHealth]
 
 
+class UsageFigures(msgspec.Struct, kw_only=True):
+    current: float | None  # percent, the latest sample
+    average: float | None
+    peak: float | None
+
+
+class ContainerFigures(msgspec.Struct, kw_only=True):
+    total_containers: int
+    running_containers: int
+    avg_startup_time: float | None  # seconds
+
+
+class ExecutionFigures(msgspec.Struct, kw_only=True):
+    total_executions: int
+    avg_execution_time: float | None  # seconds
+    success_rate: float | None  # percent; None when none ended
+
+
+class SeriesPoint(msgspec.Struct, kw_only=True):
+    """One stretch of the range, what the TUI plots."""
+
+    start: str
+    seconds: float
+    samples: int
+    cpu_average: float | None
+    cpu_peak: float | None
+    memory_average: float | None
+    containers_average: float | None
+    queue_depth_peak: int | None
+    executions: int
+    avg_execution_time: float | None
+    success_rate: float | None
+
+
+class PerformanceReport(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """/api/metrics/performance: a `component` leaves out the other three groups, and
+    `series` is there when `points` was asked for."""
+
+    duration: str
+    samples: int
+    cpu_usage: UsageFigures | None = None
+    memory_usage: UsageFigures | None = None
+    container_metrics: ContainerFigures | None = None
+    execution_metrics: ExecutionFigures | None = None
+    series: list[SeriesPoint] | None = None
+
+
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 PERFORMANCE_COMPONENTS = ("cpu", "memory", "containers", "executions")
@@ -68,6 +115,14 @@ def parse_duration(text: str, longest: float) -> timedelta:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _round3(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _rate(successes: int, executions: int) -> float | None:
+    return round(100.0 * successes / executions, 1) if executions else None
 
 
 class MonitoringService:
@@ -223,7 +278,9 @@ class MonitoringService:
         if self._sampled % 100 == 1:
             await self._samples.forget_before(now - self._retention)
 
-    async def performance(self, duration: str = "1h", component: str | None = None, points: int | None = None) -> dict:
+    async def performance(
+        self, duration: str = "1h", component: str | None = None, points: int | None = None
+    ) -> PerformanceReport:
         window = parse_duration(duration, self._retention.total_seconds())
         if component is not None and component not in PERFORMANCE_COMPONENTS:
             raise ValidationError(f"unknown component {component!r}; one of: {', '.join(PERFORMANCE_COMPONENTS)}")
@@ -234,61 +291,50 @@ class MonitoringService:
         since = utc_now() - window
         summary = await self._samples.summary(since)
         startup = self._pool.average_create_seconds
-        report = {
-            "cpu_usage": {
-                "current": _round(summary.cpu_current),
-                "average": _round(summary.cpu_average),
-                "peak": _round(summary.cpu_peak),
-            },
-            "memory_usage": {
-                "current": _round(summary.memory_current),
-                "average": _round(summary.memory_average),
-                "peak": _round(summary.memory_peak),
-            },
-            "container_metrics": {
-                "total_containers": self._pool.containers,
-                "running_containers": self._queue.running_count,
-                "avg_startup_time": None if startup is None else round(startup, 3),
-            },
-            "execution_metrics": {
-                "total_executions": summary.executions,
-                "avg_execution_time": None
-                if summary.average_execution_time is None
-                else round(summary.average_execution_time, 3),
-                "success_rate": round(100.0 * summary.successes / summary.executions, 1)
-                if summary.executions
-                else None,
-            },
-        }
-        if component is not None:
-            key = {
-                "cpu": "cpu_usage",
-                "memory": "memory_usage",
-                "containers": "container_metrics",
-                "executions": "execution_metrics",
-            }[component]
-            report = {key: report[key]}
-        body = {"duration": duration, "samples": summary.samples, **report}
+        wanted = PERFORMANCE_COMPONENTS if component is None else (component,)
+        report = PerformanceReport(duration=duration, samples=summary.samples)
+        if "cpu" in wanted:
+            report.cpu_usage = UsageFigures(
+                current=_round(summary.cpu_current), average=_round(summary.cpu_average), peak=_round(summary.cpu_peak)
+            )
+        if "memory" in wanted:
+            report.memory_usage = UsageFigures(
+                current=_round(summary.memory_current),
+                average=_round(summary.memory_average),
+                peak=_round(summary.memory_peak),
+            )
+        if "containers" in wanted:
+            report.container_metrics = ContainerFigures(
+                total_containers=self._pool.containers,
+                running_containers=self._queue.running_count,
+                avg_startup_time=None if startup is None else round(startup, 3),
+            )
+        if "executions" in wanted:
+            report.execution_metrics = ExecutionFigures(
+                total_executions=summary.executions,
+                avg_execution_time=_round3(summary.average_execution_time),
+                success_rate=_rate(summary.successes, summary.executions),
+            )
         if points is not None:
-            body["series"] = await self._series(since, window.total_seconds() / points, points)
-        return body
+            report.series = await self._series(since, window.total_seconds() / points, points)
+        return report
 
-    async def _series(self, since: datetime, stretch_seconds: float, points: int) -> list[dict]:
-        """The range cut into `points` stretches, oldest first: what the TUI plots."""
+    async def _series(self, since: datetime, stretch_seconds: float, points: int) -> list[SeriesPoint]:
+        """The range cut into `points` stretches, oldest first."""
         stretches = await self._samples.series(since, stretch_seconds, points)
         return [
-            {
-                "start": iso_z(since + timedelta(seconds=s.index * stretch_seconds)),
-                "seconds": round(stretch_seconds, 3),
-                "samples": s.samples,
-                "cpu_average": _round(s.cpu_average),
-                "cpu_peak": _round(s.cpu_peak),
-                "memory_average": _round(s.memory_average),
-                "containers_average": _round(s.containers_average),
-                "queue_depth_peak": s.queue_depth_peak,
-                "executions": s.executions,
-                "avg_execution_time": None if s.average_execution_time is None else round(s.average_execution_time, 3),
-                "success_rate": round(100.0 * s.successes / s.executions, 1) if s.executions else None,
-            }
+            SeriesPoint(
+                start=iso_z(since + timedelta(seconds=s.index * stretch_seconds)),
+                seconds=round(stretch_seconds, 3),
+                samples=s.samples,
+                cpu_average=_round(s.cpu_average),
+                cpu_peak=_round(s.cpu_peak),
+                memory_average=_round(s.memory_average),
+                containers_average=_round(s.containers_average),
+                queue_depth_peak=s.queue_depth_peak,
+                executions=s.executions,
+                avg_execution_time=_round3(s.average_execution_time),
+                success_rate=_rate(s.successes, s.executions),
+            )
             for s in stretches
         ]

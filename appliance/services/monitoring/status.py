@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgspec
 
 from appliance import __version__
+from appliance.core.pool import PoolSize
 from appliance.runtime.pool import WarmPool
 from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.evaluation.queue import EvaluationQueue
@@ -49,8 +49,8 @@ class PlatformStatusService:
         overall = "healthy" if all(v == "healthy" for v in services.values()) else "degraded"
         return PlatformHealth(platform=overall, services=services, engines=await self._readiness.engines_available())
 
-    def pool_sizes(self) -> list[dict[str, Any]]:
-        return [msgspec.structs.asdict(size) for size in self._pool.sizes()]
+    def pool_sizes(self) -> list[PoolSize]:
+        return self._pool.sizes()
 
     @property
     def uptime_seconds(self) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -13,7 +14,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
-from appliance.tui.live import AlertChanged
+from appliance.core.events import AlertEvent
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.alert_detail import AlertDetail
@@ -128,8 +129,8 @@ class AlertsScreen(ApplianceScreen):
 
     def on_live_update(self, message: LiveUpdate) -> None:
         item = message.item
-        if isinstance(item, AlertChanged) and item.alert.get("alert_id"):
-            self._upsert(item.alert)
+        if isinstance(item, AlertEvent):
+            self._upsert(msgspec.structs.asdict(item))  # the alert as GET /api/alerts lists it
 
     def _shown(self, alert: dict[str, Any]) -> bool:
         statuses = STATUS_FILTERS[self.status_filter]

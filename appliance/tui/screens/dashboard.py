@@ -21,8 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from appliance import __version__
+from appliance.core.events import AlertEvent, Completed
 from appliance.tui.execution_history import ExecutionHistory
-from appliance.tui.live import AlertChanged, EvaluationEvent, MetricSample
+from appliance.tui.live import MetricSample
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.widgets.gauge import Gauge
 from appliance.tui.widgets.metric_sparkline import MetricSparkline, format_seconds
@@ -187,11 +188,11 @@ class DashboardScreen(ApplianceScreen):
         item = message.item
         if isinstance(item, MetricSample):
             self.show_live_figures(item.metric)
-        elif isinstance(item, EvaluationEvent) and item.type == "completed":
+        elif isinstance(item, Completed):
             self.hour_stale = True  # the next tick asks for the last hour again
             self.show_executions()
-        elif isinstance(item, AlertChanged) and item.alert.get("alert_id"):
-            alert_id, status = item.alert["alert_id"], item.alert.get("status", "")
+        elif isinstance(item, AlertEvent):
+            alert_id, status = item.alert_id, item.status
             self.note_alert(alert_id, status)
             if self.alert_changes_meanwhile is not None:
                 self.alert_changes_meanwhile[alert_id] = status

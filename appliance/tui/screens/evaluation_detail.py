@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.widgets import TabbedContent, TabPane
 
 from appliance.core.clock import iso_z, utc_now
+from appliance.core.events import Completed, EvaluationError, EvaluationEvent, OutputChunk, StatusUpdate
 from appliance.tui.evaluation_text import CODE_PREVIEW_CHARS, full_code, is_newer_status, resubmission
-from appliance.tui.live import EvaluationEvent
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.widgets.code_view import CodeView
 from appliance.tui.widgets.evaluation_facts import EvaluationFacts
@@ -184,7 +184,7 @@ class EvaluationDetailScreen(ApplianceScreen):
         if message.status is not None:
             self._merge(message.status)
         if message.output is not None:
-            for log_id, text in zip(("#stdout", "#stderr"), message.output):
+            for log_id, text in zip(("#stdout", "#stderr"), message.output, strict=True):
                 log = self.query_one(log_id, OutputLog)
                 if log.final:
                     continue  # the `completed` event's output is the last word
@@ -220,31 +220,31 @@ class EvaluationDetailScreen(ApplianceScreen):
             self._apply_event(item)
 
     def _apply_event(self, item: EvaluationEvent) -> None:
-        data = item.data
-        if item.type == "output_chunk":
-            log_id = "#stderr" if data.get("stream") == "stderr" else "#stdout"
-            self.query_one(log_id, OutputLog).append(data.get("output", ""))
-            self._show_error_mark()
-            if self.facts.get("status") == "queued":
-                self.facts["status"] = "running"
+        match item:
+            case OutputChunk(data=chunk):
+                log_id = "#stderr" if chunk.stream == "stderr" else "#stdout"
+                self.query_one(log_id, OutputLog).append(chunk.output)
+                self._show_error_mark()
+                if self.facts.get("status") == "queued":
+                    self.facts["status"] = "running"
+                    self._show_facts()
+            case StatusUpdate(data=running):
+                if is_newer_status(running.status, self.facts.get("status")):
+                    self.facts["status"] = running.status
+                if running.started_at:
+                    self.facts["started_at"] = running.started_at
                 self._show_facts()
-        elif item.type == "status_update":
-            if is_newer_status(data.get("status"), self.facts.get("status")):
-                self.facts["status"] = data["status"]
-            if data.get("started_at"):
-                self.facts["started_at"] = data["started_at"]
-            self._show_facts()
-        elif item.type == "completed":
-            self.facts.update({k: data[k] for k in COMPLETED_FIELDS if k in data})
-            self._finished = True
-            self.query_one("#stdout", OutputLog).finish(data.get("output", ""))
-            self.query_one("#stderr", OutputLog).finish(data.get("error", ""))
-            self._show_facts()
-            self._show_error_mark()
-            self.run_worker(self._reload_facts, group="facts", exclusive=True)
-        elif item.type == "error":
-            self.query_one("#stderr", OutputLog).append(f"{data.get('error', '')}\n")
-            self._show_error_mark()
+            case Completed(data=final):
+                self.facts.update({k: getattr(final, k) for k in COMPLETED_FIELDS})
+                self._finished = True
+                self.query_one("#stdout", OutputLog).finish(final.output)
+                self.query_one("#stderr", OutputLog).finish(final.error)
+                self._show_facts()
+                self._show_error_mark()
+                self.run_worker(self._reload_facts, group="facts", exclusive=True)
+            case EvaluationError(data=problem):
+                self.query_one("#stderr", OutputLog).append(f"{problem.error}\n")
+                self._show_error_mark()
 
     # --- drawing ------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import DataTable
 
+from appliance.core.events import Completed, EvaluationEvent, OutputChunk, StatusUpdate
 from appliance.tui.evaluation_text import STATUSES, is_newer_status
-from appliance.tui.live import EvaluationEvent, MetricSample
+from appliance.tui.live import MetricSample
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.screens.evaluation_detail import DetailClosed, EvaluationDetailScreen, kill, resubmit
 from appliance.tui.widgets.evaluation_filter_bar import EvaluationFilterBar
@@ -120,18 +121,17 @@ class EvaluationsScreen(ApplianceScreen):
                 self._schedule_reload()  # something was queued: queueing sends no event
 
     def _apply_event(self, event: EvaluationEvent) -> None:
-        data = event.data
-        status = data.get("status") or ("running" if event.type == "output_chunk" else None)
+        status = status_after(event)
         row = self.records.get(event.eval_id)
         if row is None:
-            if event.type != "error" and (self.status_filter is None or status == self.status_filter):
+            if status is not None and (self.status_filter is None or status == self.status_filter):
                 self._schedule_reload()
             return
         changed = False
         if status and status != row["status"] and is_newer_status(status, row["status"]):
             row["status"], changed = status, True
-        if event.type == "completed":
-            row.update(success=bool(data.get("success")), exit_code=data.get("exit_code"))
+        if isinstance(event, Completed):
+            row.update(success=event.data.success, exit_code=event.data.exit_code)
             changed = True
         if changed:
             self._redraw()
@@ -268,3 +268,15 @@ class EvaluationsScreen(ApplianceScreen):
                 "Filter the table by language (key l cycles)",
                 lambda language=language: self.set_language_filter(language),
             )
+
+
+def status_after(event: EvaluationEvent) -> str | None:
+    """The evaluation's status once the event happened; None when it does not tell."""
+    match event:
+        case StatusUpdate(data=running):
+            return running.status
+        case Completed(data=final):
+            return final.status
+        case OutputChunk():
+            return "running"
+    return None
