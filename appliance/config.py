@@ -134,10 +134,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def admin_key_path(self) -> Path:
         return self.data_path / "admin.key"
 
-    @property
-    def config_path(self) -> Path:
-        return self.data_path / "config.toml"
-
 
 FIELD_NAMES = frozenset(Settings.__struct_fields__)
 

@@ -19,10 +19,9 @@ STOPPED = "stopped"
 ERROR = "error"
 SANDBOX_STATUSES = (CREATING, RUNNING, STOPPED, ERROR)
 
-# Statuses of a snapshot.
+# Statuses of a snapshot the services decide on (the store writes the last, "failed").
 SNAPSHOT_CREATING = "creating"
 SNAPSHOT_COMPLETED = "completed"
-SNAPSHOT_FAILED = "failed"
 
 # Where the files directory appears inside the container, and how paths are shown.
 SANDBOX_ROOT = "/sandbox"

@@ -137,8 +137,3 @@ def update_limits(engine: DockerEngine, container_id: str, memory_bytes: int, cp
     response = api._post_json(api._url("/containers/{0}/update", container_id), data=body)
     api._raise_for_status(response)
 
-
-def limits_of(engine: DockerEngine, container_id: str) -> tuple[int, int]:
-    """(memory bytes, nano CPUs) the engine holds for the container."""
-    host = engine.api.inspect_container(container_id)["HostConfig"]
-    return host.get("Memory") or 0, host.get("NanoCpus") or 0
