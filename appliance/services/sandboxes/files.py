@@ -19,6 +19,7 @@ import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import PayloadTooLarge, ValidationError
+from appliance.core.files import MAX_COMPONENT_BYTES
 from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files
@@ -48,8 +49,8 @@ def _file_name_problem(name: str) -> str | None:
         return f"file name {name[:80]!r} contains a directory separator; give directories with the path field"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return "file name contains NUL or another control character"
-    if len(name.encode()) > confined_files.MAX_COMPONENT_BYTES:
-        return f"file name is longer than {confined_files.MAX_COMPONENT_BYTES} bytes"
+    if len(name.encode()) > MAX_COMPONENT_BYTES:
+        return f"file name is longer than {MAX_COMPONENT_BYTES} bytes"
     return None
 
 
@@ -117,7 +118,7 @@ class SandboxFileService:
                     "resources.disk_limit with PUT /api/sandboxes/{id}",
                     details={"limit": "disk_limit", "limit_bytes": limit, "disk_used": used},
                 )
-            for parts, (_, source) in zip(targets, files):
+            for parts, (_, source) in zip(targets, files, strict=True):
                 entry = await asyncio.to_thread(confined_files.write_file, root, parts, source)
                 written.append(UploadedFile(name=entry.name, path=entry.path, size=entry.size, uploaded_at=utc_now()))
         await self._sandboxes.touch(sandbox_id)
