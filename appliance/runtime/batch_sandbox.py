@@ -4,8 +4,9 @@ A container per execution costs a few hundred milliseconds; grading a dataset (p
 over thousands of samples) cannot pay that for each sample. A `BatchSandbox` belongs to
 one owner and one batch. It starts ONE container, under exactly the profile of
 `container_options` (no network, no capabilities, read-only root, tmpfs work dirs,
-memory and pids limits), whose PID 1 is a small Python "fork server" (`batch_server`,
-passed with `python3 -c`: nothing is written on the host). For each execution the server
+memory and pids limits), whose PID 1 is a small Python "fork server" (`batch_server`
+and `batch_child`, passed with `python3 -c`: nothing is written on the host). For each
+execution the server
 
 * makes a fresh, empty work dir (/work/run-N);
 * forks its pre-warmed interpreter (fork, not exec: that is what makes it fast); the
@@ -108,9 +109,26 @@ class BatchSandboxError(Exception):
     not answer in time, or it was closed. Close it and start another."""
 
 
-# The server's program, run with `python3 -c` (it lives in its own module to be read,
-# linted and tested as Python).
-SERVER_SOURCE = (Path(__file__).with_name("batch_server.py")).read_text()
+# The server's modules (kept as modules of this package to be read, linted and tested as
+# Python), each shipped as text and run in the container under its own name, so that
+# the server's `from appliance.runtime.batch_child import ...` finds the child there too.
+SERVER_MODULES = ("appliance.runtime.batch_child", "appliance.runtime.batch_server")
+_BOOTSTRAP = """import sys, types
+for name, source in {modules!r}:
+    module = sys.modules[name] = types.ModuleType(name)
+    exec(compile(source, name.replace(".", "/") + ".py", "exec"), module.__dict__)
+sys.exit(module.main())
+"""
+
+
+def server_program() -> str:
+    """The `python3 -c` program of the server: its modules, then its main()."""
+    here = Path(__file__).parent
+    modules = tuple((name, (here / f"{name.rsplit('.', 1)[1]}.py").read_text()) for name in SERVER_MODULES)
+    return _BOOTSTRAP.format(modules=modules)
+
+
+SERVER_PROGRAM = server_program()
 
 
 # --- the host side -----------------------------------------------------------------------
@@ -474,7 +492,7 @@ class BatchSandbox:
         env = container_environment(WORK_DIR, self._environment)
         created = api.create_container(
             self._image,
-            command=["python3", "-c", SERVER_SOURCE, *(["relay"] if self.relay else [])],
+            command=["python3", "-c", SERVER_PROGRAM, *(["relay"] if self.relay else [])],
             user=SANDBOX_USER,
             working_dir=WORK_DIR,
             stdin_open=True,
