@@ -91,7 +91,7 @@ class Appliance:
         self.specs = SandboxSpecs(self.limits)
 
         # access
-        self.auth = AuthService(ApiKeyStore(self.db), s.data_path / "jwt.secret", s.jwt_ttl_seconds)
+        self.auth = AuthService(ApiKeyStore(self.db), s.jwt_secret_path, s.jwt_ttl_seconds)
         self.rate_limiter = RateLimiter()
 
         # evaluation
@@ -256,7 +256,7 @@ async def open_auth(settings: Settings) -> AsyncIterator[AuthService]:
     db = Database(settings.database_path)
     await db.open()
     try:
-        auth = AuthService(ApiKeyStore(db), settings.data_path / "jwt.secret", settings.jwt_ttl_seconds)
+        auth = AuthService(ApiKeyStore(db), settings.jwt_secret_path, settings.jwt_ttl_seconds)
         auth.start()
         yield auth
     finally:

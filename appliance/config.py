@@ -15,6 +15,11 @@ from typing import Any
 import msgspec
 
 ENV_PREFIX = "APPLIANCE_"
+# The installation's secrets in its data dir: written mode 0600 at the first start, kept
+# by backups, checked by the doctor.
+ADMIN_KEY_FILE = "admin.key"
+JWT_SECRET_FILE = "jwt.secret"
+SECRET_FILES = (JWT_SECRET_FILE, ADMIN_KEY_FILE)
 
 
 def default_data_dir() -> Path:
@@ -132,11 +137,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     @property
     def admin_key_path(self) -> Path:
-        return self.data_path / "admin.key"
+        return self.data_path / ADMIN_KEY_FILE
 
     @property
-    def config_path(self) -> Path:
-        return self.data_path / "config.toml"
+    def jwt_secret_path(self) -> Path:
+        return self.data_path / JWT_SECRET_FILE
 
 
 FIELD_NAMES = frozenset(Settings.__struct_fields__)

@@ -16,8 +16,9 @@ import uuid
 import docker.errors
 import pytest
 
-from appliance.runtime.batch_sandbox import BATCH_LABEL, OWNER_LABEL, BatchSandbox, BatchSandboxError
-from appliance.runtime.engine import INSTANCE_LABEL, MANAGED_LABEL, DockerEngine
+from appliance.runtime.batch_sandbox import BatchSandbox, BatchSandboxError
+from appliance.runtime.container_setup import BATCH_LABEL, INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL
+from appliance.runtime.engine import DockerEngine
 from appliance.runtime.images import image_ref
 from appliance.runtime.limits import SandboxLimits
 

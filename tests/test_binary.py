@@ -2,7 +2,7 @@
 
 What a frozen build can lose without any unit test noticing: a lazily imported module
 (Textual's widgets, uvicorn's protocols), a data file (migrations, the TUI's stylesheet,
-Swagger UI's assets, batch_server.py read as text), package metadata read at run time.
+Swagger UI's assets, the batch server's modules read as text), package metadata read at run time.
 So the binary itself is run: `--version`; `serve` on loopback until /api/health is
 healthy; an evaluation and a batch end to end on real Docker; /docs with its assets
 served locally; `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status

@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from appliance.core.languages import LANGUAGES
-from appliance.runtime.engine import INSTANCE_LABEL, DockerEngine
+from appliance.runtime.container_setup import INSTANCE_LABEL
+from appliance.runtime.engine import DockerEngine
 from appliance.runtime.executor import ContainerExecutor, ExecutionRequest
 from appliance.runtime.images import image_ref
 from appliance.runtime.pool import PoolSettings, WarmPool

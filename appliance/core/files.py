@@ -8,6 +8,8 @@ rather than cleaned up.
 
 from __future__ import annotations
 
+# Linux's NAME_MAX and PATH_MAX: the limits of every path a request names (work dir files
+# here, a sandbox's files in runtime/confined_files.py).
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
 MAX_FILES = 100

@@ -13,14 +13,6 @@ def new_eval_id() -> str:
     return f"eval_{stamp}_{secrets.token_hex(3)}"
 
 
-def new_key_id() -> str:
-    return f"key_{secrets.token_hex(6)}"
-
-
-def new_secret(nbytes: int = 24) -> str:
-    return secrets.token_urlsafe(nbytes)
-
-
 def new_batch_id() -> str:
     stamp = utc_now().strftime("%Y%m%d_%H%M%S")
     return f"batch_{stamp}_{secrets.token_hex(4)}"

@@ -7,7 +7,6 @@ of those files plus the sandbox's environment and resources.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import msgspec
@@ -19,20 +18,15 @@ STOPPED = "stopped"
 ERROR = "error"
 SANDBOX_STATUSES = (CREATING, RUNNING, STOPPED, ERROR)
 
-# Statuses of a snapshot.
+# Statuses of a snapshot the services act on; the store marks a failed one "failed".
 SNAPSHOT_CREATING = "creating"
 SNAPSHOT_COMPLETED = "completed"
-SNAPSHOT_FAILED = "failed"
 
 # Where the files directory appears inside the container, and how paths are shown.
 SANDBOX_ROOT = "/sandbox"
 
 MAX_NAME_CHARS = 100
-MAX_ENV_VARS = 128
-MAX_ENV_VALUE_BYTES = 32 * 1024
-MAX_ENV_TOTAL_BYTES = 128 * 1024
 MAX_TAGS = 32
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class SandboxResources(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,28 +89,6 @@ def name_problem(name: str, what: str = "name") -> str | None:
         return f"{what} is longer than {MAX_NAME_CHARS} characters"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return f"{what} contains a control character"
-    return None
-
-
-def environment_problem(environment: dict[str, str]) -> str | None:
-    """Why these variables cannot be a sandbox's environment, or None."""
-    if len(environment) > MAX_ENV_VARS:
-        return f"environment has {len(environment)} variables; at most {MAX_ENV_VARS} are allowed"
-    total = 0
-    for key, value in environment.items():
-        if not _ENV_NAME.match(key):
-            return (
-                f"environment variable name {key[:60]!r} is not valid: use letters, digits and _ "
-                "and do not start with a digit"
-            )
-        if "\x00" in value:
-            return f"environment variable {key} contains a NUL character"
-        size = len(value.encode())
-        if size > MAX_ENV_VALUE_BYTES:
-            return f"environment variable {key} is longer than {MAX_ENV_VALUE_BYTES} bytes"
-        total += size + len(key)
-    if total > MAX_ENV_TOTAL_BYTES:
-        return f"the environment holds more than {MAX_ENV_TOTAL_BYTES} bytes in all"
     return None
 
 

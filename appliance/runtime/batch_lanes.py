@@ -30,9 +30,6 @@ class BatchLanes:
         self._starting: dict[LaneKey, asyncio.Lock] = {}
         self._running: dict[int, BatchSandbox] = {}  # id(handle) -> its sandbox
 
-    def open_lanes(self) -> int:
-        return len(self._sandboxes)
-
     async def run(self, key: LaneKey, code: str, timeout: float, handle: ExecutionHandle) -> ExecutionOutcome:
         sandbox = await self._sandbox(key)
         if handle.killed:

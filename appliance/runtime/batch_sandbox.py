@@ -4,8 +4,9 @@ A container per execution costs a few hundred milliseconds; grading a dataset (p
 over thousands of samples) cannot pay that for each sample. A `BatchSandbox` belongs to
 one owner and one batch. It starts ONE container, under exactly the profile of
 `container_options` (no network, no capabilities, read-only root, tmpfs work dirs,
-memory and pids limits), whose PID 1 is a small Python "fork server" (`batch_server`,
-passed with `python3 -c`: nothing is written on the host). For each execution the server
+memory and pids limits), whose PID 1 is a small Python "fork server" (`batch_server`
+and `batch_child`, passed with `python3 -c`: nothing is written on the host). For each
+execution the server
 
 * makes a fresh, empty work dir (/work/run-N);
 * forks its pre-warmed interpreter (fork, not exec: that is what makes it fast); the
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -69,27 +71,20 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-
 from appliance.core.evaluations import ExecutionOutcome
 from appliance.core.languages import WORK_DIR
-from appliance.runtime.engine import INSTANCE_LABEL, MANAGED_LABEL, DockerEngine
-from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
+from appliance.runtime.container_setup import BATCH_LABEL, OWNER_LABEL, container_environment, ephemeral_labels
+from appliance.runtime.engine import DockerEngine, EngineError
+from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options, flood_bytes
 from appliance.runtime.streams import STDERR, STDOUT, FrameParser
 
 log = logging.getLogger(__name__)
 
-# A program that keeps writing after its output is truncated is killed once it has
-# written this many times the limit (as in the one-container-per-execution lane).
-FLOOD_FACTOR = 16
 # SIGXFSZ: a file grew past the file-size rlimit (Python itself ignores the signal and
 # gets EFBIG instead; programs it starts may not).
 EXIT_FILE_TOO_LARGE = 128 + 25
 # Fields of ExecutionOutcome that not every version of the core has: set when present.
 _OUTCOME_FIELDS = frozenset(ExecutionOutcome.__struct_fields__)
-
-OWNER_LABEL = "appliance.owner"
-BATCH_LABEL = "appliance.batch"
 
 # How long the server may take to say it is ready after the container starts.
 START_TIMEOUT_SECONDS = 30.0
@@ -114,9 +109,26 @@ class BatchSandboxError(Exception):
     not answer in time, or it was closed. Close it and start another."""
 
 
-# The server's program, run with `python3 -c` (it lives in its own module to be read,
-# linted and tested as Python).
-SERVER_SOURCE = (Path(__file__).with_name("batch_server.py")).read_text()
+# The server's modules (kept as modules of this package to be read, linted and tested as
+# Python), each shipped as text and run in the container under its own name, so that
+# the server's `from appliance.runtime.batch_child import ...` finds the child there too.
+SERVER_MODULES = ("appliance.runtime.batch_child", "appliance.runtime.batch_server")
+_BOOTSTRAP = """import sys, types
+for name, source in {modules!r}:
+    module = sys.modules[name] = types.ModuleType(name)
+    exec(compile(source, name.replace(".", "/") + ".py", "exec"), module.__dict__)
+sys.exit(module.main())
+"""
+
+
+def server_program() -> str:
+    """The `python3 -c` program of the server: its modules, then its main()."""
+    here = Path(__file__).parent
+    modules = tuple((name, (here / f"{name.rsplit('.', 1)[1]}.py").read_text()) for name in SERVER_MODULES)
+    return _BOOTSTRAP.format(modules=modules)
+
+
+SERVER_PROGRAM = server_program()
 
 
 # --- the host side -----------------------------------------------------------------------
@@ -159,13 +171,9 @@ class BatchSandbox:
         self._engine_name = engine_name
         self.owner = owner
         self.batch_id = batch_id
-        self._labels = {
-            **(labels or {}),
-            MANAGED_LABEL: "true",
-            INSTANCE_LABEL: engine.instance_id,
-            OWNER_LABEL: owner,
-            BATCH_LABEL: batch_id,
-        }
+        self._labels = ephemeral_labels(
+            engine.instance_id, {**(labels or {}), OWNER_LABEL: owner, BATCH_LABEL: batch_id}
+        )
         self._environment = environment or {}
         self.relay = engine_name == "gvisor" if relay is None else relay
         self._key = secrets.token_bytes(32) if self.relay else b""
@@ -234,7 +242,7 @@ class BatchSandbox:
                 raise BatchSandboxError(
                     f"the batch sandbox did not start: no answer in {START_TIMEOUT_SECONDS:.0f} s{self._diag_suffix()}"
                 ) from None
-            if isinstance(exc, docker.errors.DockerException):
+            if isinstance(exc, EngineError):
                 raise BatchSandboxError(f"the batch sandbox did not start: {exc}") from exc
             raise
 
@@ -246,10 +254,8 @@ class BatchSandbox:
         self._mark_dead("the batch sandbox is closed")
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
         for closable in (self._attached, self._sock):
             try:
                 if closable is not None:
@@ -287,7 +293,7 @@ class BatchSandbox:
                 "code": code,
                 "timeout": float(timeout),
                 "output_limit": int(output_limit),
-                "flood_bytes": FLOOD_FACTOR * int(output_limit) * 2,
+                "flood_bytes": flood_bytes(int(output_limit)),
                 # Wall-clock timeout is enforced by the server; the CPU limit is a backstop.
                 "cpu_seconds": int(math.ceil(timeout)) + 1,
                 "memory_bytes": int(memory) * 1024 * 1024,
@@ -378,7 +384,7 @@ class BatchSandbox:
             return ""
         try:
             state = (await self._engine.call(self._engine.api.inspect_container, self.container_id))["State"]
-        except docker.errors.APIError:
+        except EngineError:
             return ""
         if state.get("Running"):
             return ""
@@ -419,10 +425,8 @@ class BatchSandbox:
                 raise BatchSandboxError(self._dead) from None
 
     async def _send_quietly(self, message: dict) -> None:
-        try:
+        with contextlib.suppress(BatchSandboxError):
             await self._send(message)
-        except BatchSandboxError:
-            pass
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -485,16 +489,10 @@ class BatchSandbox:
     def _create_and_attach(self) -> tuple[str, Any]:
         api = self._engine.api
         host_config = api.create_host_config(**container_options(self._limits, engine=self._engine_name))
-        env = {
-            "HOME": WORK_DIR,
-            "TMPDIR": "/tmp",
-            "LANG": "C.UTF-8",
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            **self._environment,
-        }
+        env = container_environment(WORK_DIR, self._environment)
         created = api.create_container(
             self._image,
-            command=["python3", "-c", SERVER_SOURCE, *(["relay"] if self.relay else [])],
+            command=["python3", "-c", SERVER_PROGRAM, *(["relay"] if self.relay else [])],
             user=SANDBOX_USER,
             working_dir=WORK_DIR,
             stdin_open=True,

@@ -31,7 +31,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -39,11 +39,10 @@ from typing import BinaryIO
 import msgspec
 
 from appliance.core.errors import Conflict, NotFound, ValidationError
+from appliance.core.files import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
 from appliance.core.sandboxes import SANDBOX_ROOT
 
 SANDBOX_UID = SANDBOX_GID = 65534
-MAX_COMPONENT_BYTES = 255
-MAX_PATH_BYTES = 4096
 MAX_DEPTH = 256
 CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -186,10 +185,9 @@ def _open_dir(dir_fd: int, name: str, parts: list[str], *, create: bool) -> int:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             _refuse_component(dir_fd, name, parts, exc)
         raise
-    try:
+    # Made meanwhile (perhaps as a link): the open below decides.
+    with suppress(FileExistsError):
         os.mkdir(name, 0o755, dir_fd=dir_fd)
-    except FileExistsError:
-        pass  # made meanwhile (perhaps as a link): the open below decides
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
@@ -304,10 +302,8 @@ def write_new_file(dir_fd: int, name: str, parts: list[str], source: BinaryIO, *
             os.close(fd)
         os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException as exc:
-        try:
+        with suppress(OSError):
             os.unlink(temp, dir_fd=dir_fd)
-        except OSError:
-            pass
         if isinstance(exc, IsADirectoryError):
             raise ValidationError(f"{shown_path(parts)} is a directory", details={"field": "path"}) from None
         if isinstance(exc, FileNotFoundError):  # the sandbox moved the temporary file

@@ -1,30 +1,34 @@
-"""The Docker engine connection, and the threads its synchronous SDK runs on.
+"""The Docker engine connection, the threads its synchronous SDK runs on, and the
+errors the rest of the appliance sees from it.
 
 The docker SDK blocks, so every call goes through `DockerEngine.call`, which runs it on
 a dedicated thread pool: the event loop never waits on Docker, and executions do not
 compete with other `asyncio.to_thread` users for the default pool.
+
+The SDK (docker, and requests beneath it) stays inside `runtime`: `call` turns what it
+raises into `EngineError` and its kinds, which the services catch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests.exceptions
 
+from appliance.runtime.container_setup import INSTANCE_LABEL
 from appliance.runtime.engine_http import EngineHTTP
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-MANAGED_LABEL = "appliance.managed"
-INSTANCE_LABEL = "appliance.instance"
 
 ENGINE_MISSING_HELP = (
     "no Docker engine answers. On Debian as root: apt-get install -y docker.io && "
@@ -43,8 +47,58 @@ def gvisor_missing_help(runtime: str) -> str:
     )
 
 
-class EngineUnavailable(Exception):
-    pass
+class EngineError(Exception):
+    """The engine refused or failed a request; the message is its explanation."""
+
+
+class EngineUnavailable(EngineError):
+    """No engine answers (not running, no permission on its socket, timed out)."""
+
+
+class ContainerNotFound(EngineError):
+    """The container is gone."""
+
+
+class ImageMissing(EngineError):
+    """The image is not on the engine."""
+
+
+def engine_error(exc: BaseException) -> EngineError | None:
+    """Ours for an exception of the docker SDK (or of requests beneath it); None for any other."""
+    if isinstance(exc, EngineError):
+        return exc
+    if isinstance(exc, docker.errors.APIError):
+        explanation = " ".join(str(exc.explanation or exc).split())
+        if isinstance(exc, docker.errors.ImageNotFound):
+            return ImageMissing(explanation)
+        if isinstance(exc, docker.errors.NotFound):
+            return ContainerNotFound(explanation)
+        return EngineError(explanation)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return EngineUnavailable(message)
+    if type(exc) is docker.errors.DockerException:  # what the SDK raises when it cannot connect
+        return EngineUnavailable(message)
+    if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException)):
+        return EngineError(message)
+    return None
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Raise `EngineError`s instead of the SDK's exceptions within."""
+    try:
+        yield
+    except Exception as exc:
+        ours = engine_error(exc)
+        if ours is None or ours is exc:
+            raise
+        raise ours from exc
+
+
+def _translated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    with engine_errors():
+        return fn(*args, **kwargs)
 
 
 class DockerEngine:
@@ -86,8 +140,9 @@ class DockerEngine:
         return self._http
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on the engine's threads; the SDK's errors come out as `EngineError`s."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._pool, functools.partial(_translated, fn, *args, **kwargs))
 
     def ping(self) -> bool:
         try:
@@ -117,10 +172,8 @@ class DockerEngine:
 
     def kill(self, container_id: str) -> None:
         """SIGKILL; a container that already exited or is gone is no error."""
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             self.api.kill(container_id)
-        except docker.errors.APIError:
-            pass
 
     def remove(self, container_id: str) -> bool:
         """Kill and remove; False when it was gone already or the engine is removing it
@@ -135,6 +188,15 @@ class DockerEngine:
                 return False
             log.warning("could not remove container %s: %s", container_id[:12], exc)
             return False
+
+    def update_resources(self, container_id: str, memory_bytes: int, cpus: float) -> None:
+        """`docker update --memory --memory-swap --cpus` on a running container (runc only:
+        gVisor's runsc has no update). Not the SDK's update_container: it cannot set
+        NanoCpus, and the engine refuses a CpuQuota on a container made with NanoCpus, so
+        the endpoint is called through the SDK's own (private) request helpers."""
+        api = self.api
+        body = {"Memory": memory_bytes, "MemorySwap": memory_bytes, "NanoCpus": int(cpus * 1e9)}
+        api._raise_for_status(api._post_json(api._url("/containers/{0}/update", container_id), data=body))
 
     def remove_instance_containers(self) -> int:
         """Remove every container this installation left behind (crash, kill -9)."""

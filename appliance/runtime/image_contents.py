@@ -6,13 +6,14 @@ the image runs and no sandbox engine is involved; the container is removed at on
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 
 import docker
 import docker.errors
 
-from appliance.runtime.engine import MANAGED_LABEL
+from appliance.runtime.container_setup import MANAGED_LABEL
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 
@@ -26,10 +27,8 @@ def installed_packages(client: docker.DockerClient, ref: str) -> dict[str, str]:
         stream, _ = client.api.get_archive(container, DPKG_STATUS)
         archive = b"".join(stream)
     finally:
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             client.api.remove_container(container, force=True)
-        except docker.errors.APIError:
-            pass
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         member = tar.next()
         source = tar.extractfile(member) if member is not None else None

@@ -9,6 +9,10 @@ import msgspec
 
 SANDBOX_USER = "65534:65534"  # nobody:nogroup; exists in every Debian rootfs
 GVISOR_RUNTIME = "runsc"  # the Docker runtime name scripts/setup.sh registers gVisor under
+# A program that keeps writing after its output is truncated is killed once stdout and
+# stderr together pass this many times the output limit (each stream's cap, the setting
+# output_limit_bytes): draining a flood forever only burns CPU.
+FLOOD_FACTOR = 32
 
 
 class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +29,11 @@ class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
     # The Docker runtime engine "gvisor" runs under (setting gvisor_runtime). It travels
     # with the limits so every caller of `container_options` gets the configured name.
     gvisor_runtime: str = GVISOR_RUNTIME
+
+
+def flood_bytes(output_limit: int) -> int:
+    """Output of both streams together past which an execution is killed as a flood."""
+    return FLOOD_FACTOR * output_limit
 
 
 def container_options(limits: SandboxLimits, *, engine: str, gvisor_runtime: str | None = None) -> dict[str, Any]:

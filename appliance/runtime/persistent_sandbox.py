@@ -8,8 +8,10 @@ user 65534), with Docker's init (tini) as PID 1 reaping whatever is left behind,
 bind-mounted at /sandbox, so the files outlive the container: it can be recreated (a new
 environment, new limits under gVisor, a restore) or restarted without losing them.
 
-Its labels differ from the warm pool's instance label, so the appliance's start-up
-cleanup (`remove_instance_containers`) leaves it alone; `list_containers` finds it again.
+Its labels differ from the warm pool's instance label (see `container_setup`), so the
+appliance's start-up cleanup leaves it alone; `list_containers` finds it again. New
+memory and CPU limits reach a running container through `DockerEngine.update_resources`
+(runc only; under gVisor the services recreate it).
 All functions block; the services run them on the engine's threads.
 """
 
@@ -21,19 +23,17 @@ import docker.errors
 import msgspec
 
 from appliance.core.sandboxes import SANDBOX_ROOT
-from appliance.runtime.engine import MANAGED_LABEL, DockerEngine
+from appliance.runtime.container_setup import PERSISTENT_LABEL, SANDBOX_LABEL, container_environment, persistent_labels
+from appliance.runtime.engine import DockerEngine
 from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
 
 log = logging.getLogger(__name__)
 
-PERSISTENT_LABEL = "appliance.persistent"  # value: the installation's instance id
-SANDBOX_LABEL = "appliance.sandbox"  # value: the sandbox id
 COMMAND = ["sleep", "infinity"]
 
 
 class PersistentSpec(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_id: str
-    instance_id: str
     image: str
     engine: str  # docker or gvisor
     limits: SandboxLimits
@@ -59,10 +59,9 @@ def create(engine: DockerEngine, spec: PersistentSpec) -> str:
     options["init"] = True
     options["binds"] = {spec.files_dir: {"bind": SANDBOX_ROOT, "mode": "rw"}}
     host_config = api.create_host_config(**options)
-    # The image's own ENV (PATH for go and java, ...) applies beneath these; Docker adds
-    # its default PATH when the image sets none.
-    environment = {"HOME": SANDBOX_ROOT, "TMPDIR": "/tmp", "LANG": "C.UTF-8", **spec.environment}
-    labels = {MANAGED_LABEL: "true", PERSISTENT_LABEL: spec.instance_id, SANDBOX_LABEL: spec.sandbox_id}
+    # The image's own ENV (PATH for go and java, ...) applies beneath these.
+    environment = container_environment(SANDBOX_ROOT, spec.environment, path=None)
+    labels = persistent_labels(engine.instance_id, spec.sandbox_id)
     kwargs = dict(
         command=COMMAND,
         user=SANDBOX_USER,
@@ -96,8 +95,9 @@ def state(engine: DockerEngine, container_id: str) -> str | None:
         return None
 
 
-def list_containers(engine: DockerEngine, instance_id: str) -> list[ContainerInfo]:
-    items = engine.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={instance_id}"})
+def list_containers(engine: DockerEngine) -> list[ContainerInfo]:
+    """This installation's persistent sandbox containers."""
+    items = engine.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={engine.instance_id}"})
     return [
         ContainerInfo(item["Id"], (item.get("Labels") or {}).get(SANDBOX_LABEL, ""), item.get("State", ""))
         for item in items
@@ -125,20 +125,3 @@ def unpause(engine: DockerEngine, container_id: str) -> None:
     except docker.errors.APIError as exc:
         if "not paused" not in str(exc):
             raise
-
-
-def update_limits(engine: DockerEngine, container_id: str, memory_bytes: int, cpus: float) -> None:
-    """`docker update --memory --memory-swap --cpus` on the running container (runc only:
-    gVisor's runsc has no update, the caller recreates the container instead). The SDK's
-    update_container has no NanoCpus, and CpuQuota conflicts with the NanoCpus the
-    container was created with, so the engine's endpoint is called directly."""
-    api = engine.api
-    body = {"Memory": memory_bytes, "MemorySwap": memory_bytes, "NanoCpus": int(cpus * 1e9)}
-    response = api._post_json(api._url("/containers/{0}/update", container_id), data=body)
-    api._raise_for_status(response)
-
-
-def limits_of(engine: DockerEngine, container_id: str) -> tuple[int, int]:
-    """(memory bytes, nano CPUs) the engine holds for the container."""
-    host = engine.api.inspect_container(container_id)["HostConfig"]
-    return host.get("Memory") or 0, host.get("NanoCpus") or 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import socket
 import threading
@@ -24,16 +25,14 @@ import msgspec
 from appliance.core.evaluations import CreatedFile, ExecutionOutcome
 from appliance.core.languages import LANGUAGES, WORK_DIR
 from appliance.runtime import cgroups
-from appliance.runtime.engine import INSTANCE_LABEL, MANAGED_LABEL, DockerEngine
-from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
+from appliance.runtime.container_setup import ENGINE_LABEL, LANGUAGE_LABEL, container_environment, ephemeral_labels
+from appliance.runtime.engine import DockerEngine
+from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options, flood_bytes
 from appliance.runtime.runners import build_payload, new_nonce, runner_command
 from appliance.runtime.streams import STDERR, STDOUT, CappedOutput, FrameParser, TrailerScanner
 
 log = logging.getLogger(__name__)
 
-# A program that keeps writing after its output is truncated is killed once it has
-# written this many times the limit: draining a flood forever only burns CPU.
-FLOOD_FACTOR = 16
 # How long to wait for the attach stream to close after a kill.
 KILL_GRACE_SECONDS = 10.0
 # Output held back as a possible trailer start (a line's final newline) goes out after
@@ -102,19 +101,8 @@ def create(engine: DockerEngine, spec: SandboxSpec) -> Sandbox:
     # the runner, so there the host reads it and destroys the container.
     self_report = spec.engine != "gvisor"
     host_config = api.create_host_config(**container_options(spec.limits, engine=spec.engine), auto_remove=self_report)
-    env = {
-        "HOME": WORK_DIR,
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        **dict(spec.environment),
-    }
-    labels = {
-        MANAGED_LABEL: "true",
-        INSTANCE_LABEL: engine.instance_id,
-        "appliance.language": spec.language,
-        "appliance.engine": spec.engine,
-    }
+    env = container_environment(WORK_DIR, dict(spec.environment))
+    labels = ephemeral_labels(engine.instance_id, {LANGUAGE_LABEL: spec.language, ENGINE_LABEL: spec.engine})
     config = api.create_container_config(
         spec.image,
         runner_command(
@@ -150,10 +138,8 @@ def create(engine: DockerEngine, spec: SandboxSpec) -> Sandbox:
 
 
 def destroy(engine: DockerEngine, sandbox: Sandbox) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sandbox.attached.close()
-    except OSError:
-        pass
     if not sandbox.ended_itself:  # the engine removes a container that ended by itself
         engine.remove(sandbox.container_id)
 
@@ -162,12 +148,7 @@ def resize(engine: DockerEngine, sandbox: Sandbox, spec: SandboxSpec) -> None:
     """Give a warm container another memory and CPU limit (`docker update`), so a request
     with its own limits need not wait for a container made for it. runc only: runsc has
     no `update`. Everything else in `spec` must equal the container's."""
-    memory = spec.limits.memory_mb * 1024 * 1024
-    resources = {"Memory": memory, "MemorySwap": memory, "NanoCpus": int(spec.limits.cpus * 1e9)}
-    # Not the SDK's update_container: it cannot set NanoCpus, which the container was
-    # made with (the engine refuses a CpuQuota then).
-    api = engine.api
-    api._raise_for_status(api._post_json(api._url("/containers/{0}/update", sandbox.container_id), data=resources))
+    engine.update_resources(sandbox.container_id, spec.limits.memory_mb * 1024 * 1024, spec.limits.cpus)
     sandbox.spec = spec
 
 
@@ -184,6 +165,7 @@ def execute(
 ) -> ExecutionOutcome:
     language = LANGUAGES[sandbox.spec.language]
     limit = sandbox.spec.limits.output_bytes
+    flood_at = flood_bytes(limit)
     outputs = {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
     names = {STDOUT: "stdout", STDERR: "stderr"}
     trailers = {STDOUT: TrailerScanner(sandbox.nonce), STDERR: TrailerScanner(sandbox.nonce)}
@@ -236,7 +218,7 @@ def execute(
         for stream, payload in parser.feed(data):
             if stream in trailers:
                 keep(stream, trailers[stream].feed(payload))
-        if sum(o.total for o in outputs.values()) > FLOOD_FACTOR * limit * 2:
+        if sum(o.total for o in outputs.values()) > flood_at:
             flooded = True
     elapsed = time.monotonic() - started
     disk_full = file_too_large = pids_hit = False

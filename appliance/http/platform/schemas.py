@@ -12,12 +12,6 @@ from appliance.services.evaluation.evaluations import EvalRequest
 CODE_PREVIEW_CHARS = 100
 
 
-class ErrorBody(msgspec.Struct):
-    error: str
-    detail: str
-    status_code: int
-
-
 class EvalSubmitted(msgspec.Struct):
     eval_id: str
     status: str

@@ -5,11 +5,8 @@ before anything is stored, and how an execution becomes a sandbox request.
   the setting `execute_max_memory_mb`; whole MiB (rounded down).
 - `cpu_limit` (fraction of a core): at least 0.01 (Docker's smallest), at most the
   host's cores.
-- `environment`: names as POSIX shells take them (`[A-Za-z_][A-Za-z0-9_]*`), at most
-  `MAX_ENV_VARS` and `MAX_ENV_BYTES` in all, no NUL. Refused: what the sandbox itself
-  sets and its runner and compilers rely on (`PATH`, `HOME`, `TMPDIR`, `PWD`), and the
-  dynamic loader's `LD_*`, which would reach into every process the run starts
-  (compilers included). The values reach the program only, never the database.
+- `environment`: the rules of core/environment.py (shared with persistent sandboxes).
+  The values reach the program only, never the database.
 - `network_access`: a network (Docker's bridge) for this run; refused when the
   setting `execute_allow_network` is off, and under gVisor, which this appliance runs
   with `--network=none`.
@@ -33,12 +30,6 @@ from appliance.runtime.sandbox import SandboxSpec
 
 MIN_MEMORY_MB = 32
 MIN_CPUS = 0.01
-MAX_ENV_VARS = 100
-MAX_ENV_BYTES = 64 * 1024
-MAX_ENV_NAME = 256
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PWD"})
-RESERVED_ENV_PREFIXES = ("LD_",)
 
 
 class FileIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,31 +98,6 @@ def cpu_limit(value: float | None, limits: ExecuteLimits) -> float | None:
             f"{limits.max_cpus:g} (the host's cores), like 0.5",
         )
     return round(float(value), 3)
-
-
-def environment(values: dict[str, str] | None) -> dict[str, str]:
-    values = values or {}
-    if len(values) > MAX_ENV_VARS:
-        raise invalid("environment", f"{len(values)} environment variables; at most {MAX_ENV_VARS}")
-    for name, value in values.items():
-        shown = repr(name if len(name) <= 60 else name[:57] + "...")
-        if len(name) > MAX_ENV_NAME or not ENV_NAME.match(name):
-            raise invalid(
-                "environment",
-                f"environment variable name {shown} is not valid: use letters, digits and _, not starting with a digit",
-            )
-        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
-            raise invalid(
-                "environment",
-                f"environment variable {shown} is set by the sandbox and cannot "
-                f"be overridden (reserved: {', '.join(sorted(RESERVED_ENV))}, LD_*)",
-            )
-        if "\0" in value:
-            raise invalid("environment", f"environment variable {shown} contains a NUL character")
-    size = sum(len(name.encode()) + len(value.encode()) + 2 for name, value in values.items())
-    if size > MAX_ENV_BYTES:
-        raise invalid("environment", f"environment holds {size} bytes; at most {MAX_ENV_BYTES}")
-    return dict(values)
 
 
 def files_by_name(files: list[FileIn] | None) -> dict[str, str]:

@@ -29,6 +29,7 @@ import logging
 
 import msgspec
 
+from appliance.core.environment import check_environment
 from appliance.core.errors import Conflict, NotFound, ValidationError
 from appliance.core.evaluations import KIND_EXECUTION, Evaluation
 from appliance.core.executions import ExecutionStatus, execution_status, new_execution_id
@@ -73,7 +74,7 @@ class ExecutionService:
     def _validate(self, request: options.ExecuteRequest, owner: str) -> tuple[Evaluation, dict[str, str]]:
         if request.language is None:
             raise options.invalid("language", 'language is required, e.g. "python"')
-        environment = options.environment(request.environment)
+        environment = check_environment(request.environment)
         memory_mb = options.memory_limit_mb(request.memory_limit, self._limits)
         cpus = options.cpu_limit(request.cpu_limit, self._limits)
         files = options.files_by_name(request.files)

@@ -207,9 +207,6 @@ class EvaluationQueue:
         """Waiting for a worker or running (a moment between the two answers False)."""
         return eval_id in self._queued or eval_id in self._running
 
-    def running_evaluations(self) -> list[Evaluation]:
-        return [r.evaluation for r in self._running.values()]
-
     async def kill(self, eval_id: str) -> bool:
         if eval_id in self._queued:
             del self._queued[eval_id]

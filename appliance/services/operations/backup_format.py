@@ -26,6 +26,7 @@ from pathlib import Path
 
 import msgspec
 
+from appliance.config import SECRET_FILES
 from appliance.core.errors import AppError
 from appliance.core.sizes import format_size
 from appliance.services.sandboxes.sandboxes import SandboxPaths
@@ -34,7 +35,6 @@ FORMAT = 1
 HEADER_NAME = "backup.json"
 MANIFEST_NAME = "manifest.json"
 DATABASE_MEMBER = "appliance.db"
-SECRET_FILES = ("jwt.secret", "admin.key")
 PLAIN_FILES = ("config.toml",)
 DATABASE_SIDE_FILES = ("-wal", "-shm", "-journal")  # suffixes of the live database's companions
 COMPRESS_LEVEL = 1  # measured: 3x the speed of 6 on text and databases, nearly the same size

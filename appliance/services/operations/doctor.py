@@ -14,21 +14,16 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from appliance.config import Settings
 from appliance.core.clock import iso_z, utc_now
-from appliance.runtime.images import IMAGE_RECIPES, image_ref, missing_images
-from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
+from appliance.runtime.engine_probe import EngineProbe
+from appliance.runtime.images import IMAGE_RECIPES, image_ref
+from appliance.runtime.limits import SandboxLimits
 from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check
 from appliance.services.operations.doctor_host import (
     check_data_dir,
@@ -39,71 +34,29 @@ from appliance.services.operations.doctor_host import (
     disk_check,
 )
 
-DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 ENGINE_TIMEOUT_SECONDS = 5.0  # a docker_host that never answers must not hang the doctor
 PROBE_TIMEOUT_SECONDS = 3.0  # a `true` container takes ~0.1 s under runc, ~0.2 s under runsc
 # The engine and this machine read the same kernel clock when the engine is local; a
 # remote one should agree within NTP's usual accuracy. Past this (beyond the round trip
 # of the measurement), evaluation timestamps and engine events disagree visibly.
 CLOCK_SKEW_WARN_SECONDS = 2.0
-PROBE_LABEL = "appliance.doctor"
 
 
 # --- the Docker engine ------------------------------------------------------------------
-
-
-class Engine:
-    """What one `docker info` said, or why the engine did not answer."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.address = settings.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_SOCKET
-        self.configured = bool(settings.docker_host)
-        self.client: docker.DockerClient | None = None
-        self.info: dict[str, Any] = {}
-        self.error: str | None = None
-        self.asked_at = self.answered_at = 0.0  # wall clock around `docker info`
-        try:
-            # As runtime/engine.py connects: the setting, else the environment (DOCKER_HOST
-            # and its TLS variables), else the local socket.
-            self.client = (
-                docker.DockerClient(base_url=self.address, version="auto", timeout=ENGINE_TIMEOUT_SECONDS)
-                if self.configured
-                else docker.from_env(version="auto", timeout=ENGINE_TIMEOUT_SECONDS)
-            )
-            self.asked_at = time.time()
-            self.info = self.client.api.info()
-            self.answered_at = time.time()
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-            self.error = str(exc)
-            self.close()
-
-    @property
-    def reachable(self) -> bool:
-        return self.error is None
-
-    @property
-    def local(self) -> bool:
-        return self.address.startswith("unix://")
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
 
 
 def _engine_down(name: str) -> Check:
     return Check(name, WARN, "not checked: the Docker engine does not answer (see docker engine)")
 
 
-def check_engine(engine: Engine) -> Check:
+def check_engine(engine: EngineProbe) -> Check:
     name = "docker engine"
     if engine.reachable:
         info = engine.info
-        api = engine.client.api.api_version if engine.client else "?"
         return Check(
             name,
             OK,
-            f"Docker {info.get('ServerVersion', '?')} (API {api}) at {engine.address}; "
+            f"Docker {info.get('ServerVersion', '?')} (API {engine.api_version}) at {engine.address}; "
             f"cgroup v{info.get('CgroupVersion') or '1'}, driver {info.get('CgroupDriver', '?')}",
         )
     found = f"no Docker engine answers at {engine.address}"
@@ -128,24 +81,13 @@ def check_engine(engine: Engine) -> Check:
     return Check(name, FAIL, f"{found} ({reason})", fix)
 
 
-def _probe_image(engine: Engine) -> str | None:
+def _probe_image(engine: EngineProbe) -> str | None:
     """A runtime image to start probe containers from (python first: the smallest)."""
-    assert engine.client is not None
-    for key in ("python", *IMAGE_RECIPES):
-        try:
-            engine.client.api.inspect_image(image_ref(key))
-            return image_ref(key)
-        except docker.errors.ImageNotFound:
-            continue
-    return None
+    return engine.first_image([image_ref(key) for key in ("python", *IMAGE_RECIPES)])
 
 
-def _probe(engine: Engine, settings: Settings, sandbox_engine: str, image: str) -> tuple[str | None, float]:
-    """Start `true` in a container with the sandbox profile on this runtime: (the error or
-    None, seconds it took). The profile is the real one (no network, read-only, all
-    capabilities dropped, limits), so a runtime that cannot enforce it shows here."""
-    assert engine.client is not None
-    api = engine.client.api
+def _probe(engine: EngineProbe, settings: Settings, sandbox_engine: str, image: str) -> tuple[str | None, float]:
+    """Start `true` in a container with the sandbox profile on this runtime."""
     limits = SandboxLimits(
         memory_mb=settings.memory_limit_mb,
         cpus=settings.cpu_limit,
@@ -155,38 +97,10 @@ def _probe(engine: Engine, settings: Settings, sandbox_engine: str, image: str) 
         work_dir_mb=settings.work_dir_size_mb,
         gvisor_runtime=settings.gvisor_runtime,
     )
-    started = time.monotonic()
-    container_id = None
-    try:
-        host_config = api.create_host_config(**container_options(limits, engine=sandbox_engine))
-        config = api.create_container_config(
-            image,
-            ["/bin/true"],
-            user=SANDBOX_USER,
-            working_dir="/work",
-            network_disabled=True,
-            host_config=host_config,
-            labels={PROBE_LABEL: "probe"},
-        )
-        container_id = api.create_container_from_config(config)["Id"]
-        api.start(container_id)
-        result = api.wait(container_id, timeout=PROBE_TIMEOUT_SECONDS)
-        if result.get("StatusCode") != 0:
-            return f"the probe container exited {result.get('StatusCode')} ({result.get('Error')})", 0.0
-        return None, time.monotonic() - started
-    except docker.errors.APIError as exc:
-        return " ".join(str(exc.explanation or exc).split()), 0.0
-    except requests.exceptions.RequestException:
-        return f"the probe container did not finish within {PROBE_TIMEOUT_SECONDS:g} s", 0.0
-    finally:
-        if container_id is not None:
-            try:
-                api.remove_container(container_id, force=True)
-            except docker.errors.APIError:
-                pass
+    return engine.run_true(limits, sandbox_engine, image, PROBE_TIMEOUT_SECONDS)
 
 
-def check_runc(engine: Engine, settings: Settings) -> Check:
+def check_runc(engine: EngineProbe, settings: Settings) -> Check:
     name = "runtime runc"
     if not engine.reachable:
         return _engine_down(name)
@@ -230,7 +144,7 @@ def _gvisor_fix(runtime: str) -> str:
     )
 
 
-def check_gvisor(engine: Engine, settings: Settings) -> Check:
+def check_gvisor(engine: EngineProbe, settings: Settings) -> Check:
     name = "runtime gvisor"
     runtime = settings.gvisor_runtime
     if "gvisor" not in settings.engines:
@@ -261,11 +175,11 @@ def check_gvisor(engine: Engine, settings: Settings) -> Check:
     return Check(name, OK, f"{runtime!r} registered; a sandbox container ran `true` in {seconds:.2f} s")
 
 
-def check_images(engine: Engine, cli_flags: str = "") -> Check:
+def check_images(engine: EngineProbe, cli_flags: str = "") -> Check:
     name = "runtime images"
-    if not engine.reachable or engine.client is None:
+    if not engine.reachable:
         return _engine_down(name)
-    missing = missing_images(engine.client)
+    missing = engine.missing_images()
     fix = (
         f"appliance images build{cli_flags} (as root, needs debootstrap and a Debian mirror); "
         f"offline: appliance images import FILE{cli_flags}"
@@ -285,7 +199,7 @@ def check_images(engine: Engine, cli_flags: str = "") -> Check:
 # --- disks ----------------------------------------------------------------------------
 
 
-def check_docker_disk(engine: Engine, settings: Settings) -> Check:
+def check_docker_disk(engine: EngineProbe, settings: Settings) -> Check:
     name = "disk docker"
     if not engine.reachable:
         return _engine_down(name)
@@ -364,7 +278,7 @@ def _parse_engine_time(text: str) -> datetime | None:
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}{offset}")
 
 
-def check_engine_clock(engine: Engine) -> Check:
+def check_engine_clock(engine: EngineProbe) -> Check:
     name = "clock engine"
     if not engine.reachable:
         return _engine_down(name)
@@ -387,7 +301,7 @@ def check_engine_clock(engine: Engine) -> Check:
 def run_checks(settings: Settings, cli_flags: str = "") -> list[Check]:
     """Every check, in a fixed order. `cli_flags` (e.g. " --data-dir D") is added to the
     appliance commands a fix suggests, so they act on the same installation."""
-    engine = Engine(settings)
+    engine = EngineProbe(settings.docker_host, timeout=ENGINE_TIMEOUT_SECONDS)
     try:
         # The probes and the port's HTTP look can each take a moment: run them side by side.
         jobs: list[Callable[[], Check]] = [

@@ -17,13 +17,12 @@ import httpx
 import psutil
 
 from appliance import __version__
-from appliance.config import Settings
+from appliance.config import SECRET_FILES, Settings
 from appliance.services.monitoring.metrics import DISK_MIN_FREE_BYTES
 from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, combine
 from appliance.store.database import SchemaTooNew, refuse_newer_schema, schema_version
 
 HTTP_TIMEOUT_SECONDS = 1.5
-SECRET_FILES = ("admin.key", "jwt.secret")
 
 
 # --- disks ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import PayloadTooLarge, ValidationError
+from appliance.core.files import MAX_COMPONENT_BYTES
 from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files
@@ -49,8 +50,8 @@ def _file_name_problem(name: str) -> str | None:
         return f"file name {name[:80]!r} contains a directory separator; give directories with the path field"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return "file name contains NUL or another control character"
-    if len(name.encode()) > confined_files.MAX_COMPONENT_BYTES:
-        return f"file name is longer than {confined_files.MAX_COMPONENT_BYTES} bytes"
+    if len(name.encode()) > MAX_COMPONENT_BYTES:
+        return f"file name is longer than {MAX_COMPONENT_BYTES} bytes"
     return None
 
 

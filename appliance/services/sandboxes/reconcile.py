@@ -22,11 +22,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-import docker.errors
-
 from appliance.core.sandboxes import CREATING, ERROR, RUNNING, STOPPED
 from appliance.runtime import confined_files, persistent_sandbox
-from appliance.runtime.engine import EngineUnavailable
+from appliance.runtime.engine import EngineError
 from appliance.services.sandboxes.sandboxes import SandboxService
 
 log = logging.getLogger(__name__)
@@ -57,8 +55,8 @@ class SandboxReconciler:
         try:
             if not await engine.call(engine.ping):
                 return
-            containers = await engine.call(persistent_sandbox.list_containers, engine, engine.instance_id)
-        except (docker.errors.DockerException, EngineUnavailable) as exc:
+            containers = await engine.call(persistent_sandbox.list_containers, engine)
+        except EngineError as exc:
             log.warning("sandbox reconcile skipped: %s", exc)
             return
         rows = {r.sandbox_id: r for r in await service.store.all()}
@@ -113,7 +111,7 @@ class SandboxReconciler:
                 elif state in ("exited", "created"):
                     await engine.call(persistent_sandbox.start, engine, record.container_id)
                     state = "running"
-            except docker.errors.APIError as exc:
+            except EngineError as exc:
                 log.warning("sandbox %s: could not restart its container (%s); making a new one", sandbox_id, exc)
                 state = None
             if state == "running":

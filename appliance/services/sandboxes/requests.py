@@ -9,7 +9,7 @@ import msgspec
 
 from appliance.core.errors import Unavailable, ValidationError
 from appliance.core.languages import find_language, supported_names
-from appliance.core.sandboxes import SandboxResources, environment_problem, name_problem
+from appliance.core.sandboxes import SandboxResources, name_problem
 from appliance.core.sizes import format_size, parse_size
 from appliance.runtime.limits import SandboxLimits
 
@@ -114,13 +114,6 @@ def resolve_resources(
             f"resources.cpu_limit: {cpu} is outside {MIN_CPU} to {cores} (the cores of this machine)",
         )
     return SandboxResources(memory_limit=memory, cpu_limit=round(float(cpu), 3), disk_limit=disk)
-
-
-def check_environment(environment: dict[str, str]) -> dict[str, str]:
-    problem = environment_problem(environment)
-    if problem:
-        raise _invalid("environment", problem)
-    return dict(environment)
 
 
 def check_name(name: str | None, fallback: str) -> str:

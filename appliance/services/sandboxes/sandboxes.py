@@ -16,17 +16,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import docker.errors
 import msgspec
 
 from appliance.core.clock import utc_now
+from appliance.core.environment import check_environment
 from appliance.core.errors import Conflict, NotFound, ValidationError
 from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.ids import new_sandbox_id
 from appliance.core.sandboxes import CREATING, ERROR, RUNNING, SANDBOX_STATUSES, STOPPED, SandboxRecord
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, sandbox_usage
-from appliance.runtime.engine import DockerEngine, EngineUnavailable
+from appliance.runtime.engine import ContainerNotFound, DockerEngine, EngineError, ImageMissing
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.sandboxes.requests import (
@@ -34,7 +34,6 @@ from appliance.services.sandboxes.requests import (
     SandboxPolicy,
     SandboxUpdate,
     canonical_runtime,
-    check_environment,
     check_name,
     check_network,
     choose_engine,
@@ -215,7 +214,6 @@ class SandboxService:
         )
         return persistent_sandbox.PersistentSpec(
             sandbox_id=record.sandbox_id,
-            instance_id=self.engine.instance_id,
             image=record.image,
             engine=record.engine,
             limits=limits,
@@ -232,7 +230,7 @@ class SandboxService:
         try:
             await asyncio.to_thread(confined_files.make_root, self.paths.files_dir(record.sandbox_id))
             container_id = await self.engine.call(persistent_sandbox.create, self.engine, self.container_spec(record))
-        except (docker.errors.DockerException, EngineUnavailable, OSError) as exc:
+        except (EngineError, OSError) as exc:
             reason = _engine_reason(exc)
             log.warning("sandbox %s: container could not start: %s", record.sandbox_id, reason)
             await self.store.set_container(record.sandbox_id, ERROR, None, reason)
@@ -310,15 +308,11 @@ class SandboxService:
             if not recreate and limits_changed and record.container_id and record.status == RUNNING:
                 try:
                     await self.engine.call(
-                        persistent_sandbox.update_limits,
-                        self.engine,
-                        record.container_id,
-                        resources.memory_limit,
-                        resources.cpu_limit,
+                        self.engine.update_resources, record.container_id, resources.memory_limit, resources.cpu_limit
                     )
-                except docker.errors.NotFound:
+                except ContainerNotFound:
                     recreate = True
-                except docker.errors.APIError as exc:
+                except EngineError as exc:
                     raise Conflict(
                         f"the engine refused the new limits: {_engine_reason(exc)}", details={"field": "resources"}
                     ) from None
@@ -363,8 +357,6 @@ class SandboxService:
 
 
 def _engine_reason(exc: BaseException) -> str:
-    if isinstance(exc, docker.errors.ImageNotFound):
+    if isinstance(exc, ImageMissing):
         return "the runtime image is missing: run `appliance images build` (or `images import FILE`)"
-    if isinstance(exc, docker.errors.APIError):
-        return str(exc.explanation or exc)[:500]
     return str(exc)[:500] or type(exc).__name__
