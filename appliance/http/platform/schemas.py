@@ -12,6 +12,14 @@ from appliance.services.evaluation.evaluations import EvalRequest
 CODE_PREVIEW_CHARS = 100
 
 
+class ErrorBody(msgspec.Struct):
+    """Every error of this API: {"error": title, "detail": what to fix, "status_code": N}."""
+
+    error: str
+    detail: str
+    status_code: int
+
+
 class EvalSubmitted(msgspec.Struct):
     eval_id: str
     status: str
