@@ -12,7 +12,7 @@ from appliance.tui.backend import Backend
 from appliance.tui.feeds import RemoteFeed
 from appliance.tui.live import AlertChanged, Connected, Disconnected, EvaluationEvent, MetricSample
 from appliance.tui.widgets.connection_banner import ConnectionBanner
-from tests.support import ServerProcess, start_server
+from tests.support import ServerProcess, eventually_async, start_server
 from tests.tui_support import wait_until
 
 # Alerts evaluated often, and a CPU rule that is always over its threshold: an alert
@@ -24,16 +24,6 @@ ALERTING = {
     "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
 }
 SHORT_BACKOFF = (0.2, 0.4, 0.8, 1.6)
-
-
-async def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := condition()):
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
-    return value
 
 
 def restart_on_same_port(server: ServerProcess, env: dict[str, str]) -> ServerProcess:
@@ -65,8 +55,8 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
     second = None
     try:
         async with feeding(feed) as items:
-            await wait_for(lambda: of_type(items, Connected), what="Connected")
-            await wait_for(lambda: of_type(items, MetricSample), what="a MetricSample")
+            await eventually_async(lambda: of_type(items, Connected), interval=0.05, message="Connected")
+            await eventually_async(lambda: of_type(items, MetricSample), interval=0.05, message="a MetricSample")
             names = {sample.metric for sample in of_type(items, MetricSample)}
             assert {"cpu_usage", "queue_depth"} <= names, names
             sample = of_type(items, MetricSample)[0]
@@ -79,31 +69,37 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
             def events_of_it():
                 return [e.type for e in of_type(items, EvaluationEvent) if e.eval_id == eval_id]
 
-            await wait_for(lambda: "completed" in events_of_it(), 90, "the evaluation's completed event")
+            await eventually_async(
+                lambda: "completed" in events_of_it(), interval=0.05, message="the evaluation's completed event"
+            )
             completed = next(
                 e for e in of_type(items, EvaluationEvent) if e.eval_id == eval_id and e.type == "completed"
             )
             assert "feed" in str(completed.data), completed
 
             # an alert changed through the API arrives as AlertChanged
-            open_alerts = await wait_for(lambda: client.list_alerts(status="active"), what="an active alert")
+            open_alerts = await eventually_async(
+                lambda: client.list_alerts(status="active"), interval=0.05, message="an active alert"
+            )
             alert_id = open_alerts[0]["alert_id"]
             await asyncio.to_thread(client.acknowledge_alert, alert_id, "seen from the feed test")
-            changed = await wait_for(
+            changed = await eventually_async(
                 lambda: [
                     a
                     for a in of_type(items, AlertChanged)
                     if a.event == "acknowledged" and a.alert["alert_id"] == alert_id
                 ],
-                what="AlertChanged acknowledged",
+                interval=0.05,
+                message="AlertChanged acknowledged",
             )
             assert changed[0].alert["status"] == "acknowledged"
 
             # the daemon goes away: Disconnected, retried ever later
             await asyncio.to_thread(server.stop)
-            lost = await wait_for(
+            lost = await eventually_async(
                 lambda: len(of_type(items, Disconnected)) >= 3 and of_type(items, Disconnected),
-                what="three Disconnected",
+                interval=0.05,
+                message="three Disconnected",
             )
             delays = [item.retry_in for item in lost[:3]]
             assert delays == list(SHORT_BACKOFF[:3]), delays
@@ -112,9 +108,13 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
 
             # a new daemon on the same data dir and port: Connected again, samples again
             second = await asyncio.to_thread(restart_on_same_port, server, ALERTING)
-            await wait_for(lambda: len(of_type(items, Connected)) > connects_before, 30, "Connected again")
+            await eventually_async(
+                lambda: len(of_type(items, Connected)) > connects_before, interval=0.05, message="Connected again"
+            )
             samples_before = len(of_type(items, MetricSample))
-            await wait_for(lambda: len(of_type(items, MetricSample)) > samples_before, what="samples again")
+            await eventually_async(
+                lambda: len(of_type(items, MetricSample)) > samples_before, interval=0.05, message="samples again"
+            )
             assert isinstance(items[-1], (Connected, MetricSample, EvaluationEvent, AlertChanged))
     finally:
         client.close()
@@ -125,7 +125,7 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
 async def test_a_wrong_key_is_reported_as_refused(server):
     feed = RemoteFeed(server.ws_url, "ak_000000000000_" + "x" * 32, open_timeout=2.0, backoff=(5.0,))
     async with feeding(feed) as items:
-        lost = await wait_for(lambda: of_type(items, Disconnected), what="Disconnected")
+        lost = await eventually_async(lambda: of_type(items, Disconnected), interval=0.05, message="Disconnected")
     assert "refused" in lost[0].reason, lost[0]
     assert not of_type(items, Connected)
 
@@ -156,7 +156,7 @@ async def test_the_banner_shows_while_the_daemon_is_away(fresh_server):
             assert "retrying in" in str(banner().render())
 
             second = await asyncio.to_thread(restart_on_same_port, server, {})
-            await wait_until(pilot, lambda: not banner().has_class("-lost"), timeout=30)
+            await wait_until(pilot, lambda: not banner().has_class("-lost"))
             assert not banner().display and app.live.connected
             assert str(banner().render()) == ""
     finally:
