@@ -184,7 +184,7 @@ def test_bad_messages_get_an_error_and_the_connection_stays(admin, server):
 
 
 def refused_connection(url: str) -> tuple[dict, int | None]:
-    with connect(url, open_timeout=10) as ws:
+    with connect(url, open_timeout=HANG_SECONDS) as ws:
         message = json.loads(ws.recv(HANG_SECONDS))
         with pytest.raises(ConnectionClosed):
             ws.recv(HANG_SECONDS)
@@ -198,7 +198,7 @@ def test_authentication_is_required_and_needs_execute(admin, server):
     message, code = refused_connection(f"{server.ws_url}/ws/execute?api_key={reader.api_key}")
     assert message["error"]["code"] == "INSUFFICIENT_PERMISSIONS" and message["status"] == 403 and code == 1008
     # A key in the query string works as well as the header the client sends.
-    with connect(f"{server.ws_url}/ws/execute?api_key={server.admin_key}", open_timeout=10) as ws:
+    with connect(f"{server.ws_url}/ws/execute?api_key={server.admin_key}", open_timeout=HANG_SECONDS) as ws:
         ws.send(json.dumps({"type": "execute", "language": "bash", "code": "echo via-query"}))
         seen = []
         while not seen or seen[-1]["type"] != "completion":
