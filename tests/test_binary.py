@@ -201,7 +201,7 @@ def test_an_evaluation_and_a_batch_run_end_to_end(binary, runtime_images, tmp_pa
 
 
 def test_docs_serve_swagger_ui_from_the_binary(binary, tmp_path):
-    with serving(binary, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as web:
+    with serving(binary, tmp_path) as server, httpx.Client(base_url=server.url, timeout=30) as web:
         page = web.get("/docs")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assets = ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]

@@ -232,7 +232,7 @@ def test_readme_install_line_installs_a_service_that_runs_and_uninstalls(lab: La
     proc = start_as_the_unit_does(lab.unit, port, lab.base / "service.log")
     try:
         wait_until_serving(proc, url, lab.base / "service.log")
-        health = httpx.get(url + "/api/health", timeout=10).json()
+        health = httpx.get(url + "/api/health", timeout=30).json()
         assert health["status"] == "healthy", health
         key_file = lab.data_dir / "admin.key"
         key_stat = key_file.stat()
