@@ -29,7 +29,9 @@ def _describe(message: str | Callable[[], str]) -> str:
     return message() if callable(message) else message
 
 
-def _timed_out(message, timeout: float, last: Any, error: AssertionError | None) -> AssertionError:
+def _timed_out(
+    message: str | Callable[[], str], timeout: float, last: Any, error: AssertionError | None
+) -> AssertionError:
     detail = f"{_describe(message)}: not within {timeout:g} s"
     if error is not None:
         detail += f"; last check: {error}"
@@ -48,7 +50,8 @@ def eventually(
     """Call `condition()` until it returns something truthy, and return that.
 
     An AssertionError from `condition` means "not yet" (so a check can be a function of
-    plain asserts); any other exception ends the wait at once. After `timeout` seconds
+    plain asserts); any other exception ends the wait at once (`pytest.fail` for a state
+    that can never come right). After `timeout` seconds
     the wait fails with `message` (a text, or a function giving one, called then) and
     the last value or assertion seen."""
     deadline = time.monotonic() + timeout
