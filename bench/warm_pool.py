@@ -6,7 +6,10 @@ the same run on the same engine:
   pool warm, against a plain `docker run --rm` of the same program;
 - overload: far more submissions than workers, completed per second, against raw
   container create/start/wait/remove through the engine API (the same program, the same
-  locked-down options), from as many threads as the appliance has workers.
+  locked-down options), from as many threads as the appliance has workers;
+- event-loop stall: the longest an asyncio loop waits past a 10 ms sleep while a warm
+  pool (in this process) fills `--fill` containers, against the same loop with nothing
+  to do for as long (tests/test_warm_pool.py only checks that the loop keeps going).
 
     .venv/bin/python bench/warm_pool.py [--samples 40] [--overload 200] [--workers 8] [--rounds 3]
 
@@ -22,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,8 +35,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from appliance.runtime.engine import DockerEngine  # noqa: E402
 from appliance.runtime.images import image_ref  # noqa: E402
 from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options  # noqa: E402
+from appliance.runtime.pool import PoolSettings, WarmPool  # noqa: E402
+from appliance.runtime.sandbox import SandboxSpec  # noqa: E402
 from bench.eval_latency import PROGRAM, Appliance, docker_run_once, percentile  # noqa: E402
 from tests.support import start_server  # noqa: E402
 
@@ -42,7 +49,7 @@ async def wait_warm(client: httpx.AsyncClient, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lanes = (await client.get("/api/status")).json().get("sandbox_pool", [])
-        if any(l["language"] == "python" and l["engine"] == "docker" and l["idle"] > 0 for l in lanes):
+        if any(lane["language"] == "python" and lane["engine"] == "docker" and lane["idle"] > 0 for lane in lanes):
             return
         await asyncio.sleep(0.05)
     raise RuntimeError("the warm pool did not refill in 10 s")
@@ -111,13 +118,44 @@ def raw_container_rate(count: int, threads: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+async def loop_lags(seconds: float | None = None, until=None) -> tuple[list[float], float]:
+    """How late each 10 ms sleep wakes, for `seconds` or until `until()`; and how long."""
+    lags: list[float] = []
+    started = time.perf_counter()
+    while (seconds is not None and time.perf_counter() - started < seconds) or (until is not None and not until()):
+        before = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(time.perf_counter() - before - 0.01)
+    return lags, time.perf_counter() - started
+
+
+async def measure_loop_stall(fill: int) -> tuple[list[float], list[float]]:
+    """Loop lags while a warm pool fills `fill` containers, then on the same loop idle
+    for as long."""
+    engine = DockerEngine()
+    engine.instance_id = f"bench-stall-{uuid.uuid4().hex[:8]}"
+    pool = WarmPool(engine, PoolSettings(min_idle=fill, max_idle=fill))
+    try:
+        pool.start()
+        pool.warm(SandboxSpec(image=image_ref("python"), language="python"))
+        filling, took = await loop_lags(until=lambda: sum(size.idle for size in pool.sizes()) >= fill)
+        idle, _ = await loop_lags(seconds=took)
+    finally:
+        await pool.close()
+        engine.remove_instance_containers()
+        engine.close()
+    return filling, idle
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--overload", type=int, default=300, help="executions in the overload run")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="overload rounds, each between two raw runs")
+    parser.add_argument("--fill", type=int, default=4, help="containers the pool fills for the loop-stall measure")
     args = parser.parse_args()
+    filling, quiet = asyncio.run(measure_loop_stall(args.fill))
 
     data_dir = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
     server = start_server(
@@ -164,6 +202,14 @@ def main() -> int:
     print(
         f"| executions/s under overload, median of {len(app_rates)} rounds (vs raw create/start/wait/remove) "
         f"| {app_rate:.1f} | {raw_rate:.1f} | {ratio:.0%} |"
+    )
+    print(
+        f"| event-loop stall while the pool fills {args.fill} containers, worst (vs the loop idle as long) "
+        f"| {ms(max(filling))} | {ms(max(quiet))} | {max(filling) / max(max(quiet), 1e-6):.1f}x |"
+    )
+    print(
+        f"| event-loop stall, p99 | {ms(percentile(filling, 99))} | {ms(percentile(quiet, 99))} "
+        f"| {percentile(filling, 99) / max(percentile(quiet, 99), 1e-6):.1f}x |"
     )
     print(
         f"\noverload rounds, appliance: {', '.join(f'{r:.1f}' for r in app_rates)}; raw, around them: "

@@ -1,17 +1,20 @@
-"""Helpers for the persistent-sandbox tests: clients, cleanup, and reaching into the
-sandbox's container the way a program running in it would (uid 65534)."""
+"""Fixtures and helpers for the persistent-sandbox tests: clients, cleanup, and reaching
+into the sandbox's container the way a program running in it would (uid 65534).
+
+A pytest plugin (tests/conftest.py names it in `pytest_plugins`): its fixtures are there
+for every test by name, without an import. A module that defines a fixture of the same
+name (several define their own `admin`) uses its own."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from appliance.client import ApiError, ApplianceClient
-from tests.support import expect_api_error as expect_error  # noqa: F401 (re-exported to the sandbox tests)
 from tests.support import start_server
 
 PERSISTENT_LABEL = "appliance.persistent"
@@ -39,14 +42,9 @@ def sandbox_server(runtime_images, tmp_path_factory, docker_client):
 
 
 @pytest.fixture
-def server(sandbox_server):
-    """The sandbox tests' `server` is their module's own appliance (imported by name)."""
-    return sandbox_server
-
-
-@pytest.fixture
-def admin(server):
-    with ApplianceClient(server.url, api_key=server.admin_key) as client:
+def admin(sandbox_server):
+    """An admin client of the module's sandbox server."""
+    with ApplianceClient(sandbox_server.url, api_key=sandbox_server.admin_key) as client:
         yield client
 
 
@@ -73,10 +71,8 @@ class Sandboxes:
 
     def cleanup(self) -> None:
         for sandbox_id in self.created:
-            try:
+            with contextlib.suppress(ApiError):  # the test deleted it itself
                 self.client.delete_sandbox(sandbox_id, force=True)
-            except ApiError:
-                pass
 
 
 def user_client(
@@ -123,14 +119,3 @@ def remove_sandbox_containers(docker_client, data_dir: Path) -> None:
         return
     for item in docker_client.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={instance}"}):
         docker_client.api.remove_container(item["Id"], force=True)
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(interval)

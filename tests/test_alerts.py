@@ -12,7 +12,7 @@ import pytest
 from appliance.client import ApiError, ApplianceClient
 from appliance.config import ConfigError, load_settings
 from appliance.core.alerts import AlertRule, RuleTracker, Severity
-from tests.support import assert_sandbox_error, run_eval, wait_for_status
+from tests.support import assert_sandbox_error, eventually, run_eval, wait_for_status
 
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 FAST = {
@@ -24,14 +24,11 @@ FAST = {
 CPU_ALWAYS = {**FAST, "APPLIANCE_ALERT_CPU_PERCENT": "0", "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0"}
 
 
-def wait_for_alert(client: ApplianceClient, rule: str, timeout: float = 20, **filters) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [a for a in client.list_alerts(**filters) if a.rule == rule]
-        if found:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no {rule} alert ({filters}) within {timeout}s: {client.list_alerts(status='resolved')}")
+def wait_for_alert(client: ApplianceClient, rule: str, **filters) -> dict:
+    return eventually(
+        lambda: [a for a in client.list_alerts(**filters) if a.rule == rule],
+        message=lambda: f"a {rule} alert ({filters}); resolved ones: {client.list_alerts(status='resolved')}",
+    )[0]
 
 
 def open_alerts_of(client: ApplianceClient, rule: str) -> list:
@@ -218,14 +215,14 @@ def test_queue_backlog_alert_resolves_itself_when_the_queue_drains(fresh_server)
         ids = [
             http.post("/api/eval", json={"code": "import time; time.sleep(1.5)"}).json()["eval_id"] for _ in range(3)
         ]
-        alert = wait_for_alert(client, "queue_depth", timeout=15)
+        alert = wait_for_alert(client, "queue_depth")
         assert alert.rule_name == "Queue Backlog" and alert.value >= 1 and alert.threshold == 1.0
         for eval_id in ids:
-            assert wait_for_status(http, eval_id, timeout=60)["status"] == "completed"
-        deadline = time.monotonic() + 10
-        while client.get_alert(alert.alert_id).status != "resolved" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        done = client.get_alert(alert.alert_id)
+            assert wait_for_status(http, eval_id)["status"] == "completed"
+        done = eventually(
+            lambda: (state := client.get_alert(alert.alert_id)).status == "resolved" and state,
+            message="the backlog alert resolved",
+        )
         assert done.status == "resolved" and done.resolved_by == "system", done
         assert "condition cleared" in done.resolved_comment and ISO_Z.fullmatch(done.resolved_at)
         assert open_alerts_of(client, "queue_depth") == []
@@ -237,11 +234,11 @@ def test_failure_rate_alert_opens_and_clears(fresh_server):
     )
     with server.admin() as http, ApplianceClient(server.url, api_key=server.admin_key) as client:
         assert run_eval(http, "while True: pass", timeout=1)["status"] == "timeout"
-        alert = wait_for_alert(client, "failure_rate", timeout=10)
+        alert = wait_for_alert(client, "failure_rate")
         assert alert.severity == "critical" and alert.value == 100.0 and alert.threshold == 60.0
         assert "failed or timed out" in alert.message
         assert run_eval(http, "print('fine')")["status"] == "completed"  # 1 of 2: 50% < 60%
-        resolved = wait_for_alert(client, "failure_rate", timeout=10, status="resolved")
+        resolved = wait_for_alert(client, "failure_rate", status="resolved")
         assert resolved.alert_id == alert.alert_id and resolved.resolved_by == "system"
 
 
@@ -254,7 +251,7 @@ def test_engine_unreachable_alert(fresh_server, tmp_path):
         }
     )
     with ApplianceClient(server.url, api_key=server.admin_key) as client:
-        alert = wait_for_alert(client, "engine_unreachable", timeout=15)
+        alert = wait_for_alert(client, "engine_unreachable")
         assert alert.rule_name == "Docker Engine Unreachable" and alert.severity == "emergency"
         assert alert.value == 0.0 and alert.threshold == 1.0 and "Docker engine does not answer" in alert.message
         assert client.list_alerts(severity="emergency")[0].alert_id == alert.alert_id

@@ -25,7 +25,7 @@ import appliance.store
 from appliance.client import ApplianceClient
 from appliance.store import db_files
 from appliance.store.database import Database, schema_version
-from tests.support import ROOT, free_port, remove_sandboxes_of, run_eval
+from tests.support import ROOT, eventually, free_port, remove_sandboxes_of, run_eval
 
 MIGRATIONS = Path(appliance.store.__file__).parent / "migrations"
 LATEST = schema_version()
@@ -413,16 +413,6 @@ FAST_ALERTS = {
 }
 
 
-def wait_for(check, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} within {timeout}s")
-
-
 @pytest.mark.slow
 def test_backup_while_serving_and_restore_into_a_fresh_data_dir_finds_everything(fresh_server, tmp_path, docker_client):
     original = fresh_server(env=FAST_ALERTS)
@@ -433,7 +423,7 @@ def test_backup_while_serving_and_restore_into_a_fresh_data_dir_finds_everything
         kept_key = client.create_api_key("kept", ["execute", "read"], owner="kept")
         revoked_key = client.create_api_key("revoked", ["read"], owner="revoked")
         client.revoke_api_key(revoked_key.key_id)
-        alert = wait_for(lambda: [a for a in client.list_alerts() if a.rule == "cpu_usage"], what="cpu alert")[0]
+        alert = eventually(lambda: [a for a in client.list_alerts() if a.rule == "cpu_usage"], message="cpu alert")[0]
         client.resolve_alert(alert.alert_id, comment="before the backup")
         sandbox = client.create_sandbox("python", name="kept-sandbox")
         client.wait_for_sandbox(sandbox.sandbox_id, timeout=90)

@@ -10,7 +10,6 @@ scripts/setup.sh installs (a missing runsc is a broken set-up, as in test_gvisor
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import docker.errors
@@ -21,6 +20,7 @@ from appliance.runtime.container_setup import BATCH_LABEL, INSTANCE_LABEL, MANAG
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.images import image_ref
 from appliance.runtime.limits import SandboxLimits
+from tests.support import HANG_SECONDS, eventually_async
 
 LIMITS = SandboxLimits(memory_mb=128, pids=64)
 OUTPUT = 64 * 1024
@@ -80,7 +80,7 @@ async def test_hello_world(sandbox, docker_client, instance_id, mode):
     assert outcome.exit_code == 0
     assert outcome.stdout == "Hello, World!\n" and outcome.stderr == ""
     assert not (outcome.timed_out or outcome.killed or outcome.flooded or outcome.oom_killed)
-    assert 0 < outcome.execution_time < 5
+    assert 0 < outcome.execution_time < HANG_SECONDS
     assert outcome.memory_used and outcome.memory_used > 1024 * 1024  # bytes (peak RSS)
 
     info = docker_client.api.inspect_container(sandbox.container_id)
@@ -196,7 +196,6 @@ def os_basename(path: str) -> str:
 
 
 async def test_background_processes_and_daemons_die_with_the_execution(sandbox):
-    started = time.monotonic()
     first = await run(
         sandbox,
         (
@@ -215,8 +214,9 @@ async def test_background_processes_and_daemons_die_with_the_execution(sandbox):
     )
     assert first.exit_code == 0, first
     assert int(first.stdout) >= 4  # server, program, sleep, daemon were all there
-    # The daemon still held stdout: the execution still ended when the program did.
-    assert time.monotonic() - started < 5
+    # The daemon still held stdout: the execution still ended when the program did, not
+    # at its timeout.
+    assert not first.timed_out, first
 
     second = await run(sandbox, "import time\ntime.sleep(0.2)\n" + LIST_PROCESSES + "\nprint(os.listdir('/tmp'))")
     assert second.exit_code == 0, second
@@ -262,11 +262,10 @@ async def test_executions_run_one_at_a_time(sandbox):
 
 
 async def test_timeout_kills_the_execution(sandbox):
-    started = time.monotonic()
     busy = await run(sandbox, "print('start', flush=True)\nwhile True:\n    pass", timeout=1)
     assert busy.timed_out and not busy.killed
     assert busy.exit_code == 137 and busy.stdout == "start\n"
-    assert 0.9 < busy.execution_time < 3 and time.monotonic() - started < 5
+    assert 0.9 < busy.execution_time < HANG_SECONDS
 
     sleeper = await run(sandbox, "import time\ntime.sleep(60)", timeout=0.5)
     assert sleeper.timed_out and sleeper.exit_code == 137
@@ -282,10 +281,9 @@ async def test_output_is_capped_and_a_flood_is_stopped(sandbox):
     assert capped.stderr == "y" * 10 + "\n" and not capped.stderr_truncated
     assert not capped.flooded
 
-    started = time.monotonic()
-    flood = await run(sandbox, "while True:\n    print('z' * 1000)", output_limit=1000, timeout=30)
+    flood = await run(sandbox, "while True:\n    print('z' * 1000)", output_limit=1000, timeout=HANG_SECONDS)
     assert flood.flooded and flood.stdout == "z" * 1000 and flood.stdout_truncated
-    assert not flood.timed_out and time.monotonic() - started < 10
+    assert not flood.timed_out  # stopped for the flood, not by the clock
 
     after = await run(sandbox, "print('ok')")
     assert after.stdout == "ok\n"
@@ -457,15 +455,20 @@ async def test_a_server_process_killed_by_an_execution_ends_the_sandbox(sandbox,
 # --- kill, close, death -----------------------------------------------------------------
 
 
-async def test_kill_current_execution(sandbox):
+async def test_kill_current_execution(sandbox, docker_client):
     assert await sandbox.kill_current() is False  # nothing running
-    task = asyncio.create_task(run(sandbox, "import time\nprint('go', flush=True)\ntime.sleep(60)", timeout=60))
-    await asyncio.sleep(0.5)
-    started = time.monotonic()
+    code = "import time\nprint('go', flush=True)\nopen('/tmp/printed', 'w').close()\ntime.sleep(600)"
+    task = asyncio.create_task(run(sandbox, code, timeout=300))
+
+    def printed() -> bool:  # the program's /tmp is the container's: look from outside
+        exec_id = docker_client.api.exec_create(sandbox.container_id, ["test", "-e", "/tmp/printed"])["Id"]
+        docker_client.api.exec_start(exec_id)
+        return docker_client.api.exec_inspect(exec_id)["ExitCode"] == 0
+
+    await eventually_async(lambda: asyncio.to_thread(printed), message="the program printing 'go'")
     assert await sandbox.kill_current() is True
-    outcome = await task
+    outcome = await asyncio.wait_for(task, HANG_SECONDS)
     assert outcome.killed and not outcome.timed_out and outcome.stdout == "go\n"
-    assert time.monotonic() - started < 5
 
     after = await run(sandbox, LIST_PROCESSES)
     assert after.exit_code == 0 and only_server_and_self(sandbox, after.stdout)

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from appliance import __version__
-from tests.support import ROOT, free_port, wait_for_status
+from tests.support import ROOT, eventually, free_port, wait_for_status
 from tests.tmux_support import TmuxSession
 
 # The build inside the first test's setup may take minutes on a fresh clone.
@@ -102,21 +102,23 @@ class BinaryServer:
         assert "Application shutdown complete" in log and "Traceback" not in log, log
 
 
-def wait_healthy(server: BinaryServer, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
+def wait_healthy(server: BinaryServer) -> dict:
     body: dict = {}
-    while time.monotonic() < deadline:
+
+    def healthy() -> dict | None:
+        nonlocal body
         if server.proc.poll() is not None:
-            raise AssertionError(f"serve exited with {server.proc.returncode}:\n{server.log.read_text()}")
+            pytest.fail(f"serve exited with {server.proc.returncode}:\n{server.log.read_text()}", pytrace=False)
         try:
-            response = httpx.get(server.url + "/api/health", timeout=2)
+            response = httpx.get(server.url + "/api/health", timeout=5)
             body = response.json()
-            if response.status_code == 200 and body["status"] == "healthy":
-                return body
         except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"/api/health not healthy within {timeout} s (last: {body}):\n{server.log.read_text()}")
+            return None
+        return body if response.status_code == 200 and body["status"] == "healthy" else None
+
+    return eventually(
+        healthy, interval=0.05, message=lambda: f"/api/health healthy (last: {body}):\n{server.log.read_text()}"
+    )
 
 
 @contextmanager
@@ -165,7 +167,7 @@ def test_version(binary):
 
 def test_serve_is_healthy_and_stops_cleanly_on_sigterm(binary, tmp_path):
     with serving(binary, tmp_path) as server:
-        health = httpx.get(server.url + "/api/health", timeout=5).json()
+        health = httpx.get(server.url + "/api/health", timeout=30).json()
         assert health["version"] == __version__
         assert {c["name"]: c["status"] for c in health["components"]} == {
             "database": "healthy",
@@ -183,7 +185,7 @@ def test_an_evaluation_and_a_batch_run_end_to_end(binary, runtime_images, tmp_pa
     with serving(binary, tmp_path) as server, server.admin() as api:
         response = api.post("/api/eval", json={"language": "python", "code": "print(6 * 7)"})
         assert response.status_code == 200, response.text
-        done = wait_for_status(api, response.json()["eval_id"], timeout=90)
+        done = wait_for_status(api, response.json()["eval_id"])
         assert (done["status"], done["output"], done["exit_code"]) == ("completed", "42\n", 0), done
 
         # A batch takes the batch lane, whose in-sandbox server is bundled as source text.
@@ -193,13 +195,13 @@ def test_an_evaluation_and_a_batch_run_end_to_end(binary, runtime_images, tmp_pa
         )
         assert response.status_code == 200, response.text
         for n, item in enumerate(response.json()["evaluations"]):
-            done = wait_for_status(api, item["eval_id"], timeout=90)
+            done = wait_for_status(api, item["eval_id"])
             assert (done["status"], done["output"]) == ("completed", f"item {n}\n"), done
         server.assert_stopped_cleanly(server.terminate())
 
 
 def test_docs_serve_swagger_ui_from_the_binary(binary, tmp_path):
-    with serving(binary, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as web:
+    with serving(binary, tmp_path) as server, httpx.Client(base_url=server.url, timeout=30) as web:
         page = web.get("/docs")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assets = ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]
@@ -223,7 +225,7 @@ def test_tui_under_tmux_shows_the_dashboard(binary, tmp_path):
                 [str(binary), "tui", "--url", server.url, "--api-key-file", str(key_file)],
                 env={"TMPDIR": str(server.unpack_dir)},
             )
-            screen = tmux.wait_for(lambda s: all(n in s for n in ("Dashboard", "Evaluations", "Quit")), timeout=60)
+            screen = tmux.wait_for(lambda s: all(n in s for n in ("Dashboard", "Evaluations", "Quit")))
             assert "Dashboard" in screen.splitlines()[0]  # the header names the screen
             assert "Traceback" not in screen
             tmux.send_keys("q")

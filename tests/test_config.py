@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from appliance.config import ConfigError, load_settings
+from appliance.config import ConfigError, Settings, load_settings
+from tests.support import ROOT
 
 
 def test_defaults(tmp_path):
@@ -73,3 +76,13 @@ def test_gvisor_settings(tmp_path):
 def test_bad_engine_settings_are_refused(tmp_path, env, words):
     with pytest.raises(ConfigError, match=words):
         load_settings({"data_dir": str(tmp_path)}, environ=env)
+
+
+def test_every_setting_is_documented_by_name():
+    """docs/configuration.md has a table row `| `name` | default | meaning |` for each
+    field of Settings, and no row for a setting that does not exist."""
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.MULTILINE))
+    fields = set(Settings.__struct_fields__)
+    assert not fields - documented, f"settings missing from docs/configuration.md: {sorted(fields - documented)}"
+    assert not documented - fields, f"docs/configuration.md documents unknown settings: {sorted(documented - fields)}"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.support import run_eval, wait_for_status
+from tests.support import HANG_SECONDS, eventually, run_eval, wait_for_status
 
 HELLO = {
     "python": "print('Hello, World!')",
@@ -69,29 +67,26 @@ def test_compile_error_is_reported(server):
 
 def test_timeout_is_enforced_from_outside(server):
     with server.admin() as client:
-        started = time.monotonic()
-        result = run_eval(client, "import time\nprint('start', flush=True)\ntime.sleep(60)", timeout=2)
-        elapsed = time.monotonic() - started
+        result = run_eval(client, "import time\nprint('start', flush=True)\ntime.sleep(600)", timeout=2)
     assert result["status"] == "timeout" and result["reason"] == "timeout"
     assert result["output"] == "start\n"
-    assert elapsed < 15
+    assert 2 <= result["execution_time"] < HANG_SECONDS  # ended by the timeout, not by the program
 
 
 def test_kill_a_running_evaluation(server):
     with server.admin() as client:
         eval_id = client.post(
-            "/api/eval", json={"code": "import time\nprint('go', flush=True)\ntime.sleep(60)"}
+            "/api/eval", json={"code": "import time\nprint('go', flush=True)\ntime.sleep(600)", "timeout": 300}
         ).json()["eval_id"]
         wait_for_status(client, eval_id, until=("running",))
-        deadline = time.monotonic() + 20
-        while "go" not in client.get(f"/api/eval/{eval_id}/logs").json()["output"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        logs = client.get(f"/api/eval/{eval_id}/logs").json()
+        logs = eventually(
+            lambda: "go" in (body := client.get(f"/api/eval/{eval_id}/logs").json())["output"] and body,
+            message="'go' in the running evaluation's output",
+        )
         assert logs["is_running"] is True and logs["status"] == "running"
         killed = client.post(f"/api/eval/{eval_id}/kill").json()
         assert killed == {"eval_id": eval_id, "killed": True, "message": "Evaluation terminated successfully"}
-        result = wait_for_status(client, eval_id, 20)
+        result = wait_for_status(client, eval_id)
         assert result["status"] == "failed" and result["reason"] == "killed"
         again = client.post(f"/api/eval/{eval_id}/kill").json()
         assert again["killed"] is False and "already finished" in again["message"]
@@ -124,11 +119,10 @@ def test_fork_bomb_is_contained(server):
     )
     with server.admin() as client:
         eval_id = client.post("/api/eval", json={"code": code, "timeout": 10}).json()["eval_id"]
-        time.sleep(1)
-        started = time.monotonic()
+        wait_for_status(client, eval_id, until=("running", "completed", "failed", "timeout"))
+        # The server answers while the bomb goes off (how fast: bench/status_under_load.py).
         assert client.get("/api/status").status_code == 200
-        assert time.monotonic() - started < 1.0
-        result = wait_for_status(client, eval_id, 60)
+        result = wait_for_status(client, eval_id)
     assert "stopped after" in result["output"]
     assert int(result["output"].split()[2]) < 64
 
@@ -213,10 +207,7 @@ def test_containers_are_removed_after_use(server, docker_client):
     with server.admin() as client:
         result = run_eval(client, "print('bye')")
     label = f"appliance.eval_id={result['eval_id']}"
-    deadline = time.monotonic() + 10
-    while docker_client.containers.list(all=True, filters={"label": label}):
-        assert time.monotonic() < deadline, "container still there"
-        time.sleep(0.1)
+    eventually(lambda: not docker_client.containers.list(all=True, filters={"label": label}), message="container gone")
 
 
 def test_batch_runs_every_item(server):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -152,9 +154,6 @@ def test_render_progress_draws_one_line(monkeypatch, capsys):
 
 
 def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    import subprocess
-    import sys
-
     return subprocess.run(
         [sys.executable, "-m", "appliance", *args, "--data-dir", str(data_dir)],
         capture_output=True,

@@ -82,16 +82,18 @@ def test_health_says_which_component_is_down(fresh_server, tmp_path):
 
 
 def test_performance_over_a_time_range_from_stored_samples(fresh_server):
-    import time
-
-    from tests.support import assert_sandbox_error
+    from tests.support import assert_sandbox_error, eventually
 
     server = fresh_server(env={"APPLIANCE_METRICS_SAMPLE_SECONDS": "0.2"})
     with server.admin() as client:
         assert run_eval(client, "print('sampled')")["status"] == "completed"
-        time.sleep(1.2)
-        body = client.get("/api/metrics/performance", params={"duration": "1h"}).json()
-        assert body["samples"] >= 3
+        body = eventually(
+            lambda: (
+                (body := client.get("/api/metrics/performance", params={"duration": "1h"}).json())["samples"] >= 3
+                and body
+            ),
+            message="three samples stored",
+        )
         for key in ("cpu_usage", "memory_usage"):
             usage = body[key]
             assert 0 <= usage["current"] <= 100 and usage["average"] <= usage["peak"] <= 100, body

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, eventually, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +27,23 @@ def test_the_readme_run_command_sets_up_and_serves(runtime_images, tmp_path):
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 300  # setup.sh may have something to install
-        while True:
-            assert proc.poll() is None, (tmp_path / "run.log").read_text()
+
+        def health() -> httpx.Response | None:
+            if proc.poll() is not None:
+                pytest.fail((tmp_path / "run.log").read_text(), pytrace=False)
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                if health.status_code == 200:
-                    break
+                response = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
-            time.sleep(0.5)
-        assert health.json()["status"] in ("healthy", "degraded")
+                return None
+            return response if response.status_code == 200 else None
+
+        answered = eventually(
+            health,
+            timeout=300,  # setup.sh may have something to install
+            interval=0.5,
+            message=lambda: f"/api/health answering:\n{(tmp_path / 'run.log').read_text()}",
+        )
+        assert answered.json()["status"] in ("healthy", "degraded")
         assert (tmp_path / "data" / "admin.key").exists()
     finally:
         proc.send_signal(signal.SIGTERM)  # run.sh execs the server: this is its pid

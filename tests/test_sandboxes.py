@@ -8,19 +8,9 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.sandbox_support import (
-    Sandboxes,
-    admin,
-    container_of,
-    expect_error,
-    remove_sandbox_containers,  # noqa: F401
-    sandbox_exec,
-    sandbox_server,
-    sandboxes,
-    server,  # noqa: F401 - fixtures
-    user_client,
-    wait_until,
-)
+from tests.sandbox_support import Sandboxes, container_of, remove_sandbox_containers, sandbox_exec, user_client
+from tests.support import HANG_SECONDS, eventually
+from tests.support import expect_api_error as expect_error
 
 
 @pytest.fixture
@@ -39,7 +29,7 @@ def own_server(fresh_server, docker_client):
         remove_sandbox_containers(docker_client, proc.data_dir)
 
 
-def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, server, docker_client):
+def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, sandbox_server, docker_client):
     response = admin.http.post(
         "/api/sandboxes",
         json={
@@ -75,7 +65,7 @@ def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, server,
     assert host["NetworkMode"] == "none" and host["Init"] is True and host["PidsLimit"] > 0
     assert info["Config"]["User"] == "65534:65534"
     assert "PYTHON_PATH=/custom/path" in info["Config"]["Env"]
-    files_dir = server.data_dir / "sandboxes" / created["sandbox_id"] / "files"
+    files_dir = sandbox_server.data_dir / "sandboxes" / created["sandbox_id"] / "files"
     assert host["Binds"] == [f"{files_dir}:/sandbox:rw"]
     labels = info["Config"]["Labels"]
     # Not the warm pool's instance label: the start-up cleanup must leave it alone.
@@ -87,8 +77,8 @@ def test_create_answers_creating_then_runs_locked_down(admin, sandboxes, server,
     )
 
 
-def test_list_filters_and_pagination_headers(admin, server):
-    with user_client(server, admin) as user:
+def test_list_filters_and_pagination_headers(admin, sandbox_server):
+    with user_client(sandbox_server, admin) as user:
         tracker = Sandboxes(user)
         try:
             for runtime in ("python", "python", "bash"):
@@ -139,14 +129,13 @@ def test_get_reports_live_memory_cpu_and_disk(admin, sandboxes, docker_client):
     assert idle.resources.memory_used_bytes is not None and idle.resources.memory_used_bytes < 64 << 20
     # A program in the sandbox holding 96 MiB and spinning a core shows up in the numbers.
     sandbox_exec(docker_client, sandbox_id, ["python3", "-c", "x = bytearray(96 << 20)\nwhile True: pass"], detach=True)
-    busy = wait_until(
+    busy = eventually(
         lambda: (
             (d := admin.get_sandbox(sandbox_id)).resources.memory_used_bytes > 90 << 20
             and d.resources.cpu_used > 0.1
             and d
         ),
-        timeout=20,
-        what="memory and CPU use",
+        message="memory and CPU use",
     )
     assert busy.resources.memory_used.endswith("M") and busy.resources.cpu_used <= 1.2
     assert busy.resources.memory_limit == "256M" and busy.resources.disk_used == "4.9K"
@@ -193,7 +182,7 @@ def test_environment_update_recreates_the_container_keeping_files(admin, sandbox
     assert admin.download_file(sandbox_id, "/sandbox/keep.txt") == b"kept\n"
 
 
-def test_delete_needs_force_while_running(admin, sandboxes, server, docker_client):
+def test_delete_needs_force_while_running(admin, sandboxes, sandbox_server, docker_client):
     sandbox_id = sandboxes.create().sandbox_id
     admin.upload_file(sandbox_id, b"bye", name="a.txt")
     container = container_of(docker_client, sandbox_id)
@@ -203,7 +192,7 @@ def test_delete_needs_force_while_running(admin, sandboxes, server, docker_clien
     deleted = admin.delete_sandbox(sandbox_id, force=True)
     assert deleted == {"sandbox_id": sandbox_id, "status": "deleted", "message": "Sandbox deleted successfully"}
     assert docker_client.api.containers(all=True, filters={"id": container}) == []
-    assert not (server.data_dir / "sandboxes" / sandbox_id).exists()
+    assert not (sandbox_server.data_dir / "sandboxes" / sandbox_id).exists()
     expect_error(lambda: admin.get_sandbox(sandbox_id), 404, "RESOURCE_NOT_FOUND", sandbox_id)
     expect_error(lambda: admin.delete_sandbox(sandbox_id, force=True), 404, "RESOURCE_NOT_FOUND")
 
@@ -235,12 +224,11 @@ def test_the_reconciler_remakes_a_lost_container(own_server, docker_client):
         admin.upload_file(sandbox_id, b"still here", name="f.txt")
         lost = container_of(docker_client, sandbox_id)
         docker_client.api.remove_container(lost, force=True)
-        wait_until(
+        eventually(
             lambda: docker_client.api.containers(filters={"label": f"appliance.sandbox={sandbox_id}"}),
-            timeout=20,
-            what="a new container",
+            message="a new container",
         )
-        assert admin.wait_for_sandbox(sandbox_id, timeout=20).status == "running"
+        assert admin.wait_for_sandbox(sandbox_id, timeout=HANG_SECONDS).status == "running"
         assert container_of(docker_client, sandbox_id) != lost
         assert sandbox_exec(docker_client, sandbox_id, "cat f.txt") == "still here"
         admin.delete_sandbox(sandbox_id, force=True)
@@ -278,9 +266,9 @@ def test_sandboxes_survive_an_appliance_restart(own_server, docker_client, tmp_p
         assert admin.list_sandboxes().total == 3
 
 
-def test_another_owner_sees_nothing(admin, sandboxes, server):
+def test_another_owner_sees_nothing(admin, sandboxes, sandbox_server):
     sandbox_id = sandboxes.create().sandbox_id
-    with user_client(server, admin) as other:
+    with user_client(sandbox_server, admin) as other:
         assert other.list_sandboxes().total == 0
         for call in (
             lambda: other.get_sandbox(sandbox_id),
@@ -295,15 +283,15 @@ def test_another_owner_sees_nothing(admin, sandboxes, server):
     assert admin.get_sandbox(sandbox_id).status == "running"
 
 
-def test_permissions(admin, sandboxes, server):
+def test_permissions(admin, sandboxes, sandbox_server):
     sandbox_id = sandboxes.create().sandbox_id
-    with user_client(server, admin, permissions=["sandbox_read"], owner="admin") as reader:
+    with user_client(sandbox_server, admin, permissions=["sandbox_read"], owner="admin") as reader:
         assert reader.get_sandbox(sandbox_id).sandbox_id == sandbox_id
         expect_error(lambda: reader.create_sandbox("python"), 403, "INSUFFICIENT_PERMISSIONS", "sandbox_write")
         expect_error(lambda: reader.delete_sandbox(sandbox_id, force=True), 403, "INSUFFICIENT_PERMISSIONS")
-    with user_client(server, admin, permissions=["execute"], owner="admin") as executor:
+    with user_client(sandbox_server, admin, permissions=["execute"], owner="admin") as executor:
         expect_error(lambda: executor.list_sandboxes(), 403, "INSUFFICIENT_PERMISSIONS", "sandbox_read")
-    with ApplianceClient(server.url) as anonymous:
+    with ApplianceClient(sandbox_server.url) as anonymous:
         expect_error(lambda: anonymous.list_sandboxes(), 401, "AUTHENTICATION_REQUIRED")
 
 

@@ -7,16 +7,8 @@ import os
 import tarfile
 
 from appliance.core.sizes import format_size
-from tests.sandbox_support import (
-    Sandboxes,
-    admin,
-    expect_error,
-    sandbox_exec,
-    sandbox_server,  # noqa: F401
-    sandboxes,
-    server,  # noqa: F401 - fixtures
-    user_client,
-)
+from tests.sandbox_support import Sandboxes, sandbox_exec, user_client
+from tests.support import expect_api_error as expect_error
 
 
 def take(admin, sandbox_id, name, **kwargs):
@@ -24,7 +16,7 @@ def take(admin, sandbox_id, name, **kwargs):
     return started, admin.wait_for_snapshot(sandbox_id, started.snapshot_id)
 
 
-def test_snapshot_is_written_in_the_background_with_real_sizes(admin, sandboxes, server):
+def test_snapshot_is_written_in_the_background_with_real_sizes(admin, sandboxes, sandbox_server):
     sandbox_id = sandboxes.create(environment={"STAGE": "setup"}).sandbox_id
     text = b"the same line again and again\n" * 40_000  # 1.2 MB that compresses well
     admin.upload_file(sandbox_id, text, name="log.txt", path="/sandbox/logs/")
@@ -52,7 +44,7 @@ def test_snapshot_is_written_in_the_background_with_real_sizes(admin, sandboxes,
     assert done.status == "completed" and done.completed_at.endswith("Z")
     assert done.tags == {"version": "1.0", "environment": "production"}
     assert done.description == "Snapshot after initial setup" and done.type == "full"
-    archive = server.data_dir / "snapshots" / done.snapshot_id / "files.tar.gz"
+    archive = sandbox_server.data_dir / "snapshots" / done.snapshot_id / "files.tar.gz"
     assert done.size_bytes == archive.stat().st_size and done.size == format_size(done.size_bytes)
     assert done.content_bytes == len(text) + 50_000 and done.file_count == 2
     assert done.size_bytes < len(text) // 4 + 60_000  # compressed
@@ -61,7 +53,7 @@ def test_snapshot_is_written_in_the_background_with_real_sizes(admin, sandboxes,
 
     _, plain = take(admin, sandbox_id, "uncompressed", compress=False)
     assert plain.compressed is False and plain.size_bytes > done.content_bytes  # tar headers on top
-    assert (server.data_dir / "snapshots" / plain.snapshot_id / "files.tar").stat().st_size == plain.size_bytes
+    assert (sandbox_server.data_dir / "snapshots" / plain.snapshot_id / "files.tar").stat().st_size == plain.size_bytes
 
     listed = admin.list_snapshots(sandbox_id)
     assert [s.snapshot_id for s in listed] == [done.snapshot_id, plain.snapshot_id]
@@ -110,16 +102,16 @@ def test_memory_is_never_included_and_says_so(admin, sandboxes):
     assert "memory" in restored.warnings[0]
 
 
-def test_links_in_a_sandbox_are_kept_as_links_never_followed(admin, sandboxes, server, docker_client):
+def test_links_in_a_sandbox_are_kept_as_links_never_followed(admin, sandboxes, sandbox_server, docker_client):
     source = sandboxes.create().sandbox_id
     sandbox_exec(
         docker_client,
         source,
-        f"ln -s /etc/passwd pw && ln -s {server.data_dir} host && mkfifo pipe && echo real > real.txt",
+        f"ln -s /etc/passwd pw && ln -s {sandbox_server.data_dir} host && mkfifo pipe && echo real > real.txt",
     )
     _, snapshot = take(admin, source, "links")
     assert snapshot.status == "completed" and snapshot.content_bytes == len(b"real\n")
-    with tarfile.open(server.data_dir / "snapshots" / snapshot.snapshot_id / "files.tar.gz") as tar:
+    with tarfile.open(sandbox_server.data_dir / "snapshots" / snapshot.snapshot_id / "files.tar.gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert set(members) == {"host", "pw", "real.txt"}  # the FIFO is left out
     assert members["pw"].issym() and members["pw"].linkname == "/etc/passwd"
@@ -130,7 +122,7 @@ def test_links_in_a_sandbox_are_kept_as_links_never_followed(admin, sandboxes, s
     expect_error(lambda: admin.download_file(target, "pw"), 400, "VALIDATION_ERROR", "symbolic link")
 
 
-def test_delete_snapshot_and_snapshots_go_with_their_sandbox(admin, sandboxes, server):
+def test_delete_snapshot_and_snapshots_go_with_their_sandbox(admin, sandboxes, sandbox_server):
     sandbox_id = sandboxes.create().sandbox_id
     admin.upload_file(sandbox_id, b"x", name="x.txt")
     _, first = take(admin, sandbox_id, "first")
@@ -140,17 +132,17 @@ def test_delete_snapshot_and_snapshots_go_with_their_sandbox(admin, sandboxes, s
         "status": "deleted",
         "message": "Snapshot deleted successfully",
     }
-    assert not (server.data_dir / "snapshots" / first.snapshot_id).exists()
+    assert not (sandbox_server.data_dir / "snapshots" / first.snapshot_id).exists()
     assert [s.snapshot_id for s in admin.list_snapshots(sandbox_id)] == [second.snapshot_id]
     expect_error(lambda: admin.delete_snapshot(first.snapshot_id), 404, "RESOURCE_NOT_FOUND")
     expect_error(lambda: admin.restore_snapshot(first.snapshot_id), 404, "RESOURCE_NOT_FOUND")
 
     admin.delete_sandbox(sandbox_id, force=True)
-    assert not (server.data_dir / "snapshots" / second.snapshot_id).exists()
+    assert not (sandbox_server.data_dir / "snapshots" / second.snapshot_id).exists()
     expect_error(lambda: admin.delete_snapshot(second.snapshot_id), 404, "RESOURCE_NOT_FOUND")
 
 
-def test_snapshot_errors(admin, sandboxes, server):
+def test_snapshot_errors(admin, sandboxes, sandbox_server):
     sandbox_id = sandboxes.create().sandbox_id
     admin.upload_file(sandbox_id, b"q" * 50_000, name="big.bin")
     expect_error(lambda: admin.create_snapshot(sandbox_id, "inc", type="incremental"), 400, "VALIDATION_ERROR", "full")
@@ -168,7 +160,7 @@ def test_snapshot_errors(admin, sandboxes, server):
     )
     assert error.details["limit"] == "disk_limit"
     expect_error(lambda: admin.restore_snapshot(snapshot.snapshot_id, "sb_000000000000"), 404, "RESOURCE_NOT_FOUND")
-    with user_client(server, admin) as alice, user_client(server, admin) as bob:
+    with user_client(sandbox_server, admin) as alice, user_client(sandbox_server, admin) as bob:
         alice_box, bob_box = Sandboxes(alice), Sandboxes(bob)
         try:
             hers = alice_box.create().sandbox_id

@@ -77,7 +77,7 @@ async def test_a_key_without_admin_gets_the_servers_403_and_the_screen_stays_up(
 
 
 def test_expiry_forms():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     assert parse_expiry("", now=now) is None

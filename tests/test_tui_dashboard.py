@@ -84,7 +84,7 @@ async def test_a_finished_evaluation_shows_in_executions_latency_and_the_hour(se
         seen_before = screen.executions.seen
         with admin_client(server) as client:
             submitted = await asyncio.to_thread(client.submit_evaluation, "python", "print('dashboard')")
-            await wait_until(pilot, lambda: screen.executions.seen > seen_before, timeout=60)
+            await wait_until(pilot, lambda: screen.executions.seen > seen_before)
             status = await asyncio.to_thread(client.evaluation_status, submitted["eval_id"])
         assert status["status"] == "completed"
 
@@ -98,7 +98,7 @@ async def test_a_finished_evaluation_shows_in_executions_latency_and_the_hour(se
         with admin_client(server) as client:
             hour = await asyncio.to_thread(client.performance, "1h")
         total = hour["execution_metrics"]["total_executions"]
-        await wait_until(pilot, lambda: screen.hour["execution_metrics"]["total_executions"] == total, timeout=30)
+        await wait_until(pilot, lambda: screen.hour["execution_metrics"]["total_executions"] == total)
         assert f"Last hour: {total} execution" in screen_text(app)
 
 
@@ -110,7 +110,7 @@ async def test_evaluations_that_end_while_another_screen_is_shown_still_count(se
         seen_before = app.live.executions.seen
         with admin_client(server) as client:
             submitted = await asyncio.to_thread(client.submit_evaluation, "python", "print('elsewhere')")
-            await wait_until(pilot, lambda: app.live.executions.seen > seen_before, timeout=60)
+            await wait_until(pilot, lambda: app.live.executions.seen > seen_before)
             status = await asyncio.to_thread(client.evaluation_status, submitted["eval_id"])
         await pilot.press("d")
         await pilot.pause(0.2)
@@ -123,7 +123,7 @@ async def test_open_alerts_count_comes_from_the_api_and_follows_the_feed(fresh_s
     app = tui_for(server)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
-        await wait_until(pilot, lambda: len(screen.open_alerts) == 1, timeout=30)
+        await wait_until(pilot, lambda: len(screen.open_alerts) == 1)
         assert "1 open alert" in screen_text(app)
         with admin_client(server) as client:
             (alert,) = await asyncio.to_thread(client.list_alerts)

@@ -13,7 +13,7 @@ from appliance.tui.backend import Backend
 from appliance.tui.feeds import RemoteFeed
 from appliance.tui.live import Connected, Disconnected, MetricSample
 from appliance.tui.widgets.connection_banner import ConnectionBanner
-from tests.support import ServerProcess, start_server
+from tests.support import ServerProcess, eventually_async, start_server
 from tests.tui_support import wait_until
 
 # Alerts evaluated often, and a CPU rule that is always over its threshold: an alert
@@ -25,16 +25,6 @@ ALERTING = {
     "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
 }
 SHORT_BACKOFF = (0.2, 0.4, 0.8, 1.6)
-
-
-async def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := condition()):
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
-    return value
 
 
 def restart_on_same_port(server: ServerProcess, env: dict[str, str]) -> ServerProcess:
@@ -66,11 +56,12 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
     second = None
     try:
         async with feeding(feed) as items:
-            await wait_for(lambda: of_type(items, Connected), what="Connected")
+            await eventually_async(lambda: of_type(items, Connected), interval=0.05, message="Connected")
             # one message per figure: under load the first ones may come in before the rest
-            await wait_for(
+            await eventually_async(
                 lambda: {"cpu_usage", "queue_depth"} <= {sample.metric for sample in of_type(items, MetricSample)},
-                what="samples of cpu_usage and queue_depth",
+                interval=0.05,
+                message="samples of cpu_usage and queue_depth",
             )
             sample = of_type(items, MetricSample)[0]
             assert sample.timestamp.endswith("Z")
@@ -82,27 +73,33 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
             def completed_of_it():
                 return [e for e in of_type(items, Completed) if e.eval_id == eval_id]
 
-            completed = (await wait_for(completed_of_it, 90, "the evaluation's completed event"))[0]
+            completed = (
+                await eventually_async(completed_of_it, interval=0.05, message="the evaluation's completed event")
+            )[0]
             assert "feed" in completed.data.output, completed
             assert completed.data.status == "completed" and completed.data.completed_at.endswith("Z")
             of_it = [e for e in of_type(items, EvaluationEvent) if e.eval_id == eval_id]
             assert isinstance(of_it[0], StatusUpdate) and of_it[0].data.status == "running", of_it
 
             # an alert changed through the API arrives as AlertAcknowledged
-            open_alerts = await wait_for(lambda: client.list_alerts(status="active"), what="an active alert")
+            open_alerts = await eventually_async(
+                lambda: client.list_alerts(status="active"), interval=0.05, message="an active alert"
+            )
             alert_id = open_alerts[0]["alert_id"]
             await asyncio.to_thread(client.acknowledge_alert, alert_id, "seen from the feed test")
-            changed = await wait_for(
+            changed = await eventually_async(
                 lambda: [a for a in of_type(items, AlertAcknowledged) if a.alert_id == alert_id],
-                what="AlertAcknowledged",
+                interval=0.05,
+                message="AlertAcknowledged",
             )
             assert changed[0].status == "acknowledged" and changed[0].acknowledged_comment == "seen from the feed test"
 
             # the daemon goes away: Disconnected, retried ever later
             await asyncio.to_thread(server.stop)
-            lost = await wait_for(
+            lost = await eventually_async(
                 lambda: len(of_type(items, Disconnected)) >= 3 and of_type(items, Disconnected),
-                what="three Disconnected",
+                interval=0.05,
+                message="three Disconnected",
             )
             delays = [item.retry_in for item in lost[:3]]
             assert delays == list(SHORT_BACKOFF[:3]), delays
@@ -111,9 +108,13 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
 
             # a new daemon on the same data dir and port: Connected again, samples again
             second = await asyncio.to_thread(restart_on_same_port, server, ALERTING)
-            await wait_for(lambda: len(of_type(items, Connected)) > connects_before, 30, "Connected again")
+            await eventually_async(
+                lambda: len(of_type(items, Connected)) > connects_before, interval=0.05, message="Connected again"
+            )
             samples_before = len(of_type(items, MetricSample))
-            await wait_for(lambda: len(of_type(items, MetricSample)) > samples_before, what="samples again")
+            await eventually_async(
+                lambda: len(of_type(items, MetricSample)) > samples_before, interval=0.05, message="samples again"
+            )
             assert isinstance(items[-1], Connected | MetricSample | EvaluationEvent | AlertEvent)
     finally:
         client.close()
@@ -124,7 +125,7 @@ async def test_remote_feed_delivers_and_rides_out_a_restart(fresh_server):
 async def test_a_wrong_key_is_reported_as_refused(server):
     feed = RemoteFeed(server.ws_url, "ak_000000000000_" + "x" * 32, open_timeout=2.0, backoff=(5.0,))
     async with feeding(feed) as items:
-        lost = await wait_for(lambda: of_type(items, Disconnected), what="Disconnected")
+        lost = await eventually_async(lambda: of_type(items, Disconnected), interval=0.05, message="Disconnected")
     assert "refused" in lost[0].reason, lost[0]
     assert not of_type(items, Connected)
 

@@ -4,6 +4,7 @@ TUI and check each step through the API. Each sandbox is a real container."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from textual.widgets import Input
@@ -12,6 +13,7 @@ from appliance.client import ApiError
 from appliance.tui.screens.sandboxes import SandboxesScreen
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
 from appliance.tui.widgets.create_sandbox_dialog import CreateSandboxDialog
+from tests.support import HANG_SECONDS
 from tests.tui_support import api, screen_text, tui_for, wait_until
 
 
@@ -26,10 +28,8 @@ async def select_sandbox(pilot, app, sandbox_id: str) -> SandboxesScreen:
 
 
 async def delete_quietly(server, sandbox_id: str) -> None:
-    try:
+    with contextlib.suppress(ApiError):  # the test deleted it itself
         await api(server, lambda c: c.delete_sandbox(sandbox_id, force=True))
-    except ApiError:
-        pass
 
 
 async def test_create_then_delete_a_sandbox_from_the_tui(server):
@@ -50,7 +50,7 @@ async def test_create_then_delete_a_sandbox_from_the_tui(server):
             found = await wait_until(pilot, lambda: [s for s, b in screen.sandboxes.items() if b["name"] == "tui-made"])
             sandbox_id = found[0]
             made.append(sandbox_id)
-            running = await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=20))
+            running = await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=HANG_SECONDS))
             assert running.name == "tui-made" and running.runtime == "python"
 
             # The new row is selected; its GET a moment later shows it running, with limits.
@@ -85,10 +85,10 @@ async def test_files_and_snapshots_of_the_selected_sandbox_and_cancelled_delete(
     created = await api(server, lambda c: c.create_sandbox("python", name="tui-files"))
     sandbox_id = created.sandbox_id
     try:
-        await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=20))
+        await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=HANG_SECONDS))
         await api(server, lambda c: c.upload_file(sandbox_id, b"print('hi')\n", name="hello.py"))
         snapshot = await api(server, lambda c: c.create_snapshot(sandbox_id, "tui-snap"))
-        await api(server, lambda c: c.wait_for_snapshot(sandbox_id, snapshot.snapshot_id, timeout=20))
+        await api(server, lambda c: c.wait_for_snapshot(sandbox_id, snapshot.snapshot_id, timeout=HANG_SECONDS))
         app = tui_for(server)
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await select_sandbox(pilot, app, sandbox_id)
@@ -112,7 +112,7 @@ async def test_a_stopped_sandbox_is_started_again_from_the_tui(fresh_server, doc
     created = await api(server, lambda c: c.create_sandbox("python", name="tui-restart"))
     sandbox_id = created.sandbox_id
     try:
-        await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=20))
+        await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=HANG_SECONDS))
         await asyncio.to_thread(lambda: docker_client.containers.get(f"appliance-{sandbox_id}").stop(timeout=1))
         assert (await api(server, lambda c: c.get_sandbox(sandbox_id))).status == "stopped"
         app = tui_for(server)
@@ -127,7 +127,7 @@ async def test_a_stopped_sandbox_is_started_again_from_the_tui(fresh_server, doc
             )
             await pilot.press("p")
             await wait_until(pilot, lambda: screen.sandboxes[sandbox_id]["status"] in ("creating", "running"))
-            running = await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=20))
+            running = await api(server, lambda c: c.wait_for_sandbox(sandbox_id, "running", timeout=HANG_SECONDS))
             assert running.status == "running"
             await pilot.press("p")  # a running one is not restarted: the screen says why
             await wait_until(pilot, lambda: any("only a stopped or failed" in n.message for n in app._notifications))

@@ -32,6 +32,7 @@ from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
 from appliance.tui.screens import alerts, evaluations, sandboxes
 from appliance.tui.widgets.secret_dialog import SecretDialog
+from tests.support import eventually_async
 from tests.tui_replay import ReplayServer, load_ids
 from tests.tui_support import wait_until
 
@@ -104,17 +105,14 @@ def snapshot_app(replay: ReplayServer, *, dark: bool = True) -> ApplianceTui:
     return app
 
 
-async def settle(pilot: Pilot, replay: ReplayServer, timeout: float = 20.0) -> None:
+async def settle(pilot: Pilot, replay: ReplayServer) -> None:
     """Wait until the screen on top has no busy worker and no request came in for a few
     pauses in a row. (The feed's worker runs for ever, and so does a screen's worker that
     waits for the answer of a dialog on top of it.)"""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     quiet, seen = 0, -1
-    while quiet < 3:
-        if loop.time() > deadline:
-            raise AssertionError("the screen kept loading")
-        await pilot.pause(0.05)
+
+    def quiet_for_a_while() -> bool:
+        nonlocal quiet, seen
         busy = any(
             w.state in (WorkerState.PENDING, WorkerState.RUNNING)
             for w in pilot.app.workers
@@ -123,6 +121,10 @@ async def settle(pilot: Pilot, replay: ReplayServer, timeout: float = 20.0) -> N
         answered = len(replay.served) + len(replay.missing)
         quiet = quiet + 1 if not busy and answered == seen else 0
         seen = answered
+        return quiet >= 3
+
+    await pilot.pause(0.05)
+    await eventually_async(quiet_for_a_while, interval=0.05, sleep=pilot.pause, message="the screen done loading")
     await pilot.wait_for_scheduled_animations()
 
 

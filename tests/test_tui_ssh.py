@@ -9,12 +9,11 @@ import shlex
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import eventually, free_port
 from tests.tmux_support import APPLIANCE, TmuxSession
 
 pytestmark = pytest.mark.slow
@@ -100,17 +99,18 @@ LogLevel VERBOSE
     proc = subprocess.Popen(
         [sshd, "-D", "-e", "-f", str(config), "-E", str(log_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 15
-    while True:
+
+    def listening() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"sshd exited with {proc.returncode}: {log_path.read_text(errors='replace')}", pytrace=False)
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sshd did not listen within 15 s", pytrace=False)
-        time.sleep(0.05)
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        eventually(listening, interval=0.05, message="sshd listening")
+    except AssertionError:
+        proc.kill()
+        raise
     yield PrivateSshd(proc, port, client_key, log_path)
     proc.terminate()
     try:
@@ -127,7 +127,7 @@ def test_the_tui_over_ssh(server, private_sshd, tmp_path):
     remote = [str(APPLIANCE), "tui", "--url", server.url, "--api-key-file", str(key_file)]
     with TmuxSession(tmp_path) as tmux:
         tmux.start(private_sshd.ssh_command(remote))
-        screen = tmux.wait_for(lambda s: all(n in s for n in ("Dashboard", "Evaluations", "Quit")), timeout=45)
+        screen = tmux.wait_for(lambda s: all(n in s for n in ("Dashboard", "Evaluations", "Quit")))
         assert "Dashboard" in screen.splitlines()[0], screen  # the header, drawn through the SSH pty
         assert server.url.removeprefix("http://") in screen.splitlines()[0]
         assert f"Accepted publickey for {private_sshd.user}" in private_sshd.log()

@@ -88,7 +88,7 @@ def test_run_serves_the_api_and_the_tui_in_one_process(runtime_images, tmp_path)
         screen = tmux.wait_for(shows_the_tui, timeout=60)
         assert f"127.0.0.1:{port}" in screen.splitlines()[0]
 
-        health = httpx.get(f"{url}/api/health", timeout=10)
+        health = httpx.get(f"{url}/api/health", timeout=30)
         assert health.status_code == 200 and health.json()["status"] in ("healthy", "degraded"), health.text
         with httpx.Client(
             base_url=url, timeout=30, headers={"X-API-Key": (data_dir / "admin.key").read_text().strip()}

@@ -25,7 +25,9 @@ async def collect_until_completed(ws, eval_id: str, timeout: float = 60) -> list
 async def test_events_in_order_for_one_evaluation(server):
     code = "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)"
     async with websockets.connect(f"{server.ws_url}/ws?api_key={server.admin_key}") as ws:
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": server.admin_key}) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"X-API-Key": server.admin_key}, timeout=30
+        ) as client:
             eval_id = (await client.post("/api/eval", json={"code": code})).json()["eval_id"]
         events = await collect_until_completed(ws, eval_id)
     kinds = [e["type"] for e in events]
@@ -39,13 +41,15 @@ async def test_events_in_order_for_one_evaluation(server):
 
 
 async def test_subscribe_filters_to_one_evaluation(server):
-    async with websockets.connect(f"{server.ws_url}/ws?api_key={server.admin_key}") as ws:
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": server.admin_key}) as client:
-            await ws.send(json.dumps({"action": "subscribe", "eval_id": "placeholder"}))
-            other = (await client.post("/api/eval", json={"code": "print('other')"})).json()["eval_id"]
-            mine = (await client.post("/api/eval", json={"code": "print('mine')"})).json()["eval_id"]
-            await ws.send(json.dumps({"action": "subscribe", "eval_id": mine}))
-            events = await collect_until_completed(ws, mine)
+    async with (
+        websockets.connect(f"{server.ws_url}/ws?api_key={server.admin_key}") as ws,
+        httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": server.admin_key}, timeout=30) as client,
+    ):
+        await ws.send(json.dumps({"action": "subscribe", "eval_id": "placeholder"}))
+        other = (await client.post("/api/eval", json={"code": "print('other')"})).json()["eval_id"]
+        mine = (await client.post("/api/eval", json={"code": "print('mine')"})).json()["eval_id"]
+        await ws.send(json.dumps({"action": "subscribe", "eval_id": mine}))
+        events = await collect_until_completed(ws, mine)
     assert all(e["eval_id"] == mine for e in events)
     assert other != mine
 
@@ -55,9 +59,9 @@ async def test_other_owners_events_are_not_sent(server):
 
     dave = create_key(server, "dave", owner="dave")
     async with websockets.connect(f"{server.ws_url}/ws?api_key={dave}") as dave_ws:
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": server.admin_key}) as admin:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": server.admin_key}, timeout=30) as admin:
             admin_eval = (await admin.post("/api/eval", json={"code": "print('admin')"})).json()["eval_id"]
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": dave}) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": dave}, timeout=30) as client:
             dave_eval = (await client.post("/api/eval", json={"code": "print('dave')"})).json()["eval_id"]
         seen = []
         async with asyncio.timeout(60):

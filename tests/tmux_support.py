@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.support import ROOT
+from tests.support import HANG_SECONDS, ROOT, eventually
 
 VENV_BIN = ROOT / ".venv" / "bin"
 APPLIANCE = VENV_BIN / "appliance"  # the installed entry point, as an operator runs it
@@ -40,7 +39,7 @@ class TmuxSession:
             capture_output=True,
             text=True,
             check=check,
-            timeout=15,
+            timeout=HANG_SECONDS,
         )
 
     def start(self, command: Sequence[str], env: dict[str, str] | None = None) -> None:
@@ -63,26 +62,33 @@ class TmuxSession:
     def send_keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "main", *keys)
 
-    def wait_for(self, condition: str | Callable[[str], object], timeout: float = 30.0) -> str:
+    def wait_for(self, condition: str | Callable[[str], object], timeout: float = HANG_SECONDS) -> str:
         """The screen once it shows `condition` (a text, or a test of the screen's text)."""
         test = (lambda screen: condition in screen) if isinstance(condition, str) else condition
-        deadline = time.monotonic() + timeout
         screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if test(screen):
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"the screen did not show {condition!r} within {timeout} s; it shows:\n{screen}")
 
-    def exit_status(self, timeout: float = 30.0) -> int:
+        def shown() -> str | None:
+            nonlocal screen
+            screen = self.screen()
+            return screen if test(screen) else None
+
+        return eventually(
+            shown,
+            timeout=timeout,
+            interval=0.2,
+            message=lambda: f"the screen showing {condition!r}; it shows:\n{screen}",
+        )
+
+    def exit_status(self, timeout: float = HANG_SECONDS) -> int:
         """The command's exit status, once it has exited."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.exit_file.exists() and self.exit_file.read_text().strip():
-                return int(self.exit_file.read_text())
-            time.sleep(0.1)
-        raise AssertionError(f"the command did not exit within {timeout} s; the screen:\n{self.screen()}")
+
+        def written() -> str | None:
+            return self.exit_file.exists() and self.exit_file.read_text().strip() or None
+
+        status = eventually(
+            written, timeout=timeout, message=lambda: f"the command exiting; the screen:\n{self.screen()}"
+        )
+        return int(status)
 
     def kill(self) -> None:
         if self.started:

@@ -13,14 +13,14 @@ shapes stay exactly what the real server sends."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import re
 import shutil
 import tempfile
-import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from appliance.config import Settings
 from appliance.core.sizes import format_size
 from appliance.tui.performance_series import TIME_RANGES
 from appliance.tui.screens import alerts, evaluations, sandboxes
-from tests.support import start_server, wait_for_status
+from tests.support import eventually, start_server, wait_for_status
 from tests.tui_replay import FIXTURE_DIR, fixture_name, request_key
 
 # Thresholds of 0 held for 0 s: CPU, memory and disk alerts open at once.
@@ -131,7 +131,10 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
         timeout=300,
         wait="running",
     )
-    time.sleep(1.0)  # its first lines reach the log
+    eventually(  # its lines reach the log
+        lambda: "epoch 2" in client.http.get(f"/api/eval/{ids['eval_running']}/logs").json()["output"],
+        message="the running evaluation's lines in its log",
+    )
 
     sandbox = client.create_sandbox("python", name="scratch")
     ids["sandbox"] = sandbox.sandbox_id
@@ -164,25 +167,20 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
 
 
 def _wait_for_alerts(client: ApplianceClient) -> list:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def tripped() -> list | None:
         open_alerts = client.list_alerts()
-        if set(TRIPPED_RULES) <= {a.rule for a in open_alerts}:
-            return open_alerts
-        time.sleep(0.2)
-    raise RuntimeError(f"alerts did not open: {client.list_alerts()}")
+        return open_alerts if set(TRIPPED_RULES) <= {a.rule for a in open_alerts} else None
+
+    return eventually(tripped, interval=0.2, message=lambda: f"alerts {TRIPPED_RULES} open: {client.list_alerts()}")
 
 
 def clean_up(client: ApplianceClient, ids: dict[str, str]) -> None:
-    try:
+    # Best effort: the server stops next anyway.
+    with contextlib.suppress(Exception):
         client.kill_evaluation(ids["eval_running"])
-    except Exception:  # noqa: BLE001 - best effort; the server stops next anyway
-        pass
     for name in ("sandbox", "sandbox_node"):
-        try:
+        with contextlib.suppress(Exception):
             client.delete_sandbox(ids[name], force=True)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # --- normalising ---------------------------------------------------------------------------
@@ -275,7 +273,7 @@ def performance_profile(window: float, sample_seconds: float, series: list[dict]
     for t in ago:
         before, carried = carried, carried + 0.3 + 0.15 * math.sin(t / 2100)
         ended.append(math.floor(carried) - math.floor(before))
-    failed = [n if round(t / sample_seconds) % 17 == 0 else 0 for t, n in zip(ago, ended)]
+    failed = [n if round(t / sample_seconds) % 17 == 0 else 0 for t, n in zip(ago, ended, strict=True)]
     body = {"samples": len(ago), **_summary(range(len(ago)), figures, ended, failed)}
     if series:
         per_stretch = len(ago) / len(series)

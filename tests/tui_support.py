@@ -9,6 +9,7 @@ from appliance.client import ApplianceClient
 from appliance.tui.app import ApplianceTui, create_tui
 from appliance.tui.backend import Backend
 from appliance.tui.feeds import RemoteFeed
+from tests.support import HANG_SECONDS, eventually_async
 
 
 def tui_for(server, key: str | None = None, *, dark: bool = True) -> ApplianceTui:
@@ -18,17 +19,10 @@ def tui_for(server, key: str | None = None, *, dark: bool = True) -> ApplianceTu
     return create_tui(backend, dark=dark)
 
 
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 20.0, step: float = 0.1):
-    """Pause the pilot until `condition()` is truthy; fail with a clear message after timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await pilot.pause(step)
+async def wait_until(pilot, condition: Callable[[], object], timeout: float = HANG_SECONDS, step: float = 0.1):
+    """`eventually` for a Textual app: the pilot pauses between checks, so the app runs
+    on meanwhile. Returns what `condition()` returned."""
+    return await eventually_async(condition, timeout=timeout, interval=step, sleep=pilot.pause)
 
 
 def screen_text(app: ApplianceTui) -> str:

@@ -2,12 +2,17 @@
 
 Keyed by the authenticated identity, not the client address: behind a proxy or an SSH
 tunnel every caller has the same address.
+
+Windows are aligned to the clock (a one-minute window renews on the minute), so every
+caller sees the same X-RateLimit-Reset. The clock is a parameter: tests drive it by
+hand instead of waiting for, or dodging, the turn of a minute.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -19,31 +24,36 @@ class RateDecision(msgspec.Struct, frozen=True):
     limit: int
     remaining: int
     reset: int  # epoch seconds when the window restarts
-
-    @property
-    def retry_after(self) -> int:
-        return max(1, math.ceil(self.reset - time.time()))
+    retry_after: int  # whole seconds until `reset` by the limiter's clock, at least 1
 
 
 class RateLimiter:
-    def __init__(self, window_seconds: int = WINDOW_SECONDS) -> None:
+    def __init__(self, window_seconds: int = WINDOW_SECONDS, clock: Callable[[], float] = time.time) -> None:
         self._window = window_seconds
-        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
+        self._clock = clock
+        self._window_start: int | None = None
+        self._counts: dict[tuple[str, str], int] = {}
+
+    @property
+    def tracked(self) -> int:
+        """How many (identity, bucket) counts are held: only those of the current window."""
+        return len(self._counts)
 
     def check(self, who: str, bucket: str, limit: int) -> RateDecision:
-        now = time.time()
+        now = self._clock()
         window_start = int(now // self._window) * self._window
+        if window_start != self._window_start:
+            # Counts of a window that is over are worth nothing: forgetting them all at
+            # its turn keeps memory to the callers of one window.
+            self._window_start = window_start
+            self._counts.clear()
         reset = window_start + self._window
-        key = (who, bucket)
-        start, count = self._counts.get(key, (window_start, 0))
-        if start != window_start:
-            count = 0
-            if len(self._counts) > 100_000:  # forget windows that are over
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == window_start}
+        retry_after = max(1, math.ceil(reset - now))
         if limit <= 0:  # 0 turns the limit off
-            return RateDecision(True, 0, 0, reset)
+            return RateDecision(True, 0, 0, reset, retry_after)
+        key = (who, bucket)
+        count = self._counts.get(key, 0)
         if count >= limit:
-            self._counts[key] = (window_start, count)
-            return RateDecision(False, limit, 0, reset)
-        self._counts[key] = (window_start, count + 1)
-        return RateDecision(True, limit, limit - count - 1, reset)
+            return RateDecision(False, limit, 0, reset, retry_after)
+        self._counts[key] = count + 1
+        return RateDecision(True, limit, limit - count - 1, reset, retry_after)
