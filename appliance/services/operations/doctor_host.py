@@ -19,7 +19,7 @@ import psutil
 from appliance import __version__
 from appliance.config import SECRET_FILES, Settings
 from appliance.services.monitoring.metrics import DISK_MIN_FREE_BYTES
-from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, combine
+from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status, combine
 from appliance.store.database import SchemaTooNew, refuse_newer_schema, schema_version
 
 HTTP_TIMEOUT_SECONDS = 1.5
@@ -88,7 +88,7 @@ def check_data_dir(settings: Settings) -> Check:
         return Check(name, FAIL, f"{path} is not a directory", "choose another --data-dir")
     info = path.stat()
     quoted = shlex.quote(str(path))
-    problems: list[tuple[str, str, str | None]] = []
+    problems: list[tuple[Status, str, str | None]] = []
     try:  # the real test: root may write where os.access says yes but the mount is read-only
         fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=path)
         os.close(fd)
@@ -131,7 +131,7 @@ def check_secrets(settings: Settings) -> Check:
     present = [settings.data_path / file for file in SECRET_FILES if (settings.data_path / file).is_file()]
     if not present:
         return Check(name, OK, f"none yet; the first start writes {' and '.join(SECRET_FILES)} with mode 0600")
-    problems: list[tuple[str, str, str | None]] = []
+    problems: list[tuple[Status, str, str | None]] = []
     for path in present:
         info = path.stat()
         quoted = shlex.quote(str(path.absolute()))
@@ -226,7 +226,7 @@ def _holder(port: int) -> str:
     return "another process"
 
 
-def _appliance_health(host: str, port: int) -> dict | None:
+def _appliance_health(host: str, port: int) -> dict[str, object] | None:
     """/api/health's body when an appliance answers there, else None."""
     local = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
