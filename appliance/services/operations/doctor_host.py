@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import msgspec
 import psutil
 
 from appliance import __version__
@@ -226,7 +227,15 @@ def _holder(port: int) -> str:
     return "another process"
 
 
-def _appliance_health(host: str, port: int) -> dict[str, object] | None:
+class _Health(msgspec.Struct):
+    """What the doctor reads of an /api/health answer."""
+
+    version: str
+    components: object  # there in an appliance's answer; its content does not matter here
+    status: object = "?"
+
+
+def _appliance_health(host: str, port: int) -> _Health | None:
     """/api/health's body when an appliance answers there, else None."""
     local = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
@@ -234,9 +243,10 @@ def _appliance_health(host: str, port: int) -> dict[str, object] | None:
         body = httpx.get(url + "/api/health", timeout=HTTP_TIMEOUT_SECONDS).json()
     except (httpx.HTTPError, ValueError):
         return None
-    if isinstance(body, dict) and isinstance(body.get("version"), str) and "components" in body:
-        return body
-    return None
+    try:
+        return msgspec.convert(body, _Health)
+    except msgspec.ValidationError:
+        return None
 
 
 def _free_port_after(host: str, port: int) -> int | None:
@@ -269,11 +279,9 @@ def check_port(settings: Settings) -> Check:
     holder = _holder(port)
     health = _appliance_health(host, port)
     if health is not None:
-        version = health["version"]
+        version = health.version
         if version == __version__:
-            return Check(
-                name, OK, f"serving: appliance {version} answers on {where} ({holder}, {health.get('status', '?')})"
-            )
+            return Check(name, OK, f"serving: appliance {version} answers on {where} ({holder}, {health.status})")
         return Check(
             name,
             WARN,
