@@ -12,22 +12,22 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
-from typing import TypeVar
+from enum import StrEnum
+from typing import TypeVar, overload
 
 import msgspec
 
 from appliance.core.clock import iso_z
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
     EMERGENCY = "emergency"
 
 
-class AlertStatus(str, Enum):
+class AlertStatus(StrEnum):
     ACTIVE = "active"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
@@ -120,7 +120,11 @@ class AlertBody(msgspec.Struct, frozen=True, kw_only=True):
 B = TypeVar("B", bound=AlertBody)
 
 
-def alert_body(alert: Alert, kind: type[B] = AlertBody) -> B:
+@overload
+def alert_body(alert: Alert) -> AlertBody: ...
+@overload
+def alert_body(alert: Alert, kind: type[B]) -> B: ...
+def alert_body(alert: Alert, kind: type[AlertBody] = AlertBody) -> AlertBody:
     """`alert` as an AlertBody, or as one of its subclasses (the bus's alert events)."""
     return kind(
         alert_id=alert.alert_id,

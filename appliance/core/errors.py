@@ -6,6 +6,13 @@ shape; the services only say what went wrong and whose fault it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
+
+# What an error's structured details can hold: whatever JSON can carry.
+JsonValue: TypeAlias = str | int | float | bool | None | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
+ErrorDetails: TypeAlias = dict[str, JsonValue]
+
 
 class AppError(Exception):
     """Base class: `status_code` is the HTTP status the error maps to."""
@@ -13,7 +20,7 @@ class AppError(Exception):
     status_code = 500
     title = "Internal server error"
 
-    def __init__(self, detail: str, *, details: dict | None = None) -> None:
+    def __init__(self, detail: str, *, details: ErrorDetails | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         # Structured facts about the error (e.g. {"field": ..., "reason": ...}); the

@@ -9,7 +9,7 @@ DELETE and the WebSocket:
 | `queued` | stored, waiting for a worker |
 | `running` | in its container |
 | `completed` | the program ran to its end and exited 0 |
-| `failed` | it exited non-zero, hit a sandbox limit (memory, processes, disk, output), or the sandbox could not run it (`error` says which) |
+| `failed` | it exited non-zero, hit a limit (memory, processes, disk, output), or could not run (`error` says which) |
 | `timeout` | the wall-clock timeout passed; killed from outside |
 | `cancelled` | DELETE /api/execute/{id}, or its WebSocket client left, before it ended |
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from appliance.core.clock import utc_now
 from appliance.core.evaluations import EvalStatus, Evaluation
 
 
-class ExecutionStatus(str, Enum):
+class ExecutionStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"

@@ -18,7 +18,7 @@ def _escape(value: str) -> str:
 
 
 def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{name}="{_escape(value)}"' for name, value in zip(names, values)]
+    parts = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}" if parts else ""
@@ -63,7 +63,7 @@ class Histogram:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         for labels in sorted(self.counts):
             counts = self.counts[labels]
-            for bound, count in zip(self.buckets, counts):
+            for bound, count in zip(self.buckets, counts, strict=True):
                 le = f'le="{_number(bound)}"'
                 lines.append(f"{self.name}_bucket{_labels(self.label_names, labels, le)} {count}")
             lines.append(f"{self.name}_sum{_labels(self.label_names, labels)} {_number(self.sums[labels])}")

@@ -12,8 +12,8 @@ from datetime import datetime
 import aiosqlite
 
 from appliance.core.alerts import Alert, AlertStatus, Severity
-from appliance.core.clock import iso_z, parse_iso
-from appliance.store.database import Database
+from appliance.core.clock import iso_z, parse_iso, parse_iso_required
+from appliance.store.database import Database, SqlValue
 
 _COLUMNS = (
     "alert_id",
@@ -47,7 +47,7 @@ def _from_row(row: aiosqlite.Row) -> Alert:
         severity=Severity(row["severity"]),
         status=AlertStatus(row["status"]),
         message=row["message"],
-        triggered_at=parse_iso(row["triggered_at"]),
+        triggered_at=parse_iso_required(row["triggered_at"]),
         value=_real(row["value"]),
         threshold=_real(row["threshold"]),
         acknowledged_at=parse_iso(row["acknowledged_at"]),
@@ -96,7 +96,7 @@ class AlertStore:
     async def search(self, statuses: Sequence[AlertStatus], severity: Severity | None, limit: int) -> list[Alert]:
         """Newest first."""
         sql = f"SELECT * FROM alerts WHERE status IN ({', '.join('?' * len(statuses))})"
-        params: list = [s.value for s in statuses]
+        params: list[SqlValue] = [s.value for s in statuses]
         if severity is not None:
             sql += " AND severity = ?"
             params.append(severity.value)

@@ -8,7 +8,7 @@ from datetime import datetime
 import aiosqlite
 import msgspec
 
-from appliance.core.clock import iso_z, parse_iso
+from appliance.core.clock import iso_z, parse_iso, parse_iso_required
 from appliance.store.database import Database
 
 
@@ -31,7 +31,7 @@ def _from_row(row: aiosqlite.Row) -> ApiKeyRecord:
         owner=row["owner"],
         permissions=json.loads(row["permissions"]),
         secret_hash=row["secret_hash"],
-        created_at=parse_iso(row["created_at"]),
+        created_at=parse_iso_required(row["created_at"]),
         expires_at=parse_iso(row["expires_at"]),
         revoked_at=parse_iso(row["revoked_at"]),
         last_used_at=parse_iso(row["last_used_at"]),
@@ -67,7 +67,7 @@ class ApiKeyStore:
         return [_from_row(r) for r in rows]
 
     async def count(self) -> int:
-        return await self._db.fetch_value("SELECT count(*) FROM api_keys")
+        return await self._db.fetch_count("SELECT count(*) FROM api_keys")
 
     async def revoke(self, key_id: str, when: datetime) -> bool:
         async with self._db.write() as conn:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 import aiosqlite
 
@@ -27,6 +27,9 @@ from appliance.core.errors import AppError
 from appliance.store import db_files
 
 log = logging.getLogger(__name__)
+
+# What SQLite stores and hands back: a statement's parameters and a column's value.
+SqlValue: TypeAlias = str | int | float | bytes | None
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -117,7 +120,8 @@ class Database:
     async def _migrate(self) -> None:
         assert self._writer is not None
         row = await (await self._writer.execute("PRAGMA user_version")).fetchone()
-        current = row[0]
+        assert row is not None, "PRAGMA user_version always answers one row"
+        current: int = row[0]
         latest = schema_version()
         if current > latest:
             raise _too_new(self.path, current, latest)
@@ -163,7 +167,7 @@ class Database:
             else:
                 await self._writer.execute("COMMIT")
 
-    async def write_one(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, list[aiosqlite.Row]]:
+    async def write_one(self, sql: str, params: Iterable[SqlValue] = ()) -> tuple[int, list[aiosqlite.Row]]:
         """One statement as its own transaction (autocommit): one trip to the writer's
         thread instead of BEGIN, the statement, fetch and COMMIT. Returns the rows it
         changed and any RETURNING rows."""
@@ -173,20 +177,30 @@ class Database:
             rows = await self._writer.execute_fetchall(sql, tuple(params))
             return self._writer.total_changes - before, list(rows)
 
-    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetch_all(self, sql: str, params: Iterable[SqlValue] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
         async with self._read_lock, self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
-    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+    async def fetch_one(self, sql: str, params: Iterable[SqlValue] = ()) -> aiosqlite.Row | None:
         # fetchall, not fetchone: a statement left unfinished would keep the reader's
         # read transaction, and so its old snapshot, open for the next query.
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_value(self, sql: str, params: Iterable[Any] = ()) -> Any:
+    async def fetch_value(self, sql: str, params: Iterable[SqlValue] = ()) -> SqlValue:
         row = await self.fetch_one(sql, params)
-        return None if row is None else row[0]
+        if row is None:
+            return None
+        value: SqlValue = row[0]
+        return value
+
+    async def fetch_count(self, sql: str, params: Iterable[SqlValue] = ()) -> int:
+        """The number a `SELECT count(*) ...` answers."""
+        value = await self.fetch_value(sql, params)
+        if not isinstance(value, int):
+            raise TypeError(f"{sql!r} answered {value!r}, not a count")
+        return value
 
 
 def _split_sql(script: str) -> list[str]:

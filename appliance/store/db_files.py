@@ -91,7 +91,7 @@ def copy_database(source: Path, dest: Path) -> int:
                 # by the server between two steps would restart the copy.
                 src.backup(dst, pages=-1)
                 dst.execute("PRAGMA journal_mode=DELETE")
-                version = dst.execute("PRAGMA user_version").fetchone()[0]
+                version: int = dst.execute("PRAGMA user_version").fetchone()[0]
             finally:
                 dst.close()
         finally:
@@ -112,7 +112,8 @@ def database_version(path: Path) -> int | None:
         return None
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS)
     try:
-        return conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
     finally:
         conn.close()
 

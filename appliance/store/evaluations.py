@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 import aiosqlite
 import msgspec
 
-from appliance.core.clock import iso_z, parse_iso
+from appliance.core.clock import iso_z, parse_iso, parse_iso_required
 from appliance.core.evaluations import KIND_EVALUATION, KIND_EXECUTION, CreatedFile, EvalStatus, Evaluation
 from appliance.store.database import Database
 
@@ -29,7 +31,7 @@ def _from_row(row: aiosqlite.Row) -> Evaluation:
         code=row["code"],
         timeout=row["timeout"],
         status=EvalStatus(row["status"]),
-        created_at=parse_iso(row["created_at"]),
+        created_at=parse_iso_required(row["created_at"]),
         started_at=parse_iso(row["started_at"]),
         completed_at=parse_iso(row["completed_at"]),
         output=row["output"],
@@ -113,10 +115,11 @@ class EvaluationStore:
             f"SELECT {_COLUMNS} FROM evaluations {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        total = await self._db.fetch_value(f"SELECT count(*) FROM evaluations {clause}", params)
+        total = await self._db.fetch_count(f"SELECT count(*) FROM evaluations {clause}", params)
         return [_from_row(r) for r in rows], total
 
-    async def queued_in_order(self) -> list[Evaluation]:
+    # builtins.list: in this class body, `list` is the method above.
+    async def queued_in_order(self) -> builtins.list[Evaluation]:
         rows = await self._db.fetch_all(f"SELECT {_COLUMNS} FROM evaluations WHERE status = 'queued' ORDER BY seq")
         return [_from_row(r) for r in rows]
 
@@ -124,7 +127,7 @@ class EvaluationStore:
         rows = await self._db.fetch_all("SELECT status, count(*) FROM evaluations GROUP BY status")
         return {EvalStatus(r[0]): r[1] for r in rows}
 
-    async def claim(self, eval_id: str, started_at) -> Evaluation | None:
+    async def claim(self, eval_id: str, started_at: datetime) -> Evaluation | None:
         """Queued -> running, on the writer, returning the row; None if it was no longer
         queued (killed meanwhile). Done in one statement so no reader snapshot is involved."""
         _, rows = await self._db.write_one(
@@ -167,7 +170,7 @@ class EvaluationStore:
         )
         return changed == 1
 
-    async def fail_interrupted(self, reason: str, completed_at) -> int:
+    async def fail_interrupted(self, reason: str, completed_at: datetime) -> int:
         """After a restart: whatever was running when the process died has failed, and
         so has every queued execution: its caller waited on a connection that is gone,
         and its environment, kept in memory only, with it."""

@@ -90,6 +90,7 @@ class PerformanceStore:
             "FROM evaluations WHERE completed_at >= ?",
             (start,),
         )
+        assert agg is not None and runs is not None, "an aggregate without GROUP BY answers one row"
         return WindowSummary(
             samples=agg[0],
             cpu_average=agg[1],

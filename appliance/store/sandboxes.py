@@ -7,9 +7,9 @@ from datetime import datetime
 
 import aiosqlite
 
-from appliance.core.clock import iso_z, parse_iso
+from appliance.core.clock import iso_z, parse_iso_required
 from appliance.core.sandboxes import SandboxRecord, SandboxResources
-from appliance.store.database import Database
+from appliance.store.database import Database, SqlValue
 
 _COLUMNS = (
     "sandbox_id, owner, name, runtime, template, engine, image, status, status_reason, "
@@ -36,8 +36,8 @@ def _from_row(row: aiosqlite.Row) -> SandboxRecord:
         environment=json.loads(row["environment"]),
         template_environment=json.loads(row["template_environment"]),
         container_id=row["container_id"],
-        created_at=parse_iso(row["created_at"]),
-        last_activity=parse_iso(row["last_activity"]),
+        created_at=parse_iso_required(row["created_at"]),
+        last_activity=parse_iso_required(row["last_activity"]),
     )
 
 
@@ -79,20 +79,21 @@ class SandboxStore:
         return [_from_row(r) for r in rows]
 
     async def count(self) -> int:
-        return await self._db.fetch_value("SELECT count(*) FROM sandboxes")
+        return await self._db.fetch_count("SELECT count(*) FROM sandboxes")
 
     async def list(
         self, *, owner: str | None, status: str | None, runtime: str | None, limit: int, offset: int
     ) -> tuple[list[SandboxRecord], int]:
         """Oldest first (a page stays stable while new ones are created); `owner=None`
         means every owner. Returns (page, total matching)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[SqlValue] = []
         for column, value in (("owner", owner), ("status", status), ("runtime", runtime)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        total = await self._db.fetch_value(f"SELECT count(*) FROM sandboxes {clause}", params)
+        total = await self._db.fetch_count(f"SELECT count(*) FROM sandboxes {clause}", params)
         rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM sandboxes {clause} ORDER BY seq LIMIT ? OFFSET ?",
             [*params, limit, offset],

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from appliance.core.clock import iso_z, parse_iso
+from appliance.core.clock import iso_z, parse_iso, parse_iso_required
 from appliance.core.sandboxes import SandboxResources, SnapshotRecord
 from appliance.store.database import Database
 
@@ -39,7 +39,7 @@ def _from_row(row: aiosqlite.Row) -> SnapshotRecord:
         size_bytes=row["size_bytes"],
         content_bytes=row["content_bytes"],
         file_count=row["file_count"],
-        created_at=parse_iso(row["created_at"]),
+        created_at=parse_iso_required(row["created_at"]),
         completed_at=parse_iso(row["completed_at"]),
     )
 

@@ -30,7 +30,7 @@ import logging
 import msgspec
 
 from appliance.core.environment import check_environment
-from appliance.core.errors import Conflict, NotFound, ValidationError
+from appliance.core.errors import Conflict, ErrorDetails, NotFound, ValidationError
 from appliance.core.evaluations import KIND_EXECUTION, Evaluation
 from appliance.core.executions import ExecutionStatus, execution_status, new_execution_id
 from appliance.core.identity import EXECUTE, Identity
@@ -85,7 +85,7 @@ class ExecutionService:
             evaluation = self._evaluations.validate(shared, owner)
         except ValidationError as exc:
             field = next((f for f in _FIELDS_IN_MESSAGES if f in exc.detail.lower()), None)
-            details = {"field": field, "reason": exc.detail} if field else {"reason": exc.detail}
+            details: ErrorDetails = {"field": field, "reason": exc.detail} if field else {"reason": exc.detail}
             raise ValidationError(exc.detail, details=details) from None
         network = options.network_access(request.network_access, evaluation.engine, self._limits)
         execution = msgspec.structs.replace(

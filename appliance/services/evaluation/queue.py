@@ -123,7 +123,7 @@ class EvaluationQueue:
         self._running: dict[str, RunningEvaluation] = {}
         # Environment variables of queued executions: memory only, never stored.
         self._environments: dict[str, dict[str, str]] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         # The batch lane: which waiting or running evaluations use it, and how many of
         # each batch are left, so a batch's sandbox goes when its last item is done.
         self._lanes = lanes
@@ -165,22 +165,24 @@ class EvaluationQueue:
         eval_id = evaluation.eval_id
         if environment:
             self._environments[eval_id] = dict(environment)
-        if self._uses_lane(evaluation):
-            self._lane_of[eval_id] = (evaluation.owner, evaluation.batch_id, evaluation.engine)
-            self._lane_left[(evaluation.owner, evaluation.batch_id)] += 1
+        batch_id = self._lane_batch(evaluation)
+        if batch_id is not None:
+            self._lane_of[eval_id] = (evaluation.owner, batch_id, evaluation.engine)
+            self._lane_left[(evaluation.owner, batch_id)] += 1
         self._queued[eval_id] = None
         self._ready.put_nowait(eval_id)
         return len(self._queued)
 
-    def _uses_lane(self, evaluation: Evaluation) -> bool:
-        """Python items of a batch, without files, on an engine the lane serves."""
-        return (
+    def _lane_batch(self, evaluation: Evaluation) -> str | None:
+        """The batch whose lane runs `evaluation`, or None when it does not use the lane:
+        Python items of a batch, without files, on an engine the lane serves."""
+        uses_lane = (
             self._lanes is not None
-            and evaluation.batch_id is not None
             and evaluation.language == "python"
             and not evaluation.files
             and evaluation.engine in self._lane_engines
         )
+        return evaluation.batch_id if uses_lane else None
 
     async def _lane_item_done(self, eval_id: str) -> None:
         key = self._lane_of.pop(eval_id, None)

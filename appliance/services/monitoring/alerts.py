@@ -11,13 +11,16 @@ Every transition is stored first, then published on the event bus (`AlertOpened`
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
 
 import msgspec
 
+from appliance.config import Settings
 from appliance.core.alerts import (
     OPEN_STATUSES,
     SYSTEM,
@@ -31,7 +34,7 @@ from appliance.core.alerts import (
 )
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import Conflict, NotFound, ValidationError
-from appliance.core.events import AlertAcknowledged, AlertChange, AlertOpened, AlertResolved, EventBus
+from appliance.core.events import AlertAcknowledged, AlertEvent, AlertOpened, AlertResolved, EventBus
 from appliance.core.identity import ADMIN, Identity
 from appliance.core.metrics import render_gauge
 from appliance.services.access.auth import require_key, require_permission
@@ -45,7 +48,7 @@ MAX_LIST_LIMIT = 1000
 PRUNE_EVERY_EVALUATIONS = 500
 
 
-def rules_from_settings(s: Any) -> list[AlertRule]:
+def rules_from_settings(s: Settings) -> list[AlertRule]:
     """The built-in rules with the thresholds of `Settings` (docs/configuration.md)."""
     disabled = set(s.alert_disabled_rules)
     rules = [
@@ -197,7 +200,7 @@ class AlertService:
         self._publish(AlertResolved, resolved)
         return resolved
 
-    def _publish(self, kind: type[AlertChange], alert: Alert) -> None:
+    def _publish(self, kind: type[AlertEvent], alert: Alert) -> None:
         self._bus.publish(alert_body(alert, kind))
 
     # --- operators ------------------------------------------------------------------
@@ -274,7 +277,8 @@ class AlertService:
 
     # --- /api/metrics -------------------------------------------------------------------
 
-    def gauges(self) -> list[str]:
+    # builtins.list: in this class body, `list` is the method above.
+    def gauges(self) -> builtins.list[str]:
         counts = {s: 0 for s in Severity}
         for alert in self._open.values():
             counts[alert.severity] += 1
@@ -285,12 +289,15 @@ class AlertService:
         )
 
 
-def _now_ms():
+def _now_ms() -> datetime:
     now = utc_now()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _parse(kind, text: str, field: str):
+E = TypeVar("E", bound=StrEnum)
+
+
+def _parse(kind: type[E], text: str, field: str) -> E:
     try:
         return kind(text)
     except ValueError:

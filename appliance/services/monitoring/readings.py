@@ -52,7 +52,7 @@ class FinishedWindow:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
         self._clock = clock
-        self._buckets: collections.deque[list] = collections.deque()  # [second, ended, failed]
+        self._buckets: collections.deque[list[int]] = collections.deque()  # [second, ended, failed]
 
     def record(self, failed: bool) -> None:
         second = int(self._clock())

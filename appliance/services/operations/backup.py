@@ -24,6 +24,7 @@ from typing import BinaryIO
 import msgspec
 
 from appliance import __version__
+from appliance.config import SECRET_FILES
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import AppError
 from appliance.core.sizes import format_size
@@ -37,7 +38,6 @@ from appliance.services.operations.backup_format import (
     HEADER_NAME,
     MANIFEST_NAME,
     PLAIN_FILES,
-    SECRET_FILES,
     BackupError,
     BackupHeader,
     Manifest,
@@ -128,7 +128,8 @@ def _write_backup(data_path: Path, database_path: Path, dest: Path, progress: Pr
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=COMPRESS_LEVEL, format=tarfile.PAX_FORMAT) as tar:
-                tar.copybufsize = CHUNK
+                # TarFile sets copybufsize in __init__, but typeshed does not declare the attribute.
+                tar.copybufsize = CHUNK  # type: ignore[attr-defined]
                 writer = _ArchiveWriter(tar, meter)
                 writer.add_json(HEADER_NAME, header)
                 live = database_path.stat()  # the copy keeps the live file's mode and owner

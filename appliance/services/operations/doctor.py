@@ -24,7 +24,7 @@ from appliance.core.clock import iso_z, utc_now
 from appliance.runtime.engine_probe import EngineProbe
 from appliance.runtime.images import IMAGE_RECIPES, image_ref
 from appliance.runtime.limits import SandboxLimits
-from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check
+from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status
 from appliance.services.operations.doctor_host import (
     check_data_dir,
     check_data_disk,
@@ -152,7 +152,7 @@ def check_gvisor(engine: EngineProbe, settings: Settings) -> Check:
     if not engine.reachable:
         return _engine_down(name)
     # Mandatory gVisor refuses to start without it; optional only refuses gvisor requests.
-    missing = FAIL if settings.require_gvisor else WARN
+    missing: Status = FAIL if settings.require_gvisor else WARN
     if runtime not in (engine.info.get("Runtimes") or {}):
         consequence = (
             "`appliance serve` refuses to start (require_gvisor)"
@@ -187,7 +187,7 @@ def check_images(engine: EngineProbe, cli_flags: str = "") -> Check:
     if not missing:
         return Check(name, OK, f"all {len(IMAGE_RECIPES)} present: {', '.join(IMAGE_RECIPES)}")
     # Some missing: those languages get 503 while the rest work. None: nothing can run.
-    status = FAIL if len(missing) == len(IMAGE_RECIPES) else WARN
+    status: Status = FAIL if len(missing) == len(IMAGE_RECIPES) else WARN
     return Check(
         name,
         status,

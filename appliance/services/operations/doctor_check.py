@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
 Status = Literal["OK", "WARN", "FAIL"]
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-_SEVERITY = {OK: 0, WARN: 1, FAIL: 2}
+OK: Final = "OK"
+WARN: Final = "WARN"
+FAIL: Final = "FAIL"
+_SEVERITY: dict[Status, int] = {OK: 0, WARN: 1, FAIL: 2}
 
 
 class Check(msgspec.Struct, frozen=True):
@@ -18,11 +20,11 @@ class Check(msgspec.Struct, frozen=True):
     fix: str | None = None  # one line: what to do, a command where there is one
 
 
-def worst(checks: list[Check]) -> str:
+def worst(checks: list[Check]) -> Status:
     return max((c.status for c in checks), key=_SEVERITY.__getitem__, default=OK)
 
 
-def combine(name: str, problems: list[tuple[str, str, str | None]], fine: str) -> Check:
+def combine(name: str, problems: list[tuple[Status, str, str | None]], fine: str) -> Check:
     """One check from several findings, each (status, found, fix): the worst status, the
     findings and fixes of everything not OK, or `fine` when all is OK."""
     bad = [p for p in problems if p[0] != OK]

@@ -14,12 +14,13 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import msgspec
 import psutil
 
 from appliance import __version__
 from appliance.config import SECRET_FILES, Settings
 from appliance.services.monitoring.metrics import DISK_MIN_FREE_BYTES
-from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, combine
+from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status, combine
 from appliance.store.database import SchemaTooNew, refuse_newer_schema, schema_version
 
 HTTP_TIMEOUT_SECONDS = 1.5
@@ -88,7 +89,7 @@ def check_data_dir(settings: Settings) -> Check:
         return Check(name, FAIL, f"{path} is not a directory", "choose another --data-dir")
     info = path.stat()
     quoted = shlex.quote(str(path))
-    problems: list[tuple[str, str, str | None]] = []
+    problems: list[tuple[Status, str, str | None]] = []
     try:  # the real test: root may write where os.access says yes but the mount is read-only
         fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=path)
         os.close(fd)
@@ -131,7 +132,7 @@ def check_secrets(settings: Settings) -> Check:
     present = [settings.data_path / file for file in SECRET_FILES if (settings.data_path / file).is_file()]
     if not present:
         return Check(name, OK, f"none yet; the first start writes {' and '.join(SECRET_FILES)} with mode 0600")
-    problems: list[tuple[str, str, str | None]] = []
+    problems: list[tuple[Status, str, str | None]] = []
     for path in present:
         info = path.stat()
         quoted = shlex.quote(str(path.absolute()))
@@ -226,7 +227,15 @@ def _holder(port: int) -> str:
     return "another process"
 
 
-def _appliance_health(host: str, port: int) -> dict | None:
+class _Health(msgspec.Struct):
+    """What the doctor reads of an /api/health answer."""
+
+    version: str
+    components: object  # there in an appliance's answer; its content does not matter here
+    status: object = "?"
+
+
+def _appliance_health(host: str, port: int) -> _Health | None:
     """/api/health's body when an appliance answers there, else None."""
     local = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
@@ -234,9 +243,10 @@ def _appliance_health(host: str, port: int) -> dict | None:
         body = httpx.get(url + "/api/health", timeout=HTTP_TIMEOUT_SECONDS).json()
     except (httpx.HTTPError, ValueError):
         return None
-    if isinstance(body, dict) and isinstance(body.get("version"), str) and "components" in body:
-        return body
-    return None
+    try:
+        return msgspec.convert(body, _Health)
+    except msgspec.ValidationError:
+        return None
 
 
 def _free_port_after(host: str, port: int) -> int | None:
@@ -269,11 +279,9 @@ def check_port(settings: Settings) -> Check:
     holder = _holder(port)
     health = _appliance_health(host, port)
     if health is not None:
-        version = health["version"]
+        version = health.version
         if version == __version__:
-            return Check(
-                name, OK, f"serving: appliance {version} answers on {where} ({holder}, {health.get('status', '?')})"
-            )
+            return Check(name, OK, f"serving: appliance {version} answers on {where} ({holder}, {health.status})")
         return Check(
             name,
             WARN,

@@ -6,7 +6,7 @@ import msgspec
 
 from appliance import __version__
 from appliance.core.clock import iso_z, utc_now
-from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, worst
+from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status, worst
 
 _COLOURS = {OK: "\x1b[32m", WARN: "\x1b[33m", FAIL: "\x1b[1;31m"}
 _RESET = "\x1b[0m"
@@ -15,7 +15,7 @@ _RESET = "\x1b[0m"
 class DoctorReport(msgspec.Struct):
     version: str
     checked_at: str  # UTC, with Z
-    status: str  # the worst of the checks
+    status: Status  # the worst of the checks
     checks: list[Check]
 
 

@@ -3,6 +3,7 @@ on the engine the settings name."""
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 
 from appliance.config import Settings
@@ -31,8 +32,9 @@ class RuntimeImages:
     def list(self) -> list[RuntimeImage]:
         return images.list_images(self._engine.client)
 
-    def export(self, path: Path, keys: list[str] | None, progress: Progress | None = None) -> None:
+    # builtins.list: in this class body, `list` is the method above.
+    def export(self, path: Path, keys: builtins.list[str] | None, progress: Progress | None = None) -> None:
         images.export_images(self._engine.client, path, keys, progress=progress)
 
-    def load(self, path: Path, progress: Progress | None = None) -> list[str]:
+    def load(self, path: Path, progress: Progress | None = None) -> builtins.list[str]:
         return images.import_images(self._engine.client, path, progress=progress)

@@ -17,10 +17,12 @@ import tarfile
 import tempfile
 import zlib
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
 from appliance import __version__
+from appliance.config import SECRET_FILES
 from appliance.core.clock import utc_now
 from appliance.core.sizes import format_size
 from appliance.services.operations.backup_format import (
@@ -31,7 +33,6 @@ from appliance.services.operations.backup_format import (
     HEADER_NAME,
     MANIFEST_NAME,
     PLAIN_FILES,
-    SECRET_FILES,
     BackupError,
     BackupHeader,
     Manifest,
@@ -44,6 +45,8 @@ from appliance.services.operations.backup_format import (
 )
 from appliance.store import db_files
 from appliance.store.database import schema_version
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class RestoreSummary(msgspec.Struct, kw_only=True):
@@ -219,7 +222,7 @@ class _Extraction:
 
     # --- members ----------------------------------------------------------------------
 
-    def _read_json(self, tar: tarfile.TarFile, member: tarfile.TarInfo, kind: type) -> msgspec.Struct:
+    def _read_json(self, tar: tarfile.TarFile, member: tarfile.TarInfo, kind: type[S]) -> S:
         source = tar.extractfile(member) if member.isfile() else None
         if source is None or member.size > 64 * 1024 * 1024:
             raise self.damaged(f"{member.name} is not a JSON file")

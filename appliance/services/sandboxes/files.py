@@ -13,6 +13,7 @@ import mimetypes
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
@@ -76,7 +77,7 @@ class SandboxFileService:
         refused without the appliance taking in the file first."""
         require_permission(identity, SANDBOX_WRITE)
 
-    def _root(self, sandbox_id: str):
+    def _root(self, sandbox_id: str) -> Path:
         return self._sandboxes.paths.files_dir(sandbox_id)
 
     async def upload(
@@ -165,7 +166,7 @@ class SandboxFileService:
         return confined_files.shown_path(parts), kind
 
 
-def _file_size(root, parts: list[str]) -> int:
+def _file_size(root: Path, parts: list[str]) -> int:
     try:
         fd, st = confined_files.open_for_read(root, parts)
     except Exception:

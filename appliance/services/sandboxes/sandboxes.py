@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -59,7 +60,7 @@ class SandboxUsage(msgspec.Struct, kw_only=True):
 class SandboxDetails(msgspec.Struct, kw_only=True):
     sandbox: SandboxRecord
     usage: SandboxUsage
-    files: list  # confined_files.FileEntry at the top of /sandbox
+    files: list[confined_files.FileEntry]  # at the top of /sandbox
     files_truncated: bool = False
 
 
@@ -95,7 +96,7 @@ class SandboxService:
         self.policy = policy
         self._readiness = readiness
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Called with a sandbox id before its row goes (the snapshot service deletes its snapshots).
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
 
@@ -193,7 +194,7 @@ class SandboxService:
                 f"the runtime image {image} is missing: run `appliance images build` (or `images import FILE`)"
             )
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -260,7 +261,7 @@ class SandboxService:
                 reason = f"the container is {state or 'gone'}; the appliance restarts it shortly"
                 await self.store.set_status(sandbox_id, STOPPED, reason)
                 record.status, record.status_reason = STOPPED, reason
-        files: list = []
+        files: list[confined_files.FileEntry] = []
         truncated = False
         try:
             usage.disk_used, usage.file_count = await asyncio.to_thread(

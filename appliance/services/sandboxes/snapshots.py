@@ -19,6 +19,7 @@ import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import msgspec
 
@@ -305,7 +306,7 @@ class SnapshotService:
                     await asyncio.to_thread(confined_files.remove_tree, entry)
 
 
-def _swap(files, staging, old) -> None:
+def _swap(files: Path, staging: Path, old: Path) -> None:
     """The restored files take the place of the current ones (two renames on one disk)."""
     if files.exists():
         files.rename(old)

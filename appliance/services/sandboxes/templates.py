@@ -136,6 +136,7 @@ def resolve_template(template: str | None = None, runtime: str | None = None) ->
             f"unknown runtime {runtime!r}; supported: {', '.join(supported_names())}",
             details={"field": "runtime", "reason": f"Unsupported runtime: {runtime}"},
         )
+    language: Language | None
     if template is None or template.strip().lower() == GENERIC_TEMPLATE:
         if by_runtime is None:
             raise ValidationError(
