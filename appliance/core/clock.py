@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def iso_z(moment: datetime) -> str: ...
+@overload
+def iso_z(moment: None) -> None: ...
+@overload
+def iso_z(moment: datetime | None) -> str | None: ...
 
 
 def iso_z(moment: datetime | None) -> str | None:
