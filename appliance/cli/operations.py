@@ -29,7 +29,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance.services.operations import doctor_report
-    from appliance.services.operations.doctor import FAIL, run_checks
+    from appliance.services.operations.doctor import run_checks
+    from appliance.services.operations.doctor_check import FAIL
 
     # Repeated in the fixes it suggests (`appliance images build --data-dir D`).
     given = (("--data-dir", args.data_dir), ("--config", args.config))
