@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.cli.common import settings_from_args
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     doctor = sub.add_parser(
         "doctor",
         parents=[common],

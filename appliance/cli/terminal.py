@@ -29,7 +29,7 @@ log = logging.getLogger("appliance")
 LOG_FILE_BYTES, LOG_FILE_BACKUPS = 10 * 1024 * 1024, 3
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run",
         parents=[common],
