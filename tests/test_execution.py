@@ -214,7 +214,7 @@ def test_containers_are_removed_after_use(server, docker_client):
         result = run_eval(client, "print('bye')")
     label = f"appliance.eval_id={result['eval_id']}"
     deadline = time.monotonic() + 10
-    while docker_client.containers.list(all=True, filters={"label": label}):
+    while docker_client.containers.list(all=True, ignore_removed=True, filters={"label": label}):
         assert time.monotonic() < deadline, "container still there"
         time.sleep(0.1)
 

@@ -395,7 +395,7 @@ def test_get_while_running_and_after_and_delete_cancels_the_waiting_post(admin, 
     )
     assert error.details["status"] == "cancelled"
     deadline = time.monotonic() + 15
-    while docker_client.containers.list(all=True, filters={"id": hostname}):
+    while docker_client.containers.list(all=True, ignore_removed=True, filters={"id": hostname}):
         assert time.monotonic() < deadline, "the cancelled execution's container is still there"
         time.sleep(0.2)
 

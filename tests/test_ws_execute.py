@@ -133,7 +133,7 @@ def test_a_client_that_disconnects_cancels_its_execution(admin, docker_client):
         assert time.monotonic() < deadline, state
         time.sleep(0.1)
     assert state.status == "cancelled" and state.progress == 1.0 and state.execution_time < 30
-    while docker_client.containers.list(all=True, filters={"id": hostname}):
+    while docker_client.containers.list(all=True, ignore_removed=True, filters={"id": hostname}):
         assert time.monotonic() < deadline, "the container of a cancelled execution is still there"
         time.sleep(0.2)
 
