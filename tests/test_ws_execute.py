@@ -162,13 +162,16 @@ def test_bad_messages_get_an_error_and_the_connection_stays(admin, server):
         bad_language = stream.receive(10)
         stream.send({"type": "execute", "language": "python", "code": "print(1)", "memory_limit": "lots"})
         bad_memory = stream.receive(10)
+        stream.send({"type": "cancel", "execution_id": ["exec_1"]})
+        bad_id = stream.receive(10)
         stream.send({"type": "ping"})
         pong = stream.receive(10)
-    for message in (not_json, unknown, bad_language, bad_memory):
+    for message in (not_json, unknown, bad_language, bad_memory, bad_id):
         assert message.type == "error" and message.status == 400, message
         assert set(message.error) == {"code", "message", "details", "request_id"}
         assert message.error.code == "VALIDATION_ERROR" and message.error.request_id.startswith("req_")
     assert "unknown language" in bad_language.error.message and bad_memory.error.details["field"] == "memory_limit"
+    assert bad_id.error.details["field"] == "execution_id"
     assert pong == {"type": "pong"}
     with pytest.raises(ApiError) as caught:
         list(admin.stream_execute("python", "print(1)", timeout=-5))

@@ -216,7 +216,13 @@ class _Session:
         if kind == "execute":
             await self.execute(message)
         elif kind == "cancel":
-            await self.cancel(message.get("execution_id"))
+            execution_id = message.get("execution_id")
+            if execution_id is not None and not isinstance(execution_id, str):
+                raise ValidationError(
+                    "execution_id of a cancel is a string (or left out: cancel all of this connection's runs)",
+                    details={"field": "execution_id", "reason": "not a string"},
+                )
+            await self.cancel(execution_id)
         elif kind == "ping":
             await self.send(Pong())
         else:
