@@ -77,7 +77,7 @@ def exception_handlers(shape: ErrorShape[BodyT]) -> ExceptionHandlersMap:
             detail = f"no such endpoint: {request.method} {path}"
         elif status == 405:
             detail = f"{request.method} is not allowed on {path}"
-        return shape.render(status, detail, headers=getattr(exc, "headers", None))
+        return shape.render(status, detail, headers=exc.headers)
 
     def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[BodyT]:
         request_id = new_request_id()
