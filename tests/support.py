@@ -276,7 +276,9 @@ def remove_sandboxes_of(data_dir: Path) -> int:
     client = docker.from_env()
     removed = 0
     try:
-        for container in client.containers.list(all=True, filters={"label": "appliance.persistent"}):
+        for container in client.containers.list(
+            all=True, ignore_removed=True, filters={"label": "appliance.persistent"}
+        ):
             sources = [m.get("Source", "") for m in container.attrs.get("Mounts", [])]
             if any(Path(s).is_relative_to(data_dir.resolve()) for s in sources if s):
                 container.remove(force=True)

@@ -207,7 +207,10 @@ def test_containers_are_removed_after_use(server, docker_client):
     with server.admin() as client:
         result = run_eval(client, "print('bye')")
     label = f"appliance.eval_id={result['eval_id']}"
-    eventually(lambda: not docker_client.containers.list(all=True, filters={"label": label}), message="container gone")
+    eventually(
+        lambda: not docker_client.containers.list(all=True, ignore_removed=True, filters={"label": label}),
+        message="container gone",
+    )
 
 
 def test_batch_runs_every_item(server):

@@ -395,7 +395,7 @@ def test_get_while_running_and_after_and_delete_cancels_the_waiting_post(admin, 
     )
     assert error.details["status"] == "cancelled"
     eventually(
-        lambda: not docker_client.containers.list(all=True, filters={"id": hostname}),
+        lambda: not docker_client.containers.list(all=True, ignore_removed=True, filters={"id": hostname}),
         message="the cancelled execution's container gone",
     )
 

@@ -143,7 +143,7 @@ def test_a_client_that_disconnects_cancels_its_execution(admin, docker_client):
     )
     assert state.status == "cancelled" and state.progress == 1.0 and state.execution_time < HANG_SECONDS
     eventually(
-        lambda: not docker_client.containers.list(all=True, filters={"id": hostname}),
+        lambda: not docker_client.containers.list(all=True, ignore_removed=True, filters={"id": hostname}),
         message="the container of a cancelled execution gone",
     )
 
@@ -170,13 +170,16 @@ def test_bad_messages_get_an_error_and_the_connection_stays(admin, server):
         bad_language = stream.receive(HANG_SECONDS)
         stream.send({"type": "execute", "language": "python", "code": "print(1)", "memory_limit": "lots"})
         bad_memory = stream.receive(HANG_SECONDS)
+        stream.send({"type": "cancel", "execution_id": ["exec_1"]})
+        bad_id = stream.receive(HANG_SECONDS)
         stream.send({"type": "ping"})
         pong = stream.receive(HANG_SECONDS)
-    for message in (not_json, unknown, bad_language, bad_memory):
+    for message in (not_json, unknown, bad_language, bad_memory, bad_id):
         assert message.type == "error" and message.status == 400, message
         assert set(message.error) == {"code", "message", "details", "request_id"}
         assert message.error.code == "VALIDATION_ERROR" and message.error.request_id.startswith("req_")
     assert "unknown language" in bad_language.error.message and bad_memory.error.details["field"] == "memory_limit"
+    assert bad_id.error.details["field"] == "execution_id"
     assert pong == {"type": "pong"}
     with pytest.raises(ApiError) as caught:
         list(admin.stream_execute("python", "print(1)", timeout=-5))

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from appliance.services.operations.images import RuntimeImages
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     imgs = sub.add_parser("images", help="runtime images").add_subparsers(dest="images_command", required=True)
     build = imgs.add_parser("build", parents=[common], help="build runtime images from Debian packages")
     build.add_argument("image", nargs="*", help="image keys (default: all)")

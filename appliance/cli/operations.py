@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.cli.common import settings_from_args
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     doctor = sub.add_parser(
         "doctor",
         parents=[common],
@@ -29,7 +29,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance.services.operations import doctor_report
-    from appliance.services.operations.doctor import FAIL, run_checks
+    from appliance.services.operations.doctor import run_checks
+    from appliance.services.operations.doctor_check import FAIL
 
     # Repeated in the fixes it suggests (`appliance images build --data-dir D`).
     given = (("--data-dir", args.data_dir), ("--config", args.config))

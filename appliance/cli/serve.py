@@ -9,7 +9,7 @@ from appliance import __version__
 from appliance.cli.common import add_server_flags, raise_priority, server_settings
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP/WebSocket server")
     add_server_flags(serve)
     serve.set_defaults(func=cmd_serve)

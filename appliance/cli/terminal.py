@@ -14,18 +14,22 @@ import logging
 import signal
 import socket
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from appliance import __version__
 from appliance.cli.common import add_server_flags, raise_priority, server_settings
 from appliance.logging_setup import RedactSecrets
+
+if TYPE_CHECKING:
+    from appliance.app import Appliance
 
 log = logging.getLogger("appliance")
 
 LOG_FILE_BYTES, LOG_FILE_BACKUPS = 10 * 1024 * 1024, 3
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run",
         parents=[common],
@@ -109,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: bool) -> int:
+async def _run_one_process(appliance: Appliance, listener: socket.socket, *, dark: bool) -> int:
     import uvicorn
 
     from appliance.http.app_factory import create_app
@@ -125,8 +129,13 @@ async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: boo
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # the TUI owns the terminal and its signals
+
+    class ServerWithoutSignals(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the TUI owns the terminal and its signals
+
+    server = ServerWithoutSignals(config)
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http-server")
     session_key_id = None
     try:
@@ -139,7 +148,7 @@ async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: boo
         url = loopback_url(*listener.getsockname()[:2])
         app = create_tui(in_process_backend(url, api_key, appliance.bus, appliance.alerts.readings), dark=dark)
 
-        def server_died(_: asyncio.Task) -> None:
+        def server_died(_: asyncio.Task[None]) -> None:
             app.exit(return_code=1, message="appliance: the HTTP server stopped; see the log")
 
         serving.add_done_callback(server_died)
@@ -167,7 +176,7 @@ async def _run_one_process(appliance: Any, listener: socket.socket, *, dark: boo
         await appliance.stop()  # sandboxes keep running, as with serve
 
 
-async def _tui_key(appliance: Any) -> tuple[str, str | None]:
+async def _tui_key(appliance: Appliance) -> tuple[str, str | None]:
     """The TUI's key: the data dir's admin key, or, where an operator has removed that
     file, a key for this session only (returned with its id, to revoke at exit)."""
     from appliance.core.errors import AppError
@@ -212,7 +221,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def _logging_to(handler: logging.Handler):
+def _logging_to(handler: logging.Handler) -> Iterator[None]:
     """While a TUI owns the terminal, log records go to `handler` instead of stderr."""
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets())

@@ -22,8 +22,9 @@ from appliance.client.sandboxes import SandboxesApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
-# Mixins are listed here as each area of the API gets its client methods.
-_MIXINS: tuple[type, ...] = (
+
+# One mixin per area of the API, listed here as each area gets its client methods.
+class ApplianceClient(
     ApiKeysApi,
     EvaluationsApi,
     MonitoringApi,
@@ -31,10 +32,7 @@ _MIXINS: tuple[type, ...] = (
     TemplatesApi,
     ExecutionApi,
     SandboxesApi,
-)
-
-
-class ApplianceClient(*_MIXINS):
+):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+import httpx
+
 from appliance.client.transport import ApiError, Transport
 
 SANDBOX_ROOT = "/sandbox"
@@ -76,11 +78,11 @@ class SandboxesApi(Transport):
         runtime: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
-    ):
+    ) -> httpx.Response:
         return self.request("GET", "/api/sandboxes", params=self._list_params(status, runtime, limit, offset))
 
     @staticmethod
-    def _list_params(status, runtime, limit, offset) -> dict[str, Any]:
+    def _list_params(status: str | None, runtime: str | None, limit: int | None, offset: int | None) -> dict[str, Any]:
         return {
             k: v
             for k, v in (("status", status), ("runtime", runtime), ("limit", limit), ("offset", offset))

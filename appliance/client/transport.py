@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -11,7 +11,12 @@ class ApiError(Exception):
     """A 4xx or 5xx from the appliance, with the server's own words."""
 
     def __init__(
-        self, status_code: int, code: str, message: str, details: dict | None = None, request_id: str | None = None
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(f"{status_code} {code}: {message}")
         self.status_code = status_code
@@ -21,7 +26,7 @@ class ApiError(Exception):
         self.request_id = request_id
 
 
-class Record(dict):
+class Record(dict[str, Any]):
     """A JSON object whose fields read as attributes too: `result.output`."""
 
     def __getattr__(self, name: str) -> Any:
@@ -76,7 +81,7 @@ class Transport:
         self.api_key = api_key
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

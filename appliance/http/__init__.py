@@ -7,6 +7,7 @@
                        errors an unmatched path gets (whole path segments, longest wins)
     errors.py          the exception handlers every router registers, parametrised by
                        its document's ErrorShape
+    app_state.py       the appliance in the app's state, typed (the one place it is read)
     dependencies.py    services as typed dependencies (`sandboxes: SandboxService`)
     identity.py        who is calling (the `identity` dependency), rate limits, and the
                        authenticated opening of a WebSocket

@@ -12,6 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from appliance import __version__
+from appliance.http.app_state import keep_appliance
 from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
 from appliance.http.identity import add_rate_limit_headers
@@ -75,5 +76,5 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
         # that masks keys in WebSocket query strings); Litestar's default would replace it.
         logging_config=None,
     )
-    app.state.appliance = appliance
+    keep_appliance(app.state, appliance)
     return app

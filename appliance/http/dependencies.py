@@ -8,11 +8,14 @@ query parameter (`status`, `limit`, ...), or Litestar would take the one for the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from appliance.config import Settings
 from appliance.core.events import EventBus
+from appliance.http.app_state import appliance_of
 from appliance.http.identity import provide_identity
 from appliance.services.access.auth import AuthService
 from appliance.services.evaluation.evaluations import EvaluationService
@@ -27,54 +30,54 @@ from appliance.services.sandboxes.templates import TemplateService
 
 
 def provide_auth(state: State) -> AuthService:
-    return state.appliance.auth
+    return appliance_of(state).auth
 
 
 def provide_evaluations(state: State) -> EvaluationService:
-    return state.appliance.evaluations
+    return appliance_of(state).evaluations
 
 
 def provide_executions(state: State) -> ExecutionService:
-    return state.appliance.executions
+    return appliance_of(state).executions
 
 
 def provide_platform_status(state: State) -> PlatformStatusService:
-    return state.appliance.status
+    return appliance_of(state).status
 
 
 def provide_monitoring(state: State) -> MonitoringService:
-    return state.appliance.monitoring
+    return appliance_of(state).monitoring
 
 
 def provide_alerts(state: State) -> AlertService:
-    return state.appliance.alerts
+    return appliance_of(state).alerts
 
 
 def provide_sandboxes(state: State) -> SandboxService:
-    return state.appliance.sandboxes
+    return appliance_of(state).sandboxes
 
 
 def provide_sandbox_files(state: State) -> SandboxFileService:
-    return state.appliance.sandbox_files
+    return appliance_of(state).sandbox_files
 
 
 def provide_snapshots(state: State) -> SnapshotService:
-    return state.appliance.snapshots
+    return appliance_of(state).snapshots
 
 
 def provide_templates(state: State) -> TemplateService:
-    return state.appliance.templates
+    return appliance_of(state).templates
 
 
 def provide_bus(state: State) -> EventBus:
-    return state.appliance.bus
+    return appliance_of(state).bus
 
 
 def provide_settings(state: State) -> Settings:
-    return state.appliance.settings
+    return appliance_of(state).settings
 
 
-def _provide(function) -> Provide:
+def _provide(function: Callable[[State], object]) -> Provide:
     # No use_cache: a Provide caches for its own lifetime, and these are module-level
     # while one process may build several apps (tests, the TUI's one-process mode).
     return Provide(function, sync_to_thread=False)

@@ -7,6 +7,7 @@ No CDN: the appliance must work in a lab with no internet. The assets come from 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 import yaml
@@ -40,13 +41,13 @@ _PAGE = """<!DOCTYPE html>
 
 
 @get("/api/openapi.yaml", include_in_schema=False, sync_to_thread=False)
-def openapi_yaml(request: Request) -> Response:
+def openapi_yaml(request: Request[Any, Any, Any]) -> Response[str]:
     body = yaml.safe_dump(request.app.openapi_schema.to_schema(), sort_keys=False)
     return Response(body, media_type="application/yaml")
 
 
 @get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)
-def openapi_json(request: Request) -> Response:
+def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(request.app.openapi_schema.to_schema(), media_type=MediaType.JSON)
 
 

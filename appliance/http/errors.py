@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -33,8 +33,11 @@ def new_request_id() -> str:
     return f"req_{secrets.token_hex(8)}"
 
 
-class ErrorShape:
-    """How one API document writes an error response."""
+BodyT = TypeVar("BodyT")
+
+
+class ErrorShape(Generic[BodyT]):
+    """How one API document writes an error response (a `BodyT`)."""
 
     def render(
         self,
@@ -45,22 +48,22 @@ class ErrorShape:
         headers: dict[str, str] | None = None,
         details: dict[str, Any] | None = None,
         request_id: str | None = None,
-    ) -> Response:
+    ) -> Response[BodyT]:
         raise NotImplementedError
 
-    def body_too_large(self) -> Response:
+    def body_too_large(self) -> Response[BodyT]:
         """A body past max_body_bytes: each document names its own status for it."""
         raise NotImplementedError
 
 
-def exception_handlers(shape: ErrorShape) -> ExceptionHandlersMap:
+def exception_handlers(shape: ErrorShape[BodyT]) -> ExceptionHandlersMap:
     """The handlers a document's router registers: every error in `shape`."""
 
-    def handle_app_error(request: Request, exc: AppError) -> Response:
+    def handle_app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[BodyT]:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return shape.render(exc.status_code, exc.detail, title=exc.title, headers=headers, details=exc.details)
 
-    def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[BodyT]:
         path = request.url.path
         if isinstance(exc, RequestEntityTooLarge):
             return shape.body_too_large()
@@ -74,9 +77,9 @@ def exception_handlers(shape: ErrorShape) -> ExceptionHandlersMap:
             detail = f"no such endpoint: {request.method} {path}"
         elif status == 405:
             detail = f"{request.method} is not allowed on {path}"
-        return shape.render(status, detail, headers=getattr(exc, "headers", None))
+        return shape.render(status, detail, headers=exc.headers)
 
-    def handle_unexpected(request: Request, exc: Exception) -> Response:
+    def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[BodyT]:
         request_id = new_request_id()
         log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
         return shape.render(
@@ -103,7 +106,7 @@ def _validation_detail(exc: ValidationException) -> str:
     return "; ".join(f"{key}: {message}" if key else message for key, message in problems if message)
 
 
-def _validation_details(exc: ValidationException) -> dict:
+def _validation_details(exc: ValidationException) -> dict[str, str]:
     problems = _validation_problems(exc)
     if not problems:
         return {"reason": "request body is not valid JSON"}

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from litestar import WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from appliance.config import Settings
 from appliance.core.errors import AppError, RateLimited, Unauthorized
 from appliance.core.identity import Identity, anonymous
+from appliance.http.app_state import appliance_of
 from appliance.http.ws_close import POLICY_VIOLATION
 from appliance.services.access.rate_limit import RateDecision
 
@@ -24,8 +27,8 @@ RATE_STATE_KEY = "rate_decision"
 WS_AUTHENTICATION_REQUIRED = "Authentication required: pass ?api_key=... or ?token=..., or an X-API-Key header"
 
 
-async def authenticate(connection: ASGIConnection) -> Identity:
-    appliance = connection.app.state.appliance
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
+    appliance = appliance_of(connection.app.state)
     headers = connection.headers
     key = headers.get("x-api-key") or connection.query_params.get("api_key")
     authorization = headers.get("authorization", "")
@@ -42,7 +45,7 @@ async def authenticate(connection: ASGIConnection) -> Identity:
     return anonymous(connection.client.host if connection.client else "")
 
 
-def limit_for(settings: Any, identity: Identity, bucket: str) -> int:
+def limit_for(settings: Settings, identity: Identity, bucket: str) -> int:
     if identity.is_anonymous:
         return settings.rate_limit_anonymous
     # A handler names its bucket with `opt={"rate_bucket": ...}`; each bucket is counted
@@ -55,9 +58,9 @@ def limit_for(settings: Any, identity: Identity, bucket: str) -> int:
     return per_bucket.get(bucket, settings.rate_limit_authenticated)
 
 
-def rate_decision(connection: ASGIConnection, identity: Identity, bucket: str) -> RateDecision:
+def rate_decision(connection: ASGIConnection[Any, Any, Any, Any], identity: Identity, bucket: str) -> RateDecision:
     """Count one request of `identity` in `bucket`."""
-    appliance = connection.app.state.appliance
+    appliance = appliance_of(connection.app.state)
     return appliance.rate_limiter.check(identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket))
 
 
@@ -69,7 +72,7 @@ def refuse_past_limit(decision: RateDecision, what: str = "requests") -> None:
         )
 
 
-async def provide_identity(request: ASGIConnection) -> Identity:
+async def provide_identity(request: ASGIConnection[Any, Any, Any, Any]) -> Identity:
     identity = await authenticate(request)
     decision = rate_decision(request, identity, request.route_handler.opt.get("rate_bucket", "default"))
     request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision  # the 429 carries the headers too
@@ -78,7 +81,9 @@ async def provide_identity(request: ASGIConnection) -> Identity:
 
 
 async def open_socket(
-    socket: WebSocket, authorize: Callable[[Identity], None], refusal: Callable[[AppError], dict]
+    socket: WebSocket[Any, Any, Any],
+    authorize: Callable[[Identity], None],
+    refusal: Callable[[AppError], msgspec.Struct],
 ) -> Identity | None:
     """Accept a WebSocket and authenticate its caller; `authorize` is the service's
     check of what the socket offers. A refused caller gets `refusal(error)` as the only
@@ -102,7 +107,7 @@ async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     decision = scope.get("state", {}).get(RATE_STATE_KEY)
-    if decision is None or decision.limit <= 0:
+    if not isinstance(decision, RateDecision) or decision.limit <= 0:
         return
     headers = MutableScopeHeaders.from_message(message)
     headers["X-RateLimit-Limit"] = str(decision.limit)

@@ -13,7 +13,7 @@ claims gets the default document's errors.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from litestar import Request, Response, Router
 from litestar.exceptions import HTTPException
@@ -60,7 +60,7 @@ def unmatched_path_handlers(surfaces: list[Surface], default: Surface) -> Except
     handlers for the same exception classes, so theirs win once a route matched."""
     check_disjoint(surfaces)
 
-    def handle(request: Request, exc: Exception) -> Response:
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         handlers = surface_for(surfaces, default, request.url.path).router.exception_handlers
         # The routers key their handlers by exception class (Exception among them).
         handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)

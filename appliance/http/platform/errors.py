@@ -24,7 +24,7 @@ _TITLES = {
 }
 
 
-class PlatformErrors(ErrorShape):
+class PlatformErrors(ErrorShape[ErrorBody]):
     def render(
         self,
         status_code: int,

@@ -39,10 +39,10 @@ class EvaluationController(Controller):
     async def submit_batch(
         self, evaluations: EvaluationService, identity: Identity, data: BatchRequest
     ) -> BatchSubmitted:
-        evaluations = await evaluations.submit_batch(identity, data.evaluations or [])
-        items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE) for e in evaluations]
+        submitted = await evaluations.submit_batch(identity, data.evaluations or [])
+        items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE) for e in submitted]
         return BatchSubmitted(
-            evaluations=items, total=len(items), queued=len(items), failed=0, batch_id=evaluations[0].batch_id
+            evaluations=items, total=len(items), queued=len(items), failed=0, batch_id=submitted[0].batch_id
         )
 
     @get("/eval-status/{eval_id:str}", summary="Status and result of an evaluation")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.errors import AppError
-from appliance.core.events import EvaluationEvent, EventBus
+from appliance.core.events import EvaluationEvent, EventBus, Subscription
 from appliance.http.identity import open_socket
 from appliance.services.evaluation.evaluations import EvaluationService
 
@@ -28,12 +29,33 @@ class ClientMessage(msgspec.Struct):
     eval_id: str | None = None
 
 
-def refusal(exc: AppError) -> dict:
-    return {"type": "error", "eval_id": None, "data": {"error": exc.detail, "status_code": exc.status_code}}
+class SocketErrorData(msgspec.Struct):
+    error: str
+    status_code: int
+
+
+class SocketError(msgspec.Struct, tag_field="type", tag="error"):
+    """What the client sent (or who it is) is refused; not an evaluation's own error event."""
+
+    eval_id: str | None
+    data: SocketErrorData
+
+
+class NoData(msgspec.Struct):
+    pass
+
+
+class Pong(msgspec.Struct, tag_field="type", tag="pong"):
+    eval_id: None = None
+    data: NoData = msgspec.field(default_factory=NoData)
+
+
+def refusal(exc: AppError) -> SocketError:
+    return SocketError(eval_id=None, data=SocketErrorData(error=exc.detail, status_code=exc.status_code))
 
 
 @websocket("/ws")
-async def evaluation_events(socket: WebSocket, evaluations: EvaluationService, bus: EventBus) -> None:
+async def evaluation_events(socket: WebSocket[Any, Any, Any], evaluations: EvaluationService, bus: EventBus) -> None:
     identity = await open_socket(socket, evaluations.authorize_events, refusal)
     if identity is None:
         return
@@ -49,15 +71,17 @@ async def evaluation_events(socket: WebSocket, evaluations: EvaluationService, b
                 await sender
 
 
-async def _send_events(socket: WebSocket, subscription, watched: set[str]) -> None:
+async def _send_events(socket: WebSocket[Any, Any, Any], subscription: Subscription, watched: set[str]) -> None:
     while True:
-        event: EvaluationEvent = await subscription.get()
+        event = await subscription.get()
+        if not isinstance(event, EvaluationEvent):  # the subscription is to evaluation events only
+            continue
         if watched and event.eval_id not in watched:
             continue
         await socket.send_json(msgspec.to_builtins(event))  # the struct is the message
 
 
-async def _read_commands(socket: WebSocket, watched: set[str]) -> None:
+async def _read_commands(socket: WebSocket[Any, Any, Any], watched: set[str]) -> None:
     while True:
         try:
             raw = await socket.receive_text()
@@ -66,31 +90,17 @@ async def _read_commands(socket: WebSocket, watched: set[str]) -> None:
         try:
             message = msgspec.json.decode(raw, type=ClientMessage)
         except msgspec.DecodeError as exc:
-            await socket.send_json(
-                {
-                    "type": "error",
-                    "eval_id": None,
-                    "data": {
-                        "error": f'unreadable message ({exc}); send {{"action": "subscribe", "eval_id": "..."}}',
-                        "status_code": 400,
-                    },
-                }
-            )
+            unreadable = f'unreadable message ({exc}); send {{"action": "subscribe", "eval_id": "..."}}'
+            await socket.send_json(SocketError(eval_id=None, data=SocketErrorData(error=unreadable, status_code=400)))
             continue
         if message.action == "subscribe" and message.eval_id:
             watched.add(message.eval_id)
         elif message.action == "unsubscribe" and message.eval_id:
             watched.discard(message.eval_id)
         elif message.action == "ping":
-            await socket.send_json({"type": "pong", "eval_id": None, "data": {}})
+            await socket.send_json(Pong())
         else:
+            unknown = f"unknown action {message.action!r}; use subscribe, unsubscribe or ping"
             await socket.send_json(
-                {
-                    "type": "error",
-                    "eval_id": message.eval_id,
-                    "data": {
-                        "error": f"unknown action {message.action!r}; use subscribe, unsubscribe or ping",
-                        "status_code": 400,
-                    },
-                }
+                SocketError(eval_id=message.eval_id, data=SocketErrorData(error=unknown, status_code=400))
             )

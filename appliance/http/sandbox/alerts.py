@@ -36,10 +36,6 @@ class RuleList(msgspec.Struct, kw_only=True):
     rules: list[RuleBody]
 
 
-def _body(alert) -> AlertBody:
-    return alert_body(alert)
-
-
 class AlertController(Controller):
     path = "/api/alerts"
     tags = ["alerts"]
@@ -54,7 +50,7 @@ class AlertController(Controller):
         limit: int = 100,
     ) -> AlertList:
         found = await alerts.list(identity, status, severity, limit)
-        return AlertList(alerts=[_body(a) for a in found])
+        return AlertList(alerts=[alert_body(a) for a in found])
 
     @get("/rules", summary="The alert rules and their thresholds (settings alert_*)")
     async def rules(self, alerts: AlertService, identity: Identity) -> RuleList:
@@ -76,18 +72,18 @@ class AlertController(Controller):
 
     @get("/{alert_id:str}", summary="One alert")
     async def get_alert(self, alerts: AlertService, identity: Identity, alert_id: str) -> AlertBody:
-        return _body(await alerts.get(identity, alert_id))
+        return alert_body(await alerts.get(identity, alert_id))
 
     @post("/{alert_id:str}/acknowledge", status_code=200, summary="Acknowledge an active alert (admin)")
     async def acknowledge(
         self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:
         comment = data.comment if data is not None else None
-        return _body(await alerts.acknowledge(identity, alert_id, comment))
+        return alert_body(await alerts.acknowledge(identity, alert_id, comment))
 
     @post("/{alert_id:str}/resolve", status_code=200, summary="Resolve an open alert (admin)")
     async def resolve(
         self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:
         comment = data.comment if data is not None else None
-        return _body(await alerts.resolve(identity, alert_id, comment))
+        return alert_body(await alerts.resolve(identity, alert_id, comment))

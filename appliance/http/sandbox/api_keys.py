@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -44,17 +45,39 @@ class ApiKeyRevoked(msgspec.Struct, kw_only=True):
     message: str
 
 
-def _body(record) -> dict:  # an ApiKeyRecord from the auth service
-    return {
-        "key_id": record.key_id,
-        "name": record.name,
-        "owner": record.owner,
-        "permissions": record.permissions,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "revoked_at": record.revoked_at,
-        "last_used_at": record.last_used_at,
-    }
+class KeyRecord(Protocol):
+    """What the auth service returns of a key (the store's record, which this layer does
+    not import); its secret's hash is never read here."""
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def permissions(self) -> list[str]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+
+
+def key_body(record: KeyRecord) -> ApiKeyBody:
+    return ApiKeyBody(
+        key_id=record.key_id,
+        name=record.name,
+        owner=record.owner,
+        permissions=record.permissions,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        revoked_at=record.revoked_at,
+        last_used_at=record.last_used_at,
+    )
 
 
 class ApiKeyController(Controller):
@@ -66,12 +89,12 @@ class ApiKeyController(Controller):
         created = await auth.create_key(
             identity, data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
         )
-        return ApiKeyCreated(**_body(created.record), api_key=created.secret)
+        return ApiKeyCreated(**msgspec.structs.asdict(key_body(created.record)), api_key=created.secret)
 
     @get("/", summary="List API keys (admin); secrets are never shown again")
     async def list_keys(self, auth: AuthService, identity: Identity) -> ApiKeyList:
         records = await auth.list_keys(identity)
-        return ApiKeyList(api_keys=[ApiKeyBody(**_body(r)) for r in records])
+        return ApiKeyList(api_keys=[key_body(r) for r in records])
 
     @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
     async def revoke(self, auth: AuthService, identity: Identity, key_id: str) -> ApiKeyRevoked:

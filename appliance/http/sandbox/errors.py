@@ -4,7 +4,7 @@
                "request_id": "req_..."}}
 
 The request id is also sent as the `X-Request-ID` header. The WebSockets of this
-document send the same object inside their `error` messages (`sandbox_error_body`).
+document send the same `error` object inside their `error` messages (`sandbox_error`).
 """
 
 from __future__ import annotations
@@ -44,20 +44,16 @@ def code_for(status_code: int) -> str:
     return _CODES.get(status_code, "SYSTEM_ERROR" if status_code >= 500 else "VALIDATION_ERROR")
 
 
-def sandbox_error_body(
-    status_code: int, message: str, details: dict | None = None, request_id: str | None = None
-) -> dict[str, Any]:
-    """The error object as a WebSocket `error` message carries it."""
-    return msgspec.to_builtins(_body(status_code, message, details, request_id or new_request_id()))
-
-
-def _body(status_code: int, message: str, details: dict | None, request_id: str) -> SandboxErrorBody:
-    return SandboxErrorBody(
-        error=SandboxError(code=code_for(status_code), message=message, details=details or {}, request_id=request_id)
+def sandbox_error(
+    status_code: int, message: str, details: dict[str, Any] | None = None, request_id: str | None = None
+) -> SandboxError:
+    """The error object, as a response's body and a WebSocket `error` message carry it."""
+    return SandboxError(
+        code=code_for(status_code), message=message, details=details or {}, request_id=request_id or new_request_id()
     )
 
 
-class SandboxErrors(ErrorShape):
+class SandboxErrors(ErrorShape[SandboxErrorBody]):
     def render(
         self,
         status_code: int,
@@ -70,7 +66,7 @@ class SandboxErrors(ErrorShape):
     ) -> Response[SandboxErrorBody]:
         request_id = request_id or new_request_id()
         return Response(
-            _body(status_code, detail, details, request_id),
+            SandboxErrorBody(error=sandbox_error(status_code, detail, details, request_id)),
             status_code=status_code,
             media_type=MediaType.JSON,
             headers={**(headers or {}), "X-Request-ID": request_id},

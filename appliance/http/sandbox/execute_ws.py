@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -42,12 +43,12 @@ from litestar.exceptions import WebSocketDisconnect
 
 from appliance.core.errors import AppError, ValidationError
 from appliance.core.evaluations import Evaluation
-from appliance.core.events import Completed, EvaluationEvent, EventBus, OutputChunk, StatusUpdate
+from appliance.core.events import Completed, EvaluationEvent, EventBus, OutputChunk, StatusUpdate, Subscription
 from appliance.core.executions import execution_error, execution_status
 from appliance.core.identity import Identity
 from appliance.http.identity import open_socket, rate_decision, refuse_past_limit
-from appliance.http.sandbox.errors import sandbox_error_body
-from appliance.http.sandbox.executions import result_fields
+from appliance.http.sandbox.errors import SandboxError, sandbox_error
+from appliance.http.sandbox.executions import CreatedFileBody, result_fields
 from appliance.services.evaluation.execution_options import ExecuteRequest
 from appliance.services.evaluation.executions import ExecutionService
 
@@ -58,35 +59,76 @@ MAX_RUNS_PER_CONNECTION = 8
 DRAIN_SECONDS = 5.0
 
 
-def error_message(exc: AppError, execution_id: str | None = None) -> dict:
-    message = {
-        "type": "error",
-        "status": exc.status_code,
-        **sandbox_error_body(exc.status_code, exc.detail, exc.details),
-    }
-    if execution_id is not None:
-        message["execution_id"] = execution_id
-    return message
+class ErrorMessage(msgspec.Struct, tag_field="type", tag="error", omit_defaults=True):
+    status: int  # the HTTP status the same refusal gets from POST /api/execute
+    error: SandboxError
+    execution_id: str | None = None  # when it is about one execution
+
+
+class Accepted(msgspec.Struct, tag_field="type", tag="accepted"):
+    execution_id: str
+    status: str
+
+
+class Running(msgspec.Struct, tag_field="type", tag="status"):
+    execution_id: str
+    status: str
+    started_at: str
+
+
+class Output(msgspec.Struct, tag_field="type", tag="output"):
+    execution_id: str
+    stream: str
+    data: str
+
+
+class Completion(msgspec.Struct, tag_field="type", tag="completion"):
+    execution_id: str
+    status: str
+    exit_code: int | None
+    execution_time: float | None
+    memory_used: int | None
+    files_created: list[CreatedFileBody]
+    error: str | None
+
+
+class Pong(msgspec.Struct, tag_field="type", tag="pong"):
+    pass
+
+
+ServerMessage = ErrorMessage | Accepted | Running | Output | Completion | Pong
+
+
+def error_message(exc: AppError, execution_id: str | None = None) -> ErrorMessage:
+    return ErrorMessage(
+        status=exc.status_code, error=sandbox_error(exc.status_code, exc.detail, exc.details), execution_id=execution_id
+    )
 
 
 class _Run:
     def __init__(self) -> None:
         self.drained = asyncio.Event()
         self.sent = {"stdout": 0, "stderr": 0}
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.ended = False
 
 
 class _Session:
-    def __init__(self, socket: WebSocket, identity: Identity, service: ExecutionService) -> None:
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        identity: Identity,
+        service: ExecutionService,
+        subscription: Subscription,
+    ) -> None:
         self.socket = socket
         self.identity = identity
         self.service = service
+        self.subscription = subscription
         self.runs: dict[str, _Run] = {}
         self._send_lock = asyncio.Lock()
-        self.subscription = None
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:
             await self.socket.send_json(message)
 
@@ -94,24 +136,18 @@ class _Session:
 
     async def forward(self) -> None:
         while True:
-            event: EvaluationEvent = await self.subscription.get()
-            run = self.runs.get(event.eval_id)
+            event = await self.subscription.get()
+            # The subscription is to evaluation events only; of those, this connection's runs.
+            run = self.runs.get(event.eval_id) if isinstance(event, EvaluationEvent) else None
             if run is None:
                 continue
             match event:
                 case OutputChunk(data=chunk):
                     run.sent[chunk.stream] += len(chunk.output)
-                    await self.send(
-                        {"type": "output", "execution_id": event.eval_id, "stream": chunk.stream, "data": chunk.output}
-                    )
+                    await self.send(Output(execution_id=event.eval_id, stream=chunk.stream, data=chunk.output))
                 case StatusUpdate(data=running):
                     await self.send(
-                        {
-                            "type": "status",
-                            "execution_id": event.eval_id,
-                            "status": running.status,
-                            "started_at": running.started_at,
-                        }
+                        Running(execution_id=event.eval_id, status=running.status, started_at=running.started_at)
                     )
                 case Completed():
                     run.drained.set()
@@ -140,21 +176,19 @@ class _Session:
         for stream, text in (("stdout", final.output), ("stderr", final.error)):
             rest = text[run.sent[stream] :]
             if rest:
-                await self.send({"type": "output", "execution_id": execution_id, "stream": stream, "data": rest})
+                await self.send(Output(execution_id=execution_id, stream=stream, data=rest))
 
     @staticmethod
-    def completion(final: Evaluation) -> dict:
-        fields = result_fields(final)
-        return {
-            "type": "completion",
-            "execution_id": final.eval_id,
-            "status": execution_status(final).value,
-            "exit_code": final.exit_code,
-            "execution_time": final.execution_time,
-            "memory_used": final.memory_used,
-            "files_created": [{"name": f.name, "size": f.size} for f in fields["files_created"]],
-            "error": execution_error(final),
-        }
+    def completion(final: Evaluation) -> Completion:
+        return Completion(
+            execution_id=final.eval_id,
+            status=execution_status(final).value,
+            exit_code=final.exit_code,
+            execution_time=final.execution_time,
+            memory_used=final.memory_used,
+            files_created=result_fields(final)["files_created"],
+            error=execution_error(final),
+        )
 
     # --- client -> appliance ----------------------------------------------------------
 
@@ -171,7 +205,7 @@ class _Session:
 
     async def handle(self, raw: str) -> None:
         try:
-            message = msgspec.json.decode(raw)
+            message: object = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise ValidationError(f'message is not JSON ({exc}); send {{"type": "execute", ...}}') from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -182,16 +216,22 @@ class _Session:
         if kind == "execute":
             await self.execute(message)
         elif kind == "cancel":
-            await self.cancel(message.get("execution_id"))
+            execution_id = message.get("execution_id")
+            if execution_id is not None and not isinstance(execution_id, str):
+                raise ValidationError(
+                    "execution_id of a cancel is a string (or left out: cancel all of this connection's runs)",
+                    details={"field": "execution_id", "reason": "not a string"},
+                )
+            await self.cancel(execution_id)
         elif kind == "ping":
-            await self.send({"type": "pong"})
+            await self.send(Pong())
         else:
             raise ValidationError(
                 f"unknown message type {kind!r}; use execute, cancel or ping",
                 details={"field": "type", "reason": f"unknown type {kind!r}"},
             )
 
-    async def execute(self, fields: dict) -> None:
+    async def execute(self, fields: dict[str, Any]) -> None:
         try:
             request = msgspec.convert(fields, ExecuteRequest)
         except msgspec.ValidationError as exc:
@@ -205,7 +245,7 @@ class _Session:
             )
         execution = await self.service.submit(self.identity, request)
         run = self.runs[execution.eval_id] = _Run()  # before any await: no event is missed
-        await self.send({"type": "accepted", "execution_id": execution.eval_id, "status": "queued"})
+        await self.send(Accepted(execution_id=execution.eval_id, status="queued"))
         run.task = asyncio.create_task(self.finish(execution.eval_id, run))
 
     async def cancel(self, execution_id: str | None) -> None:
@@ -236,13 +276,12 @@ class _Session:
 
 
 @websocket("/ws/execute")
-async def execute_stream(socket: WebSocket, executions: ExecutionService, bus: EventBus) -> None:
+async def execute_stream(socket: WebSocket[Any, Any, Any], executions: ExecutionService, bus: EventBus) -> None:
     identity = await open_socket(socket, executions.authorize_stream, error_message)
     if identity is None:
         return
-    session = _Session(socket, identity, executions)
     with bus.subscribe(EvaluationEvent) as subscription:
-        session.subscription = subscription
+        session = _Session(socket, identity, executions, subscription)
         forwarder = asyncio.create_task(session.forward())
         try:
             await session.read_commands()

@@ -4,6 +4,8 @@ core/executions.py; the rules for each field in services/execution_options.py.""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import msgspec
 from litestar import Controller, delete, get, post
 
@@ -61,7 +63,18 @@ class ExecutionCancelled(msgspec.Struct, kw_only=True):
     message: str
 
 
-def result_fields(e: Evaluation) -> dict:
+class ResultFields(TypedDict):
+    """What POST /api/execute, GET (once ended) and /ws/execute's completion say of a result."""
+
+    output: str
+    error: str | None
+    exit_code: int | None
+    execution_time: float | None
+    memory_used: int | None
+    files_created: list[CreatedFileBody]
+
+
+def result_fields(e: Evaluation) -> ResultFields:
     return {
         "output": e.output,
         "error": execution_error(e),

@@ -8,6 +8,7 @@ max_body_bytes, and an upload past it is a 413 that names max_upload_bytes.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, Router, delete, get, post
@@ -34,7 +35,9 @@ MULTIPART_ALLOWANCE = 64 * 1024
     opt={"rate_bucket": "upload"},
     summary="Upload files to a sandbox (multipart: sandbox_id, file, optional path)",
 )
-async def upload_file(request: Request, sandbox_files: SandboxFileService, identity: Identity) -> UploadResult:
+async def upload_file(
+    request: Request[Any, Any, Any], sandbox_files: SandboxFileService, identity: Identity
+) -> UploadResult:
     sandbox_files.may_upload(identity)
     try:
         form = await request.form()

@@ -3,19 +3,39 @@ sandbox-api.md (sizes as "512M" strings, with exact byte counts beside them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
 from appliance.core.clock import iso_z
 from appliance.core.sandboxes import SandboxRecord, SnapshotRecord
 from appliance.core.sizes import format_size
+from appliance.services.sandboxes.sandboxes import SandboxDetails
 
 
 class Network(msgspec.Struct, kw_only=True):
     enabled: bool
     # Always empty: per-host filtering is not supported (a non-empty list is a 400).
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
+
+
+class Resources(msgspec.Struct, kw_only=True):
+    memory_limit: str
+    cpu_limit: float
+    disk_limit: str
+    memory_limit_bytes: int
+    disk_limit_bytes: int
+
+
+class ResourcesInUse(Resources, kw_only=True):
+    """The limits and what the sandbox uses of them now."""
+
+    memory_used: str | None  # None while its container is not running
+    memory_used_bytes: int | None
+    cpu_used: float | None
+    disk_used: str
+    disk_used_bytes: int
 
 
 class SandboxCreated(msgspec.Struct, kw_only=True):
@@ -26,7 +46,7 @@ class SandboxCreated(msgspec.Struct, kw_only=True):
     runtime: str
     template: str | None
     engine: str
-    resources: dict[str, Any]
+    resources: Resources
     network: Network
     environment: dict[str, str]
 
@@ -60,7 +80,7 @@ class FileBody(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class SandboxDetail(SandboxSummary, kw_only=True):
-    resources: dict[str, Any]
+    resources: ResourcesInUse
     network: Network
     environment: dict[str, str]
     files: list[FileBody]
@@ -139,15 +159,15 @@ class SnapshotDeleted(msgspec.Struct, kw_only=True):
     message: str
 
 
-def resources_body(record: SandboxRecord) -> dict[str, Any]:
+def resources_body(record: SandboxRecord) -> Resources:
     r = record.resources
-    return {
-        "memory_limit": format_size(r.memory_limit),
-        "cpu_limit": r.cpu_limit,
-        "disk_limit": format_size(r.disk_limit),
-        "memory_limit_bytes": r.memory_limit,
-        "disk_limit_bytes": r.disk_limit,
-    }
+    return Resources(
+        memory_limit=format_size(r.memory_limit),
+        cpu_limit=r.cpu_limit,
+        disk_limit=format_size(r.disk_limit),
+        memory_limit_bytes=r.memory_limit,
+        disk_limit_bytes=r.disk_limit,
+    )
 
 
 def created_body(record: SandboxRecord) -> SandboxCreated:
@@ -179,7 +199,25 @@ def summary_body(record: SandboxRecord) -> SandboxSummary:
     )
 
 
-def file_body(entry: Any) -> FileBody:  # a FileEntry from the file service
+class FileFacts(Protocol):
+    """A file as the file and sandbox services list it (runtime's FileEntry, which this
+    layer does not import)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def modified_at(self) -> datetime: ...
+
+
+def file_body(entry: FileFacts) -> FileBody:
     return FileBody(
         name=entry.name,
         path=entry.path,
@@ -190,17 +228,15 @@ def file_body(entry: Any) -> FileBody:  # a FileEntry from the file service
     )
 
 
-def detail_body(details: Any) -> SandboxDetail:  # SandboxDetails from the sandbox service
+def detail_body(details: SandboxDetails) -> SandboxDetail:
     record, usage = details.sandbox, details.usage
-    resources = resources_body(record)
-    resources.update(
-        {
-            "memory_used": None if usage.memory_used is None else format_size(usage.memory_used),
-            "memory_used_bytes": usage.memory_used,
-            "cpu_used": usage.cpu_used,
-            "disk_used": format_size(usage.disk_used),
-            "disk_used_bytes": usage.disk_used,
-        }
+    resources = ResourcesInUse(
+        **msgspec.structs.asdict(resources_body(record)),
+        memory_used=None if usage.memory_used is None else format_size(usage.memory_used),
+        memory_used_bytes=usage.memory_used,
+        cpu_used=usage.cpu_used,
+        disk_used=format_size(usage.disk_used),
+        disk_used_bytes=usage.disk_used,
     )
     summary = msgspec.structs.asdict(summary_body(record))
     return SandboxDetail(

@@ -50,7 +50,7 @@ class SandboxController(Controller):
             "X-Pagination-Offset": str(offset),
         }
         if offset + len(records) < total:
-            query = {k: v for k, v in (("status", status), ("runtime", runtime)) if v is not None}
+            query: dict[str, str | int] = {k: v for k, v in (("status", status), ("runtime", runtime)) if v is not None}
             query.update(offset=offset + limit, limit=limit)
             headers["X-Pagination-Next"] = f"/api/sandboxes?{urlencode(query)}"
         body = SandboxList(sandboxes=[summary_body(r) for r in records], total=total, limit=limit, offset=offset)

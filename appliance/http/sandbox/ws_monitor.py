@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -33,9 +34,9 @@ from litestar.exceptions import WebSocketDisconnect
 from appliance.config import Settings
 from appliance.core.clock import iso_z
 from appliance.core.errors import AppError
-from appliance.core.events import AlertEvent, EventBus
+from appliance.core.events import AlertEvent, EventBus, Subscription
 from appliance.http.identity import open_socket
-from appliance.http.sandbox.errors import sandbox_error_body
+from appliance.http.sandbox.errors import SandboxError, sandbox_error
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.readings import SystemReadings
 
@@ -49,16 +50,40 @@ class MonitorMessage(msgspec.Struct, forbid_unknown_fields=True):
     interval: float | None = None
 
 
-def error_message(status: int, message: str, details: dict | None = None) -> dict:
-    return {"type": "error", **sandbox_error_body(status, message, details)}
+class Subscribed(msgspec.Struct, tag_field="type", tag="subscription"):
+    metrics: list[str]
+    interval: float
 
 
-def refusal(exc: AppError) -> dict:
+class MetricUpdate(msgspec.Struct, tag_field="type", tag="metric_update"):
+    metric: str
+    value: float | None
+    timestamp: str
+
+
+class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
+    error: SandboxError
+
+
+class Pong(msgspec.Struct, tag_field="type", tag="pong"):
+    pass
+
+
+# An alert is sent as its event's own encoding with the message type in front (see
+# forward_alerts), so that one is a mapping; every other message is one of the Structs.
+ServerMessage = Subscribed | MetricUpdate | ErrorMessage | Pong | dict[str, Any]
+
+
+def error_message(status: int, message: str, details: dict[str, Any] | None = None) -> ErrorMessage:
+    return ErrorMessage(error=sandbox_error(status, message, details))
+
+
+def refusal(exc: AppError) -> ErrorMessage:
     return error_message(exc.status_code, exc.detail, exc.details)
 
 
 @websocket("/ws/monitor")
-async def monitor(socket: WebSocket, alerts: AlertService, bus: EventBus, settings: Settings) -> None:
+async def monitor(socket: WebSocket[Any, Any, Any], alerts: AlertService, bus: EventBus, settings: Settings) -> None:
     if await open_socket(socket, alerts.authorize_watch, refusal) is None:
         return
     session = MonitorSession(socket, alerts.readings, settings.monitor_interval_seconds)
@@ -78,16 +103,16 @@ class MonitorSession:
     """One client's subscription. Three tasks send on one socket: a lock keeps their
     messages whole."""
 
-    def __init__(self, socket: WebSocket, readings: SystemReadings, interval: float) -> None:
+    def __init__(self, socket: WebSocket[Any, Any, Any], readings: SystemReadings, interval: float) -> None:
         self._socket = socket
         self._readings = readings
         self.metrics: list[str] = []
         self.interval = min(max(interval, MIN_INTERVAL), MAX_INTERVAL)
         self._changed = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._reply: dict | None = None  # what the last good client message gets back
+        self._reply: Subscribed | Pong | None = None  # what the last good client message gets back
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:
             await self._socket.send_json(message)
 
@@ -100,22 +125,18 @@ class MonitorSession:
                 for name in names:
                     reading = readings.get(name)
                     if reading is not None:
-                        await self.send(
-                            {
-                                "type": "metric_update",
-                                "metric": name,
-                                "value": reading.value,
-                                "timestamp": iso_z(reading.at),
-                            }
-                        )
+                        await self.send(MetricUpdate(metric=name, value=reading.value, timestamp=iso_z(reading.at)))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.interval)
 
-    async def forward_alerts(self, events) -> None:
+    async def forward_alerts(self, events: Subscription) -> None:
         while True:
-            event: AlertEvent = await events.get()
+            event = await events.get()
+            if not isinstance(event, AlertEvent):  # the subscription is to alert events only
+                continue
             # The event encodes as `{"event": "opened", "alert_id": ...}`: the alert and what happened.
-            await self.send({"type": "alert", **msgspec.to_builtins(event)})
+            alert: dict[str, Any] = msgspec.to_builtins(event)
+            await self.send({"type": "alert", **alert})
 
     async def read_commands(self) -> None:
         while True:
@@ -128,11 +149,11 @@ class MonitorSession:
                 await self.send(error_message(400, *problem))
             elif self._reply is not None:
                 await self.send(self._reply)
-                if self._reply["type"] == "subscription":
+                if isinstance(self._reply, Subscribed):
                     # Confirmed first, then the new set's figures at once.
                     self._changed.set()
 
-    def apply(self, raw: str) -> tuple[str, dict] | None:
+    def apply(self, raw: str) -> tuple[str, dict[str, Any]] | None:
         """Carry out one client message; (message, details) of what is wrong with it
         otherwise, and then nothing changes."""
         self._reply = None
@@ -150,7 +171,7 @@ class MonitorSession:
                 {"field": "type", "reason": f"must be one of {', '.join(MESSAGE_TYPES)}"},
             )
         if message.type == "ping":
-            self._reply = {"type": "pong"}
+            self._reply = Pong()
             return None
         offered = self._readings.names
         unknown = [m for m in message.metrics or [] if m not in offered]
@@ -176,5 +197,5 @@ class MonitorSession:
         else:
             gone = set(message.metrics) if message.metrics else set(self.metrics)
             self.metrics = [m for m in self.metrics if m not in gone]
-        self._reply = {"type": "subscription", "metrics": list(self.metrics), "interval": self.interval}
+        self._reply = Subscribed(metrics=list(self.metrics), interval=self.interval)
         return None

@@ -14,7 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import msgspec
 
@@ -56,7 +56,7 @@ def _file_name_problem(name: str) -> str | None:
     return None
 
 
-def _size_of(source: BinaryIO) -> int:
+def _size_of(source: IO[bytes]) -> int:
     source.seek(0, os.SEEK_END)
     size = source.tell()
     source.seek(0)
@@ -81,7 +81,7 @@ class SandboxFileService:
         return self._sandboxes.paths.files_dir(sandbox_id)
 
     async def upload(
-        self, identity: Identity, sandbox_id: str, files: list[tuple[str, BinaryIO]], path: str | None
+        self, identity: Identity, sandbox_id: str, files: list[tuple[str, IO[bytes]]], path: str | None
     ) -> list[UploadedFile]:
         """`path` is where to put the file: a directory (ends with /, already one, or
         several files are sent) takes the file under its own name; anything else is
