@@ -14,8 +14,13 @@ from appliance.core.sizes import format_size
 
 class Network(msgspec.Struct, kw_only=True):
     enabled: bool
-    # Always empty: per-host filtering is not supported (a non-empty list is a 400).
+    # As stored (canonical): kept when the network is off; with it on, the only hosts
+    # the sandbox reaches, through its egress proxy.
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
+
+
+def network_body(record: SandboxRecord) -> Network:
+    return Network(enabled=record.network_enabled, allowed_hosts=list(record.allowed_hosts))
 
 
 class SandboxCreated(msgspec.Struct, kw_only=True):
@@ -160,7 +165,7 @@ def created_body(record: SandboxRecord) -> SandboxCreated:
         template=record.template,
         engine=record.engine,
         resources=resources_body(record),
-        network=Network(enabled=record.network_enabled),
+        network=network_body(record),
         environment=record.environment,
     )
 
@@ -206,7 +211,7 @@ def detail_body(details: Any) -> SandboxDetail:  # SandboxDetails from the sandb
     return SandboxDetail(
         **summary,
         resources=resources,
-        network=Network(enabled=record.network_enabled),
+        network=network_body(record),
         environment=record.environment,
         files=[file_body(f) for f in details.files],
         file_count=usage.file_count,
