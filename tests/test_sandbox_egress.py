@@ -188,6 +188,7 @@ def test_allowed_host_answers_and_nothing_else_gets_through(admin, sandboxes, do
     host = proxy["HostConfig"]
     assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     assert host["Memory"] > 0 and host["PidsLimit"] > 0 and proxy["Config"]["User"] == "65534:65534"
+    assert host["Sysctls"] == {"net.ipv4.ip_forward": "0"}  # it does not route between its networks
     assert proxy["State"]["Status"] == "running"
 
     seen = probe(docker_client, sandbox_id, lab)

@@ -31,6 +31,7 @@ import docker.errors
 import docker.types
 import msgspec
 
+from appliance.runtime import egress_proxy
 from appliance.runtime.container_setup import EGRESS_LABEL, EGRESS_SANDBOX_LABEL, egress_labels
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.images import image_ref
@@ -40,14 +41,12 @@ log = logging.getLogger(__name__)
 
 PROXY_IMAGE = image_ref("python")
 PROXY_ALIAS = "proxy"
-PROXY_PORT = 3128
-PROXY_URL = f"http://{PROXY_ALIAS}:{PROXY_PORT}"
-PROXY_MEMORY_BYTES = 64 * 1024 * 1024
+PROXY_URL = f"http://{PROXY_ALIAS}:{egress_proxy.PORT}"
+PROXY_MEMORY_BYTES = 128 * 1024 * 1024  # room for MAX_CLIENTS tunnels with full buffers
 PROXY_PIDS = 32
 PROXY_CPUS = 0.5
 HOSTS_LABEL = "appliance.egress.hosts"  # the proxy's allow-list, as JSON
 UPLINK_LABEL = "appliance.egress.uplink"  # the egress network the proxy was attached to
-ALLOWED_ENV = "EGRESS_ALLOWED_HOSTS"  # read by egress_proxy.main
 # The resolver the sandbox's container is given: its own loopback, where nothing
 # listens. The engine's embedded resolver still answers for the names on the internal
 # network ("proxy") and forwards nothing else anywhere.
@@ -199,7 +198,7 @@ def _create_proxy(engine: DockerEngine, spec: EgressSpec) -> str:
         PROXY_IMAGE,
         command=["python3", "-I", "-c", PROXY_PROGRAM],
         user=SANDBOX_USER,
-        environment={ALLOWED_ENV: hosts, "LANG": "C.UTF-8"},
+        environment={egress_proxy.ALLOWED_ENV: hosts, "LANG": "C.UTF-8"},
         labels=labels,
         host_config=host_config,
         networking_config=networking,

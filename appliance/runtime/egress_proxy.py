@@ -32,7 +32,7 @@ from appliance.core.allowed_hosts import allows
 PORT = 3128
 ALLOWED_ENV = "EGRESS_ALLOWED_HOSTS"  # a JSON list of canonical entries
 MAX_HEAD_BYTES = 64 * 1024
-MAX_CLIENTS = 256
+MAX_CLIENTS = 128  # connections at once; more wait their turn
 HEAD_SECONDS = 30.0
 CONNECT_SECONDS = 15.0
 IDLE_SECONDS = 900.0  # a tunnel with no byte either way for this long is closed
