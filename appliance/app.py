@@ -174,6 +174,7 @@ class Appliance:
                 engines=tuple(s.engines),
                 require_gvisor=s.require_gvisor,
                 allow_network=s.sandbox_allow_network,
+                egress_network=s.sandbox_egress_network,
                 base_limits=self.limits,
             ),
             self.readiness,

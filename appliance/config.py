@@ -121,6 +121,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sandbox_max_disk_mb: int = 10240
     max_upload_bytes: int = 100 * 1024 * 1024
     sandbox_allow_network: bool = True
+    # The Docker network the egress proxies of sandboxes with network.allowed_hosts reach
+    # out on (runtime/egress.py).
+    sandbox_egress_network: str = "bridge"
     # How often containers of persistent sandboxes are checked and restarted or remade.
     sandbox_reconcile_seconds: float = 30.0
 
@@ -250,3 +253,9 @@ def _check_sandboxes(settings: Settings) -> None:
         raise ConfigError("sandbox_memory_limit_mb: the default is above sandbox_max_memory_mb")
     if settings.sandbox_disk_limit_mb > settings.sandbox_max_disk_mb:
         raise ConfigError("sandbox_disk_limit_mb: the default is above sandbox_max_disk_mb")
+    if not settings.sandbox_egress_network.strip() or settings.sandbox_egress_network in ("host", "none"):
+        # A container cannot be on "host" or "none" and on its sandbox's network at once.
+        raise ConfigError(
+            "sandbox_egress_network: name a Docker network the egress proxies can join "
+            '(Docker\'s "bridge", or one of yours); not "host", "none" or empty'
+        )

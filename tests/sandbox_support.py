@@ -19,6 +19,7 @@ from tests.support import start_server
 
 PERSISTENT_LABEL = "appliance.persistent"
 SANDBOX_LABEL = "appliance.sandbox"
+EGRESS_LABEL = "appliance.egress"  # the egress proxies and internal networks of sandboxes
 
 
 # Rate limits out of the way (the upload bucket's own test starts its own server), and no
@@ -117,5 +118,8 @@ def remove_sandbox_containers(docker_client, data_dir: Path) -> None:
     instance = instance_id(data_dir)
     if instance is None:
         return
-    for item in docker_client.api.containers(all=True, filters={"label": f"{PERSISTENT_LABEL}={instance}"}):
-        docker_client.api.remove_container(item["Id"], force=True)
+    for label in (PERSISTENT_LABEL, EGRESS_LABEL):
+        for item in docker_client.api.containers(all=True, filters={"label": f"{label}={instance}"}):
+            docker_client.api.remove_container(item["Id"], force=True)
+    for network in docker_client.api.networks(filters={"label": f"{EGRESS_LABEL}={instance}"}):
+        docker_client.api.remove_network(network["Id"])

@@ -86,3 +86,10 @@ def test_every_setting_is_documented_by_name():
     fields = set(Settings.__struct_fields__)
     assert not fields - documented, f"settings missing from docs/configuration.md: {sorted(fields - documented)}"
     assert not documented - fields, f"docs/configuration.md documents unknown settings: {sorted(documented - fields)}"
+
+
+@pytest.mark.parametrize("value", ["host", "none", " "])
+def test_egress_network_must_be_one_a_proxy_can_join(tmp_path, value):
+    assert load_settings({"data_dir": str(tmp_path)}, environ={}).sandbox_egress_network == "bridge"
+    with pytest.raises(ConfigError, match="sandbox_egress_network"):
+        load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_SANDBOX_EGRESS_NETWORK": value})

@@ -302,9 +302,9 @@ def test_permissions(admin, sandboxes, sandbox_server):
         ({}, "runtime", ["runtime"]),
         ({"runtime": "python", "template": "nope"}, "template", ["nope"]),
         (
-            {"runtime": "python", "network": {"enabled": True, "allowed_hosts": ["api.example.com"]}},
+            {"runtime": "python", "network": {"enabled": True, "allowed_hosts": ["api.example.com/v1"]}},
             "network.allowed_hosts",
-            ["not supported"],
+            ["not a host name"],
         ),
         ({"runtime": "python", "engine": "gvisor", "network": {"enabled": True}}, "network.enabled", ["gvisor"]),
         ({"runtime": "python", "engine": "lxc"}, "engine", ["lxc"]),

@@ -46,6 +46,9 @@ class SandboxRecord(msgspec.Struct, kw_only=True):
     status: str
     resources: SandboxResources
     network_enabled: bool = False
+    # Canonical entries (core/allowed_hosts.py), kept whether or not the network is on;
+    # with it on, the sandbox reaches only these, through its egress proxy.
+    allowed_hosts: list[str] = []
     # Set by the caller (POST, PUT, a restore); the template's variables lie beneath.
     environment: dict[str, str] = {}
     template_environment: dict[str, str] = {}
@@ -57,6 +60,11 @@ class SandboxRecord(msgspec.Struct, kw_only=True):
     @property
     def full_environment(self) -> dict[str, str]:
         return {**self.template_environment, **self.environment}
+
+    @property
+    def filters_egress(self) -> bool:
+        """Whether its traffic leaves only through an allow-listing proxy."""
+        return self.network_enabled and bool(self.allowed_hosts)
 
 
 class SnapshotRecord(msgspec.Struct, kw_only=True):
@@ -75,6 +83,7 @@ class SnapshotRecord(msgspec.Struct, kw_only=True):
     resources: SandboxResources
     runtime: str
     network_enabled: bool = False
+    allowed_hosts: list[str] = []
     size_bytes: int | None = None  # the archive on disk
     content_bytes: int | None = None  # the files in it, uncompressed
     file_count: int | None = None

@@ -8,6 +8,11 @@ Two kinds of containers, told apart by their labels:
   behind (`DockerEngine.remove_instance_containers`);
 * a persistent sandbox's outlives the process: it carries `PERSISTENT_LABEL` instead, so
   that clean-up leaves it alone and the reconciler finds it again.
+
+A sandbox with `network.allowed_hosts` also has an egress proxy container and an internal
+network (runtime/egress.py); both carry `EGRESS_LABEL` and `EGRESS_SANDBOX_LABEL`, not the
+two above, so neither clean-up nor `persistent_sandbox.list_containers` mistakes them for
+sandboxes; the reconciler removes those whose sandbox is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ LANGUAGE_LABEL = "appliance.language"
 ENGINE_LABEL = "appliance.engine"
 OWNER_LABEL = "appliance.owner"
 BATCH_LABEL = "appliance.batch"
+EGRESS_LABEL = "appliance.egress"  # value: the installation's instance id
+EGRESS_SANDBOX_LABEL = "appliance.egress.sandbox"  # value: the persistent sandbox's id
 
 # The runners and compilers of the execution images find their tools here.
 EXECUTION_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -33,6 +40,10 @@ def ephemeral_labels(instance_id: str, extra: Mapping[str, str] | None = None) -
 
 def persistent_labels(instance_id: str, sandbox_id: str) -> dict[str, str]:
     return {MANAGED_LABEL: "true", PERSISTENT_LABEL: instance_id, SANDBOX_LABEL: sandbox_id}
+
+
+def egress_labels(instance_id: str, sandbox_id: str) -> dict[str, str]:
+    return {MANAGED_LABEL: "true", EGRESS_LABEL: instance_id, EGRESS_SANDBOX_LABEL: sandbox_id}
 
 
 def container_environment(

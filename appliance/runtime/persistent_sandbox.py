@@ -8,6 +8,10 @@ user 65534), with Docker's init (tini) as PID 1 reaping whatever is left behind,
 bind-mounted at /sandbox, so the files outlive the container: it can be recreated (a new
 environment, new limits under gVisor, a restore) or restarted without losing them.
 
+With `internal_network` set (a sandbox with `network.allowed_hosts`, runtime/egress.py)
+it is attached to that network alone, with the proxy variables in its environment and
+no resolver of its own.
+
 Its labels differ from the warm pool's instance label (see `container_setup`), so the
 appliance's start-up cleanup leaves it alone; `list_containers` finds it again. New
 memory and CPU limits reach a running container through `DockerEngine.update_resources`
@@ -23,6 +27,7 @@ import docker.errors
 import msgspec
 
 from appliance.core.sandboxes import SANDBOX_ROOT
+from appliance.runtime import egress
 from appliance.runtime.container_setup import PERSISTENT_LABEL, SANDBOX_LABEL, container_environment, persistent_labels
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options
@@ -39,6 +44,8 @@ class PersistentSpec(msgspec.Struct, frozen=True, kw_only=True):
     limits: SandboxLimits
     environment: dict[str, str]
     files_dir: str  # host path, bind-mounted at /sandbox
+    # Its egress network (egress.network_name), when it reaches out only through the proxy.
+    internal_network: str | None = None
 
 
 class ContainerInfo(msgspec.Struct, frozen=True):
@@ -58,9 +65,16 @@ def create(engine: DockerEngine, spec: PersistentSpec) -> str:
     options = container_options(spec.limits, engine=spec.engine)
     options["init"] = True
     options["binds"] = {spec.files_dir: {"bind": SANDBOX_ROOT, "mode": "rw"}}
+    variables = spec.environment
+    if spec.internal_network:
+        options["network_mode"] = spec.internal_network
+        options["dns"] = [egress.NO_RESOLVER]
+        # A lookup of any other name then fails in a second rather than ten.
+        options["dns_opt"] = ["timeout:1", "attempts:1"]
+        variables = {**variables, **egress.sandbox_environment()}
     host_config = api.create_host_config(**options)
     # The image's own ENV (PATH for go and java, ...) applies beneath these.
-    environment = container_environment(SANDBOX_ROOT, spec.environment, path=None)
+    environment = container_environment(SANDBOX_ROOT, variables, path=None)
     labels = persistent_labels(engine.instance_id, spec.sandbox_id)
     kwargs = dict(
         command=COMMAND,
@@ -69,7 +83,7 @@ def create(engine: DockerEngine, spec: PersistentSpec) -> str:
         environment=environment,
         labels=labels,
         host_config=host_config,
-        network_disabled=not spec.limits.network,
+        network_disabled=not (spec.limits.network or spec.internal_network),
         name=container_name(spec.sandbox_id),
     )
     try:

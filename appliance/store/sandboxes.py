@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import aiosqlite
@@ -13,7 +14,7 @@ from appliance.store.database import Database, SqlValue
 
 _COLUMNS = (
     "sandbox_id, owner, name, runtime, template, engine, image, status, status_reason, "
-    "memory_limit, cpu_limit, disk_limit, network_enabled, environment, template_environment, "
+    "memory_limit, cpu_limit, disk_limit, network_enabled, allowed_hosts, environment, template_environment, "
     "container_id, created_at, last_activity"
 )
 
@@ -33,6 +34,7 @@ def _from_row(row: aiosqlite.Row) -> SandboxRecord:
             memory_limit=row["memory_limit"], cpu_limit=row["cpu_limit"], disk_limit=row["disk_limit"]
         ),
         network_enabled=bool(row["network_enabled"]),
+        allowed_hosts=json.loads(row["allowed_hosts"]),
         environment=json.loads(row["environment"]),
         template_environment=json.loads(row["template_environment"]),
         container_id=row["container_id"],
@@ -47,7 +49,7 @@ class SandboxStore:
 
     async def insert(self, s: SandboxRecord) -> None:
         await self._db.write_one(
-            f"INSERT INTO sandboxes ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+            f"INSERT INTO sandboxes ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
             (
                 s.sandbox_id,
                 s.owner,
@@ -62,6 +64,7 @@ class SandboxStore:
                 s.resources.cpu_limit,
                 s.resources.disk_limit,
                 int(s.network_enabled),
+                json.dumps(s.allowed_hosts),
                 json.dumps(s.environment),
                 json.dumps(s.template_environment),
                 s.container_id,
@@ -119,17 +122,19 @@ class SandboxStore:
         resources: SandboxResources,
         environment: dict[str, str],
         network_enabled: bool,
+        allowed_hosts: Sequence[str],
         when: datetime,
     ) -> None:
         await self._db.write_one(
             "UPDATE sandboxes SET memory_limit = ?, cpu_limit = ?, disk_limit = ?, environment = ?, "
-            "network_enabled = ?, last_activity = ? WHERE sandbox_id = ?",
+            "network_enabled = ?, allowed_hosts = ?, last_activity = ? WHERE sandbox_id = ?",
             (
                 resources.memory_limit,
                 resources.cpu_limit,
                 resources.disk_limit,
                 json.dumps(environment),
                 int(network_enabled),
+                json.dumps(list(allowed_hosts)),
                 iso_z(when),
                 sandbox_id,
             ),

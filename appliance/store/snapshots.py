@@ -13,7 +13,7 @@ from appliance.store.database import Database
 
 _COLUMNS = (
     "snapshot_id, sandbox_id, owner, name, description, type, compressed, status, status_reason, "
-    "tags, environment, runtime, memory_limit, cpu_limit, disk_limit, network_enabled, size_bytes, "
+    "tags, environment, runtime, memory_limit, cpu_limit, disk_limit, network_enabled, allowed_hosts, size_bytes, "
     "content_bytes, file_count, created_at, completed_at"
 )
 
@@ -36,6 +36,7 @@ def _from_row(row: aiosqlite.Row) -> SnapshotRecord:
             memory_limit=row["memory_limit"], cpu_limit=row["cpu_limit"], disk_limit=row["disk_limit"]
         ),
         network_enabled=bool(row["network_enabled"]),
+        allowed_hosts=json.loads(row["allowed_hosts"]),
         size_bytes=row["size_bytes"],
         content_bytes=row["content_bytes"],
         file_count=row["file_count"],
@@ -50,7 +51,7 @@ class SnapshotStore:
 
     async def insert(self, s: SnapshotRecord) -> None:
         await self._db.write_one(
-            f"INSERT INTO sandbox_snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 21)})",
+            f"INSERT INTO sandbox_snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 22)})",
             (
                 s.snapshot_id,
                 s.sandbox_id,
@@ -68,6 +69,7 @@ class SnapshotStore:
                 s.resources.cpu_limit,
                 s.resources.disk_limit,
                 int(s.network_enabled),
+                json.dumps(s.allowed_hosts),
                 s.size_bytes,
                 s.content_bytes,
                 s.file_count,

@@ -16,7 +16,8 @@ from appliance.services.sandboxes.sandboxes import SandboxDetails
 
 class Network(msgspec.Struct, kw_only=True):
     enabled: bool
-    # Always empty: per-host filtering is not supported (a non-empty list is a 400).
+    # As stored (canonical): kept when the network is off; with it on, the only hosts
+    # the sandbox reaches, through its egress proxy.
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
@@ -36,6 +37,10 @@ class ResourcesInUse(Resources, kw_only=True):
     cpu_used: float | None
     disk_used: str
     disk_used_bytes: int
+
+
+def network_body(record: SandboxRecord) -> Network:
+    return Network(enabled=record.network_enabled, allowed_hosts=list(record.allowed_hosts))
 
 
 class SandboxCreated(msgspec.Struct, kw_only=True):
@@ -180,7 +185,7 @@ def created_body(record: SandboxRecord) -> SandboxCreated:
         template=record.template,
         engine=record.engine,
         resources=resources_body(record),
-        network=Network(enabled=record.network_enabled),
+        network=network_body(record),
         environment=record.environment,
     )
 
@@ -242,7 +247,7 @@ def detail_body(details: SandboxDetails) -> SandboxDetail:
     return SandboxDetail(
         **summary,
         resources=resources,
-        network=Network(enabled=record.network_enabled),
+        network=network_body(record),
         environment=record.environment,
         files=[file_body(f) for f in details.files],
         file_count=usage.file_count,

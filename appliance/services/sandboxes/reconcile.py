@@ -10,6 +10,11 @@ by the scheduler. For each sandbox that is not in "error":
 * missing (removed by hand, the engine's state lost, a crash while it was being made):
   a new container is made from the row, with the kept files.
 
+A sandbox with `allowed_hosts` (and its network on) also needs its internal network and
+its egress proxy (runtime/egress.py): a proxy found stopped or gone counts as the
+container being down, and healing makes them again (a container whose network was lost
+is remade). A proxy or network whose sandbox is gone, or no longer filters, is removed.
+
 A container with this installation's label but no row (the appliance stopped midway
 through a delete), or not the one the row names, is removed. At start only, files
 directories without a row are removed too. Stopping the appliance leaves the
@@ -22,8 +27,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from appliance.core.sandboxes import CREATING, ERROR, RUNNING, STOPPED
-from appliance.runtime import confined_files, persistent_sandbox
+from appliance.core.sandboxes import CREATING, ERROR, RUNNING, STOPPED, SandboxRecord
+from appliance.runtime import confined_files, egress, persistent_sandbox
 from appliance.runtime.engine import EngineError
 from appliance.services.sandboxes.sandboxes import SandboxService
 
@@ -56,6 +61,7 @@ class SandboxReconciler:
             if not await engine.call(engine.ping):
                 return
             containers = await engine.call(persistent_sandbox.list_containers, engine)
+            egress_parts = await engine.call(egress.list_parts, engine)
         except EngineError as exc:
             log.warning("sandbox reconcile skipped: %s", exc)
             return
@@ -70,11 +76,14 @@ class SandboxReconciler:
                 await engine.call(engine.remove, info.container_id)
             else:
                 states[info.sandbox_id] = info.state
+        proxies = await self._egress_in_line(rows, egress_parts)
         healing = []
         for row in rows.values():
             if row.status == ERROR or service.lock(row.sandbox_id).locked():
                 continue
             state = states.get(row.sandbox_id)
+            if state == "running" and row.filters_egress and proxies.get(row.sandbox_id) != "running":
+                state = f"running, but its egress proxy is {proxies.get(row.sandbox_id) or 'gone'}"
             if state == "running":
                 if row.status != RUNNING:
                     await service.store.set_status(row.sandbox_id, RUNNING)
@@ -105,6 +114,13 @@ class SandboxReconciler:
             if record.container_id:
                 state = await engine.call(persistent_sandbox.state, engine, record.container_id)
             try:
+                # A new network leaves the container attached to none: it is remade.
+                if (
+                    record.filters_egress
+                    and state is not None
+                    and await engine.call(egress.prepare, engine, service.egress_spec(record))
+                ):
+                    state = None
                 if state == "paused":
                     await engine.call(persistent_sandbox.unpause, engine, record.container_id)
                     state = "running"
@@ -120,6 +136,25 @@ class SandboxReconciler:
                 return
             outcome = await service.replace_container(record)
             log.info("sandbox %s: new container from the kept files: %s", sandbox_id, outcome)
+
+    async def _egress_in_line(self, rows: dict[str, SandboxRecord], parts: list[egress.EgressPart]) -> dict[str, str]:
+        """Remove the proxies and networks no sandbox needs; the state of each needed proxy."""
+        service = self._service
+        engine = service.engine
+        proxies: dict[str, str] = {}
+        strays: set[str] = set()
+        for part in parts:
+            row = rows.get(part.sandbox_id)
+            if service.lock(part.sandbox_id).locked():
+                continue
+            if row is None or not row.filters_egress:
+                strays.add(part.sandbox_id)
+            elif part.kind == "proxy":
+                proxies[part.sandbox_id] = part.state
+        for sandbox_id in sorted(strays):
+            log.info("removing the egress proxy and network of %s (no sandbox needs them)", sandbox_id)
+            await engine.call(egress.remove, engine, sandbox_id)
+        return proxies
 
 
 def _finish_restore(sandbox_dir: Path) -> None:

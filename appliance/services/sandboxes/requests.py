@@ -7,6 +7,7 @@ import os
 
 import msgspec
 
+from appliance.core.allowed_hosts import FIELD, canonical_hosts, hosts_problem
 from appliance.core.errors import Unavailable, ValidationError
 from appliance.core.languages import find_language, supported_names
 from appliance.core.sandboxes import SandboxResources, name_problem
@@ -58,6 +59,9 @@ class SandboxPolicy(msgspec.Struct, frozen=True, kw_only=True):
     engines: tuple[str, ...]
     require_gvisor: bool
     allow_network: bool
+    # The network the egress proxies of sandboxes with allowed_hosts reach out on
+    # (setting sandbox_egress_network).
+    egress_network: str = "bridge"
     # pids, file size, open files, tmpfs sizes and the gVisor runtime name, as for
     # every evaluation; memory, CPU and network come from the sandbox.
     base_limits: SandboxLimits
@@ -149,18 +153,35 @@ def choose_engine(requested: str | None, policy: SandboxPolicy) -> str:
     return requested
 
 
-def check_network(network: NetworkInput, engine: str, policy: SandboxPolicy) -> bool:
-    if network.allowed_hosts:
-        raise _invalid(
-            "network.allowed_hosts",
-            "network.allowed_hosts: per-host egress filtering is not supported by this appliance; "
-            "leave allowed_hosts empty (network.enabled then gives the sandbox full network "
-            "access, or none when false)",
-        )
+class NetworkChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A checked `network`: `allowed_hosts` canonical (core/allowed_hosts.py)."""
+
+    enabled: bool
+    allowed_hosts: list[str]
+
+    @property
+    def filters_egress(self) -> bool:
+        return self.enabled and bool(self.allowed_hosts)
+
+
+def check_network(network: NetworkInput, engine: str, policy: SandboxPolicy) -> NetworkChoice:
+    """Off: no network at all, the list only kept. On with no list: Docker's bridge. On
+    with a list: only those hosts, through the sandbox's egress proxy (runc only)."""
+    problem = hosts_problem(network.allowed_hosts)
+    if problem:
+        raise _invalid(FIELD, problem)
+    choice = NetworkChoice(enabled=network.enabled, allowed_hosts=canonical_hosts(network.allowed_hosts))
     if network.enabled and not policy.allow_network:
         raise _invalid(
             "network.enabled",
             "network.enabled: sandboxes get no network on this appliance (setting sandbox_allow_network is off)",
+        )
+    if choice.filters_egress and engine == "gvisor":
+        raise _invalid(
+            FIELD,
+            f'{FIELD}: egress through the allow-listing proxy needs engine "docker"; under gVisor a '
+            'sandbox never has a network (runsc runs with --network=none). Use engine "docker", or '
+            "network.enabled false (the list is then only kept)",
         )
     if network.enabled and engine == "gvisor":
         raise _invalid(
@@ -169,7 +190,7 @@ def check_network(network: NetworkInput, engine: str, policy: SandboxPolicy) -> 
             'here (runsc runs with --network=none); use engine "docker" '
             "or leave the network off",
         )
-    return network.enabled
+    return choice
 
 
 def engine_unavailable(problem: str) -> Unavailable:

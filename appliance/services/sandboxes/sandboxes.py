@@ -27,6 +27,7 @@ from appliance.core.ids import new_sandbox_id
 from appliance.core.sandboxes import CREATING, ERROR, RUNNING, SANDBOX_STATUSES, STOPPED, SandboxRecord
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, sandbox_usage
+from appliance.runtime import egress as egress_runtime
 from appliance.runtime.engine import ContainerNotFound, DockerEngine, EngineError, ImageMissing
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
@@ -150,7 +151,7 @@ class SandboxService:
         resources = resolve_resources(request.resources, None, self.policy)
         environment = check_environment(request.environment)
         image = template.image
-        await self._check_can_run(engine, image)
+        await self._check_can_run(engine, image, egress=network.filters_egress)
         if await self.store.count() >= self.policy.max_count:
             raise Conflict(
                 f"this appliance already holds {self.policy.max_count} sandboxes (setting "
@@ -168,7 +169,8 @@ class SandboxService:
             image=image,
             status=CREATING,
             resources=resources,
-            network_enabled=network,
+            network_enabled=network.enabled,
+            allowed_hosts=network.allowed_hosts,
             environment=environment,
             template_environment=dict(template.environment),
             created_at=now,
@@ -183,15 +185,23 @@ class SandboxService:
         self.spawn(self._bring_up(sandbox_id))
         return record
 
-    async def _check_can_run(self, engine: str, image: str) -> None:
+    async def _check_can_run(self, engine: str, image: str, *, egress: bool = False) -> None:
         if not await self.engine.call(self.engine.ping):
             raise engine_unavailable("the Docker engine is not reachable")
         problem = await self._readiness.engine_problem(engine)
         if problem:
             raise engine_unavailable(problem)
-        if not await self.engine.call(self.engine.image_present, image):
+        # The egress proxy runs on the python image.
+        for needed in (image, egress_runtime.PROXY_IMAGE) if egress else (image,):
+            if not await self.engine.call(self.engine.image_present, needed):
+                raise engine_unavailable(
+                    f"the runtime image {needed} is missing: run `appliance images build` (or `images import FILE`)"
+                )
+        uplink = self.policy.egress_network
+        if egress and not await self.engine.call(egress_runtime.network_exists, self.engine, uplink):
             raise engine_unavailable(
-                f"the runtime image {image} is missing: run `appliance images build` (or `images import FILE`)"
+                f"the Docker network {uplink!r} that egress proxies reach out on (setting "
+                "sandbox_egress_network) does not exist"
             )
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -205,6 +215,13 @@ class SandboxService:
             if record is None or record.status != CREATING:
                 return
             await self.replace_container(record)
+
+    def egress_spec(self, record: SandboxRecord) -> egress_runtime.EgressSpec:
+        return egress_runtime.EgressSpec(
+            sandbox_id=record.sandbox_id,
+            allowed_hosts=tuple(record.allowed_hosts),
+            uplink=self.policy.egress_network,
+        )
 
     def container_spec(self, record: SandboxRecord) -> persistent_sandbox.PersistentSpec:
         limits = msgspec.structs.replace(
@@ -220,16 +237,22 @@ class SandboxService:
             limits=limits,
             environment=record.full_environment,
             files_dir=str(self.paths.files_dir(record.sandbox_id)),
+            internal_network=egress_runtime.network_name(record.sandbox_id) if record.filters_egress else None,
         )
 
     async def replace_container(self, record: SandboxRecord) -> str:
         """Remove the sandbox's container (if any) and start a new one from the record,
-        keeping the files. Stores the outcome: running, or error with the reason.
-        The caller holds the sandbox's lock."""
+        keeping the files; with allowed_hosts, its network and proxy are made first (or
+        kept, when they match), and without, any it had are removed. Stores the outcome:
+        running, or error with the reason. The caller holds the sandbox's lock."""
         if record.container_id:
             await self.engine.call(self.engine.remove, record.container_id)
         try:
             await asyncio.to_thread(confined_files.make_root, self.paths.files_dir(record.sandbox_id))
+            if record.filters_egress:
+                await self.engine.call(egress_runtime.prepare, self.engine, self.egress_spec(record))
+            else:
+                await self.engine.call(egress_runtime.remove, self.engine, record.sandbox_id)
             container_id = await self.engine.call(persistent_sandbox.create, self.engine, self.container_spec(record))
         except (EngineError, OSError) as exc:
             reason = _engine_reason(exc)
@@ -317,7 +340,9 @@ class SandboxService:
                     raise Conflict(
                         f"the engine refused the new limits: {_engine_reason(exc)}", details={"field": "resources"}
                     ) from None
-            await self.store.update_config(sandbox_id, resources, environment, record.network_enabled, utc_now())
+            await self.store.update_config(
+                sandbox_id, resources, environment, record.network_enabled, record.allowed_hosts, utc_now()
+            )
             if recreate and record.status != CREATING:
                 await self.replace_container(new)
         return await self._details(identity, sandbox_id)
@@ -337,6 +362,7 @@ class SandboxService:
             record = await self.owned(identity, sandbox_id)
             if record.container_id:
                 await self.engine.call(self.engine.remove, record.container_id)
+            await self.engine.call(egress_runtime.remove, self.engine, sandbox_id)
             for hook in self.on_delete:
                 await hook(sandbox_id)
             await self.store.delete(sandbox_id)

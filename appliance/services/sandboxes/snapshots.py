@@ -38,7 +38,7 @@ from appliance.core.sandboxes import (
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, snapshot_archive
 from appliance.services.access.auth import require_permission
-from appliance.services.sandboxes.requests import NetworkInput, check_network
+from appliance.services.sandboxes.requests import NetworkChoice, NetworkInput, check_network
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.store.snapshots import SnapshotStore
 
@@ -94,6 +94,7 @@ class RestoreOutcome(msgspec.Struct, kw_only=True):
     file_count: int
     environment_restored: bool
     network_enabled: bool
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
     memory_restored: bool = False
     warnings: list[str] = msgspec.field(default_factory=list)
 
@@ -137,6 +138,7 @@ class SnapshotService:
             resources=sandbox.resources,
             runtime=sandbox.runtime,
             network_enabled=sandbox.network_enabled,
+            allowed_hosts=sandbox.allowed_hosts,
             created_at=now,
         )
         await self._store.insert(record)
@@ -217,16 +219,17 @@ class SnapshotService:
                 details={"limit": "disk_limit", "limit_bytes": target.resources.disk_limit},
             )
         warnings = [MEMORY_NOT_RESTORED] if options.include_memory else []
-        network = target.network_enabled
-        if not options.preserve_network and snapshot.network_enabled != target.network_enabled:
+        network = NetworkChoice(enabled=target.network_enabled, allowed_hosts=target.allowed_hosts)
+        wanted = NetworkInput(enabled=snapshot.network_enabled, allowed_hosts=snapshot.allowed_hosts)
+        if not options.preserve_network and (wanted.enabled, wanted.allowed_hosts) != (
+            network.enabled,
+            network.allowed_hosts,
+        ):
             try:
-                network = check_network(
-                    NetworkInput(enabled=snapshot.network_enabled), target.engine, self._sandboxes.policy
-                )
+                network = check_network(wanted, target.engine, self._sandboxes.policy)
             except ValidationError as exc:
                 warnings.append(
-                    f"the snapshot's sandbox had a network, the target cannot: {exc.detail}; "
-                    "the target's network stays off"
+                    f"the snapshot's network setting cannot apply to the target: {exc.detail}; the target keeps its own"
                 )
         paths = self._sandboxes.paths
         archive = snapshot_archive.archive_path(paths.snapshot_dir(snapshot_id), snapshot.compressed)
@@ -252,10 +255,14 @@ class SnapshotService:
                 await asyncio.to_thread(_swap, files, staging, old)
                 await asyncio.to_thread(confined_files.remove_tree, old)
             await self._sandboxes.store.update_config(
-                target_id, target.resources, snapshot.environment, network, utc_now()
+                target_id, target.resources, snapshot.environment, network.enabled, network.allowed_hosts, utc_now()
             )
             updated = msgspec.structs.replace(
-                target, environment=snapshot.environment, network_enabled=network, container_id=None
+                target,
+                environment=snapshot.environment,
+                network_enabled=network.enabled,
+                allowed_hosts=network.allowed_hosts,
+                container_id=None,
             )
             status = await self._sandboxes.replace_container(updated)
         return RestoreOutcome(
@@ -265,7 +272,8 @@ class SnapshotService:
             files_restored=options.include_files,
             file_count=count,
             environment_restored=True,
-            network_enabled=network,
+            network_enabled=network.enabled,
+            allowed_hosts=network.allowed_hosts,
             warnings=warnings,
         )
 
