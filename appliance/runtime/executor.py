@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[str, str], None]  # (stream name, text)
 
-__all__ = ["CollectSpec", "ContainerExecutor", "ExecutionHandle", "ExecutionRequest"]
+__all__ = ["CollectSpec", "ContainerExecutor", "ExecutionHandle", "ExecutionRequest", "OutputCallback"]
 
 
 class ExecutionRequest(msgspec.Struct, kw_only=True):
