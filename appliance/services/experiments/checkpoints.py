@@ -69,7 +69,7 @@ class CheckpointFiles:
         count_left, bytes_left = self.room(latest)
         kept: list[Checkpoint] = []
         refused: list[str] = []
-        for item in files:
+        for item in sorted(files, key=lambda f: (f.modified_at, f.name)):  # in the order they were written
             if count_left <= 0 or item.size > bytes_left or item.size > self._limits.checkpoint_max_bytes:
                 refused.append(
                     f"[appliance] checkpoint {item.name[:200]} ({format_size(item.size)}) was not kept: past the "

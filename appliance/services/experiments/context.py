@@ -125,6 +125,9 @@ class ActiveRun:
     async def mark_started(self, sandbox: SandboxInfo) -> bool:
         if self.stop_reason is not None:
             return False
+        # Started from here on, before the row says so: a pause that reads the row as
+        # running must find the run started too (it lets started runs finish).
+        self.started = True
         self.started = await self._store.mark_running(
             self._run.id,
             utc_now(),
