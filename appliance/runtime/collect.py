@@ -7,9 +7,10 @@ sandbox user (`docker exec`); the runner keeps the container alive for it (`K`) 
 already killed whatever the program left running. Everything in that directory was
 written by the program, so the stream is read as hostile:
 
-* it is read as a stream, never whole, and stops at the caps: the total of file bytes,
-  the number of files, the number of entries, and a deadline. What comes after a cap is
-  left behind, and a problem line says so;
+* it is read as a stream, never whole: a file past the caps (its own size, the total,
+  the number of files) is skipped and a problem line names it; the stream itself stops
+  at its own cap (the sandbox's writable space, which bounds what the program can have
+  written), at a number of entries, and at a deadline;
 * only regular files are kept: links, devices, FIFOs and directories are skipped (a
   link is stored as a link by tar, never followed), and names with `..`, absolute
   paths or control characters are refused;
@@ -52,6 +53,7 @@ class CollectSpec(msgspec.Struct, frozen=True, kw_only=True):
     into: str  # a host directory the appliance owns; created if missing
     max_bytes: int  # all files together
     max_files: int
+    max_file_bytes: int  # one file
     timeout: float = 300.0
 
 
@@ -120,9 +122,9 @@ def _write_member(source: tarfile.ExFileObject, target: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec) -> CollectOutcome:
+def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec, stream_cap: int) -> CollectOutcome:
     """Blocking; on the engine's threads. The container must still run (its runner
-    waiting after the program ended)."""
+    waiting after the program ended). `stream_cap`: bytes of tar stream read at most."""
     api = engine.api
     outcome = CollectOutcome()
     into = Path(spec.into)
@@ -130,9 +132,10 @@ def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec) ->
     command = ["/bin/tar", "--format=posix", "-c", "-C", WORK_DIR, "--", spec.directory]
     exec_id = api.exec_create(container_id, command, user=SANDBOX_USER, stdout=True, stderr=False)["Id"]
     chunks = api.exec_start(exec_id, stream=True)
-    reader = _StreamReader(iter(chunks), spec.max_bytes + TAR_OVERHEAD_BYTES, time.monotonic() + max(1.0, spec.timeout))
+    reader = _StreamReader(iter(chunks), stream_cap + TAR_OVERHEAD_BYTES, time.monotonic() + max(1.0, spec.timeout))
     kept_bytes = entries = 0
     skipped: list[str] = []
+    over: list[tuple[int, str]] = []  # (size, name) of files left out
     try:
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
             for member in archive:
@@ -145,10 +148,13 @@ def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec) ->
                 if not member.isreg() or name is None:
                     skipped.append(member.name[:200])
                     continue
-                if len(outcome.files) >= spec.max_files:
-                    raise _Stop(f"more than {spec.max_files} files")
-                if kept_bytes + member.size > spec.max_bytes:
-                    raise _Stop(f"{name[:200]} ({format_size(member.size)}) would pass the cap")
+                if (
+                    len(outcome.files) >= spec.max_files
+                    or member.size > spec.max_file_bytes
+                    or kept_bytes + member.size > spec.max_bytes
+                ):
+                    over.append((member.size, name[:200]))
+                    continue
                 source = archive.extractfile(member)
                 if source is None:
                     continue
@@ -165,10 +171,7 @@ def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec) ->
                     )
                 )
     except _Stop as stop:
-        outcome.problems.append(
-            f"files of {spec.directory}/ past a cap were not kept ({stop}; caps: {spec.max_files} files, "
-            f"{format_size(spec.max_bytes)})"
-        )
+        outcome.problems.append(f"copying {spec.directory}/ out stopped: {stop}; what came after was not kept")
     except tarfile.ReadError as exc:
         if reader.total > 0 and "empty" not in str(exc):
             outcome.problems.append(f"the files of {spec.directory}/ could not be read: {exc}")
@@ -176,7 +179,16 @@ def collect_files(engine: DockerEngine, container_id: str, spec: CollectSpec) ->
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+    if over:
+        outcome.problems.append(
+            f"files of {spec.directory}/ past a cap were not kept ({spec.max_files} files, "
+            f"{format_size(spec.max_file_bytes)} each, {format_size(spec.max_bytes)} in all): "
+            + _some([f"{name} ({format_size(size)})" for size, name in sorted(over, reverse=True)])
+        )
     if skipped:
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        outcome.problems.append(f"skipped what is not a regular file with a usable name: {shown}")
+        outcome.problems.append(f"skipped what is not a regular file with a usable name: {_some(skipped)}")
     return outcome
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

@@ -274,7 +274,9 @@ def execute(
     collected = CollectOutcome()
     if collect is not None and all(t.done for t in trailers.values()) and kill_sent_at is None:
         try:
-            collected = collect_files(engine, sandbox.container_id, collect)
+            limits = sandbox.spec.limits
+            writable = (limits.work_dir_mb + limits.tmp_mb + limits.shm_mb) * 1024 * 1024
+            collected = collect_files(engine, sandbox.container_id, collect, writable)
         except Exception as exc:  # the engine failed the exec: the run's result stands
             log.warning("could not copy %s/ out of %s: %s", collect.directory, sandbox.container_id[:12], exc)
             collected.problems.append(f"the files of {collect.directory}/ could not be copied out: {exc}")

@@ -90,8 +90,12 @@ class ActiveRun:
         self.recorder.log(level, message)
 
     @property
-    def saturated(self) -> bool:
-        return self.recorder.saturated
+    def metrics_full(self) -> bool:
+        return self.recorder.metrics_full
+
+    @property
+    def logs_full(self) -> bool:
+        return self.recorder.logs_full
 
     def staging_dir(self) -> Path:
         return self._checkpoints.staging_dir(self._run.id)

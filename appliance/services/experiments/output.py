@@ -53,46 +53,48 @@ class RunSink(Protocol):
     def log(self, level: LogLevel, message: str) -> None: ...
 
     @property
-    def saturated(self) -> bool: ...
+    def metrics_full(self) -> bool: ...
+
+    @property
+    def logs_full(self) -> bool: ...
 
 
 class LineSplitter:
     """Whole lines out of chunks of text; a line past `MAX_LINE_CHARS` is cut there and
-    the rest of it dropped."""
+    the rest of it dropped. Splits in C (`str.split`): a flood of short lines costs a
+    list, not a Python step per character."""
 
     def __init__(self) -> None:
         self._partial: list[str] = []
         self._size = 0
-        self._overlong = False
 
     def feed(self, text: str) -> list[str]:
-        lines: list[str] = []
-        start = 0
-        while True:
-            end = text.find("\n", start)
-            if end < 0:
-                self._keep(text[start:])
-                return lines
-            self._keep(text[start:end])
-            lines.append(self._take())
-            start = end + 1
+        parts = text.split("\n")
+        if len(parts) == 1:
+            self._keep(text)
+            return []
+        self._keep(parts[0])
+        first = "".join(self._partial)
+        self._partial, self._size = [], 0
+        self._keep(parts[-1])
+        lines = [first, *parts[1:-1]]
+        if any(len(line) > MAX_LINE_CHARS for line in lines):
+            lines = [line[:MAX_LINE_CHARS] for line in lines]
+        return lines
 
     def flush(self) -> list[str]:
-        return [self._take()] if self._partial else []
+        if not self._partial:
+            return []
+        line = "".join(self._partial)
+        self._partial, self._size = [], 0
+        return [line]
 
     def _keep(self, piece: str) -> None:
-        if not piece or self._overlong:
-            return
         room = MAX_LINE_CHARS - self._size
-        if len(piece) > room:
-            piece, self._overlong = piece[:room], True
-        self._partial.append(piece)
-        self._size += len(piece)
-
-    def _take(self) -> str:
-        line = "".join(self._partial)
-        self._partial, self._size, self._overlong = [], 0, False
-        return line.rstrip("\r")
+        if piece and room > 0:
+            piece = piece[:room]
+            self._partial.append(piece)
+            self._size += len(piece)
 
 
 def finite_number(value: Any) -> float | None:
@@ -113,10 +115,19 @@ class RunOutputParser:
         self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
 
     def feed(self, stream: str, text: str) -> None:
-        if self._sink.saturated:
+        sink = self._sink
+        if sink.metrics_full and sink.logs_full:
             self._scan_progress(text)
             return
         for line in self._splitters[stream].feed(text):
+            # Past a cap, lines of the kind it caps are dropped unread (bar a progress).
+            if "{" in line[:16]:
+                if sink.metrics_full and '"metrics"' in line:
+                    if '"progress"' in line:
+                        self._scan_progress(line)
+                    continue
+            elif sink.logs_full:
+                continue
             self._line(stream, line)
 
     def close(self) -> None:
@@ -131,6 +142,7 @@ class RunOutputParser:
                 self._sink.progress(float(found[-1]))
 
     def _line(self, stream: str, line: str) -> None:
+        line = line.rstrip("\r")
         if not line.strip():
             return
         if stream == "stdout" and line.lstrip().startswith("{"):

@@ -57,9 +57,17 @@ class RunRecorder:
         self.metrics_lines: list[MetricsLine] = []
 
     @property
+    def metrics_full(self) -> bool:
+        return self._points >= self._limits.run_max_metric_points
+
+    @property
+    def logs_full(self) -> bool:
+        return self._log_full(1)
+
+    @property
     def saturated(self) -> bool:
         """Both caps reached: nothing more of metrics or logs will be kept."""
-        return self._points >= self._limits.run_max_metric_points and self._log_full(1)
+        return self.metrics_full and self.logs_full
 
     def _log_full(self, size: int) -> bool:
         return self._lines >= self._limits.run_max_log_lines or self._bytes + size > self._limits.run_max_log_bytes
@@ -70,22 +78,23 @@ class RunRecorder:
         return bool(r.metrics or r.logs or r.progress is not None)
 
     def metrics(self, values: dict[str, float], step: int | None, checkpoint: str | None = None) -> None:
+        if self.metrics_full:
+            self._warn_once("metrics", self._metrics_cap_message)
+            return
         now = self._clock()
         step = self._next_step if step is None else step
         self._next_step = step + 1
         kept: dict[str, float] = {}
         for name, value in values.items():
-            if self._points >= self._limits.run_max_metric_points:
-                self._warn_once(
-                    "metrics",
-                    f"[appliance] this run reached {self._limits.run_max_metric_points} metric points "
-                    "(setting experiment_run_max_metric_points); later ones are dropped",
-                )
+            if self.metrics_full:
+                self._warn_once("metrics", self._metrics_cap_message)
                 break
             name = name[:128]
             self._report.metrics.append(MetricRow(name, step, value, now))
             kept[name] = value
             self._points += 1
+        if self.metrics_full:  # said when reached: later lines are dropped unread
+            self._warn_once("metrics", self._metrics_cap_message)
         if kept:
             self._report.latest.update(kept)
             self._report.step = step
@@ -99,24 +108,34 @@ class RunRecorder:
             message = message[:MAX_MESSAGE_CHARS] + " [appliance: line cut]"
         size = len(message.encode())
         if self._log_full(size):
-            self._warn_once(
-                "logs",
-                f"[appliance] this run reached its log cap ({self._limits.run_max_log_lines} lines or "
-                f"{self._limits.run_max_log_bytes} bytes: settings experiment_run_max_log_lines, "
-                "experiment_run_max_log_bytes); later lines are dropped",
-            )
+            self._warn_once("logs", self._logs_cap_message)
             return
         self._append_log(level, message)
+        if self.logs_full:
+            self._warn_once("logs", self._logs_cap_message)
+
+    def _metrics_cap_message(self) -> str:
+        return (
+            f"[appliance] this run reached {self._limits.run_max_metric_points} metric points "
+            "(setting experiment_run_max_metric_points); later ones are dropped"
+        )
+
+    def _logs_cap_message(self) -> str:
+        return (
+            f"[appliance] this run reached its log cap ({self._limits.run_max_log_lines} lines or "
+            f"{self._limits.run_max_log_bytes} bytes: settings experiment_run_max_log_lines, "
+            "experiment_run_max_log_bytes); later lines are dropped"
+        )
 
     def _append_log(self, level: LogLevel, message: str) -> None:
         self._report.logs.append(LogRow(self._clock(), level, message))
         self._lines += 1
         self._bytes += len(message.encode())
 
-    def _warn_once(self, key: str, message: str) -> None:
+    def _warn_once(self, key: str, message: Callable[[], str]) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            self._append_log(LogLevel.WARNING, message)
+            self._append_log(LogLevel.WARNING, message())
 
     async def flush(self) -> None:
         if not self.pending:

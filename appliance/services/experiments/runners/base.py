@@ -84,8 +84,13 @@ class RunContext(Protocol):
     def log(self, level: LogLevel, message: str) -> None: ...
 
     @property
-    def saturated(self) -> bool:
-        """The run's caps on metric points and log lines are both reached."""
+    def metrics_full(self) -> bool:
+        """The run's cap on metric points is reached: metrics lines are dropped."""
+        ...
+
+    @property
+    def logs_full(self) -> bool:
+        """The run's cap on log lines (or bytes) is reached: log lines are dropped."""
         ...
 
     def staging_dir(self) -> Path:

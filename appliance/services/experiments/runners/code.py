@@ -182,8 +182,9 @@ class CodeRunner:
             collect=CollectSpec(
                 directory=CHECKPOINT_DIR,
                 into=str(context.staging_dir()),
-                max_bytes=min(bytes_left, self._limits.checkpoint_max_bytes * files_left),
+                max_bytes=bytes_left,
                 max_files=files_left,
+                max_file_bytes=self._limits.checkpoint_max_bytes,
             ),
         )
         parser = RunOutputParser(context)
@@ -209,6 +210,8 @@ def _code(config: BaseConfig) -> CodeConfig:
 
 def _result(outcome: ExecutionOutcome, context: RunContext) -> RunResult:
     status, reason = outcome_status(outcome)
+    if reason == "output_truncated":  # a run's output streams whole; only the outcome's copy is cut
+        reason = None
     for hit in limits_hit(outcome):
         if hit in LIMIT_MESSAGES:
             context.log(LogLevel.ERROR, f"[appliance] {LIMIT_MESSAGES[hit]}")
