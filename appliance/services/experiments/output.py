@@ -21,6 +21,7 @@ its output costs the appliance little.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 from typing import Any, Protocol
@@ -146,10 +147,13 @@ class RunOutputParser:
         if not line.strip():
             return
         if stream == "stdout" and line.lstrip().startswith("{"):
+            decoded: Any = None
             try:
                 decoded = msgspec.json.decode(line)
             except msgspec.DecodeError:
-                decoded = None
+                # Python's json writes NaN and Infinity, and reads numbers past a double.
+                with contextlib.suppress(ValueError, RecursionError):
+                    decoded = json.loads(line)
             if isinstance(decoded, dict) and self._structured(decoded):
                 return
         level = prefix_level(line)
