@@ -179,3 +179,46 @@ async def test_a_planned_run_takes_no_logging_calls(tmp_path, runtime_images):
         assert extra.position == 1 and extra.source is RunSource.EXTERNAL
         summary = (await a.experiments.details(ADMIN, experiment.id)).results_summary
         assert summary.total_runs == 2 and summary.running_runs == 1
+
+
+async def test_update_changes_config_only_while_pending(tmp_path):
+    from appliance.services.experiments.experiments import ExperimentCreate, ExperimentUpdate
+
+    async with running_appliance(tmp_path / "data") as a:
+        with pytest.raises(ValidationError, match="name can't be blank") as blank:
+            await a.experiments.create(ALICE, ExperimentCreate(name=" ", config={"type": "external"}))
+        assert blank.value.details == {"field": "name", "reason": "name can't be blank"}
+        with pytest.raises(ValidationError, match="config is required"):
+            await a.experiments.create(ALICE, ExperimentCreate(name="x"))
+        with pytest.raises(Forbidden):
+            await a.experiments.create(READER, ExperimentCreate(name="x", config={"type": "external"}))
+        experiment = await create_experiment(a, {"type": "external"}, identity=ALICE, description="first")
+        updated = await a.experiments.update(
+            ALICE,
+            experiment.id,
+            ExperimentUpdate(name="renamed", tags=["a", "a", "b"], config={"type": "external", "max_parallel": 3}),
+        )
+        assert (updated.name, updated.description, updated.tags) == ("renamed", "first", ["a", "b"])
+        assert updated.config["max_parallel"] == 3 and updated.updated_at >= experiment.updated_at
+        with pytest.raises(ValidationError, match="unknown field 'bogus'"):
+            await a.experiments.update(ALICE, experiment.id, ExperimentUpdate(config={"type": "external", "bogus": 1}))
+        assert (await a.experiments.get(ALICE, experiment.id)).config == updated.config, (
+            "a refused update changes nothing"
+        )
+
+        started = await a.experiments.start(ALICE, experiment.id)
+        assert started.status is ExperimentStatus.RUNNING, "an external experiment runs until cancelled"
+        with pytest.raises(ValidationError, match="only while it is pending; it is running"):
+            await a.experiments.update(ALICE, experiment.id, ExperimentUpdate(config={"type": "external"}))
+        assert (
+            await a.experiments.update(ALICE, experiment.id, ExperimentUpdate(description="second"))
+        ).description == "second"
+        with pytest.raises(ValidationError, match="cancel it before deleting it") as refused:
+            await a.experiments.delete(ALICE, experiment.id)
+        assert refused.value.details and refused.value.details["allowed_actions"] == ["pause", "cancel", "clone"]
+        await a.experiments.cancel(ALICE, experiment.id)
+        with pytest.raises(NotFound):
+            await a.experiments.delete(BOB, experiment.id)
+        await a.experiments.delete(ALICE, experiment.id)
+        with pytest.raises(NotFound):
+            await a.experiments.get(ALICE, experiment.id)

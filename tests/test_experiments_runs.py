@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import itertools
 import json
 
@@ -373,3 +374,87 @@ print(json.dumps({"level": "info", "message": json.dumps({
             "seed": run.seed,
             "attempt": 1,
         }
+
+
+async def test_a_program_from_a_persistent_sandbox(tmp_path, runtime_images):
+    from appliance.core.identity import EXECUTE, READ, Identity
+    from appliance.services.sandboxes.requests import SandboxCreate
+    from tests.support import remove_sandboxes_of
+
+    program = b'import json\nprint(json.dumps({"metrics": {"x": json.load(open("hyperparameters.json"))["x"]}}))\n'
+    data = tmp_path / "data"
+    try:
+        async with running_appliance(data) as a:
+            sandbox = await a.sandboxes.create(ADMIN, SandboxCreate(runtime="python"))
+            await a.sandbox_files.upload(ADMIN, sandbox.sandbox_id, [("train.py", io.BytesIO(program))], "src/")
+            config = {"type": "code", "sandbox_id": sandbox.sandbox_id, "entrypoint": "src/train.py"}
+            config["grid"] = {"x": [1, 2]}
+            outsider = Identity(key_id="key_o", name="o", owner="o", permissions=frozenset({EXECUTE, READ}))
+            with pytest.raises(ValidationError) as refused:
+                await create_experiment(a, config, identity=outsider)
+            assert refused.value.details and refused.value.details["field"] == "config.sandbox_id"
+            with pytest.raises(ValidationError) as missing:
+                await create_experiment(a, {**config, "entrypoint": "nope.py"})
+            assert missing.value.details and missing.value.details["field"] == "config.entrypoint"
+
+            experiment = await create_experiment(a, config)
+            started = await a.experiments.start(ADMIN, experiment.id)
+            assert started.program_sha256 == hashlib.sha256(program).hexdigest()
+            # The program was fixed at start: changing the file now changes no run.
+            await a.sandbox_files.upload(
+                ADMIN, sandbox.sandbox_id, [("train.py", io.BytesIO(b"raise SystemExit(3)"))], "src/"
+            )
+            await wait_status(a, experiment.id, ExperimentStatus.COMPLETED)
+            runs = await runs_of(a, experiment.id)
+            assert [r.metrics for r in runs] == [{"x": 1}, {"x": 2}]
+            assert {r.code_sha256 for r in runs} == {started.program_sha256}
+            await a.sandboxes.delete(ADMIN, sandbox.sandbox_id, force=True)
+    finally:
+        remove_sandboxes_of(data)
+
+
+async def test_a_run_past_its_timeout_fails(tmp_path, runtime_images):
+    async with running_appliance(tmp_path / "data") as a:
+        code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
+        experiment = await create_experiment(a, code_config(code, timeout=1.5))
+        await a.experiments.start(ADMIN, experiment.id)
+        done = await wait_status(a, experiment.id, ExperimentStatus.FAILED)
+        (run,) = await runs_of(a, experiment.id)
+        assert run.status is RunStatus.FAILED and run.reason == "timeout"
+        messages = [line.message for line in await a.runs.logs(ADMIN, run.id, LogQuery())]
+        assert messages[0] == "started" and "timeout passed" in messages[-1]
+        assert done.completed_at is not None, "every run failed: the experiment failed"
+
+
+async def test_runs_under_gvisor(tmp_path, runtime_images):
+    async with running_appliance(tmp_path / "data", engines=["docker", "gvisor"]) as a:
+        config = code_config(TRAINING, engine="gvisor", list=[{"lr": 0.1, "bs": 2}])
+        experiment = await create_experiment(a, config)
+        await a.experiments.start(ADMIN, experiment.id)
+        await wait_status(a, experiment.id, ExperimentStatus.COMPLETED)
+        (run,) = await runs_of(a, experiment.id)
+        assert run.engine == "gvisor" and run.metrics["loss"] == pytest.approx(0.2 / 3)
+        assert [c.name for c in await a.runs.checkpoints(ADMIN, run.id)] == [
+            "epoch_0.txt",
+            "epoch_1.txt",
+            "epoch_2.txt",
+        ]
+
+
+async def test_progress_and_eta_come_from_finished_runs(tmp_path, runtime_images):
+    async with running_appliance(tmp_path / "data") as a:
+        experiment = await create_experiment(a, code_config(SLEEPER, max_parallel=1, list=[{"sleep": 1}] * 4))
+        details = await a.experiments.details(ADMIN, experiment.id)
+        assert details.progress == 0 and details.eta_seconds is None and details.runs == []
+        await a.experiments.start(ADMIN, experiment.id)
+
+        async def measured():
+            got = await a.experiments.details(ADMIN, experiment.id)
+            assert got.results_summary.completed_runs >= 1 and got.experiment.status is ExperimentStatus.RUNNING
+            return got
+
+        details = await eventually_async(measured, message="one run done, the others to go")
+        assert 0.25 <= details.progress < 1 and details.eta_seconds is not None
+        left = 4 - details.results_summary.completed_runs
+        assert 0 < details.eta_seconds <= left * 30
+        await wait_status(a, experiment.id, ExperimentStatus.COMPLETED)

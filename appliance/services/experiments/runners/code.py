@@ -134,7 +134,10 @@ class CodeRunner:
         try:
             download = await self._files.download(identity, config.sandbox_id, config.entrypoint)
         except AppError as exc:
-            field = "config.sandbox_id" if exc.status_code in (401, 403, 404) else "config.entrypoint"
+            # Refused, or no such sandbox for this caller (SandboxService.owned names the
+            # sandbox_id): the sandbox is at fault; otherwise the path in it.
+            about_sandbox = exc.status_code in (401, 403) or "sandbox_id" in (exc.details or {})
+            field = "config.sandbox_id" if about_sandbox else "config.entrypoint"
             raise invalid(field, f"{field}: {exc.detail}") from None
         data = bytearray()
         too_large = False
