@@ -53,6 +53,9 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     engine: str = "docker"
     limits: SandboxLimits = SandboxLimits()
     environment: tuple[tuple[str, str], ...] = ()
+    # What the container is for, when not interactive work: experiment runs ("run")
+    # get containers made for them and never take the warm ones an evaluation waits for.
+    purpose: str = ""
 
 
 class SandboxBroken(Exception):

@@ -165,7 +165,7 @@ class CodeRunner:
         c = _code(config)
         run = context.run
         assert c.engine is not None and c.timeout is not None and context.program.code is not None
-        spec = self._specs.spec(c.language, c.engine)
+        spec = self._specs.run_spec(c.language, c.engine)
         hyperparameters = json.dumps(run.hyperparameters)
         files_left, bytes_left = self._limits.run_max_checkpoints, self._limits.run_checkpoints_max_bytes
         request = ExecutionRequest(
