@@ -39,6 +39,9 @@ KILL_GRACE_SECONDS = 10.0
 # Output held back as a possible trailer start (a line's final newline) goes out after
 # the stream has been quiet this long, so a streamed line arrives whole.
 QUIET_RELEASE_SECONDS = 0.05
+# What the outcome of a streamed execution keeps of each stream (its end, for an error
+# message): the caller has had all of it already.
+STREAMED_TAIL_BYTES = 64 * 1024
 # SIGXFSZ: the program wrote a file past the file-size rlimit.
 EXIT_FILE_TOO_LARGE = 128 + 25
 
@@ -172,14 +175,17 @@ def execute(
     collect: CollectSpec | None = None,
 ) -> ExecutionOutcome:
     """`stream_output`: every byte of output goes to `emit` and the outcome keeps only the
-    last `output_bytes` of each stream; `max_output_bytes` replaces the flood limit (both
+    last `STREAMED_TAIL_BYTES` of each stream; `max_output_bytes` replaces the flood limit (both
     streams together). `collect`: when the program ended by itself, copy those files out
     of the work dir before the container goes."""
     language = LANGUAGES[sandbox.spec.language]
     limit = sandbox.spec.limits.output_bytes
     flood_at = max_output_bytes if max_output_bytes is not None else flood_bytes(limit)
     outputs: dict[int, CappedOutput | StreamedOutput] = (
-        {STDOUT: StreamedOutput(limit), STDERR: StreamedOutput(limit)}
+        {
+            STDOUT: StreamedOutput(min(limit, STREAMED_TAIL_BYTES)),
+            STDERR: StreamedOutput(min(limit, STREAMED_TAIL_BYTES)),
+        }
         if stream_output
         else {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
     )
