@@ -246,7 +246,7 @@ async def test_a_restart_resumes_the_experiment(tmp_path, runtime_images):
         done = await wait_status(b, experiment.id, ExperimentStatus.COMPLETED)
         assert done.status is ExperimentStatus.COMPLETED
         runs = await runs_of(b, experiment.id)
-        assert _count(runs, RunStatus.COMPLETED) == 6
+        assert _count(runs, RunStatus.COMPLETED) == 6, [(r.status, r.reason, r.error) for r in runs]
         for run in runs:
             if run.id in finished:
                 assert run == finished[run.id], "a finished run stays as it was"

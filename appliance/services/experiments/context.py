@@ -52,6 +52,7 @@ class ActiveRun:
         self.started = False  # a worker took it and it is marked running
         self.task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
 
     # --- RunContext -------------------------------------------------------------------
 
@@ -113,10 +114,11 @@ class ActiveRun:
         self._flusher = asyncio.create_task(self._flush_often(), name=f"run-flush-{self._run.id}")
 
     async def close(self) -> None:
+        # Asked to end, not cancelled: a flush cut off inside its transaction would leave
+        # the writer's transaction open.
+        self._closed.set()
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await self._flusher
         await self.recorder.flush()
 
     async def stop(self, reason: StopReason) -> None:
@@ -144,7 +146,9 @@ class ActiveRun:
 
     async def _flush_often(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), FLUSH_SECONDS)
+                return
             try:
                 await self.recorder.flush()
             except Exception:  # the next flush tries again; the run goes on

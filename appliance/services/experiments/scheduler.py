@@ -234,12 +234,14 @@ class ExperimentScheduler:
     async def _settle(self, driven: _Driven, active: ActiveRun, result: RunResult | None) -> None:
         run, now = active.run, utc_now()
         reason = active.stop_reason
-        if reason is StopReason.SHUTDOWN:
-            return
         if reason is StopReason.CANCEL:
             await self._runs.finish(run.id, RunStatus.CANCELLED, now, reason="cancelled")
             return
-        if reason is StopReason.PAUSE:
+        # A run whose program ended by itself just before the stop keeps its result.
+        ended_itself = active.started and result is not None and result.reason not in ("killed", "stopped")
+        if reason is StopReason.SHUTDOWN and not ended_itself:
+            return  # left running: the next start puts it back in line
+        if reason is StopReason.PAUSE and not ended_itself:
             if active.started and await self._runs.requeue(run.id, run.attempt, now):
                 await self._checkpoints.remove_run(run.id)
                 await self._note(run.id, "[appliance] stopped by a pause; back in line, to run again from the start")
