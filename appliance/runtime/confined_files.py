@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import msgspec
 
@@ -275,7 +275,7 @@ def read_chunks(fd: int, size: int) -> Iterator[bytes]:
         yield data
 
 
-def write_new_file(dir_fd: int, name: str, parts: list[str], source: BinaryIO, *, mode: int = 0o644) -> os.stat_result:
+def write_new_file(dir_fd: int, name: str, parts: list[str], source: IO[bytes], *, mode: int = 0o644) -> os.stat_result:
     """Write `source` to `name` in `dir_fd`, replacing what is there unless it is a
     directory. Written to a fresh temporary file and renamed into place."""
     try:
