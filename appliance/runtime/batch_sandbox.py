@@ -226,7 +226,7 @@ class BatchSandbox:
             sock: socket.socket = getattr(self._attached, "_sock", self._attached)
             sock.setblocking(False)
             self._sock = sock
-            self._reader = asyncio.create_task(self._read_loop())
+            self._reader = asyncio.create_task(self._read_loop(sock))
             await self._engine.call(self._engine.api.start, self.container_id)
             if self.relay:
                 # Before any execution exists: only the relay can read it.
@@ -428,7 +428,7 @@ class BatchSandbox:
         with contextlib.suppress(BatchSandboxError):
             await self._send(message)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         parser = FrameParser()
         buffer = bytearray()
@@ -436,7 +436,7 @@ class BatchSandbox:
         mac_size = _MAC_SIZE if self.relay else 0
         try:
             while True:
-                data = await loop.sock_recv(self._sock, 1 << 18)
+                data = await loop.sock_recv(sock, 1 << 18)
                 if not data:
                     break
                 for stream, payload in parser.feed(data):

@@ -20,8 +20,9 @@ records: the regular files in the work dir after the run, at most `MAX_LISTED_FI
 
 Under runc the runner reads the three bracketed numbers from its own cgroup and exits,
 and the engine removes the container (auto-remove); under gVisor, whose cgroup is not
-visible inside, it waits to be destroyed so the host can read the cgroup first. The nonce reaches the runner only over stdin and never the program, so
-the program cannot forge the trailer.
+visible inside, it waits to be destroyed so the host can read the cgroup first. The
+nonce reaches the runner only over stdin and never the program, so the program cannot
+forge the trailer.
 
 For Python the runner is an interpreter that has already forked the process that will
 run the code: that child waits on a pipe, so handing code in costs no interpreter
@@ -241,7 +242,8 @@ l=0
 [ -n "$(find /work /tmp /dev/shm -xdev -type f -size +{fsize_below}c -print -quit 2>/dev/null)" ] && l=1
 {report}
 x=""
-[ "$w" = L ] && x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null | head -z -n {max_listed} | base64 -w0)"
+[ "$w" = L ] && x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null |
+  head -z -n {max_listed} | base64 -w0)"
 printf '\\n%s %s %s %s %s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r"
 printf '\\n%s %s %s %s %s%s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r" "$x" >&2
 {finish}
