@@ -61,6 +61,7 @@ class Example:
 class Reading:
     examples: list[Example] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    endpoints: list[tuple[str, str, bool]] = field(default_factory=list)  # every one declared: method, path, absolute
 
 
 @dataclass
@@ -125,12 +126,14 @@ class _Reader:
         request = REQUEST_LINE.match(text)
         if request:
             self.endpoint = (request.group(1), request.group(2), False)
+            self.reading.endpoints.append(self.endpoint)
             if "?" in request.group(2):
                 self.add(line, "query", request.group(1), request.group(2), False)
             return True
         ws = WS_URL.match(text)
         if ws:
             self.endpoint = ("WS", ws.group(1), True)
+            self.reading.endpoints.append(self.endpoint)
             return True
         return False
 

@@ -39,6 +39,8 @@ Send = Callable[["Appliance", Example], None]
 @dataclass(frozen=True)
 class Document:
     name: str
+    # The page of docs/ that says what the document leaves open; it names every endpoint.
+    page: str
     # The path an example's path is served at (documents may write paths relative to
     # their base URL; curl and WebSocket URLs are always whole).
     served_path: Callable[[str], str]
@@ -48,8 +50,11 @@ class Document:
     path_parameters: dict[str, str] = field(default_factory=dict)
 
     def endpoint(self, example: Example) -> tuple[str, str]:
-        path = example.path.partition("?")[0]
-        return example.method, path if example.absolute else self.served_path(path)
+        return self.served(example.method, example.path, example.absolute)
+
+    def served(self, method: str, path: str, absolute: bool) -> tuple[str, str]:
+        path = path.partition("?")[0]
+        return method, path if absolute else self.served_path(path)
 
 
 # --- what cannot be taken literally --------------------------------------------------------
@@ -267,6 +272,7 @@ def below_api(path: str) -> str:
 DOCUMENTS = [
     Document(
         "platform-api.md",
+        page="api.md",
         served_path=lambda path: path,
         requests={
             ("GET", "/api/eval"): with_the_body_of("POST", "/api/eval"),
@@ -278,6 +284,7 @@ DOCUMENTS = [
     ),
     Document(
         "sandbox-api.md",
+        page="sandbox-api.md",
         served_path=below_api,
         requests={
             ("POST", "/auth/api-keys"): as_written,
@@ -341,6 +348,24 @@ def test_every_request_example_is_one_this_test_can_send(document):
     assert not unknown, f"{document.name} has request examples for {unknown}: add each to its `requests`"
     gone = sorted(set(document.requests) - found)
     assert not gone, f"{document.name} has no request examples for {gone} any more: take them off `requests`"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
+def test_the_page_beside_the_document_names_every_endpoint(document):
+    """docs/ stands on its own: each endpoint is on the document's page, as `METHOD /path`
+    (a WebSocket as its path), placeholders' names aside."""
+
+    def unnamed(text: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", text)
+
+    page = unnamed((ROOT / "docs" / document.page).read_text())
+    missing = []
+    for method, path, absolute in READINGS[document.name].endpoints:
+        method, served = document.served(method, path, absolute)
+        named = f"`{unnamed(served)}" if method == "WS" else f"`{method} {unnamed(served)}"
+        if named not in page:
+            missing.append(f"{method} {served}")
+    assert not missing, f"docs/{document.page} does not name {missing}"
 
 
 @pytest.mark.parametrize(("document", "example"), CASES)
