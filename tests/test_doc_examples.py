@@ -5,13 +5,14 @@ answers with something other than an error).
 
 Sent as written except what cannot be taken literally, swapped here and only here:
 placeholder ids (`sb_123456`, `{snapshot_id}`, ...) become ids of things this test made
-first (`ID_PREFIXES`, `PATH_PARAMETERS`), placeholder credentials become real ones
+first (`DOCUMENTED_ID`, `PATH_PARAMETERS`), placeholder credentials become real ones
 (`CREDENTIALS`), an `expires_at` in the past becomes one a year ahead, and the
 documents' placeholder paths get a real one (`PLACEHOLDER_VALUES`).
 
 Serving a document means adding a `Document` to `DOCUMENTS` (and taking it off
 `NOT_SERVED_YET`): its `requests` name every endpoint its examples go to and how to send
-them, so an example added to a document that this test does not know fails here.
+them, so an example added to a document that this test does not know fails here; its
+`page` in docs/ must name every endpoint the document declares.
 """
 
 from __future__ import annotations
@@ -257,9 +258,9 @@ def with_the_body_of(method: str, path: str) -> Send:
 
 def not_a_request(why: str) -> Send:
     def nothing_to_send(appliance: Appliance, example: Example) -> None:
-        """What the document shows here is not something a client sends."""
+        pass
 
-    nothing_to_send.__doc__ = why
+    nothing_to_send.__doc__ = why  # what the document shows there, which no client sends
     return nothing_to_send
 
 
