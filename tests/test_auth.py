@@ -80,6 +80,17 @@ def test_execute_only_key_cannot_read(server):
         assert_error(client.get("/api/evaluations"), 403, "read")
 
 
+def test_execute_alone_may_kill_its_own_evaluation(server):
+    """Killing needs `execute` (as docs/api.md says), not `read` too."""
+    key = create_key(server, "killer", "execute")
+    with server.client(key) as client:
+        eval_id = client.post("/api/eval", json={"code": "import time; time.sleep(600)", "timeout": 300}).json()[
+            "eval_id"
+        ]
+        answer = client.post(f"/api/eval/{eval_id}/kill")
+        assert answer.status_code == 200 and answer.json()["eval_id"] == eval_id, answer.text
+
+
 def test_unknown_permission_is_refused_by_the_cli(server):
     done = cli(server.data_dir, "keys", "create", "--name", "x", "--permissions", "everything")
     assert done.returncode != 0 and "unknown permission" in done.stderr

@@ -117,7 +117,7 @@ class AuthService:
         if expires_at is not None and expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)  # the API speaks UTC
         if expires_at is not None and expires_at <= utc_now():
-            raise ValidationError("expires_at is in the past: give a future UTC time")
+            raise ValidationError("expires_at is in the past: give a future UTC time", details={"field": "expires_at"})
         hex_id = secrets.token_hex(6)
         secret = f"ak_{hex_id}_{secrets.token_urlsafe(24)}"
         record = ApiKeyRecord(

@@ -187,6 +187,10 @@ class EvaluationService:
 
     async def get(self, identity: Identity, eval_id: str) -> Evaluation:
         require_permission(identity, READ)
+        return await self._visible(identity, eval_id)
+
+    async def _visible(self, identity: Identity, eval_id: str) -> Evaluation:
+        """The evaluation if this caller may see it; another owner's is as missing as none."""
         running = self._queue.running(eval_id)
         evaluation = running.evaluation if running else await self._store.get(eval_id)
         # Executions of the sandbox API share the table; they are not this API's.
@@ -227,8 +231,9 @@ class EvaluationService:
     # --- killing ----------------------------------------------------------------------
 
     async def kill(self, identity: Identity, eval_id: str) -> tuple[bool, str]:
-        evaluation = await self.get(identity, eval_id)
+        # Killing needs `execute` alone (as documented), not `read` too.
         require_permission(identity, EXECUTE)
+        evaluation = await self._visible(identity, eval_id)
         if evaluation.status.is_terminal:
             return False, f"Evaluation already finished with status {evaluation.status.value}"
         killed = await self._queue.kill(eval_id)
