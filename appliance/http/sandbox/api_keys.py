@@ -100,3 +100,11 @@ class ApiKeyController(Controller):
     async def revoke(self, auth: AuthService, identity: Identity, key_id: str) -> ApiKeyRevoked:
         await auth.revoke_key(identity, key_id)
         return ApiKeyRevoked(key_id=key_id, status="revoked", message="API key revoked; it is refused from now on")
+
+
+class ApiKeyUnderApiController(ApiKeyController):
+    """The same routes under the document's base URL (`http://host/api`): a script that
+    reads `POST /auth/api-keys` as relative to it calls `/api/auth/api-keys`."""
+
+    path = "/api/auth/api-keys"
+    include_in_schema = False  # one documented path; this one is the same operations

@@ -11,7 +11,7 @@ from litestar import Router
 
 from appliance.http.errors import exception_handlers
 from appliance.http.sandbox.alerts import AlertController
-from appliance.http.sandbox.api_keys import ApiKeyController
+from appliance.http.sandbox.api_keys import ApiKeyController, ApiKeyUnderApiController
 from appliance.http.sandbox.errors import SANDBOX_ERRORS
 from appliance.http.sandbox.execute_ws import execute_stream
 from appliance.http.sandbox.executions import ExecutionController
@@ -34,6 +34,7 @@ PATH_SPACES = (
     "/api/health",
     "/api/alerts",
     "/auth/api-keys",
+    "/api/auth/api-keys",
     "/ws/execute",
     "/ws/monitor",
 )
@@ -55,6 +56,7 @@ def sandbox_router(max_upload_bytes: int) -> Router:
             monitor,
             AlertController,
             ApiKeyController,
+            ApiKeyUnderApiController,
         ],
         exception_handlers=exception_handlers(SANDBOX_ERRORS),
     )
