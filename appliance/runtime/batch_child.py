@@ -2,7 +2,7 @@
 server (see `batch_sandbox` for what it does and why, `batch_server` for the server).
 
 Not imported by the appliance: shipped into the sandbox container with `batch_server`
-(see `SERVER_MODULES` in batch_sandbox), so it uses only the standard library of the
+(see `BATCH_SERVER_MODULES` in shipped_programs.py), so it uses only the standard library of the
 runtime image's interpreter (Debian's python3, 3.11).
 """
 

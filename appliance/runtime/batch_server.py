@@ -3,7 +3,7 @@ one process per execution (`batch_child`), watches it, and cleans up after it.
 
 Not imported by the appliance: `BatchSandbox` reads this module's text and that of
 `batch_child` and runs them with `python3 -c` inside the sandbox container, registered
-under their own names (`SERVER_MODULES`), then calls `main()`; with the argument `relay`
+under their own names (`BATCH_SERVER_MODULES` in shipped_programs.py), then calls `main()`; with the argument `relay`
 it runs with the authenticating relay. It runs on the runtime image's interpreter
 (Debian's python3, 3.11), so it uses only the standard library.
 """
