@@ -131,6 +131,9 @@ def decoding_problems(exc: ValidationException) -> dict[str, list[str]]:
             field = _body_path(key, message)
             if message == "'data'":
                 message = "a JSON body is required"
+            elif key in ("", "data") and "unknown field" in message:
+                message += ' at the top of the body: this API wraps the object sent, as in {"model": {...}}'
+
         else:
             field = key or "request"
         problems.setdefault(field, []).append(_clean(message))
