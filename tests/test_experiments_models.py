@@ -362,6 +362,9 @@ def test_bearer_api_key_and_bearer_jwt(v1, keys):
         token = alice.post("/api/auth/token").json()["access_token"]
     with bearer(v1, token) as by_token:
         assert by_token.get(f"/api/v1/models/{mine['id']}").json()["data"]["name"] == "By Bearer Key"
+    with v1.client() as browser_socket_style:  # a Phoenix socket's `token` param takes either too
+        assert browser_socket_style.get("/api/v1/models", params={"token": keys["alice"]}).status_code == 200
+        assert browser_socket_style.get("/api/v1/models", params={"token": token}).status_code == 200
     with bearer(v1, "ak_000000000000_" + "x" * 30) as wrong_key:
         assert_v1_error(wrong_key.get("/api/v1/models"), 401, "unauthorized", "invalid API key")
     with bearer(v1, "abc.def.ghi") as wrong_token:

@@ -109,6 +109,11 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     def offset(self) -> int:
         return 0 if self.page is None else (self.page - 1) * self.per_page
 
+    def values_of(self, field: str, op: FilterOp = FilterOp.EQUALS) -> tuple[FilterValue, ...]:
+        """The values the filter on `field` with `op` asks for; () without one (for a
+        store that takes its own typed query instead of `store.listing.fetch_page`)."""
+        return next((f.values for f in self.filters if f.field == field and f.op is op), ())
+
 
 ItemT = TypeVar("ItemT")
 

@@ -50,11 +50,10 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Identi
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("Authorization header must be 'Bearer <api_key>' or 'Bearer <token>'")
-        value = value.strip()
-        if value.startswith(API_KEY_PREFIX):
-            key = key or value
-        else:
-            token = value
+        token = value.strip()
+    if token and token.startswith(API_KEY_PREFIX):
+        # A key where a token goes (a Bearer header, a Phoenix socket's `token` param).
+        key, token = key or token, None
     if key:
         return await appliance.auth.authenticate_key(key)
     if token:

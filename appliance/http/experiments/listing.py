@@ -35,6 +35,7 @@ from appliance.core.listing import (
     ListPage,
     ListQuery,
     ListSpec,
+    Position,
     SortKey,
     ValueKind,
     decode_cursor,
@@ -62,17 +63,22 @@ class ListRequest:
         self._cursor_key = cursor_key
 
     def page(self, found: ListPage[ItemT], convert: Callable[[ItemT], BodyT]) -> Page[BodyT]:
-        next_cursor = None
-        if found.has_more and found.last is not None:
-            next_cursor = encode_cursor(self._cursor_key, self.query, found.last)
-        meta = ListMeta(
-            total=found.total,
-            page=found.page,
-            per_page=found.per_page,
-            next_cursor=next_cursor,
-            has_more=found.has_more,
+        return self.respond(
+            [convert(item) for item in found.items], total=found.total, has_more=found.has_more, last=found.last
         )
-        return Page(data=[convert(item) for item in found.items], meta=meta)
+
+    def respond(self, items: list[BodyT], *, total: int, has_more: bool, last: Position | None) -> Page[BodyT]:
+        """The page of `items`; `last` is the position (sort value, id) of the last item
+        the store returned, from which the next cursor is made."""
+        next_cursor = encode_cursor(self._cursor_key, self.query, last) if has_more and last is not None else None
+        meta = ListMeta(
+            total=total,
+            page=self.query.page,
+            per_page=self.query.per_page,
+            next_cursor=next_cursor,
+            has_more=has_more,
+        )
+        return Page(data=items, meta=meta)
 
 
 def _whole_number(text: str, name: str, low: int, high: int | None, problems: Problems) -> int | None:
