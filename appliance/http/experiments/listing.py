@@ -117,31 +117,39 @@ def _datetime_value(text: str) -> str | None:
     return iso_z(moment)
 
 
+def _one_value(field: FilterField, text: str) -> tuple[FilterValue | None, str]:
+    """A single filter value as the store compares it, or None and what is wrong."""
+    if field.kind is ValueKind.DATETIME:
+        moment = _datetime_value(text)
+        return moment, f"must be an ISO 8601 time (2024-01-15T10:30:00Z), not {text!r}"
+    if field.kind is ValueKind.BOOLEAN:
+        lowered = text.strip().lower()
+        value = 1 if lowered in _TRUE else 0 if lowered in _FALSE else None
+        return value, f"must be true or false, not {text!r}"
+    return text, ""
+
+
 def _filter_values(field: FilterField, raw: list[str], param: str, problems: Problems) -> tuple[FilterValue, ...]:
-    texts = [part.strip() for value in raw for part in value.split(",")] if field.kind is ValueKind.CHOICE else raw
+    """The values of `filter[param]`: a value-list field takes several (comma-separated
+    or repeated), any other field exactly one."""
+    texts = [p.strip() for v in raw for p in v.split(",")] if field.kind is ValueKind.CHOICE else raw
     texts = [t for t in texts if t.strip()]
     if not texts:
         problems[param] = ["must not be empty"]
-    elif field.kind is not ValueKind.CHOICE and len(texts) > 1:
-        problems[param] = ["give it once"]
-    elif field.kind is ValueKind.CHOICE:
+        return ()
+    if field.kind is ValueKind.CHOICE:
         wrong = [t for t in texts if t not in field.choices]
         if wrong:
             problems[param] = [f"{', '.join(map(repr, wrong))} is not one of {', '.join(field.choices)}"]
         return tuple(texts)
-    elif field.kind is ValueKind.DATETIME:
-        moment = _datetime_value(texts[0])
-        if moment is None:
-            problems[param] = [f"must be an ISO 8601 time (2024-01-15T10:30:00Z), not {texts[0]!r}"]
-        return (moment or "",)
-    elif field.kind is ValueKind.BOOLEAN:
-        text = texts[0].strip().lower()
-        if text not in (*_TRUE, *_FALSE):
-            problems[param] = [f"must be true or false, not {texts[0]!r}"]
-        return (1 if text in _TRUE else 0,)
-    else:
-        return (texts[0],)
-    return ()
+    if len(texts) > 1:
+        problems[param] = ["give it once"]
+        return ()
+    value, problem = _one_value(field, texts[0])
+    if value is None:
+        problems[param] = [problem]
+        return ()
+    return (value,)
 
 
 def parse_filters(spec: ListSpec, request: Request[Any, Any, Any], problems: Problems) -> tuple[Filter, ...]:
