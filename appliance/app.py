@@ -31,12 +31,15 @@ from appliance.runtime.limits import SandboxLimits
 from appliance.runtime.pool import PoolSettings, WarmPool
 from appliance.services.access.auth import AuthService
 from appliance.services.access.rate_limit import RateLimiter
+from appliance.services.access.sessions import SessionService
 from appliance.services.engines.readiness import EnginePolicy, EngineReadiness, StartupRefused
 from appliance.services.engines.specs import SandboxSpecs
 from appliance.services.evaluation.evaluations import EvalLimits, EvaluationService
 from appliance.services.evaluation.execution_options import ExecuteLimits
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.evaluation.queue import EvaluationQueue
+from appliance.services.models.registry import ModelService
+from appliance.services.models.statistics import NoTelemetry
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.readings import SystemReadings
@@ -52,8 +55,10 @@ from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.meta import MetaStore
+from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
 from appliance.store.sandboxes import SandboxStore
+from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
 
 log = logging.getLogger("appliance")
@@ -93,6 +98,10 @@ class Appliance:
         # access
         self.auth = AuthService(ApiKeyStore(self.db), s.jwt_secret_path, s.jwt_ttl_seconds)
         self.rate_limiter = RateLimiter()
+        self.sessions = SessionService(SessionStore(self.db), self.auth, s.session_ttl_seconds)
+
+        # the model registry; statistics from the telemetry store once there is one
+        self.models = ModelService(ModelStore(self.db), s.models, NoTelemetry())
 
         # evaluation
         self.pool = WarmPool(
@@ -224,6 +233,7 @@ class Appliance:
         if await self.auth.ensure_admin_key(self.settings.admin_key_path):
             self.admin_key_created = str(self.settings.admin_key_path)
             log.warning("created the first admin API key; it is in %s (mode 0600)", self.admin_key_created)
+        await self.models.start()
         await self.alerts.start()
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers)
@@ -259,6 +269,7 @@ async def open_auth(settings: Settings) -> AsyncIterator[AuthService]:
     try:
         auth = AuthService(ApiKeyStore(db), settings.jwt_secret_path, settings.jwt_ttl_seconds)
         auth.start()
+        auth.on_revoke(SessionStore(db).delete_of_key)  # a revoked key's sessions end with it
         yield auth
     finally:
         await db.close()

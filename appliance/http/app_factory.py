@@ -15,6 +15,7 @@ from appliance import __version__
 from appliance.http.app_state import keep_appliance
 from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
+from appliance.http.experiments.router import experiments_surface
 from appliance.http.identity import add_rate_limit_headers
 from appliance.http.platform.router import platform_surface
 from appliance.http.sandbox.router import sandbox_surface
@@ -48,14 +49,16 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
-                "Bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                # A JWT from POST /api/auth/token, or an API key (ak_...) itself.
+                "Bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key"),
+                "SessionCookie": SecurityScheme(type="apiKey", name="_crucible_ui_key", security_scheme_in="cookie"),
             }
         ),
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
     platform = platform_surface()
     # One entry per API document served; the next ones go here (see http/__init__.py).
-    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes)]
+    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes), experiments_surface()]
     app = Litestar(
         route_handlers=[
             *(surface.router for surface in surfaces),

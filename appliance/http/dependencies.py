@@ -18,8 +18,10 @@ from appliance.core.events import EventBus
 from appliance.http.app_state import appliance_of
 from appliance.http.identity import provide_identity
 from appliance.services.access.auth import AuthService
+from appliance.services.access.sessions import SessionService
 from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
+from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.status import PlatformStatusService
@@ -69,6 +71,14 @@ def provide_templates(state: State) -> TemplateService:
     return appliance_of(state).templates
 
 
+def provide_models(state: State) -> ModelService:
+    return appliance_of(state).models
+
+
+def provide_sessions(state: State) -> SessionService:
+    return appliance_of(state).sessions
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -94,6 +104,8 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sandbox_files": _provide(provide_sandbox_files),
     "snapshots": _provide(provide_snapshots),
     "templates": _provide(provide_templates),
+    "models": _provide(provide_models),
+    "sessions": _provide(provide_sessions),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }
