@@ -28,18 +28,23 @@ WS_AUTHENTICATION_REQUIRED = "Authentication required: pass ?api_key=... or ?tok
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
+    """The caller, by the first credential present, in this order: the X-API-Key header,
+    the `api_key` query parameter, the Authorization header (`Bearer <token>`), the
+    `token` query parameter. The first one present alone decides: a valid key is not
+    undone by an Authorization header beside it (a proxy or a generated client may add
+    one), and a bad key is refused even with a valid token beside it."""
     appliance = appliance_of(connection.app.state)
     headers = connection.headers
     key = headers.get("x-api-key") or connection.query_params.get("api_key")
+    if key:
+        return await appliance.auth.authenticate_key(key)
     authorization = headers.get("authorization", "")
-    token = connection.query_params.get("token")
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("Authorization header must be 'Bearer <token>'")
-        token = value.strip()
-    if key:
-        return await appliance.auth.authenticate_key(key)
+        return await appliance.auth.authenticate_token(value.strip())
+    token = connection.query_params.get("token")
     if token:
         return await appliance.auth.authenticate_token(token)
     return anonymous(connection.client.host if connection.client else "")
