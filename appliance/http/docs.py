@@ -42,7 +42,7 @@ _PAGE = """<!DOCTYPE html>
 
 def openapi_yaml_text(document: dict[str, Any]) -> str:
     """The document as served at /api/openapi.yaml and committed as docs/openapi.yaml."""
-    text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    text: str = yaml.safe_dump(document, sort_keys=False)
     return text
 
 

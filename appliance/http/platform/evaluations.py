@@ -21,7 +21,7 @@ from appliance.http.platform.schemas import (
     TokenBody,
 )
 from appliance.services.access.auth import AuthService
-from appliance.services.evaluation.evaluations import EvalRequest, EvaluationService
+from appliance.services.evaluation.evaluations import MAX_PAGE, EvalRequest, EvaluationService
 
 QUEUED_MESSAGE = "Evaluation queued successfully"
 
@@ -85,8 +85,10 @@ class EvaluationController(Controller):
         self,
         evaluation_service: EvaluationService,
         identity: Identity,
-        limit: int = Parameter(default=100, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
+        # The service checks the bounds (its messages); the schema says them, exactly (Litestar's
+        # own le= would write MAX_OFFSET as a float, 2**63).
+        limit: int = Parameter(default=100, schema_extra={"minimum": 1, "maximum": MAX_PAGE}),
+        offset: int = Parameter(default=0, schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
         status: str | None = None,
     ) -> EvaluationList:
         page, total = await evaluation_service.list(identity, limit=limit, offset=offset, status=status)

@@ -19,6 +19,9 @@ from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.evaluation.queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
 
+# The most evaluations one page of the history holds (`limit`).
+MAX_PAGE = 1000
+
 
 class EvalRequest(msgspec.Struct, kw_only=True):
     """One submission as the client sent it; every field is checked in `_validate`."""
@@ -210,8 +213,8 @@ class EvaluationService:
         self, identity: Identity, *, limit: int, offset: int, status: str | None
     ) -> tuple[list[Evaluation], int]:
         require_permission(identity, READ)
-        if not 1 <= limit <= 1000:
-            raise ValidationError("limit must be between 1 and 1000")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
         if not 0 <= offset <= MAX_OFFSET:
             raise ValidationError(f"offset must be between 0 and {MAX_OFFSET}")
         wanted = None

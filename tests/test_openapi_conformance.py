@@ -1,0 +1,96 @@
+"""Schemathesis against GET /api/openapi.yaml of a live server: what the server answers
+is what the document says (any status answered is documented, every body fits its
+schema) and nothing is a 5xx.
+
+It runs the schemathesis CLI (the `test` extra pins it) in its examples, coverage,
+fuzzing and stateful phases with a bounded number of cases per operation, as a team
+script's generated client would meet the API: with the admin key in X-API-Key and,
+since the document offers bearer tokens too, now and then an Authorization header beside
+it.
+
+Every operation is included. The ones that start containers or run code are bounded by
+the server's own settings instead, whose refusals are documented statuses too:
+sandbox_max_count (409 past 2 sandboxes), max_queue_length (503 past a short queue),
+max_timeout (a program runs 5 s at most), and the execute, batch and upload rate limits
+(429 past them). So a run makes a handful of containers, not hundreds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import ServerProcess
+
+CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
+PHASES = "examples,coverage,fuzzing,stateful"
+# Cases per operation and phase: about 2-4 minutes on CI's two busy cores.
+MAX_EXAMPLES = 40
+# Only a hang reaches this (a run takes minutes); not --max-time, with which schemathesis
+# repeats fuzzing and stateful testing until the time is spent.
+MAX_SECONDS = 600
+
+SETTINGS = {
+    # The standard budget: no 429 where a client within its limits would get none.
+    "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "1000000",
+    "APPLIANCE_RATE_LIMIT_ANONYMOUS": "1000000",
+    "APPLIANCE_RATE_LIMIT_UPLOAD": "1000000",
+    # What starts containers: a few, then a documented refusal.
+    "APPLIANCE_RATE_LIMIT_EXECUTE": "30",
+    "APPLIANCE_RATE_LIMIT_BATCH": "30",
+    "APPLIANCE_MAX_BATCH_SIZE": "5",
+    "APPLIANCE_MAX_QUEUE_LENGTH": "5",
+    "APPLIANCE_MAX_TIMEOUT": "5",
+    "APPLIANCE_SANDBOX_MAX_COUNT": "2",
+    "APPLIANCE_WORKERS": "2",
+}
+
+
+def schemathesis_run(server: ServerProcess, workdir) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{server.url}/api/openapi.yaml",
+        "--checks",
+        CHECKS,
+        "--phases",
+        PHASES,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--header",
+        f"X-API-Key: {server.admin_key}",
+        "--request-timeout",
+        "60",
+        # Nothing written into the repository: no example database, no report directory.
+        "--generation-database",
+        "none",
+        "--no-color",
+    ]
+    return subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=MAX_SECONDS,
+        # Its output is wide: lines are not cut to a terminal's width.
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.mark.slow
+def test_the_server_answers_as_its_openapi_document_says(fresh_server, tmp_path):
+    server = fresh_server(env=SETTINGS)
+    started = time.monotonic()
+    result = schemathesis_run(server, tmp_path)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-6000:]
+    print(f"schemathesis: {elapsed:.0f} s\n{summary}")
+    assert result.returncode == 0, f"schemathesis found failures ({elapsed:.0f} s):\n{output[-30000:]}"
+    assert "passed" in summary, output[-6000:]
