@@ -8,11 +8,18 @@ script's generated client would meet the API: with the admin key in X-API-Key an
 since the document offers bearer tokens too, now and then an Authorization header beside
 it.
 
-Every operation is included. The ones that start containers or run code are bounded by
+Every operation but one is included: DELETE /auth/api-keys/{key_id} would revoke the
+admin key the run authenticates with (its id is in GET /auth/api-keys, and the stateful
+phase follows it there), after which every call is a 401 and the rest tests nothing;
+tests/test_openapi_document.py checks its statuses against the document instead.
+
+The operations that start containers or run code are bounded by
 the server's own settings instead, whose refusals are documented statuses too:
-sandbox_max_count (409 past 2 sandboxes), max_queue_length (503 past a short queue),
-max_timeout (a program runs 5 s at most), and the execute, batch and upload rate limits
-(429 past them). So a run makes a handful of containers, not hundreds.
+sandbox_max_count (409 past 2 sandboxes), max_timeout (a program runs 5 s at most),
+max_batch_size (5) and the execute and batch rate limits (429 past them). So a run starts
+a few dozen short programs and two sandboxes, not hundreds. The queue is left long: its
+503 when full is documented, but not_a_server_error counts any 5xx as a failure, and so
+it should here (tests/test_openapi_document.py fills the queue on purpose).
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ MAX_EXAMPLES = 40
 # repeats fuzzing and stateful testing until the time is spent.
 MAX_SECONDS = 600
 
+# Revoking a key: see the module's docstring.
+REVOKE_KEY = "AuthApiKeysKeyIdRevoke"
+
 SETTINGS = {
     # The standard budget: no 429 where a client within its limits would get none.
     "APPLIANCE_RATE_LIMIT_AUTHENTICATED": "1000000",
@@ -41,9 +51,8 @@ SETTINGS = {
     "APPLIANCE_RATE_LIMIT_UPLOAD": "1000000",
     # What starts containers: a few, then a documented refusal.
     "APPLIANCE_RATE_LIMIT_EXECUTE": "30",
-    "APPLIANCE_RATE_LIMIT_BATCH": "30",
+    "APPLIANCE_RATE_LIMIT_BATCH": "60",
     "APPLIANCE_MAX_BATCH_SIZE": "5",
-    "APPLIANCE_MAX_QUEUE_LENGTH": "5",
     "APPLIANCE_MAX_TIMEOUT": "5",
     "APPLIANCE_SANDBOX_MAX_COUNT": "2",
     "APPLIANCE_WORKERS": "2",
@@ -63,6 +72,8 @@ def schemathesis_run(server: ServerProcess, workdir) -> subprocess.CompletedProc
         PHASES,
         "--max-examples",
         str(MAX_EXAMPLES),
+        "--exclude-operation-id",
+        REVOKE_KEY,
         "--header",
         f"X-API-Key: {server.admin_key}",
         "--request-timeout",
@@ -83,6 +94,13 @@ def schemathesis_run(server: ServerProcess, workdir) -> subprocess.CompletedProc
     )
 
 
+def server_errors(server: ServerProcess) -> str:
+    """The server's tracebacks and error lines: where a 5xx came from."""
+    lines = server.log().splitlines()
+    starts = [i for i, line in enumerate(lines) if " ERROR " in line]
+    return "\n".join("\n".join(lines[i : i + 40]) for i in starts[:5])[:10000]
+
+
 @pytest.mark.slow
 def test_the_server_answers_as_its_openapi_document_says(fresh_server, tmp_path):
     server = fresh_server(env=SETTINGS)
@@ -92,5 +110,11 @@ def test_the_server_answers_as_its_openapi_document_says(fresh_server, tmp_path)
     output = result.stdout + result.stderr
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-6000:]
     print(f"schemathesis: {elapsed:.0f} s\n{summary}")
-    assert result.returncode == 0, f"schemathesis found failures ({elapsed:.0f} s):\n{output[-30000:]}"
+    if result.returncode != 0:
+        failures = output[output.find("FAILURES") :] if "FAILURES" in output else output
+        pytest.fail(
+            f"schemathesis found failures ({elapsed:.0f} s):\n{failures[:20000]}\n"
+            f"--- the server's log of errors:\n{server_errors(server)}",
+            pytrace=False,
+        )
     assert "passed" in summary, output[-6000:]

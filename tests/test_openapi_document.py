@@ -143,3 +143,52 @@ def test_a_non_text_form_field_in_an_upload_is_a_400(server):
 def test_a_bad_field_named_like_a_service_is_a_400(server):
     with server.admin() as client:
         assert_error(client.post("/api/eval-batch", json={"evaluations": {}}), 400, "evaluations")
+
+
+def documented_statuses(document: dict, path: str, method: str) -> set[int]:
+    return {int(status) for status in document["paths"][path][method]["responses"]}
+
+
+def test_revoking_a_key_answers_only_documented_statuses(server, served):
+    """The one operation the schemathesis run leaves out (it would revoke its own key)."""
+    from tests.test_auth import create_key
+
+    document = yaml.safe_load(served)
+    documented = documented_statuses(document, "/auth/api-keys/{key_id}", "delete")
+    reader = create_key(server, "revoke-reader", "read")
+    create_key(server, "revoke-victim", "read")
+    with server.admin() as admin, server.client(reader) as reader_client, server.client() as anonymous:
+        keys = admin.get("/auth/api-keys").json()["api_keys"]
+        victim_id = next(k["key_id"] for k in keys if k["name"] == "revoke-victim" and k["revoked_at"] is None)
+        answers = {
+            401: anonymous.delete(f"/auth/api-keys/{victim_id}"),
+            403: reader_client.delete(f"/auth/api-keys/{victim_id}"),
+            404: admin.delete("/auth/api-keys/ak_000000000000"),
+            200: admin.delete(f"/auth/api-keys/{victim_id}"),
+        }
+    codes = {401: "AUTHENTICATION_REQUIRED", 403: "INSUFFICIENT_PERMISSIONS", 404: "RESOURCE_NOT_FOUND"}
+    for status, response in answers.items():
+        assert status in documented, (status, documented)
+        if status in codes:
+            assert_sandbox_error(response, status, codes[status])
+        else:
+            assert response.status_code == 200 and response.json()["status"] == "revoked", response.text
+
+
+def test_a_full_queue_is_a_documented_503_in_each_documents_shape(fresh_server):
+    """The 503 the schemathesis run keeps clear of (any 5xx fails its not_a_server_error)."""
+    server = fresh_server(env={"APPLIANCE_MAX_QUEUE_LENGTH": "1", "APPLIANCE_WORKERS": "1"})
+    sleeper = {"code": "import time; time.sleep(60)", "language": "python", "timeout": 60}
+    with server.admin() as client:
+        document = yaml.safe_load(client.get("/api/openapi.yaml").text)
+        answers = [client.post("/api/eval", json=sleeper) for _ in range(4)]
+        assert [r.status_code for r in answers[:1]] == [200], answers[0].text
+        full = next((r for r in answers if r.status_code == 503), None)
+        assert full is not None, [r.status_code for r in answers]
+        assert_error(full, 503, "queue is full")
+        assert_sandbox_error(client.post("/api/execute", json=sleeper), 503, "SERVICE_UNAVAILABLE", "queue is full")
+        for path in ("/api/eval", "/api/execute"):
+            assert 503 in documented_statuses(document, path, "post")
+        for r in answers:
+            if r.status_code == 200:
+                client.post(f"/api/eval/{r.json()['eval_id']}/kill")

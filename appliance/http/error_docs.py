@@ -30,7 +30,8 @@ from typing import Any, cast
 from litestar import Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import Example, Operation
+from litestar.params import Body
 from litestar.routes import HTTPRoute
 
 from appliance.http.errors import ErrorShape
@@ -116,3 +117,10 @@ def document_errors(router: Router, shape: ErrorShape[Any], dependencies: Collec
             handler.responses = responses
             handler.operation_class = only_documented_errors(handler.operation_class, statuses)
     return router
+
+
+def example(summary: str, value: dict[str, Any]) -> Body:
+    """A request body's example in the document (`data: Annotated[T, example(...)]`):
+    what a reader copies, and what schemathesis' examples phase sends first, so the
+    operation is also tried with a body it accepts."""
+    return Body(examples=[Example(summary=summary, value=value)])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get, post
 from litestar.params import Parameter
 
 from appliance.core.identity import Identity
 from appliance.core.paging import MAX_OFFSET
-from appliance.http.error_docs import errors
+from appliance.http.error_docs import errors, example
 from appliance.http.platform.schemas import (
     BatchItem,
     BatchRequest,
@@ -24,6 +26,7 @@ from appliance.services.access.auth import AuthService
 from appliance.services.evaluation.evaluations import MAX_PAGE, EvalRequest, EvaluationService
 
 QUEUED_MESSAGE = "Evaluation queued successfully"
+BATCH_EXAMPLE = {"evaluations": [{"code": "print(1)"}, {"code": "echo 2", "language": "bash"}]}
 
 
 class EvaluationController(Controller):
@@ -32,7 +35,10 @@ class EvaluationController(Controller):
 
     @post("/eval", status_code=200, summary="Submit an evaluation", opt=errors(403, 503))
     async def submit(
-        self, evaluation_service: EvaluationService, identity: Identity, data: EvalRequest
+        self,
+        evaluation_service: EvaluationService,
+        identity: Identity,
+        data: Annotated[EvalRequest, example("Python", {"code": "print(6 * 7)", "language": "python", "timeout": 5})],
     ) -> EvalSubmitted:
         evaluation, position = await evaluation_service.submit(identity, data)
         return EvalSubmitted(
@@ -46,7 +52,10 @@ class EvaluationController(Controller):
         opt={"rate_bucket": "batch", **errors(403, 503)},
     )
     async def submit_batch(
-        self, evaluation_service: EvaluationService, identity: Identity, data: BatchRequest
+        self,
+        evaluation_service: EvaluationService,
+        identity: Identity,
+        data: Annotated[BatchRequest, example("Two programs", BATCH_EXAMPLE)],
     ) -> BatchSubmitted:
         submitted = await evaluation_service.submit_batch(identity, data.evaluations or [])
         items = [BatchItem(eval_id=e.eval_id, status=e.status.value, message=QUEUED_MESSAGE) for e in submitted]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import msgspec
 from litestar import Controller, delete, get, post
 
 from appliance.core.identity import Identity
-from appliance.http.error_docs import errors
+from appliance.http.error_docs import errors, example
 from appliance.services.access.auth import AuthService
 
 
@@ -86,7 +86,14 @@ class ApiKeyController(Controller):
     tags = ["auth"]
 
     @post("/", status_code=201, summary="Create an API key (admin); the key is shown once", opt=errors(403))
-    async def create(self, auth: AuthService, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
+    async def create(
+        self,
+        auth: AuthService,
+        identity: Identity,
+        data: Annotated[
+            ApiKeyCreate, example("A CI job's key", {"name": "ci-bot", "permissions": ["execute", "read"]})
+        ],
+    ) -> ApiKeyCreated:
         created = await auth.create_key(
             identity, data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
         )

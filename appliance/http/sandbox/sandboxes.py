@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlencode
 
 from litestar import Controller, Response, delete, get, post, put
@@ -9,7 +10,7 @@ from litestar.params import Parameter
 
 from appliance.core.identity import Identity
 from appliance.core.paging import MAX_OFFSET
-from appliance.http.error_docs import errors
+from appliance.http.error_docs import errors, example
 from appliance.http.sandbox.sandbox_schemas import (
     SandboxCreated,
     SandboxDeleted,
@@ -34,7 +35,10 @@ class SandboxController(Controller):
         opt=errors(403, 409, 503),
     )
     async def create(
-        self, sandboxes: SandboxService, identity: Identity, data: SandboxCreate
+        self,
+        sandboxes: SandboxService,
+        identity: Identity,
+        data: Annotated[SandboxCreate, example("Python", {"name": "scratch", "runtime": "python"})],
     ) -> Response[SandboxCreated]:
         record = await sandboxes.create(identity, data)
         return Response(
@@ -75,7 +79,11 @@ class SandboxController(Controller):
 
     @put("/{sandbox_id:str}", summary="Change a sandbox's resources or environment", opt=errors(403, 404, 409))
     async def update(
-        self, sandboxes: SandboxService, identity: Identity, sandbox_id: str, data: SandboxUpdate
+        self,
+        sandboxes: SandboxService,
+        identity: Identity,
+        sandbox_id: str,
+        data: Annotated[SandboxUpdate, example("New environment", {"environment": {"DEBUG": "1"}})],
     ) -> SandboxDetail:
         return detail_body(await sandboxes.update(identity, sandbox_id, data))
 

@@ -3,11 +3,13 @@ delete snapshots of a sandbox's files, environment and resources."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, delete, get, post
 
 from appliance.core.clock import iso_z
 from appliance.core.identity import Identity
-from appliance.http.error_docs import errors
+from appliance.http.error_docs import errors, example
 from appliance.http.sandbox.sandbox_schemas import SnapshotCreated, SnapshotDeleted, SnapshotList, snapshot_body
 from appliance.services.sandboxes.snapshots import RestoreOutcome, SnapshotCreate, SnapshotRestore, SnapshotService
 
@@ -23,7 +25,11 @@ class SandboxSnapshotsController(Controller):
         opt=errors(403, 404, 409),
     )
     async def create(
-        self, snapshots: SnapshotService, identity: Identity, sandbox_id: str, data: SnapshotCreate | None = None
+        self,
+        snapshots: SnapshotService,
+        identity: Identity,
+        sandbox_id: str,
+        data: Annotated[SnapshotCreate | None, example("Named", {"name": "before-upgrade"})] = None,
     ) -> SnapshotCreated:
         started = await snapshots.create(identity, sandbox_id, data or SnapshotCreate())
         s = started.snapshot
