@@ -38,7 +38,6 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
             if manage_lifecycle:
                 await appliance.stop()
 
-    # One entry per API document served; the next ones go here (see http/__init__.py).
     surfaces = document_surfaces(appliance.settings.max_upload_bytes)
     app = Litestar(
         route_handlers=[*(surface.router for surface in surfaces), *DOCS_ROUTES],
@@ -62,7 +61,8 @@ DOCS_ROUTES = (docs_page, docs_assets, openapi_yaml, openapi_json)
 
 
 def document_surfaces(max_upload_bytes: int) -> list[Surface]:
-    """The API documents served, the first one the default for paths none claims."""
+    """The API documents served, the first one the default for paths none claims; the
+    next ones go here (see http/__init__.py)."""
     return [platform_surface(), sandbox_surface(max_upload_bytes)]
 
 
