@@ -31,7 +31,7 @@ from litestar import Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, Operation
-from litestar.params import Body
+from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 
 from appliance.http.errors import ErrorShape
@@ -119,8 +119,8 @@ def document_errors(router: Router, shape: ErrorShape[Any], dependencies: Collec
     return router
 
 
-def example(summary: str, value: dict[str, Any]) -> Body:
+def example(summary: str, value: dict[str, Any]) -> BodyKwarg:
     """A request body's example in the document (`data: Annotated[T, example(...)]`):
     what a reader copies, and what schemathesis' examples phase sends first, so the
     operation is also tried with a body it accepts."""
-    return Body(examples=[Example(summary=summary, value=value)])
+    return BodyKwarg(examples=[Example(summary=summary, value=value)])
