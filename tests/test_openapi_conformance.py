@@ -24,6 +24,7 @@ it should here (tests/test_openapi_document.py fills the queue on purpose).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -60,6 +61,8 @@ SETTINGS = {
 
 
 def schemathesis_run(server: ServerProcess, workdir) -> subprocess.CompletedProcess[str]:
+    if importlib.util.find_spec("schemathesis") is None:
+        pytest.fail("schemathesis is not installed: pip install -e '.[test]' (scripts/setup.sh does)", pytrace=False)
     command = [
         sys.executable,
         "-m",
