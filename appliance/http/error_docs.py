@@ -52,6 +52,7 @@ WHY = {
     404: "No such resource for this caller (another owner's is as missing as none), or no such path.",
     409: "The resource's state does not allow this now (the error says why).",
     413: "The body, or what it would store, is larger than this appliance accepts.",
+    422: "The request is invalid (the experiments API's validation_error): details name each field and why.",
     429: "Past the caller's rate limit: Retry-After says when to try again.",
     503: "The appliance cannot do this now (engine, runtime image or queue full): retry with backoff.",
 }
@@ -66,20 +67,21 @@ def errors(*statuses: int) -> dict[str, tuple[int, ...]]:
 
 
 def error_statuses(
-    handler: HTTPRouteHandler, path_types: Mapping[str, type], body_too_large_status: int, dependencies: Collection[str]
+    handler: HTTPRouteHandler, path_types: Mapping[str, type], shape: ErrorShape[Any], dependencies: Collection[str]
 ) -> set[int]:
     """Every error status `handler` can answer (see the module's docstring)."""
     parameters = handler.parsed_fn_signature.parameters
     statuses = set(handler.opt.get(ERRORS_OPT, ()))
     if "identity" in parameters:
         statuses |= {401, 429}
+    invalid = shape.validation_status
     if "data" in parameters:
-        statuses |= {400, body_too_large_status}
+        statuses |= {invalid, shape.body_too_large_status}
     for name in parameters:
         if name in _RESERVED or name in dependencies:
             continue
         if name not in path_types or path_types[name] not in (str, Path):
-            statuses.add(400)
+            statuses.add(invalid)
     return statuses
 
 
@@ -108,7 +110,7 @@ def document_errors(router: Router, shape: ErrorShape[Any], dependencies: Collec
             continue
         path_types = {name: p.type for name, p in route.path_parameters.items()}
         for handler in route.route_handlers:
-            statuses = error_statuses(handler, path_types, shape.body_too_large_status, dependencies)
+            statuses = error_statuses(handler, path_types, shape, dependencies)
             responses = dict(handler.responses or {})
             for status in sorted(statuses):
                 responses[status] = ResponseSpec(

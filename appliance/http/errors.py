@@ -43,6 +43,8 @@ class ErrorShape(Generic[BodyT]):
     body: type[BodyT]
     # What `body_too_large` answers (the platform says 400, the sandbox API 413).
     body_too_large_status: int
+    # What an invalid request is answered with (400; the experiments API says 422).
+    validation_status: int = 400
 
     def render(
         self,

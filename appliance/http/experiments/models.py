@@ -20,6 +20,7 @@ from appliance.core.models import (
     ModelFields,
     ModelStatistics,
 )
+from appliance.http.error_docs import errors
 from appliance.http.experiments.envelope import Item, Page
 from appliance.http.experiments.listing import ListRequest, list_parameters
 from appliance.services.models.registry import ModelService
@@ -95,31 +96,31 @@ class ModelController(Controller):
     path = "/api/v1/models"
     tags = ["models"]
 
-    @get("/", dependencies={"listing": list_parameters(MODEL_LIST)}, summary="List models")
+    @get("/", dependencies={"listing": list_parameters(MODEL_LIST)}, summary="List models", opt=errors(403))
     async def list_models(self, models: ModelService, identity: Identity, listing: ListRequest) -> Page[ModelBody]:
         return listing.page(await models.list(identity, listing.query), model_body)
 
-    @post("/", status_code=201, summary="Register a model")
+    @post("/", status_code=201, summary="Register a model", opt=errors(403, 409))
     async def create_model(self, models: ModelService, identity: Identity, data: ModelCreate) -> Item[ModelBody]:
         fields = msgspec.convert(msgspec.structs.asdict(data.model), ModelFields)
         return Item(model_body(await models.create(identity, fields)))
 
-    @get("/{model_id:str}", summary="Get a model")
+    @get("/{model_id:str}", summary="Get a model", opt=errors(403, 404))
     async def get_model(self, models: ModelService, identity: Identity, model_id: str) -> Item[ModelBody]:
         return Item(model_body(await models.get(identity, model_id)))
 
-    @patch("/{model_id:str}", summary="Change a model (config is a JSON merge patch)")
+    @patch("/{model_id:str}", summary="Change a model (config is a JSON merge patch)", opt=errors(403, 404))
     async def update_model(
         self, models: ModelService, identity: Identity, model_id: str, data: ModelUpdate
     ) -> Item[ModelBody]:
         changes = msgspec.convert(msgspec.structs.asdict(data.model), ModelChanges)
         return Item(model_body(await models.update(identity, model_id, changes)))
 
-    @delete("/{model_id:str}", status_code=204, summary="Delete a model")
+    @delete("/{model_id:str}", status_code=204, summary="Delete a model", opt=errors(403, 404))
     async def delete_model(self, models: ModelService, identity: Identity, model_id: str) -> None:
         await models.delete(identity, model_id)
 
-    @get("/{model_id:str}/statistics", summary="Calls to a model within a period")
+    @get("/{model_id:str}/statistics", summary="Calls to a model within a period", opt=errors(403, 404))
     async def model_statistics(
         self,
         models: ModelService,
