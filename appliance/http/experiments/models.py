@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
+from appliance.core.clock import iso_z
 from appliance.core.identity import Identity
 from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
 from appliance.core.models import (
@@ -21,7 +21,7 @@ from appliance.core.models import (
     ModelStatistics,
 )
 from appliance.http.error_docs import errors
-from appliance.http.experiments.envelope import Item, Page
+from appliance.http.experiments.envelope import Item, Page, Timestamp
 from appliance.http.experiments.listing import ListRequest, list_parameters
 from appliance.services.models.registry import ModelService
 
@@ -74,8 +74,8 @@ class ModelBody(msgspec.Struct, kw_only=True):
     config: dict[str, Any]
     status: str
     read_only: bool  # from the config file: not changeable through the API
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 def model_body(model: Model) -> ModelBody:
@@ -87,8 +87,8 @@ def model_body(model: Model) -> ModelBody:
         config=model.config,
         status=model.status,
         read_only=model.read_only,
-        created_at=model.created_at,
-        updated_at=model.updated_at,
+        created_at=iso_z(model.created_at),
+        updated_at=iso_z(model.updated_at),
     )
 
 

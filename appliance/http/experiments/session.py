@@ -8,18 +8,18 @@ requests made with the cookie must send in `X-CSRF-Token`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import Cookie
 
+from appliance.core.clock import iso_z
 from appliance.core.identity import Identity
 from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
 from appliance.core.sessions import SESSION_COOKIE, Session
 from appliance.http.error_docs import errors
-from appliance.http.experiments.envelope import Item, Page
+from appliance.http.experiments.envelope import Item, Page, Timestamp
 from appliance.http.experiments.listing import ListRequest, list_parameters
 from appliance.services.access.sessions import SessionService
 
@@ -40,8 +40,8 @@ class SessionBody(msgspec.Struct, kw_only=True):
     id: str
     key_id: str
     owner: str
-    created_at: datetime
-    expires_at: datetime
+    created_at: Timestamp
+    expires_at: Timestamp
 
 
 class OpenSessionBody(SessionBody, kw_only=True):
@@ -63,8 +63,8 @@ def session_body(session: Session) -> SessionBody:
         id=session.session_id,
         key_id=session.key_id,
         owner=session.owner,
-        created_at=session.created_at,
-        expires_at=session.expires_at,
+        created_at=iso_z(session.created_at),
+        expires_at=iso_z(session.expires_at),
     )
 
 
