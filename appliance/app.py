@@ -31,6 +31,7 @@ from appliance.runtime.limits import SandboxLimits
 from appliance.runtime.pool import PoolSettings, WarmPool
 from appliance.services.access.auth import AuthService
 from appliance.services.access.rate_limit import RateLimiter
+from appliance.services.access.sessions import SessionService
 from appliance.services.engines.readiness import EnginePolicy, EngineReadiness, StartupRefused
 from appliance.services.engines.specs import SandboxSpecs
 from appliance.services.evaluation.evaluations import EvalLimits, EvaluationService
@@ -45,6 +46,8 @@ from appliance.services.experiments.runners.code import CodeRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
+from appliance.services.models.registry import ModelService
+from appliance.services.models.statistics import NoTelemetry
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.readings import SystemReadings
@@ -61,9 +64,11 @@ from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiments import ExperimentStore
 from appliance.store.meta import MetaStore
+from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
 from appliance.store.runs import RunStore
 from appliance.store.sandboxes import SandboxStore
+from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
 
 log = logging.getLogger("appliance")
@@ -103,6 +108,10 @@ class Appliance:
         # access
         self.auth = AuthService(ApiKeyStore(self.db), s.jwt_secret_path, s.jwt_ttl_seconds)
         self.rate_limiter = RateLimiter()
+        self.sessions = SessionService(SessionStore(self.db), self.auth, s.session_ttl_seconds)
+
+        # the model registry; statistics from the telemetry store once there is one
+        self.models = ModelService(ModelStore(self.db), s.models, NoTelemetry())
 
         # evaluation
         self.pool = WarmPool(
@@ -271,6 +280,7 @@ class Appliance:
         if await self.auth.ensure_admin_key(self.settings.admin_key_path):
             self.admin_key_created = str(self.settings.admin_key_path)
             log.warning("created the first admin API key; it is in %s (mode 0600)", self.admin_key_created)
+        await self.models.start()
         await self.alerts.start()
         if await self.engine.call(self.engine.ping):
             removed = await self.engine.call(self.engine.remove_instance_containers)
@@ -310,6 +320,7 @@ async def open_auth(settings: Settings) -> AsyncIterator[AuthService]:
     try:
         auth = AuthService(ApiKeyStore(db), settings.jwt_secret_path, settings.jwt_ttl_seconds)
         auth.start()
+        auth.on_revoke(SessionStore(db).delete_of_key)  # a revoked key's sessions end with it
         yield auth
     finally:
         await db.close()

@@ -6,6 +6,7 @@ same flat field names; the environment uses `APPLIANCE_<FIELD>` in upper case.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from appliance.core.models import SEEDED_ID, ModelSeed, model_problems
 
 ENV_PREFIX = "APPLIANCE_"
 # The installation's secrets in its data dir: written mode 0600 at the first start, kept
@@ -71,9 +74,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_batch: int = 10
     rate_limit_execute: int = 20
     rate_limit_upload: int = 10
+    # The experiments API (/api/v1), as its document's table: GET requests, other
+    # methods, and the export endpoints, each counted on its own.
+    rate_limit_read: int = 1000
+    rate_limit_write: int = 100
+    rate_limit_export: int = 10
+    # Telemetry ingest (10000 events/minute in the document) comes with the telemetry
+    # issue as `rate_limit_telemetry_events`.
 
     # Authentication
     jwt_ttl_seconds: int = 3600
+    # Browser sessions of the experiments API (POST /api/v1/session): their lifetime.
+    session_ttl_seconds: int = 8 * 3600
+
+    # Model registry entries of the config file (`[[models]]` tables): every key sees
+    # them, none can change them through the API.
+    models: list[ModelSeed] = msgspec.field(default_factory=list)
 
     # Docker
     docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
@@ -182,6 +198,8 @@ class ConfigError(Exception):
 
 
 LIST_FIELDS = ("engines", "batch_lane_engines", "alert_disabled_rules")
+# Settings whose environment variable holds JSON (a list of tables has no flat form).
+JSON_FIELDS = ("models",)
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -192,6 +210,11 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if name in LIST_FIELDS:
             values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif name in JSON_FIELDS:
+            try:
+                values[name] = json.loads(raw) if raw.strip() else []
+            except ValueError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: not valid JSON: {exc}") from exc
         else:
             values[name] = raw
     return values
@@ -229,6 +252,8 @@ def load_settings(
     _check_alerts(settings)
     _check_sandboxes(settings)
     _check_experiments(settings)
+    _check_access(settings)
+    _check_models(settings)
     return settings
 
 
@@ -307,3 +332,30 @@ def _check_experiments(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
+
+
+def _check_access(settings: Settings) -> None:
+    if settings.session_ttl_seconds < 60:
+        raise ConfigError("session_ttl_seconds: must be at least 60 seconds")
+    for name in ("rate_limit_read", "rate_limit_write", "rate_limit_export"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name}: must be 0 (no limit) or more")
+
+
+def _check_models(settings: Settings) -> None:
+    """Each `[[models]]` entry is held to the rules of POST /api/v1/models (no secrets
+    above all), and their ids are distinct."""
+    seen: set[str] = set()
+    for index, seed in enumerate(settings.models):
+        where = f"models[{index}] ({seed.name!r})"
+        problems = model_problems(seed.fields())
+        if problems:
+            said = "; ".join(f"{field}: {', '.join(texts)}" for field, texts in problems.items())
+            raise ConfigError(f"{where}: {said}")
+        if not SEEDED_ID.match(seed.model_id):
+            raise ConfigError(
+                f"{where}: id {seed.model_id!r} must start with model_ and hold only a-z, 0-9, '_', '.', '-'"
+            )
+        if seed.model_id in seen:
+            raise ConfigError(f"{where}: id {seed.model_id} is used twice; give one of them another `id`")
+        seen.add(seed.model_id)

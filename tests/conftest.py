@@ -74,6 +74,9 @@ def server(runtime_images, session_dir) -> ServerProcess:
             "APPLIANCE_RATE_LIMIT_BATCH": "100000",
             "APPLIANCE_RATE_LIMIT_EXECUTE": "100000",
             "APPLIANCE_RATE_LIMIT_ANONYMOUS": "100000",
+            "APPLIANCE_RATE_LIMIT_READ": "100000",
+            "APPLIANCE_RATE_LIMIT_WRITE": "100000",
+            "APPLIANCE_RATE_LIMIT_EXPORT": "100000",
             "APPLIANCE_WORKERS": "4",
         },
     )

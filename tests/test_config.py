@@ -93,3 +93,48 @@ def test_egress_network_must_be_one_a_proxy_can_join(tmp_path, value):
     assert load_settings({"data_dir": str(tmp_path)}, environ={}).sandbox_egress_network == "bridge"
     with pytest.raises(ConfigError, match="sandbox_egress_network"):
         load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_SANDBOX_EGRESS_NETWORK": value})
+
+
+def test_experiments_api_defaults(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    assert (settings.rate_limit_read, settings.rate_limit_write, settings.rate_limit_export) == (1000, 100, 10)
+    assert settings.session_ttl_seconds == 8 * 3600 and settings.models == []
+
+
+def test_models_from_the_config_file_and_the_environment(tmp_path):
+    (tmp_path / "config.toml").write_text(
+        'port = 9001\n\n[[models]]\nname = "Local Llama"\nprovider = "ollama"\n'
+        'config = { base_url = "http://127.0.0.1:11434", model = "llama3" }\n\n'
+        '[[models]]\nid = "model_judge"\nname = "Judge"\nprovider = "anthropic"\nstatus = "inactive"\n'
+    )
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    assert settings.port == 9001
+    assert [(m.model_id, m.type, m.status) for m in settings.models] == [
+        ("model_local-llama", "llm", "active"),
+        ("model_judge", "llm", "inactive"),
+    ]
+    assert settings.models[0].config == {"base_url": "http://127.0.0.1:11434", "model": "llama3"}
+    env = {"APPLIANCE_MODELS": '[{"name": "From Env", "provider": "custom"}]'}
+    assert [m.model_id for m in load_settings({"data_dir": str(tmp_path)}, environ=env).models] == ["model_from-env"]
+
+
+BAD_MODEL_SETTINGS = [
+    ('[[models]]\nname = "x"\nprovider = "custom"\nconfig = { api_key = "sk-live-123" }\n', "api_key_env"),
+    ('[[models]]\nname = "x"\nprovider = "skynet"\n', "provider"),
+    ('[[models]]\nname = "x"\nprovider = "custom"\ncolour = "red"\n', "colour"),
+    ('[[models]]\nname = "x"\nprovider = "custom"\nid = "Model X"\n', "id"),
+    ('[[models]]\nname = "a"\nprovider = "custom"\n\n[[models]]\nname = "A"\nprovider = "custom"\n', "twice"),
+    ('[[models]]\nname = "x"\nprovider = "custom"\nconfig = { temperature = 9 }\n', "temperature"),
+]
+
+
+@pytest.mark.parametrize("text,words", BAD_MODEL_SETTINGS, ids=[w for _, w in BAD_MODEL_SETTINGS])
+def test_bad_model_settings_stop_the_appliance(tmp_path, text, words):
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        load_settings({"data_dir": str(tmp_path)}, environ={})
+
+
+def test_models_environment_must_be_json(tmp_path):
+    with pytest.raises(ConfigError, match="APPLIANCE_MODELS"):
+        load_settings({"data_dir": str(tmp_path)}, environ={"APPLIANCE_MODELS": "llama"})

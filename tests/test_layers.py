@@ -1,4 +1,5 @@
-"""The dependency rule of DESIGN.md, checked on the source of every module of the package:
+"""The dependency rule of docs/architecture.md ("Layers"), checked on the source of every
+module of the package:
 
 http and tui call services; services call runtime and store; core depends on nothing
 of ours and on no framework (like Harlequin keeping its core free of Textual). The

@@ -108,3 +108,17 @@ def test_unknown_sandbox_surface_path_is_404_in_its_shape(server):
         # Path spaces are whole segments: /api/alerts-nope is not the sandbox document's.
         assert "status_code" in http.get("/api/alerts-nope").json()
         assert_sandbox_error(http.delete("/api/health"), 405, "METHOD_NOT_ALLOWED", "DELETE")
+
+
+def test_keys_are_served_under_the_documents_base_url_too(admin, server):
+    """sandbox-api.md's base URL is http://host/api: /api/auth/api-keys is the same resource."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.admin_key}) as http:
+        created = http.post("/api/auth/api-keys", json={"name": "via-base-url"})
+        assert created.status_code == 201, created.text
+        key_id = created.json()["key_id"]
+        assert key_id in [k["key_id"] for k in http.get("/auth/api-keys").json()["api_keys"]]
+        assert http.delete(f"/api/auth/api-keys/{key_id}").status_code == 200
+        missing = http.get("/api/auth/api-keys/nope/more")
+        assert missing.status_code in (404, 405) and "request_id" in missing.json()["error"], missing.text

@@ -338,7 +338,10 @@ def test_a_lost_proxy_is_remade_by_the_reconciler(admin, sandboxes, docker_clien
     eventually(remade, message="the proxy remade")
     assert container_of(docker_client, sandbox_id) == container  # the sandbox itself kept running
     eventually(lambda: admin.get_sandbox(sandbox_id).status == "running", message="running again")
-    assert probe(docker_client, sandbox_id, lab)["allowed"][0] == 200
+    # A proxy just started may not listen yet: the first probe can find nobody there.
+    eventually(
+        lambda: probe(docker_client, sandbox_id, lab)["allowed"][0] == 200, message="the allowed host through it"
+    )
 
 
 def test_restore_carries_the_network_setting(admin, sandboxes, docker_client, lab):

@@ -8,9 +8,11 @@ import pytest
 import websockets
 from litestar import Router
 
+from appliance.http.experiments.router import PATH_SPACES as EXPERIMENTS_SPACES
 from appliance.http.platform.router import PATH_SPACES as PLATFORM_SPACES
 from appliance.http.sandbox.router import PATH_SPACES as SANDBOX_SPACES
 from appliance.http.surfaces import Surface, check_disjoint, claims, surface_for
+from tests.experiments_support import assert_v1_error
 from tests.support import assert_sandbox_error
 
 PLATFORM_ERROR_KEYS = {"error", "detail", "status_code"}
@@ -37,6 +39,15 @@ SANDBOX_SHAPED = [
     ("GET", "/ws/execute/x", 404),
 ]
 
+EXPERIMENTS_SHAPED = [
+    ("GET", "/api/v1/models/model_x/nope", 404),
+    ("PUT", "/api/v1/models", 405),
+    ("POST", "/api/v1/models/model_x", 405),
+    ("GET", "/api/v1/session/x", 404),
+    ("PATCH", "/api/v1/session", 405),
+    ("GET", "/api/v1/sessions/ses_x", 405),
+]
+
 PLATFORM_SHAPED = [
     ("GET", "/api/executefoo", 404),  # not /api/execute: whole segments only
     ("GET", "/api/sandboxesx", 404),
@@ -48,6 +59,8 @@ PLATFORM_SHAPED = [
     ("GET", "/ws", 405),
     ("GET", "/ws/other", 404),  # under /ws, the platform's
     ("GET", "/nowhere/at/all", 404),  # no document claims it: the platform's shape
+    ("GET", "/api/v1/modelsx", 404),  # not /api/v1/models: whole segments only
+    ("GET", "/api/v1/nope", 404),  # /api/v1 as a whole is no document's
 ]
 
 
@@ -56,6 +69,13 @@ def test_unmatched_path_in_the_sandbox_space_gets_the_sandbox_shape(server, meth
     code = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[status]
     with server.admin() as client:
         assert_sandbox_error(client.request(method, path), status, code, path)
+
+
+@pytest.mark.parametrize("method,path,status", EXPERIMENTS_SHAPED, ids=[f"{m} {p}" for m, p, _ in EXPERIMENTS_SHAPED])
+def test_unmatched_path_in_the_experiments_space_gets_its_shape(server, method, path, status):
+    code = {404: "not_found", 405: "method_not_allowed"}[status]
+    with server.admin() as client:
+        assert_v1_error(client.request(method, path), status, code, path)
 
 
 @pytest.mark.parametrize("method,path,status", PLATFORM_SHAPED, ids=[f"{m} {p}" for m, p, _ in PLATFORM_SHAPED])
@@ -79,13 +99,14 @@ def test_every_operation_has_a_response_schema(server):
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             for status, response in operation["responses"].items():
-                if not status.startswith("2"):
+                if not status.startswith("2") or status == "204":  # a 204 has no body to describe
                     continue
                 schemas = [media.get("schema") for media in (response.get("content") or {}).values()]
                 if not schemas or not all(schemas):
                     missing.append(f"{method.upper()} {path} {status}")
     assert missing == []
     assert {"/api/eval", "/api/sandboxes", "/auth/api-keys", "/api/metrics/performance"} <= set(spec["paths"])
+    assert {"/api/v1/models", "/api/v1/models/{model_id}/statistics", "/api/v1/session"} <= set(spec["paths"])
 
 
 # --- the lookup itself ---------------------------------------------------------------
@@ -102,7 +123,12 @@ def test_path_spaces_are_matched_by_whole_segments():
 def test_the_longest_claim_wins_and_the_default_takes_the_rest():
     platform = Surface("platform-api.md", Router(path="/", route_handlers=[]), PLATFORM_SPACES)
     sandbox = Surface("sandbox-api.md", Router(path="/", route_handlers=[]), SANDBOX_SPACES)
-    surfaces = [platform, sandbox]
+    experiments = Surface("experiments-api.md", Router(path="/", route_handlers=[]), EXPERIMENTS_SPACES)
+    surfaces = [platform, sandbox, experiments]
+    assert surface_for(surfaces, platform, "/api/v1/models/model_1") is experiments
+    assert surface_for(surfaces, platform, "/api/v1/sessions") is experiments
+    assert surface_for(surfaces, platform, "/api/v1/experimentsx") is platform
+    check_disjoint(surfaces)
     assert surface_for(surfaces, platform, "/ws/monitor") is sandbox
     assert surface_for(surfaces, platform, "/ws/monitor/x") is sandbox
     assert surface_for(surfaces, platform, "/ws") is platform

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from textual.app import App, ComposeResult
 
 from appliance import __version__
 from appliance.client import ApplianceClient
@@ -188,3 +189,26 @@ def test_execution_history_counts_per_clock_minute_since_watching_began():
     now[0] = 600.0 + 45 * 60
     assert history.per_minute(minutes=30) == [0] * 30
     assert history.last_minute() == 0
+
+
+class OnePoolTable(App[None]):
+    def compose(self) -> ComposeResult:
+        yield PoolSizesTable()
+
+
+async def test_pool_table_has_its_header_with_no_pool_and_follows_the_engines():
+    python = {"image": "appliance-runtime-python:bookworm-1", "language": "python", "idle": 1, "target": 2}
+    async with OnePoolTable().run_test() as pilot:
+        table = pilot.app.query_one(PoolSizesTable)
+
+        def labels() -> list[str]:
+            return [column.label.plain for column in table.columns.values()]
+
+        table.show([])  # no engine has a pool (yet): the header still says what would be here
+        assert labels() == ["Image", "Languages"] and table.row_count == 0
+        table.show([{**python, "engine": "docker"}])
+        assert labels() == ["Image", "Languages", "docker"] and table.row_count == 1
+        table.show([{**python, "engine": "docker", "idle": 2}])  # same layout: changed in place
+        assert table.get_cell("appliance-runtime-python:bookworm-1", "docker").plain == "2/2"
+        table.show([])
+        assert labels() == ["Image", "Languages"] and table.row_count == 0

@@ -10,6 +10,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_now_ms() -> datetime:
+    """`utc_now()` to the millisecond, as `iso_z` stores it: what a create returns is
+    then what a later read of the same row returns."""
+    now = utc_now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 @overload
 def iso_z(moment: datetime) -> str: ...
 @overload

@@ -70,3 +70,13 @@ class RateLimited(AppError):
 class Unavailable(AppError):
     status_code = 503
     title = "Service unavailable"
+
+
+def invalid_fields(problems: Mapping[str, Sequence[str]]) -> ValidationError:
+    """A ValidationError naming what is wrong with each field (`{"config.temperature":
+    ["must be a number from 0 to 2"]}`), for surfaces that report field-level details:
+    its details are `{"fields": problems}`. One field alone may also be named as
+    `details={"field": name, "reason": text}`."""
+    message = "; ".join(f"{field}: {', '.join(texts)}" for field, texts in problems.items())
+    fields: dict[str, JsonValue] = {field: list(texts) for field, texts in problems.items()}
+    return ValidationError(message, details={"fields": fields})

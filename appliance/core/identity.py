@@ -19,6 +19,8 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     owner: str
     permissions: frozenset[str] = frozenset()
+    # The browser session (core/sessions.py) the request came with, if it came with one.
+    session_id: str | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -1,9 +1,12 @@
 """Services as Litestar dependencies: a handler names what it uses as a typed parameter
-(`evaluations: EvaluationService`) and gets the one instance the composition root
+(`sandboxes: SandboxService`) and gets the one instance the composition root
 (appliance/app.py) built. Handlers never reach into `app.state` themselves.
 
 The parameter names are the keys of SERVICE_DEPENDENCIES; none may be the name of a
-query parameter (`status`, `limit`, ...), or Litestar would take the one for the other.
+query parameter (`status`, `limit`, ...), or Litestar would take the one for the other,
+nor of a request body's field (`evaluations` of POST /api/eval-batch), or Litestar would
+answer a bad value in that field with a 500, as if the dependency had failed
+(tests/test_openapi_document.py checks both on the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from appliance.core.events import EventBus
 from appliance.http.app_state import appliance_of
 from appliance.http.identity import provide_identity
 from appliance.services.access.auth import AuthService
+from appliance.services.access.sessions import SessionService
 from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
+from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.status import PlatformStatusService
@@ -69,6 +74,14 @@ def provide_templates(state: State) -> TemplateService:
     return appliance_of(state).templates
 
 
+def provide_models(state: State) -> ModelService:
+    return appliance_of(state).models
+
+
+def provide_sessions(state: State) -> SessionService:
+    return appliance_of(state).sessions
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -85,7 +98,7 @@ def _provide(function: Callable[[State], object]) -> Provide:
 
 SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "auth": _provide(provide_auth),
-    "evaluations": _provide(provide_evaluations),
+    "evaluation_service": _provide(provide_evaluations),
     "executions": _provide(provide_executions),
     "platform_status": _provide(provide_platform_status),
     "monitoring": _provide(provide_monitoring),
@@ -94,6 +107,8 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sandbox_files": _provide(provide_sandbox_files),
     "snapshots": _provide(provide_snapshots),
     "templates": _provide(provide_templates),
+    "models": _provide(provide_models),
+    "sessions": _provide(provide_sessions),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

@@ -2,7 +2,7 @@
 server (see `batch_sandbox` for what it does and why, `batch_server` for the server).
 
 Not imported by the appliance: shipped into the sandbox container with `batch_server`
-(see `SERVER_MODULES` in batch_sandbox), so it uses only the standard library of the
+(see `BATCH_SERVER_MODULES` in shipped_programs.py), so it uses only the standard library of the
 runtime image's interpreter (Debian's python3, 3.11).
 """
 
@@ -23,7 +23,7 @@ import types
 
 PR_SET_DUMPABLE = 4
 libc = ctypes.CDLL(None, use_errno=True)
-keep = []  # objects the child must never let the garbage collector finalize
+keep: list[object] = []  # objects the child must never let the garbage collector finalize
 # Signals the server ignores and the child restores; SIGCHLD stays default in the
 # server, or its children would be reaped unasked.
 CATCHABLE = sorted(set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD})
@@ -61,6 +61,13 @@ SECCOMP_BLOCKED = {
     "x86_64": (0xC000003E, (29, 64, 68, 240)),
     "aarch64": (0xC00000B7, (194, 190, 186, 180)),
 }
+
+
+def program_frames(exc: BaseException) -> types.TracebackType | None:
+    """The traceback of exc from the program's frames on: without the child's own (a
+    SyntaxError raised by compile() has no frame of the program, so None)."""
+    tb = exc.__traceback__
+    return tb.tb_next if tb is not None else None
 
 
 def block_ipc():
@@ -114,11 +121,14 @@ def child(request, run_dir, out_w, err_w):
     # Streams like `python3 -u`; the server's own stream objects are kept alive so that
     # their finalizers never close the fds they were opened on.
     keep.extend((sys.stdin, sys.stdout, sys.stderr, sys.modules["__main__"]))
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+    # typeshed declares sys.__std*__ Final; a fresh interpreter has them on these fds.
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(  # type: ignore[misc]
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"
+    )
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(  # type: ignore[misc]
         io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True
     )
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(  # type: ignore[misc]
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
     )
     os.environ["HOME"] = run_dir
@@ -138,13 +148,10 @@ def child(request, run_dir, out_w, err_w):
     except SystemExit as exc:
         status = exit_status(exc)
     except KeyboardInterrupt as exc:
-        report(type(exc), exc, exc.__traceback__.tb_next)
+        report(type(exc), exc, program_frames(exc))
         status = 128 + signal.SIGINT
     except BaseException as exc:
-        tb = exc.__traceback__.tb_next
-        if isinstance(exc, SyntaxError) and tb is None:
-            tb = None  # raised by compile(): no frame of the program to show
-        report(type(exc), exc, tb)
+        report(type(exc), exc, program_frames(exc))
         status = 1
     # What the interpreter does at exit: join non-daemon threads, run atexit, flush.
     threading = sys.modules.get("threading")

@@ -68,7 +68,6 @@ import math
 import secrets
 import socket
 import struct
-from pathlib import Path
 from typing import Any
 
 from appliance.core.evaluations import ExecutionOutcome
@@ -76,6 +75,7 @@ from appliance.core.languages import WORK_DIR
 from appliance.runtime.container_setup import BATCH_LABEL, OWNER_LABEL, container_environment, ephemeral_labels
 from appliance.runtime.engine import DockerEngine, EngineError
 from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options, flood_bytes
+from appliance.runtime.shipped_programs import BATCH_SERVER_MODULES, program
 from appliance.runtime.streams import STDERR, STDOUT, FrameParser
 
 log = logging.getLogger(__name__)
@@ -109,26 +109,8 @@ class BatchSandboxError(Exception):
     not answer in time, or it was closed. Close it and start another."""
 
 
-# The server's modules (kept as modules of this package to be read, linted and tested as
-# Python), each shipped as text and run in the container under its own name, so that
-# the server's `from appliance.runtime.batch_child import ...` finds the child there too.
-SERVER_MODULES = ("appliance.runtime.batch_child", "appliance.runtime.batch_server")
-_BOOTSTRAP = """import sys, types
-for name, source in {modules!r}:
-    module = sys.modules[name] = types.ModuleType(name)
-    exec(compile(source, name.replace(".", "/") + ".py", "exec"), module.__dict__)
-sys.exit(module.main())
-"""
-
-
-def server_program() -> str:
-    """The `python3 -c` program of the server: its modules, then its main()."""
-    here = Path(__file__).parent
-    modules = tuple((name, (here / f"{name.rsplit('.', 1)[1]}.py").read_text()) for name in SERVER_MODULES)
-    return _BOOTSTRAP.format(modules=modules)
-
-
-SERVER_PROGRAM = server_program()
+# The server: batch_child (one execution) and batch_server (the loop), shipped as text.
+SERVER_PROGRAM = program(BATCH_SERVER_MODULES)
 
 
 # --- the host side -----------------------------------------------------------------------
@@ -226,7 +208,7 @@ class BatchSandbox:
             sock: socket.socket = getattr(self._attached, "_sock", self._attached)
             sock.setblocking(False)
             self._sock = sock
-            self._reader = asyncio.create_task(self._read_loop())
+            self._reader = asyncio.create_task(self._read_loop(sock))
             await self._engine.call(self._engine.api.start, self.container_id)
             if self.relay:
                 # Before any execution exists: only the relay can read it.
@@ -428,7 +410,7 @@ class BatchSandbox:
         with contextlib.suppress(BatchSandboxError):
             await self._send(message)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         parser = FrameParser()
         buffer = bytearray()
@@ -436,7 +418,7 @@ class BatchSandbox:
         mac_size = _MAC_SIZE if self.relay else 0
         try:
             while True:
-                data = await loop.sock_recv(self._sock, 1 << 18)
+                data = await loop.sock_recv(sock, 1 << 18)
                 if not data:
                     break
                 for stream, payload in parser.feed(data):

@@ -3,7 +3,7 @@ one process per execution (`batch_child`), watches it, and cleans up after it.
 
 Not imported by the appliance: `BatchSandbox` reads this module's text and that of
 `batch_child` and runs them with `python3 -c` inside the sandbox container, registered
-under their own names (`SERVER_MODULES`), then calls `main()`; with the argument `relay`
+under their own names (`BATCH_SERVER_MODULES` in shipped_programs.py), then calls `main()`; with the argument `relay`
 it runs with the authenticating relay. It runs on the runtime image's interpreter
 (Debian's python3, 3.11), so it uses only the standard library.
 """
@@ -241,7 +241,8 @@ def execute(request, control, roots):
             traceback.print_exc()
         finally:
             os._exit(70)
-    os.close(out_w), os.close(err_w)
+    os.close(out_w)
+    os.close(err_w)
     sinks = {out_r: Sink(limit), err_r: Sink(limit)}
     try:
         pidfd = os.pidfd_open(pid)
@@ -254,7 +255,7 @@ def execute(request, control, roots):
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
     deadline = started + request["timeout"]
-    status = rusage = None
+    reaped = None  # the child's wait status and resource usage, once waited for
     timed_out = killed = flooded = False
     open_pipes = set(sinks)
     while True:
@@ -288,7 +289,7 @@ def execute(request, control, roots):
         if check_child:
             done, status_now, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                status, rusage = status_now, usage
+                reaped = status_now, usage
                 break
         if killed:
             break
@@ -296,7 +297,7 @@ def execute(request, control, roots):
             flooded = True
             break
     elapsed = time.monotonic() - started
-    if status is None:
+    if reaped is None:
         try:
             if RELAY_PID:  # kill(-1) would take the relay: the program's group, then the rest
                 os.killpg(pid, signal.SIGKILL)
@@ -305,7 +306,7 @@ def execute(request, control, roots):
         except ProcessLookupError:
             pass
         os.kill(pid, signal.SIGKILL)  # in case it left its group; a zombie until waited for
-        _, status, rusage = os.wait4(pid, 0)
+        reaped = os.wait4(pid, 0)[1:]
     kill_all()
     # Every writer is dead now: what is left in the pipes ends with EOF.
     for fd in list(open_pipes):
@@ -314,12 +315,14 @@ def execute(request, control, roots):
             if not data:
                 break
             sinks[fd].add(data)
-    for fd in (out_r, err_r, pidfd):
-        if fd is not None:
-            os.close(fd)
+    os.close(out_r)
+    os.close(err_r)
+    if pidfd is not None:
+        os.close(pidfd)
     oom = oom_kills() > oom_before
     pids_limited = pids_limit_hits() > pids_before
     disk_full = any_mount_full(roots)
+    status, rusage = reaped
     exit_code = os.waitstatus_to_exitcode(status)
     if exit_code < 0:
         exit_code = 128 - exit_code  # killed by a signal: as a shell (and docker) reports it

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import docker.errors
 import docker.types
@@ -36,6 +35,7 @@ from appliance.runtime.container_setup import EGRESS_LABEL, EGRESS_SANDBOX_LABEL
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.images import image_ref
 from appliance.runtime.limits import SANDBOX_USER
+from appliance.runtime.shipped_programs import EGRESS_PROXY_MODULES, program
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,7 @@ UPLINK_LABEL = "appliance.egress.uplink"  # the egress network the proxy was att
 # network ("proxy") and forwards nothing else anywhere.
 NO_RESOLVER = "127.0.0.1"
 
-PROXY_MODULES = ("appliance.core.allowed_hosts", "appliance.runtime.egress_proxy")
-_BOOTSTRAP = """import sys, types
-for name, source in {modules!r}:
-    module = sys.modules[name] = types.ModuleType(name)
-    exec(compile(source, name.replace(".", "/") + ".py", "exec"), module.__dict__)
-sys.exit(module.main())
-"""
-
-
-def proxy_program() -> str:
-    """The `python3 -c` program of the proxy: the decision module, the proxy, its main()."""
-    package = Path(__file__).parent.parent
-    modules = tuple(
-        (name, (package / Path(*name.split(".")[1:])).with_suffix(".py").read_text()) for name in PROXY_MODULES
-    )
-    return _BOOTSTRAP.format(modules=modules)
-
-
-PROXY_PROGRAM = proxy_program()
+PROXY_PROGRAM = program(EGRESS_PROXY_MODULES)
 
 
 class EgressSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -185,9 +185,11 @@ def _debootstrap(
         text=True,
         errors="replace",
     )
-    tail, fraction, start, end, steps = deque(maxlen=20), 0.0, 0.0, 0.0, 0
+    assert proc.stdout is not None  # stdout=PIPE
+    tail: deque[str] = deque(maxlen=20)
+    fraction, start, end, steps = 0.0, 0.0, 0.0, 0
     try:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        for line in proc.stdout:
             tail.append(text := line.rstrip().removeprefix("I: "))
             if phase := next((p for p in _PHASES if text.startswith(p[0])), None):
                 _, start, end, steps = *phase, 0
@@ -215,7 +217,8 @@ def _import_rootfs(client: docker.DockerClient, recipe: ImageRecipe, rootfs: Pat
     # GNU tar streams the tree straight into the engine, nothing staged on disk; it keeps
     # hard links and device nodes, and numeric owners (the rootfs's users, not the host's).
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
-    with tar.stdout:  # type: ignore[union-attr]
+    assert tar.stdout is not None  # stdout=PIPE
+    with tar.stdout:
         client.api.import_image(src=tar.stdout, repository=repository, tag=tag, changes=changes, stream_src=True)
     if tar.wait() != 0 or _inspect(client, ref) is None:
         raise ImageBuildError(f"docker import of {rootfs} failed to make {ref} (tar exit {tar.returncode})")
@@ -368,8 +371,11 @@ def import_images(client: docker.DockerClient, path: Path, progress: Progress | 
     if not (path := Path(path)).is_file():
         raise ImageBuildError(f"{path} does not exist")
     try:  # the image names in its manifest, read without loading anything
-        with tarfile.open(path) as tar, tar.extractfile("manifest.json") as member:  # type: ignore
-            tags = [tag for entry in json.load(member) for tag in entry.get("RepoTags") or []]
+        with tarfile.open(path) as tar:
+            if (member := tar.extractfile("manifest.json")) is None:
+                raise KeyError("manifest.json is not a regular file")
+            with member:
+                tags = [tag for entry in json.load(member) for tag in entry.get("RepoTags") or []]
     except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
         raise ImageBuildError(f"{path} is not a docker save tarball ({exc})") from exc
     if not (wanted := sorted(set(tags) & {image_ref(key) for key in IMAGE_RECIPES})):

@@ -246,7 +246,8 @@ l=0
 {report}
 x=""
 case " $w " in *" L "*)
-  x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null | head -z -n {max_listed} | base64 -w0)" ;;
+  x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null |
+    head -z -n {max_listed} | base64 -w0)" ;;
 esac
 printf '\\n%s %s %s %s %s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r"
 printf '\\n%s %s %s %s %s%s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r" "$x" >&2

@@ -11,6 +11,7 @@ archive cannot redirect a later member.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
@@ -108,10 +109,8 @@ def extract_archive(archive: Path, root: Path, *, limit_bytes: int) -> tuple[int
                 continue
             with cf.open_dirs(root_fd, parts[:-1], create=True) as dir_fd:
                 if member.issym():
-                    try:
+                    with contextlib.suppress(FileExistsError):
                         os.symlink(member.linkname, parts[-1], dir_fd=dir_fd)
-                    except FileExistsError:
-                        pass
                 elif member.isfile():
                     content += member.size
                     if content > limit_bytes:

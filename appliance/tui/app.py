@@ -19,7 +19,7 @@ from appliance.tui.backend import Backend
 from appliance.tui.live import Connected, Disconnected, FeedItem, LiveData
 from appliance.tui.screens.alerts import AlertsScreen
 from appliance.tui.screens.api_keys import ApiKeysScreen
-from appliance.tui.screens.base import LiveUpdate
+from appliance.tui.screens.base import ApplianceScreen, LiveUpdate
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
 from appliance.tui.screens.metrics import MetricsScreen
@@ -39,7 +39,7 @@ SCREENS = {
 }
 
 
-class ApplianceTui(App):
+class ApplianceTui(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "appliance"
     MODES = {mode: screen for mode, (_, _, screen) in SCREENS.items()}
@@ -74,8 +74,8 @@ class ApplianceTui(App):
             self.connection_text = self.live.status_text
         for screen in self.screen_stack:
             screen.post_message(LiveUpdate(item))
-            if isinstance(item, Connected) and hasattr(screen, "refresh_data"):
-                screen.run_worker(screen.refresh_data, group="refresh", exclusive=True)
+            if isinstance(item, Connected) and isinstance(screen, ApplianceScreen):
+                screen.run_exclusive(screen.refresh_data, group="refresh")
 
     # --- requests -----------------------------------------------------------------------
 
@@ -107,8 +107,9 @@ class ApplianceTui(App):
             "Toggle light/dark theme", "Switch between the light and dark theme (key t)", self.action_toggle_theme
         )
         for base in self.screen_stack:
-            for title, help_text, callback in getattr(base, "palette_commands", lambda: ())():
-                yield SystemCommand(title, help_text, callback)
+            if isinstance(base, ApplianceScreen):
+                for title, help_text, callback in base.palette_commands():
+                    yield SystemCommand(title, help_text, callback)
 
 
 def create_tui(backend: Backend, *, dark: bool = True) -> ApplianceTui:

@@ -54,11 +54,15 @@ def attach_backend(
 ) -> Backend:
     """A Backend on the daemon at `url` with the key in `key_file`; either one left out
     is found in the local settings. Raises LaunchError after a failed check."""
-    settings = _local_settings(data_dir, config_file) if url is None or key_file is None else None
-    url = (url or local_url(settings)).rstrip("/")
+    if url is None or key_file is None:
+        settings = _local_settings(data_dir, config_file)
+        url = url or local_url(settings)
+        key_path = Path(key_file).expanduser() if key_file else settings.admin_key_path
+    else:
+        key_path = Path(key_file).expanduser()
+    url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise LaunchError(f"--url {url}: give the daemon's address as http://HOST:PORT", EXIT_USAGE)
-    key_path = Path(key_file).expanduser() if key_file else settings.admin_key_path
     api_key = read_key_file(key_path, local_default=key_file is None)
     check_daemon(url, api_key, key_path)
     client = ApplianceClient(url, api_key=api_key, timeout=REQUEST_TIMEOUT_SECONDS)

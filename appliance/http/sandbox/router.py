@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from litestar import Router
 
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.sandbox.alerts import AlertController
-from appliance.http.sandbox.api_keys import ApiKeyController
+from appliance.http.sandbox.api_keys import ApiKeyController, ApiKeyUnderApiController
 from appliance.http.sandbox.errors import SANDBOX_ERRORS
 from appliance.http.sandbox.execute_ws import execute_stream
 from appliance.http.sandbox.executions import ExecutionController
@@ -34,13 +36,14 @@ PATH_SPACES = (
     "/api/health",
     "/api/alerts",
     "/auth/api-keys",
+    "/api/auth/api-keys",
     "/ws/execute",
     "/ws/monitor",
 )
 
 
 def sandbox_router(max_upload_bytes: int) -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[
             ExecutionController,
@@ -55,9 +58,11 @@ def sandbox_router(max_upload_bytes: int) -> Router:
             monitor,
             AlertController,
             ApiKeyController,
+            ApiKeyUnderApiController,
         ],
         exception_handlers=exception_handlers(SANDBOX_ERRORS),
     )
+    return document_errors(router, SANDBOX_ERRORS, DEPENDENCIES)
 
 
 def sandbox_surface(max_upload_bytes: int) -> Surface:

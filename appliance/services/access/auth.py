@@ -10,9 +10,11 @@ read on every request, so revocation takes effect at once.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,10 +81,22 @@ class AuthService:
         self._jwt_secret = b""  # read (or made) by start()
         self._jwt_ttl = jwt_ttl_seconds
         self._verified: dict[bytes, str] = {}  # sha256(key) -> key_id
+        self._revoke_listeners: list[Callable[[str], Awaitable[object]]] = []
 
     def start(self) -> None:
         """Read the token-signing secret, making it on the first start."""
         self._jwt_secret = load_or_create_secret(self._jwt_secret_path)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for `purpose` (signing list cursors, CSRF tokens) from the installation's
+        secret: stable across restarts, different per purpose."""
+        if not self._jwt_secret:
+            raise RuntimeError("AuthService.start() has not read the secret yet")
+        return hmac.new(self._jwt_secret, purpose.encode(), hashlib.sha256).digest()
+
+    def on_revoke(self, listener: Callable[[str], Awaitable[object]]) -> None:
+        """Call `listener(key_id)` when a key is revoked (its sessions end with it)."""
+        self._revoke_listeners.append(listener)
 
     async def ensure_admin_key(self, path: Path) -> bool:
         """On the very first start (no key at all), create an admin key and write it to
@@ -117,7 +131,7 @@ class AuthService:
         if expires_at is not None and expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)  # the API speaks UTC
         if expires_at is not None and expires_at <= utc_now():
-            raise ValidationError("expires_at is in the past: give a future UTC time")
+            raise ValidationError("expires_at is in the past: give a future UTC time", details={"field": "expires_at"})
         hex_id = secrets.token_hex(6)
         secret = f"ak_{hex_id}_{secrets.token_urlsafe(24)}"
         record = ApiKeyRecord(
@@ -142,6 +156,8 @@ class AuthService:
             raise NotFound(f"no API key {key_id}")
         await self._keys.revoke(key_id, utc_now())
         self._verified = {d: k for d, k in self._verified.items() if k != key_id}
+        for listener in self._revoke_listeners:
+            await listener(key_id)
 
     async def has_keys(self) -> bool:
         return await self._keys.count() > 0
@@ -181,6 +197,14 @@ class AuthService:
         record = await self._keys.get(claims["sub"])
         if record is None:
             raise Unauthorized("invalid bearer token: its API key no longer exists")
+        return self._identity(record)
+
+    async def identity_of_key(self, key_id: str) -> Identity:
+        """Who the key `key_id` is now (for a session opened with it): refused once the
+        key is revoked or expired."""
+        record = await self._keys.get(key_id)
+        if record is None:
+            raise Unauthorized("the API key of this session no longer exists")
         return self._identity(record)
 
     def _identity(self, record: ApiKeyRecord) -> Identity:

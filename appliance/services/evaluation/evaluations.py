@@ -13,10 +13,14 @@ from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_batch_id, new_eval_id
 from appliance.core.languages import find_language, supported_names
+from appliance.core.paging import MAX_OFFSET
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.evaluation.queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
+
+# The most evaluations one page of the history holds (`limit`).
+MAX_PAGE = 1000
 
 
 class EvalRequest(msgspec.Struct, kw_only=True):
@@ -187,6 +191,10 @@ class EvaluationService:
 
     async def get(self, identity: Identity, eval_id: str) -> Evaluation:
         require_permission(identity, READ)
+        return await self._visible(identity, eval_id)
+
+    async def _visible(self, identity: Identity, eval_id: str) -> Evaluation:
+        """The evaluation if this caller may see it; another owner's is as missing as none."""
         running = self._queue.running(eval_id)
         evaluation = running.evaluation if running else await self._store.get(eval_id)
         # Executions of the sandbox API share the table; they are not this API's.
@@ -209,10 +217,10 @@ class EvaluationService:
         self, identity: Identity, *, limit: int, offset: int, status: str | None
     ) -> tuple[list[Evaluation], int]:
         require_permission(identity, READ)
-        if not 1 <= limit <= 1000:
-            raise ValidationError("limit must be between 1 and 1000")
-        if offset < 0:
-            raise ValidationError("offset must be 0 or more")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be between 0 and {MAX_OFFSET}")
         wanted = None
         if status:
             try:
@@ -227,8 +235,9 @@ class EvaluationService:
     # --- killing ----------------------------------------------------------------------
 
     async def kill(self, identity: Identity, eval_id: str) -> tuple[bool, str]:
-        evaluation = await self.get(identity, eval_id)
+        # Killing needs `execute` alone (as documented), not `read` too.
         require_permission(identity, EXECUTE)
+        evaluation = await self._visible(identity, eval_id)
         if evaluation.status.is_terminal:
             return False, f"Evaluation already finished with status {evaluation.status.value}"
         killed = await self._queue.kill(eval_id)

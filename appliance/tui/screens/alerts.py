@@ -4,6 +4,7 @@ the selected one in full below, and acknowledge / resolve with a comment (admin)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
+from appliance.client import ApplianceClient
 from appliance.core.events import AlertEvent
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.timestamps import utc_text
@@ -60,7 +62,11 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def alert_row(alert: dict[str, Any]) -> tuple:
+def _status_rank(alert: dict[str, Any]) -> int:
+    return STATUS_ORDER.get(alert.get("status", ""), 0)
+
+
+def alert_row(alert: dict[str, Any]) -> tuple[str | Text, ...]:
     status, severity = alert.get("status", "?"), alert.get("severity", "?")
     return (
         Text(status, style=STATUS_CELL.get(status, "")),
@@ -73,7 +79,7 @@ def alert_row(alert: dict[str, Any]) -> tuple:
     )
 
 
-class AlertsScreen(ApplianceScreen):
+class AlertsScreen(ApplianceScreen[None]):
     TITLE = "Alerts"
     BINDINGS = [
         Binding("c", "acknowledge", "Acknowledge"),
@@ -95,7 +101,7 @@ class AlertsScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="alert-filter")
-        table = FittedDataTable(id="alerts", cursor_type="row", zebra_stripes=True)
+        table: FittedDataTable[str | Text] = FittedDataTable(id="alerts", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -110,7 +116,7 @@ class AlertsScreen(ApplianceScreen):
     async def refresh_data(self) -> None:
         statuses, severity = STATUS_FILTERS[self.status_filter], self.severity_filter
 
-        def load(client) -> list:
+        def load(client: ApplianceClient) -> list[dict[str, Any]]:
             found: dict[str, Any] = {}
             for status in statuses:
                 for alert in client.list_alerts(status=status, severity=severity, limit=LIST_LIMIT):
@@ -141,7 +147,7 @@ class AlertsScreen(ApplianceScreen):
 
     def _newest(self, alert: dict[str, Any]) -> dict[str, Any]:
         known = self.latest.get(alert["alert_id"])
-        if known is not None and STATUS_ORDER.get(known.get("status"), 0) > STATUS_ORDER.get(alert.get("status"), 0):
+        if known is not None and _status_rank(known) > _status_rank(alert):
             return known
         self.latest[alert["alert_id"]] = dict(alert)
         return self.latest[alert["alert_id"]]
@@ -252,7 +258,7 @@ class AlertsScreen(ApplianceScreen):
         self.action_reload()
 
     def action_reload(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield (
@@ -269,12 +275,12 @@ class AlertsScreen(ApplianceScreen):
             yield (
                 f"Alerts: show {name} alerts",
                 f"Status filter: {about} (key f cycles)",
-                lambda name=name: self.set_status_filter(name),
+                partial(self.set_status_filter, name),
             )
         for severity in (None, *SEVERITIES):
             yield (
                 f"Alerts: severity {severity or 'any'}",
                 "Severity filter (key v cycles)",
-                lambda severity=severity: self.set_severity_filter(severity),
+                partial(self.set_severity_filter, severity),
             )
         yield ("Alerts: refresh", "Reload the alerts from the appliance (key ctrl+r)", self.action_reload)

@@ -38,7 +38,7 @@ def key_id_of(secret: str | None) -> str | None:
     return f"key_{parts[1]}" if len(parts) >= 3 and parts[0] == "ak" else None
 
 
-def key_row(key: dict[str, Any], own_id: str | None) -> tuple:
+def key_row(key: dict[str, Any], own_id: str | None) -> tuple[str | Text, ...]:
     revoked = key.get("revoked_at")
     style = "dim strike" if revoked else ""
     name = key.get("name", "") + (" (this TUI)" if key["key_id"] == own_id else "")
@@ -54,7 +54,7 @@ def key_row(key: dict[str, Any], own_id: str | None) -> tuple:
     )
 
 
-class ApiKeysScreen(ApplianceScreen):
+class ApiKeysScreen(ApplianceScreen[None]):
     TITLE = "API keys"
     BINDINGS = [
         Binding("n", "create", "New key"),
@@ -71,7 +71,7 @@ class ApiKeysScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="key-summary")
-        table = FittedDataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table: FittedDataTable[str | Text] = FittedDataTable(id="keys", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -162,7 +162,7 @@ class ApiKeysScreen(ApplianceScreen):
         await self.refresh_data()  # the list has the revocation time
 
     def action_reload(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield ("API keys: new key", "Create a key; its secret is shown once (key n; needs admin)", self.action_create)

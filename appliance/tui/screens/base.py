@@ -3,15 +3,25 @@ and its entries in the command palette."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
+from textual.worker import Worker
 
 from appliance.tui.live import FeedItem
 from appliance.tui.widgets.connection_banner import ConnectionBanner
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from appliance.tui.app import ApplianceTui
+
+# What the screen hands back when it is dismissed (None for the top-level screens).
+ScreenResult = TypeVar("ScreenResult")
 
 
 class LiveUpdate(Message):
@@ -26,10 +36,15 @@ class LiveUpdate(Message):
 PaletteCommand = tuple[str, str, Callable[[], object]]
 
 
-class ApplianceScreen(Screen):
+class ApplianceScreen(Screen[ScreenResult]):
     """Subclasses yield their own widgets from `compose_body`, react to the feed in
     `on_live_update`, reload from the API in `refresh_data` (called on mount, on resume
     and after a reconnect) and list their actions in `palette_commands`."""
+
+    if TYPE_CHECKING:
+        # Only for the type checker: these screens run in no other app, and the app's
+        # module imports them (at run time Textual's own `app` property is used).
+        app = getters.app(ApplianceTui)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -40,11 +55,11 @@ class ApplianceScreen(Screen):
     def compose_body(self) -> ComposeResult:
         return iter(())
 
-    async def on_mount(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+    def on_mount(self) -> None:
+        self.run_exclusive(self.refresh_data, group="refresh")
 
-    async def on_screen_resume(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+    def on_screen_resume(self) -> None:
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     async def refresh_data(self) -> None:
         """Load what the screen shows from the API (through `self.app.api`)."""
@@ -54,3 +69,9 @@ class ApplianceScreen(Screen):
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         return ()
+
+    def run_exclusive(self, work: Callable[[], Coroutine[Any, Any, None]], *, group: str) -> Worker[None]:
+        """Run `work` in a worker, cancelling the one of `group` still under way."""
+        # The declared result type lets mypy pick Textual's coroutine-function form of
+        # WorkType; on its own it infers Never for an async def (Textual issue #6386).
+        return self.run_worker(work, group=group, exclusive=True)

@@ -56,7 +56,7 @@ def format_uptime(seconds: float) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
-class DashboardScreen(ApplianceScreen):
+class DashboardScreen(ApplianceScreen[None]):
     TITLE = "Dashboard"
     BINDINGS = [Binding("r", "refresh", "Refresh")]
     DEFAULT_CSS = """
@@ -178,9 +178,9 @@ class DashboardScreen(ApplianceScreen):
         self.show_executions()  # the minutes roll on even when nothing happens
         if not self.app.live.connected:
             return
-        self.run_worker(self.load_status, group="status", exclusive=True)
+        self.run_exclusive(self.load_status, group="status")
         if self.hour_stale or time.monotonic() - self.hour_at >= PERFORMANCE_REFRESH_SECONDS:
-            self.run_worker(self.load_hour, group="hour", exclusive=True)
+            self.run_exclusive(self.load_hour, group="hour")
 
     # --- live ---------------------------------------------------------------------------
 
@@ -284,7 +284,7 @@ class DashboardScreen(ApplianceScreen):
     # --- actions ------------------------------------------------------------------------
 
     def action_refresh(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield (

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,6 +25,9 @@ from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteComma
 from appliance.tui.widgets.code_view import CodeView
 from appliance.tui.widgets.evaluation_facts import EvaluationFacts
 from appliance.tui.widgets.output_log import OutputLog
+
+if TYPE_CHECKING:
+    from appliance.tui.app import ApplianceTui
 
 TABS = (("output", "Output"), ("errors", "Errors"), ("code", "Code"))
 # Fields of the `completed` event that are also fields of the status body.
@@ -49,7 +53,7 @@ class DetailClosed:
 
 
 async def resubmit(
-    app: Any,
+    app: ApplianceTui,
     eval_id: str,
     *,
     status: Mapping[str, Any] | None = None,
@@ -94,7 +98,7 @@ async def resubmit(
     return Resubmitted(new_id, code, record)
 
 
-async def kill(app: Any, eval_id: str) -> None:
+async def kill(app: ApplianceTui, eval_id: str) -> None:
     """POST /api/eval/{id}/kill and show the server's answer."""
     answer = await app.api(lambda c: c.kill_evaluation(eval_id), action=f"kill {eval_id}")
     if answer is not None:
@@ -105,7 +109,7 @@ async def kill(app: Any, eval_id: str) -> None:
         )
 
 
-class EvaluationDetailScreen(ApplianceScreen):
+class EvaluationDetailScreen(ApplianceScreen[DetailClosed]):
     TITLE = "Evaluation"
     AUTO_FOCUS = "#stdout"
     DEFAULT_CSS = """
@@ -241,7 +245,7 @@ class EvaluationDetailScreen(ApplianceScreen):
                 self.query_one("#stderr", OutputLog).finish(final.error)
                 self._show_facts()
                 self._show_error_mark()
-                self.run_worker(self._reload_facts, group="facts", exclusive=True)
+                self.run_exclusive(self._reload_facts, group="facts")
             case EvaluationError(data=problem):
                 self.query_one("#stderr", OutputLog).append(f"{problem.error}\n")
                 self._show_error_mark()
@@ -309,5 +313,5 @@ class EvaluationDetailScreen(ApplianceScreen):
             yield (
                 f"Show {title.lower()} of {eid}",
                 f"Switch to the {title} tab (key v cycles)",
-                lambda tab_id=tab_id: self.show_tab(tab_id),
+                partial(self.show_tab, tab_id),
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual.app import ComposeResult
@@ -23,7 +24,7 @@ from appliance.core.events import Completed, EvaluationEvent, OutputChunk, Statu
 from appliance.tui.evaluation_text import STATUSES, is_newer_status
 from appliance.tui.live import MetricSample
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
-from appliance.tui.screens.evaluation_detail import DetailClosed, EvaluationDetailScreen, kill, resubmit
+from appliance.tui.screens.evaluation_detail import DetailClosed, EvaluationDetailScreen, Resubmitted, kill, resubmit
 from appliance.tui.widgets.evaluation_filter_bar import EvaluationFilterBar
 from appliance.tui.widgets.evaluation_table import EvaluationTable
 from appliance.tui.widgets.queue_summary import QueueSummary
@@ -34,7 +35,7 @@ RELOAD_DELAY_SECONDS = 0.2  # lets a burst of events share one reload
 STATUS_CHOICES: tuple[str | None, ...] = (None, *STATUSES)
 
 
-class EvaluationsScreen(ApplianceScreen):
+class EvaluationsScreen(ApplianceScreen[None]):
     TITLE = "Evaluations"
     DEFAULT_CSS = """
     EvaluationsScreen #evaluations-bar { height: 1; }
@@ -105,7 +106,7 @@ class EvaluationsScreen(ApplianceScreen):
 
     def _reload_now(self) -> None:
         self._reload_timer = None
-        self.run_worker(self._load_rows, group="rows", exclusive=True)
+        self.run_exclusive(self._load_rows, group="rows")
 
     # --- live ---------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class EvaluationsScreen(ApplianceScreen):
         if result.open:
             self.open_detail(result.eval_id)
 
-    def _add_resubmitted(self, made) -> None:
+    def _add_resubmitted(self, made: Resubmitted) -> None:
         self._codes[made.eval_id] = made.code
         self.records.setdefault(made.eval_id, made.record)
         self._redraw()
@@ -196,7 +197,7 @@ class EvaluationsScreen(ApplianceScreen):
     def set_status_filter(self, status: str | None) -> None:
         self.status_filter = status
         self._redraw()  # what is loaded already, at once; the server's list follows
-        self.run_worker(self._load_rows, group="rows", exclusive=True)
+        self.run_exclusive(self._load_rows, group="rows")
 
     def set_language_filter(self, language: str | None) -> None:
         self.language_filter = language
@@ -207,7 +208,7 @@ class EvaluationsScreen(ApplianceScreen):
         self.set_status_filter(STATUS_CHOICES[(index + 1) % len(STATUS_CHOICES)])
 
     def _language_choices(self) -> list[str | None]:
-        seen = {row.get("language") for row in self.records.values() if row.get("language")}
+        seen: set[str] = {row["language"] for row in self.records.values() if row.get("language")}
         return [None, *sorted(seen | ({self.language_filter} if self.language_filter else set()))]
 
     def action_cycle_language(self) -> None:
@@ -259,14 +260,14 @@ class EvaluationsScreen(ApplianceScreen):
             yield (
                 title,
                 "Filter the table by status (key f cycles)",
-                lambda status=status: self.set_status_filter(status),
+                partial(self.set_status_filter, status),
             )
         for language in self._language_choices():
             title = f"Show only {language} evaluations" if language else "Show evaluations in every language"
             yield (
                 title,
                 "Filter the table by language (key l cycles)",
-                lambda language=language: self.set_language_filter(language),
+                partial(self.set_language_filter, language),
             )
 
 

@@ -48,7 +48,7 @@ LIVE_PLOTS = {
 }
 
 
-class MetricsScreen(ApplianceScreen):
+class MetricsScreen(ApplianceScreen[None]):
     TITLE = "Metrics"
     BINDINGS = [Binding("w", "toggle_range", "1h/24h"), Binding("r", "refresh", "Refresh")]
     DEFAULT_CSS = """
@@ -181,7 +181,7 @@ class MetricsScreen(ApplianceScreen):
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         other = DAY if self.time_range is HOUR else HOUR

@@ -7,6 +7,7 @@ only while it is the one on view."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -16,7 +17,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
-from appliance.client import ApiError
+from appliance.client import ApiError, ApplianceClient
 from appliance.tui.screens.base import ApplianceScreen, PaletteCommand
 from appliance.tui.timestamps import utc_text
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
@@ -43,7 +44,7 @@ COLUMNS = (
 )
 
 
-def sandbox_row(sandbox: dict[str, Any], limits: dict[str, Any] | None) -> tuple:
+def sandbox_row(sandbox: dict[str, Any], limits: dict[str, Any] | None) -> tuple[str | Text, ...]:
     status = sandbox.get("status", "?")
     limits = limits or {}
     cpu = limits.get("cpu_limit")
@@ -60,7 +61,7 @@ def sandbox_row(sandbox: dict[str, Any], limits: dict[str, Any] | None) -> tuple
     )
 
 
-class SandboxesScreen(ApplianceScreen):
+class SandboxesScreen(ApplianceScreen[None]):
     TITLE = "Sandboxes"
     BINDINGS = [
         Binding("n", "create", "New"),
@@ -82,7 +83,7 @@ class SandboxesScreen(ApplianceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="sandbox-summary")
-        table = FittedDataTable(id="sandboxes", cursor_type="row", zebra_stripes=True)
+        table: FittedDataTable[str | Text] = FittedDataTable(id="sandboxes", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -118,7 +119,7 @@ class SandboxesScreen(ApplianceScreen):
         missing = [s for s in self.sandboxes if s not in self.limits][:LIMITS_PER_LOAD]
         for sandbox_id in missing:
             try:
-                detail = await self.app.backend.call(lambda c, s=sandbox_id: c.get_sandbox(s))
+                detail = await self.app.backend.call(partial(ApplianceClient.get_sandbox, sandbox_id=sandbox_id))
             except ApiError:
                 continue  # gone meanwhile, or not ours to see: the next load tells
             self._remember(detail)
@@ -183,7 +184,7 @@ class SandboxesScreen(ApplianceScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
         if self.selected_id() and (self.detail or {}).get("sandbox_id") != self.selected_id():
-            self.run_worker(self._load_selected, group="detail", exclusive=True)
+            self.run_exclusive(self._load_selected, group="detail")
 
     def selected_id(self) -> str | None:
         table = self.query_one("#sandboxes", DataTable)
@@ -217,7 +218,7 @@ class SandboxesScreen(ApplianceScreen):
         self.detail = None
         self._redraw(select=sandbox_id)
         self.notify(f"Sandbox {sandbox_id} ({created.get('name')}) is being created", timeout=4)
-        self.set_timer(SETTLE_SECONDS, lambda: self.run_worker(self._load_selected, group="detail", exclusive=True))
+        self.set_timer(SETTLE_SECONDS, lambda: self.run_exclusive(self._load_selected, group="detail"))
 
     @work(group="sandbox-action")
     async def action_delete(self) -> None:
@@ -270,7 +271,7 @@ class SandboxesScreen(ApplianceScreen):
             self.notify(f"Sandbox {sandbox_id} is being started again", timeout=4)
 
     def action_reload(self) -> None:
-        self.run_worker(self.refresh_data, group="refresh", exclusive=True)
+        self.run_exclusive(self.refresh_data, group="refresh")
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield ("Sandboxes: new sandbox", "Create one from a template (key n; needs sandbox_write)", self.action_create)

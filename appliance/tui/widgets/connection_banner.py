@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from appliance.tui.app import ApplianceTui
 
 
 class ConnectionBanner(Static):
     """Hidden while connected; a warning line while the feed reconnects."""
+
+    if TYPE_CHECKING:  # for the type checker only, as in ApplianceScreen
+        app = getters.app(ApplianceTui)
 
     DEFAULT_CSS = """
     ConnectionBanner {

@@ -40,8 +40,8 @@ class EvaluationFacts(Static):
 
         text.append("\nLimits ", style="bold")
         limits = [f"{get('language') or '?'} on {get('engine') or '?'}"]
-        if get("timeout") is not None:
-            limits.append(f"timeout {seconds(float(get('timeout')))}")
+        if (timeout := get("timeout")) is not None:
+            limits.append(f"timeout {seconds(float(timeout))}")
         if get("memory_limit_mb") is not None:
             limits.append(f"memory {get('memory_limit_mb')} MB")
         if get("cpu_limit") is not None:

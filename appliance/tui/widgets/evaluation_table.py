@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets.data_table import RowDoesNotExist
 
 from appliance.tui.evaluation_text import code_line, status_text, utc_time
@@ -12,9 +15,10 @@ from appliance.tui.widgets.fitted_table import FittedDataTable
 
 COLUMNS = (("id", "ID"), ("status", "Status"), ("language", "Lang"), ("created", "Created UTC"), ("code", "Code"))
 CODE_CELL_CHARS = 60
+Row = tuple[str | Text, ...]  # a row's cells, in the order of COLUMNS
 
 
-class EvaluationTable(FittedDataTable):
+class EvaluationTable(FittedDataTable[str | Text]):
     """One row per evaluation, keyed by eval_id. `show` brings the rows in line with a
     list of summaries (GET /api/evaluations items, kept current from the feed) while
     keeping the cursor on the evaluation it was on."""
@@ -26,7 +30,7 @@ class EvaluationTable(FittedDataTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._created: dict[str, str] = {}  # eval_id -> created_at, the sort order
-        self._shown: dict[str, tuple] = {}  # eval_id -> the cells last drawn
+        self._shown: dict[str, Row] = {}  # eval_id -> the cells last drawn
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -37,16 +41,14 @@ class EvaluationTable(FittedDataTable):
         if not self.row_count:
             return None
         try:
-            row_key, _ = self.coordinate_to_cell_key((self.cursor_row, 0))
+            row_key, _ = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0))
         except Exception:  # noqa: BLE001 - no row under the cursor
             return None
         return row_key.value
 
     def select(self, eval_id: str) -> None:
-        try:
+        with contextlib.suppress(RowDoesNotExist):
             self.move_cursor(row=self.get_row_index(eval_id), animate=False)
-        except RowDoesNotExist:
-            pass
 
     def show(self, records: Iterable[Mapping[str, Any]]) -> None:
         selected = self.selected_id
@@ -64,7 +66,7 @@ class EvaluationTable(FittedDataTable):
                 self.add_row(*cells, key=eval_id)
                 added = True
             elif before != cells:
-                for (column, _), old, new in zip(COLUMNS, before, cells):
+                for (column, _), old, new in zip(COLUMNS, before, cells, strict=True):
                     if old != new:
                         self.update_cell(eval_id, column, new)
             self._shown[eval_id] = cells
@@ -76,7 +78,7 @@ class EvaluationTable(FittedDataTable):
                 self.move_cursor(row=0, animate=False)
 
 
-def _cells(record: Mapping[str, Any]) -> tuple:
+def _cells(record: Mapping[str, Any]) -> Row:
     preview = code_line(record.get("code_preview") or "")
     if len(preview) > CODE_CELL_CHARS:
         preview = preview[: CODE_CELL_CHARS - 1] + "…"

@@ -8,12 +8,15 @@ filled by a worker could stay clipped until its data next changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
+Cell = TypeVar("Cell")  # what the table's cells hold: str, rich Text, ...
 
-class FittedDataTable(DataTable):
+
+class FittedDataTable(DataTable[Cell]):
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)
         self._clear_caches()  # the lines drawn with the old widths

@@ -4,6 +4,8 @@ meet."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.widgets import Log
 
 # How far before its expected place in the snapshot a chunk may still be found: chunks and
@@ -21,14 +23,15 @@ class OutputLog(Log):
     Chunks carry no offset, so where the snapshot and the chunks overlap is found by
     content: every place in the snapshot's tail where the chunks received since `mark()`
     fit is a candidate, the one nearest to where they were expected wins (a real overlap
-    is preferred to none), and candidates that a later chunk contradicts drop out. `finish` sets the stored output, which
-    repairs any guess that was wrong (repetitive output can fit in several places)."""
+    is preferred to none), and candidates that a later chunk contradicts drop out.
+    `finish` sets the stored output, which repairs any guess that was wrong (repetitive
+    output can fit in several places)."""
 
     DEFAULT_CSS = """
     OutputLog { height: 1fr; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(highlight=False, auto_scroll=True, **kwargs)
         self.text = ""  # what is shown
         self.final = False  # set by `finish`: nothing later changes the text
@@ -52,20 +55,21 @@ class OutputLog(Log):
         # Chunks received since mark() were most likely sent before the snapshot was taken.
         self._expected = max(0, length - len(self._stream))
         low = max(0, self._expected - ALIGN_SLACK_CHARS)
-        self._candidates = [p for p in range(low, length + 1) if self._fits(p)]
-        self._show_aligned()
+        self._candidates = [p for p in range(low, length + 1) if self._fits(snapshot, p)]
+        self._show_aligned(snapshot)
 
     def append(self, chunk: str) -> None:
         if self.final or not chunk:
             return
-        if self._snapshot is None:
+        snapshot = self._snapshot
+        if snapshot is None:
             if self._awaiting:
                 self._stream += chunk
             self._set(self.text + chunk)
             return
         self._stream += chunk
-        self._candidates = [p for p in self._candidates if self._fits(p)] or [len(self._snapshot)]
-        self._show_aligned()
+        self._candidates = [p for p in self._candidates if self._fits(snapshot, p)] or [len(snapshot)]
+        self._show_aligned(snapshot)
 
     def finish(self, final: str) -> None:
         self.final, self._awaiting, self._snapshot = True, False, None
@@ -73,13 +77,13 @@ class OutputLog(Log):
 
     # --- alignment ----------------------------------------------------------------------
 
-    def _fits(self, start: int) -> bool:
+    def _fits(self, snapshot: str, start: int) -> bool:
         """Could the chunks since mark() begin at `start` in the snapshot?"""
-        overlap = min(len(self._stream), len(self._snapshot) - start)
-        return self._snapshot[start : start + overlap] == self._stream[:overlap]
+        overlap = min(len(self._stream), len(snapshot) - start)
+        return snapshot[start : start + overlap] == self._stream[:overlap]
 
-    def _show_aligned(self) -> None:
-        snapshot = self._snapshot
+    def _show_aligned(self, snapshot: str) -> None:
+        """Show `snapshot` (the one being aligned with) and the chunks past its end."""
         end = len(snapshot)
 
         def distance(p: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ def image_label(image: str) -> str:
     return name.removeprefix(RUNTIME_IMAGE_PREFIX) or image
 
 
-class PoolSizesTable(FittedDataTable):
+class PoolSizesTable(FittedDataTable[Text]):
     """One row per image (several languages may share one), one column per engine.
     A cell is `idle/target`, with `+n` for containers being made; yellow while the pool
     holds fewer idle containers than it aims to, red when it holds none."""
@@ -34,7 +34,6 @@ class PoolSizesTable(FittedDataTable):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
-        self.engines: list[str] = []
 
     def show(self, pool: Iterable[dict[str, Any]]) -> None:
         lanes = list(pool)
@@ -62,17 +61,19 @@ class PoolSizesTable(FittedDataTable):
         widths = [
             max([len(label), *(values[n].cell_len for values in cells.values())]) for n, label in enumerate(labels)
         ]
-        same_rows = engines == self.engines and list(cells) == [key.value for key in self.rows]
-        if same_rows and all(w <= c.width for w, c in zip(widths, self.columns.values())):
+        # In place only over the same columns and rows: a table not drawn yet has no columns
+        # (an empty pool still gets its header).
+        same_columns = [key.value for key in self.columns] == labels
+        same_layout = same_columns and list(cells) == [key.value for key in self.rows]
+        if same_layout and all(w <= c.width for w, c in zip(widths, self.columns.values(), strict=True)):
             # Change the cells in place so the cursor and scroll stay put.
             for image, values in cells.items():
-                for column, value in zip(self.columns, values):
+                for column, value in zip(self.columns, values, strict=True):
                     self.update_cell(image, column, value)
             return
         self.clear(columns=True)
-        for label, width in zip(labels, widths):
+        for label, width in zip(labels, widths, strict=True):
             self.add_column(label, width=width, key=label)
-        self.engines = engines
         for image, values in cells.items():
             self.add_row(*values, key=image)
 

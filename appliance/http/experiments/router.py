@@ -1,0 +1,43 @@
+"""The experiments API (experiments-api.md) under /api/v1: models and sessions today;
+experiments, runs, telemetry, statistical results, exports and the Phoenix socket join
+as they are served (add each to PATH_SPACES then).
+
+Every route of this document needs a caller (the guard answers 401 before a request's
+body or parameters are looked at), accepts the session cookie besides keys and tokens,
+and is counted as a read (GET) or a write (any other method) unless it names its own
+rate bucket (`opt={"rate_bucket": "export"}`).
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
+from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
+from appliance.http.experiments.models import ModelController
+from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.identity import READ_WRITE, require_authentication
+from appliance.http.surfaces import Surface
+
+DOCUMENT = "experiments-api.md"
+PATH_SPACES = (
+    "/api/v1/models",
+    "/api/v1/session",
+    "/api/v1/sessions",
+)
+
+
+def experiments_router() -> Router:
+    router = Router(
+        path="/",
+        route_handlers=[ModelController, SessionController, SessionsController],
+        exception_handlers=experiments_exception_handlers(),
+        guards=[require_authentication],
+        opt={"rate_bucket": READ_WRITE, "session_cookie": True},
+    )
+    return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
+
+
+def experiments_surface() -> Surface:
+    return Surface(DOCUMENT, experiments_router(), PATH_SPACES)

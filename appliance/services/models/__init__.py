@@ -1,0 +1,1 @@
+"""The model registry: the one list of models the appliance evaluates and compares."""

@@ -1,0 +1,377 @@
+"""Every request example in the API documents the appliance serves works against a real
+server: each body, query, form, curl command and WebSocket message of
+docs/reference/<document> is sent as written and must be accepted (2xx; a WebSocket
+answers with something other than an error).
+
+Sent as written except what cannot be taken literally, swapped here and only here:
+placeholder ids (`sb_123456`, `{snapshot_id}`, ...) become ids of things this test made
+first (`DOCUMENTED_ID`, `PATH_PARAMETERS`), placeholder credentials become real ones
+(`CREDENTIALS`), an `expires_at` in the past becomes one a year ahead, and the
+documents' placeholder paths get a real one (`PLACEHOLDER_VALUES`).
+
+Serving a document means adding a `Document` to `DOCUMENTS` (and taking it off
+`NOT_SERVED_YET`): its `requests` name every endpoint its examples go to and how to send
+them, so an example added to a document that this test does not know fails here; its
+`page` in docs/ must name every endpoint the document declares.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.doc_examples import Example, read_examples
+from tests.sandbox_support import remove_sandbox_containers
+from tests.support import HANG_SECONDS, ROOT, ServerProcess, eventually, start_server
+
+REFERENCE = ROOT / "docs" / "reference"
+
+Send = Callable[["Appliance", Example], None]
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    # The page of docs/ that says what the document leaves open; it names every endpoint.
+    page: str
+    # The path an example's path is served at (documents may write paths relative to
+    # their base URL; curl and WebSocket URLs are always whole).
+    served_path: Callable[[str], str]
+    # (method, served path without query) -> how to send its examples.
+    requests: dict[tuple[str, str], Send]
+    # Extra path placeholders of this document -> the id prefix of what they name.
+    path_parameters: dict[str, str] = field(default_factory=dict)
+
+    def endpoint(self, example: Example) -> tuple[str, str]:
+        return self.served(example.method, example.path, example.absolute)
+
+    def served(self, method: str, path: str, absolute: bool) -> tuple[str, str]:
+        path = path.partition("?")[0]
+        return method, path if absolute else self.served_path(path)
+
+
+# --- what cannot be taken literally --------------------------------------------------------
+
+# A documented id: a prefix the appliance uses and a made-up tail.
+DOCUMENTED_ID = re.compile(r"^(sb|snap|alert|eval|exec|key)_[0-9a-z_]+$")
+PATH_PARAMETERS = {
+    "sandbox_id": "sb",
+    "snapshot_id": "snap",
+    "alert_id": "alert",
+    "eval_id": "eval",
+    "key_id": "key",
+}
+CREDENTIALS = ("your-api-key-here", "your-api-key", "your-jwt-token")
+# "/path/to/destination": where an upload goes, which must be under the sandbox's /sandbox.
+PLACEHOLDER_VALUES = {"/path/to/destination": "/sandbox/path/to/destination"}
+UPLOADED = b"print('uploaded by the documentation example')\n"
+
+
+class Appliance:
+    """The server the examples go to, and what they refer to, made on first use."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.http = server.admin()
+        self.made: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def ok(self, response: httpx.Response) -> dict[str, Any]:
+        assert response.is_success, f"{response.request.method} {response.request.url}: {response.text}"
+        body: dict[str, Any] = response.json()
+        return body
+
+    def once(self, name: str, make: Callable[[], str]) -> str:
+        if name not in self.made:
+            self.made[name] = make()
+        return self.made[name]
+
+    def id_for(self, prefix: str, example: Example) -> str:
+        if prefix == "alert":
+            # Acknowledging takes an active alert; resolving one that may be acknowledged already.
+            return self.open_alert("active" if example.path.endswith("/acknowledge") else "active,acknowledged")
+        makers: dict[str, Callable[[], str]] = {
+            "sb": self.sandbox,
+            "snap": self.snapshot,
+            "eval": lambda: self.ok(self.http.post("/api/eval", json={"code": "print(1)"}))["eval_id"],
+            "exec": lambda: self.ok(self.http.post("/api/execute", json={"language": "python", "code": "print(1)"}))[
+                "execution_id"
+            ],
+            "key": lambda: self.ok(self.http.post("/auth/api-keys", json={"name": "doc-examples"}))["key_id"],
+        }
+        if prefix not in makers:
+            pytest.fail(f"{example.describe()}: this test cannot make a {prefix}_ id; teach Appliance.id_for")
+        return self.once(prefix, makers[prefix])
+
+    def sandbox(self) -> str:
+        sandbox_id: str = self.ok(self.http.post("/api/sandboxes", json={"name": "doc-examples", "runtime": "python"}))[
+            "sandbox_id"
+        ]
+        eventually(
+            lambda: self.ok(self.http.get(f"/api/sandboxes/{sandbox_id}"))["status"] == "running",
+            message=f"sandbox {sandbox_id} running",
+        )
+        return sandbox_id
+
+    def snapshot(self) -> str:
+        sandbox_id = self.once("sb", self.sandbox)
+        snapshots = f"/api/sandboxes/{sandbox_id}/snapshots"
+        snapshot_id: str = self.ok(self.http.post(snapshots, json={"name": "doc-examples"}))["snapshot_id"]
+
+        def completed() -> bool:
+            listed = self.ok(self.http.get(snapshots))["snapshots"]
+            return any(s["snapshot_id"] == snapshot_id and s["status"] == "completed" for s in listed)
+
+        eventually(completed, message=f"snapshot {snapshot_id} completed")
+        return snapshot_id
+
+    def open_alert(self, statuses: str) -> str:
+        def found() -> str | None:
+            for status in statuses.split(","):
+                alerts = self.ok(self.http.get("/api/alerts", params={"status": status}))["alerts"]
+                if alerts:
+                    return str(alerts[0]["alert_id"])
+            return None
+
+        alert_id: str = eventually(found, message=f"an alert that is {statuses} (the server's CPU rule opens one)")
+        return alert_id
+
+    def credential(self, placeholder: str) -> str:
+        if placeholder == "your-jwt-token":
+            return self.once("jwt", lambda: self.ok(self.http.post("/api/auth/token"))["access_token"])
+        return self.server.admin_key
+
+    # --- swapping ---------------------------------------------------------------------------
+
+    def concrete(self, document: Document, example: Example) -> Example:
+        """The example with everything that cannot be taken literally swapped."""
+        path = re.sub(
+            r"\{(\w+)\}|(?<=/):(\w+)",
+            lambda m: self.path_value(document, example, m.group(1) or m.group(2)),
+            example.path,
+        )
+        headers = dict(example.headers)
+        for name, value in headers.items():
+            for placeholder in CREDENTIALS:
+                if placeholder in value:
+                    headers[name] = value.replace(placeholder, self.credential(placeholder))
+                    break
+        return replace(
+            example,
+            path=path,
+            body=self.swap(example, example.body),
+            form={name: self.swap(example, value) for name, value in example.form.items()},
+            headers=headers,
+        )
+
+    def path_value(self, document: Document, example: Example, name: str) -> str:
+        prefix = {**PATH_PARAMETERS, **document.path_parameters}.get(name)
+        if prefix is None:
+            pytest.fail(f"{example.describe()}: no id for the path placeholder {name!r}; add it to PATH_PARAMETERS")
+        return self.id_for(prefix, example)
+
+    def swap(self, example: Example, value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: self.swap(example, v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.swap(example, v, key) for v in value]
+        if not isinstance(value, str):
+            return value
+        if key == "expires_at" and datetime.fromisoformat(value) < datetime.now(UTC):
+            return (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        documented_id = DOCUMENTED_ID.match(value)
+        if documented_id:
+            return self.id_for(documented_id.group(1), example)
+        return PLACEHOLDER_VALUES.get(value, value)
+
+
+# --- how examples are sent -----------------------------------------------------------------
+
+
+def send(appliance: Appliance, document: Document, example: Example) -> httpx.Response | None:
+    """Send one example (swapped) and check it was accepted; the HTTP response, if any."""
+    sent = appliance.concrete(document, example)
+    path = sent.path if sent.absolute else document.served_path(sent.path)
+    if sent.method == "WS":
+        url = f"{appliance.server.ws_url}{path}?api_key={appliance.server.admin_key}"
+        with connect(url, open_timeout=HANG_SECONDS) as socket:
+            socket.send(json.dumps(sent.body))
+            answer = json.loads(socket.recv(HANG_SECONDS))
+        assert answer.get("type") != "error", f"{example.describe()}: sent {sent.body}, got {answer}"
+        return None
+    headers = dict(sent.headers)
+    if not {"x-api-key", "authorization"} & {name.lower() for name in headers}:
+        headers["X-API-Key"] = appliance.server.admin_key
+    parts: dict[str, Any] = {"headers": headers}
+    if sent.form or sent.files:
+        parts["data"] = sent.form
+        parts["files"] = {name: (filename or "uploaded_file.py", UPLOADED) for name, filename in sent.files.items()}
+    elif sent.body is not None:
+        parts["json"] = sent.body
+    with httpx.Client(base_url=appliance.server.url, timeout=HANG_SECONDS) as client:
+        response = client.request(sent.method, path, **parts)
+    assert response.is_success, (
+        f"{example.describe()}: {sent.method} {path} with {sent.body or sent.form} -> "
+        f"{response.status_code} {response.text}"
+    )
+    return response
+
+
+def document_of(example: Example) -> Document:
+    return next(d for d in DOCUMENTS if d.name == example.document)
+
+
+def as_written(appliance: Appliance, example: Example) -> None:
+    send(appliance, document_of(example), example)
+
+
+def creates_a_sandbox(appliance: Appliance, example: Example) -> None:
+    """As written; the sandbox it made is deleted at once (two cores: no idle sandboxes)."""
+    response = send(appliance, document_of(example), example)
+    assert response is not None
+    appliance.ok(appliance.http.delete(f"/api/sandboxes/{response.json()['sandbox_id']}", params={"force": "true"}))
+
+
+def with_the_body_of(method: str, path: str) -> Send:
+    """A curl that shows only how to authenticate (no method, no body, so a GET that
+    the document serves only as `method`): its headers on the document's own example of
+    `method path`, so the credential it shows is what gets the request in."""
+
+    def send_headers(appliance: Appliance, example: Example) -> None:
+        document = document_of(example)
+        bodies = [e for e in READINGS[document.name].examples if document.endpoint(e) == (method, path)]
+        assert bodies, f"{example.describe()}: {document.name} has no example of {method} {path} any more"
+        send(appliance, document, replace(bodies[0], headers=example.headers, line=example.line))
+
+    return send_headers
+
+
+def not_a_request(why: str) -> Send:
+    def nothing_to_send(appliance: Appliance, example: Example) -> None:
+        pass
+
+    nothing_to_send.__doc__ = why  # what the document shows there, which no client sends
+    return nothing_to_send
+
+
+def below_api(path: str) -> str:
+    """sandbox-api.md's endpoint lines are relative to its base URL `.../api`; API keys
+    are written (and served) at `/auth/api-keys`."""
+    return path if path.startswith(("/api/", "/auth/", "/ws/")) else f"/api{path}"
+
+
+DOCUMENTS = [
+    Document(
+        "platform-api.md",
+        page="api.md",
+        served_path=lambda path: path,
+        requests={
+            ("GET", "/api/eval"): with_the_body_of("POST", "/api/eval"),
+            ("POST", "/api/eval"): as_written,
+            ("POST", "/api/eval-batch"): as_written,
+            ("GET", "/api/evaluations"): as_written,
+            ("WS", "/ws"): not_a_request("'Message Format' of /ws is the status_update event the server sends"),
+        },
+    ),
+    Document(
+        "sandbox-api.md",
+        page="sandbox-api.md",
+        served_path=below_api,
+        requests={
+            ("POST", "/auth/api-keys"): as_written,
+            ("POST", "/api/execute"): as_written,
+            ("POST", "/api/sandboxes"): creates_a_sandbox,
+            ("PUT", "/api/sandboxes/{sandbox_id}"): as_written,
+            ("POST", "/api/files/upload"): as_written,
+            ("POST", "/api/sandboxes/{sandbox_id}/snapshots"): as_written,
+            ("POST", "/api/snapshots/{snapshot_id}/restore"): as_written,
+            ("POST", "/api/alerts/{alert_id}/acknowledge"): as_written,
+            ("POST", "/api/alerts/{alert_id}/resolve"): as_written,
+            ("WS", "/ws/execute"): as_written,
+            ("WS", "/ws/monitor"): as_written,
+        },
+    ),
+]
+# Documents in docs/reference/ that no router serves yet; their issues move them to DOCUMENTS.
+NOT_SERVED_YET = {"experiments-api.md", "llm-eval-api.md"}
+
+READINGS = {document.name: read_examples(REFERENCE / document.name) for document in DOCUMENTS}
+CASES = [
+    pytest.param(document, example, id=f"{document.name}:{example.line}:{example.method} {example.path}")
+    for document in DOCUMENTS
+    for example in READINGS[document.name].examples
+]
+
+SERVER_ENV = {
+    **{
+        f"APPLIANCE_RATE_LIMIT_{bucket}": "100000"
+        for bucket in ("ANONYMOUS", "AUTHENTICATED", "BATCH", "EXECUTE", "UPLOAD")
+    },
+    # An alert to acknowledge and resolve: CPU is always at or above 0 %.
+    "APPLIANCE_ALERT_EVALUATION_SECONDS": "0.3",
+    "APPLIANCE_METRICS_SAMPLE_SECONDS": "0.3",
+    "APPLIANCE_ALERT_CPU_PERCENT": "0",
+    "APPLIANCE_ALERT_CPU_FOR_SECONDS": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def appliance(runtime_images, tmp_path_factory, docker_client):
+    server = start_server(tmp_path_factory.mktemp("doc-examples"), env=SERVER_ENV)
+    made = Appliance(server)
+    yield made
+    made.close()
+    server.stop()
+    remove_sandbox_containers(docker_client, server.data_dir)
+
+
+def test_every_reference_document_is_served_here_or_named_as_not_yet():
+    documents = {path.name for path in REFERENCE.glob("*.md")} - {"README.md"}
+    assert documents == {d.name for d in DOCUMENTS} | NOT_SERVED_YET
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
+def test_every_request_example_is_one_this_test_can_send(document):
+    reading = READINGS[document.name]
+    assert not reading.problems, "examples this test cannot read:\n" + "\n".join(reading.problems)
+    found = {document.endpoint(example) for example in reading.examples}
+    unknown = sorted(found - set(document.requests))
+    assert not unknown, f"{document.name} has request examples for {unknown}: add each to its `requests`"
+    gone = sorted(set(document.requests) - found)
+    assert not gone, f"{document.name} has no request examples for {gone} any more: take them off `requests`"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
+def test_the_page_beside_the_document_names_every_endpoint(document):
+    """docs/ stands on its own: each endpoint is on the document's page, as `METHOD /path`
+    (a WebSocket as its path), placeholders' names aside."""
+
+    def unnamed(text: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", text)
+
+    page = unnamed((ROOT / "docs" / document.page).read_text())
+    missing = []
+    for method, path, absolute in READINGS[document.name].endpoints:
+        method, served = document.served(method, path, absolute)
+        named = f"`{unnamed(served)}" if method == "WS" else f"`{method} {unnamed(served)}"
+        if named not in page:
+            missing.append(f"{method} {served}")
+    assert not missing, f"docs/{document.page} does not name {missing}"
+
+
+@pytest.mark.parametrize(("document", "example"), CASES)
+def test_request_example_is_accepted(appliance, document, example):
+    how = document.requests.get(document.endpoint(example))
+    if how is None:
+        pytest.fail(f"{example.describe()}: no way to send it; add {document.endpoint(example)} to `requests`")
+    how(appliance, example)
