@@ -10,8 +10,9 @@ from typing import Any
 
 from appliance.app import Appliance
 from appliance.config import load_settings
-from appliance.core.experiments import Experiment, ExperimentStatus, Run, RunQuery, RunSort
+from appliance.core.experiments import EXPERIMENT_LIST, RUN_LIST, Experiment, ExperimentStatus, Run
 from appliance.core.identity import LOCAL_OPERATOR, Identity
+from appliance.core.listing import Filter, ListQuery, ListSpec, Position, SortKey
 from appliance.services.experiments.experiments import ExperimentCreate
 from tests.support import HANG_SECONDS, eventually_async
 
@@ -41,6 +42,34 @@ def code_config(code: str, **fields: Any) -> dict[str, Any]:
     return {"type": "code", "language": "python", "code": code, **fields}
 
 
+def list_query(
+    spec: ListSpec, sort: str, *, per_page: int = 100, page: int = 1, after: Position | None = None, **filters: Any
+) -> ListQuery:
+    """A query as the http layer would parse it: `sort` with "-" for descending, and
+    `filter[param]` values by param (a tuple for several)."""
+    parsed = []
+    for param, value in filters.items():
+        field = spec.filter_named(param)
+        assert field is not None, param
+        parsed.append(Filter(field.field, field.op, value if isinstance(value, tuple) else (value,)))
+    return ListQuery(
+        list_name=spec.name,
+        sort=SortKey(sort.lstrip("-"), sort.startswith("-")),
+        filters=tuple(parsed),
+        per_page=per_page,
+        page=None if after is not None else page,
+        after=after,
+    )
+
+
+def run_query(sort: str = "-created_at", **kwargs: Any) -> ListQuery:
+    return list_query(RUN_LIST, sort, **kwargs)
+
+
+def experiment_query(sort: str = "-created_at", **kwargs: Any) -> ListQuery:
+    return list_query(EXPERIMENT_LIST, sort, **kwargs)
+
+
 async def create_experiment(
     appliance: Appliance, config: dict[str, Any], name: str = "test", identity: Identity = ADMIN, **fields: Any
 ) -> Experiment:
@@ -62,9 +91,7 @@ async def wait_status(
 
 
 async def runs_of(appliance: Appliance, experiment_id: str) -> list[Run]:
-    page = await appliance.runs.list(
-        ADMIN, RunQuery(experiment_id=experiment_id, sort=RunSort.POSITION, descending=False, limit=100)
-    )
+    page = await appliance.runs.list(ADMIN, run_query("position"), experiment_id=experiment_id)
     return page.items
 
 

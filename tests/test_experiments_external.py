@@ -16,13 +16,20 @@ from appliance.core.experiments import (
     ExperimentStatus,
     LogLevel,
     LogQuery,
-    RunQuery,
     RunSource,
     RunStatus,
 )
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.services.experiments.runs import LogIn, MetricsIn, RunCreate, RunEnd
-from tests.experiment_support import ADMIN, code_config, create_experiment, running_appliance, runs_of, wait_status
+from tests.experiment_support import (
+    ADMIN,
+    code_config,
+    create_experiment,
+    run_query,
+    running_appliance,
+    runs_of,
+    wait_status,
+)
 
 ALICE = Identity(key_id="key_alice", name="alice", owner="alice", permissions=frozenset({EXECUTE, READ}))
 BOB = Identity(key_id="key_bob", name="bob", owner="bob", permissions=frozenset({EXECUTE, READ}))
@@ -124,11 +131,11 @@ async def test_who_may_see_and_log(tmp_path):
         assert (await a.runs.get(ADMIN, run.id)).run.id == run.id
         bob_experiment = await create_experiment(a, {"type": "external"}, identity=BOB)
         await a.runs.create(BOB, bob_experiment.id, RunCreate())
-        mine = await a.runs.list(ALICE, RunQuery())
+        mine = await a.runs.list(ALICE, run_query())
         assert [r.id for r in mine.items] == [run.id] and mine.total == 1
-        assert (await a.runs.list(ADMIN, RunQuery())).total == 2
+        assert (await a.runs.list(ADMIN, run_query())).total == 2
         with pytest.raises(NotFound):
-            await a.runs.list(BOB, RunQuery(experiment_id=experiment.id))
+            await a.runs.list(BOB, run_query(), experiment_id=experiment.id)
 
         await a.experiments.cancel(ALICE, experiment.id)
         with pytest.raises(ValidationError, match="cancelled; it takes no new runs"):

@@ -22,6 +22,7 @@ from tests.experiment_support import (
     ADMIN,
     code_config,
     create_experiment,
+    run_query,
     running_appliance,
     runs_of,
     wait_runs,
@@ -117,16 +118,11 @@ async def test_a_3x3_grid_runs_to_completion(tmp_path, runtime_images):
         assert [r.id for r in details.runs] == [r.id for r in runs]
         assert [action.value for action in details.allowed_actions] == ["clone"]
         # Sorted by a metric, best first, with a cursor to the next page.
-        page = await a.runs.list(ADMIN, _by_loss(experiment.id, limit=4))
+        page = await a.runs.list(ADMIN, run_query("metrics.loss", per_page=4), experiment_id=experiment.id)
         assert [r.id for r in page.items] == [runs[i].id for i in (6, 7, 8, 3)] and page.has_more
-        rest = await a.runs.list(ADMIN, _by_loss(experiment.id, limit=10, after=page.next_cursor))
+        after = run_query("metrics.loss", per_page=10, after=page.last)
+        rest = await a.runs.list(ADMIN, after, experiment_id=experiment.id)
         assert len(rest.items) == 5 and not rest.has_more and page.total == rest.total == 9
-
-
-def _by_loss(experiment_id, **kwargs):
-    from appliance.core.experiments import RunQuery
-
-    return RunQuery(experiment_id=experiment_id, sort_metric="loss", descending=False, **kwargs)
 
 
 async def test_max_parallel_is_respected(tmp_path, runtime_images):

@@ -9,18 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from appliance.core.clock import utc_now
+from appliance.core.clock import iso_z, utc_now
 from appliance.core.errors import ValidationError
 from appliance.core.experiments import (
     ALLOWED_ACTIONS,
     Experiment,
-    ExperimentQuery,
-    ExperimentSort,
     ExperimentStatus,
     LogLevel,
     Run,
-    RunQuery,
-    RunSort,
     RunStatus,
 )
 from appliance.runtime.limits import SandboxLimits
@@ -36,6 +32,7 @@ from appliance.services.experiments.search import RandomParameter, RandomSearch,
 from appliance.store.database import Database
 from appliance.store.experiments import ExperimentStore
 from appliance.store.runs import Report, RunStore
+from tests.experiment_support import experiment_query, run_query
 
 LIMITS = ExperimentLimits(max_runs=100, run_max_metric_points=6, run_max_log_lines=4, run_max_log_bytes=10_000)
 
@@ -264,31 +261,31 @@ async def test_experiment_lists_filter_sort_and_page(db):
                 updated_at=moment,
             )
         )
-    newest = await store.list(ExperimentQuery(limit=5))
+    newest = await store.list(experiment_query(per_page=5))
     assert [e.id for e in newest.items] == ["exp_11", "exp_10", "exp_09", "exp_08", "exp_07"]
-    assert newest.total == 12 and newest.has_more and newest.next_cursor is not None
+    assert newest.total == 12 and newest.has_more and newest.last is not None
     seen = [e.id for e in newest.items]
     page = newest
     while page.has_more:
-        page = await store.list(ExperimentQuery(limit=5, after=page.next_cursor))
+        page = await store.list(experiment_query(per_page=5, after=page.last))
         seen += [e.id for e in page.items]
     assert seen == [f"exp_{i:02d}" for i in range(11, -1, -1)]
-    offset = await store.list(ExperimentQuery(limit=5, offset=10))
+    offset = await store.list(experiment_query(per_page=5, page=3))
     assert [e.id for e in offset.items] == ["exp_01", "exp_00"] and not offset.has_more
 
-    alice_beta = await store.list(ExperimentQuery(owner="alice", name_contains="beta", limit=100))
+    alice_beta = await store.list(experiment_query(name="beta"), owner="alice")
     assert [e.id for e in alice_beta.items] == ["exp_11", "exp_09", "exp_07"] and alice_beta.total == 3
-    running = await store.list(ExperimentQuery(status=ExperimentStatus.RUNNING, limit=100))
+    running = await store.list(experiment_query(status="running"))
     assert {e.id for e in running.items} == {"exp_01", "exp_04", "exp_07", "exp_10"}
     window = await store.list(
-        ExperimentQuery(
-            created_after=start + timedelta(minutes=3), created_before=start + timedelta(minutes=5), limit=100
+        experiment_query(
+            created_after=iso_z(start + timedelta(minutes=3)), created_before=iso_z(start + timedelta(minutes=5))
         )
     )
     assert [e.id for e in window.items] == ["exp_04", "exp_03"]
-    by_name = await store.list(ExperimentQuery(sort=ExperimentSort.NAME, descending=False, limit=3))
+    by_name = await store.list(experiment_query("name", per_page=3))
     assert [e.name for e in by_name.items] == ["Model Alpha 00", "Model Alpha 01", "Model Alpha 02"]
-    by_status = await store.list(ExperimentQuery(sort=ExperimentSort.STATUS, descending=False, limit=100))
+    by_status = await store.list(experiment_query("status"))
     assert [e.status.value for e in by_status.items] == sorted(e.status.value for e in by_status.items)
 
 
@@ -309,23 +306,20 @@ async def test_runs_sort_by_a_metric_with_those_lacking_it_last(db):
     async def order(descending: bool, limit: int) -> list[str]:
         ids, cursor = [], None
         while True:
-            page = await runs.list(
-                RunQuery(
-                    experiment_id="exp_1", sort_metric="val.loss", descending=descending, limit=limit, after=cursor
-                )
-            )
+            sort = "-metrics.val.loss" if descending else "metrics.val.loss"
+            page = await runs.list(run_query(sort, per_page=limit, after=cursor), experiment_id="exp_1")
             ids += [r.id for r in page.items]
             if not page.has_more:
                 return ids
-            cursor = page.next_cursor
+            cursor = page.last
 
     ascending = ["run_2", "run_6", "run_5", "run_0", "run_3", "run_1", "run_4"]
     for limit in (1, 2, 3, 100):
         assert await order(False, limit) == ascending
         assert await order(True, limit) == ["run_3", "run_0", "run_5", "run_6", "run_2", "run_4", "run_1"]
-    completed = await runs.list(RunQuery(status=RunStatus.COMPLETED))
+    completed = await runs.list(run_query(status="completed"))
     assert [r.id for r in completed.items] == ["run_0"] and completed.total == 1
-    by_position = await runs.list(RunQuery(sort=RunSort.POSITION, descending=False, limit=3, offset=2))
-    assert [r.id for r in by_position.items] == ["run_2", "run_3", "run_4"] and by_position.total == 7
-    started = await runs.list(RunQuery(sort=RunSort.STARTED_AT, limit=100))
+    by_position = await runs.list(run_query("position", per_page=3, page=2))
+    assert [r.id for r in by_position.items] == ["run_3", "run_4", "run_5"] and by_position.total == 7
+    started = await runs.list(run_query("-started_at"))
     assert len(started.items) == 7, "runs without a start time sort last, not away"

@@ -1,5 +1,5 @@
 """Experiments and their runs (experiments-api.md): the records, the state machine of an
-experiment, and the typed queries their lists take.
+experiment, and what their lists take.
 
 An experiment holds a config whose `type` says what starting it does (services/
 experiments/runners: type `code` runs a program once per hyperparameter point). Each
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import msgspec
+
+from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
 
 # A JSON object as the caller sent it (an experiment's config, a run's hyperparameters):
 # its values are any JSON, which msgspec cannot name as a recursive alias.
@@ -198,78 +200,39 @@ class Checkpoint(msgspec.Struct, kw_only=True):
 
 # --- lists ----------------------------------------------------------------------------------
 
-T = TypeVar("T")
+# What the experiment and run lists of the API take (core/listing.py; the http layer parses
+# a request against them, store/listing.py turns the query into SQL).
+EXPERIMENT_LIST = ListSpec(
+    name="experiments",
+    sorts=("name", "created_at", "updated_at", "status", "started_at", "completed_at"),
+    default_sort="-created_at",
+    filters=(
+        FilterField(
+            param="status", field="status", kind=ValueKind.CHOICE, choices=tuple(v.value for v in ExperimentStatus)
+        ),
+        FilterField(param="name", field="name", op=FilterOp.CONTAINS),
+        FilterField(param="type", field="type"),
+        FilterField(param="created_after", field="created_at", op=FilterOp.AT_OR_AFTER, kind=ValueKind.DATETIME),
+        FilterField(param="created_before", field="created_at", op=FilterOp.BEFORE, kind=ValueKind.DATETIME),
+    ),
+)
 
-# A value a list can be sorted by, as the store compares it.
-SortValue: TypeAlias = str | int | float | None
+# "metrics.<name>" sorts by a run's latest value of that metric, runs without it last.
+METRIC_SORT_PREFIX = "metrics."
 
-
-class ListCursor(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the previous page ended: the sort key and id of its last item (keyset
-    pagination). The HTTP layer encodes it as the opaque `cursor`."""
-
-    value: SortValue
-    id: str
-
-
-class Page(msgspec.Struct, Generic[T], kw_only=True):
-    items: list[T]
-    total: int  # every item the filters match, across pages
-    has_more: bool
-    # Set when `has_more`: the cursor of the next page.
-    next_cursor: ListCursor | None = None
-
-
-class ExperimentSort(StrEnum):
-    NAME = "name"
-    CREATED_AT = "created_at"
-    UPDATED_AT = "updated_at"
-    STATUS = "status"
-
-
-class ExperimentQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """Filters, order and page of an experiment list. `owner=None`: every owner (the
-    services set it to the caller's own unless the caller is an admin)."""
-
-    owner: str | None = None
-    status: ExperimentStatus | None = None
-    name_contains: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    sort: ExperimentSort = ExperimentSort.CREATED_AT
-    descending: bool = True
-    limit: int = 25
-    offset: int = 0
-    # Keyset pagination: with a cursor, `offset` is ignored.
-    after: ListCursor | None = None
-
-
-class RunSort(StrEnum):
-    CREATED_AT = "created_at"
-    UPDATED_AT = "updated_at"
-    STARTED_AT = "started_at"
-    COMPLETED_AT = "completed_at"
-    STATUS = "status"
-    PROGRESS = "progress"
-    POSITION = "position"
-
-
-class RunQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """Filters, order and page of a run list. `sort_metric` (a metric name) sorts by the
-    run's latest value of that metric, runs without it last; it overrides `sort`."""
-
-    owner: str | None = None
-    experiment_id: str | None = None
-    status: RunStatus | None = None
-    source: RunSource | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    sort: RunSort = RunSort.CREATED_AT
-    sort_metric: str | None = None
-    descending: bool = True
-    limit: int = 25
-    offset: int = 0
-    after: ListCursor | None = None
+RUN_LIST = ListSpec(
+    name="runs",
+    sorts=("created_at", "updated_at", "started_at", "completed_at", "status", "progress", "position"),
+    default_sort="-created_at",
+    filters=(
+        FilterField(param="status", field="status", kind=ValueKind.CHOICE, choices=tuple(v.value for v in RunStatus)),
+        FilterField(param="experiment_id", field="experiment_id"),
+        FilterField(param="source", field="source", kind=ValueKind.CHOICE, choices=tuple(v.value for v in RunSource)),
+        FilterField(param="created_after", field="created_at", op=FilterOp.AT_OR_AFTER, kind=ValueKind.DATETIME),
+        FilterField(param="created_before", field="created_at", op=FilterOp.BEFORE, kind=ValueKind.DATETIME),
+    ),
+    sort_prefixes=(METRIC_SORT_PREFIX,),
+)
 
 
 class LogQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,16 +10,10 @@ import aiosqlite
 import msgspec
 
 from appliance.core.clock import iso_z, parse_iso, parse_iso_required
-from appliance.core.experiments import (
-    Experiment,
-    ExperimentQuery,
-    ExperimentSort,
-    ExperimentStatus,
-    Page,
-    Run,
-)
+from appliance.core.experiments import Experiment, ExperimentStatus, Run
+from appliance.core.listing import ListPage, ListQuery
 from appliance.store.database import Database, SqlValue
-from appliance.store.paging import Ordering, cursor_of, where_sql
+from appliance.store.listing import Condition, ListTable, fetch_page
 from appliance.store.runs import insert_runs
 
 _COLUMNS = (
@@ -27,12 +21,21 @@ _COLUMNS = (
     "started_at, completed_at"
 )
 
-_SORT_COLUMNS = {
-    ExperimentSort.NAME: "name",
-    ExperimentSort.CREATED_AT: "created_at",
-    ExperimentSort.UPDATED_AT: "updated_at",
-    ExperimentSort.STATUS: "status",
-}
+# The fields of core's EXPERIMENT_LIST.
+EXPERIMENT_TABLE = ListTable(
+    table="experiments",
+    id_column="id",
+    columns={
+        "id": "id",
+        "name": "name",
+        "status": "status",
+        "type": "json_extract(config, '$.type')",
+        "created_at": "created_at",
+        "updated_at": "updated_at",
+        "started_at": "started_at",
+        "completed_at": "completed_at",
+    },
+)
 
 
 def _from_row(row: aiosqlite.Row) -> Experiment:
@@ -93,46 +96,10 @@ class ExperimentStore:
         )
         return [_from_row(r) for r in rows]
 
-    async def list(self, query: ExperimentQuery) -> Page[Experiment]:
-        conditions: builtins.list[str] = []
-        params: builtins.list[SqlValue] = []
-        if query.owner is not None:
-            conditions.append("owner = ?")
-            params.append(query.owner)
-        if query.status is not None:
-            conditions.append("status = ?")
-            params.append(query.status.value)
-        if query.name_contains:
-            conditions.append("instr(lower(name), lower(?)) > 0")
-            params.append(query.name_contains)
-        if query.created_after is not None:
-            conditions.append("created_at >= ?")
-            params.append(iso_z(query.created_after))
-        if query.created_before is not None:
-            conditions.append("created_at < ?")
-            params.append(iso_z(query.created_before))
-        total = await self._db.fetch_count(f"SELECT count(*) FROM experiments {where_sql(conditions)}", params)
-        ordering = Ordering(column=_SORT_COLUMNS[query.sort], descending=query.descending)
-        order_sql, order_params = ordering.order_by()
-        offset = query.offset
-        if query.after is not None:
-            clause, clause_params = ordering.after(query.after)
-            conditions.append(clause)
-            params.extend(clause_params)
-            offset = 0
-        rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS}, {ordering.column} AS sort_value FROM experiments {where_sql(conditions)} "
-            f"ORDER BY {order_sql} LIMIT ? OFFSET ?",
-            [*params, *order_params, query.limit + 1, offset],
-        )
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return Page(
-            items=[_from_row(r) for r in rows],
-            total=total,
-            has_more=has_more,
-            next_cursor=cursor_of(rows[-1]) if has_more and rows else None,
-        )
+    async def list(self, query: ListQuery, owner: str | None = None) -> ListPage[Experiment]:
+        """A page of the list; with `owner`, of that owner's experiments only."""
+        scope: builtins.list[Condition] = [] if owner is None else [("owner = ?", (owner,))]
+        return await fetch_page(self._db, EXPERIMENT_TABLE, query, _from_row, scope)
 
     async def update_fields(
         self,

@@ -12,21 +12,20 @@ import msgspec
 
 from appliance.core.clock import iso_z, parse_iso, parse_iso_required
 from appliance.core.experiments import (
+    METRIC_SORT_PREFIX,
     Checkpoint,
     LogLevel,
     LogQuery,
     MetricPoint,
     OptimizationDirection,
-    Page,
     Run,
     RunLogLine,
-    RunQuery,
-    RunSort,
     RunSource,
     RunStatus,
 )
+from appliance.core.listing import ListPage, ListQuery
 from appliance.store.database import Database, SqlValue
-from appliance.store.paging import Ordering, cursor_of, where_sql
+from appliance.store.listing import Condition, ListTable, fetch_page
 
 _COLUMNS = (
     "id, experiment_id, owner, source, position, status, attempt, progress, hyperparameters, metrics, step, "
@@ -34,17 +33,26 @@ _COLUMNS = (
     "checkpoint_count, checkpoint_bytes, created_at, updated_at, started_at, completed_at"
 )
 
-_SORT_COLUMNS = {
-    RunSort.CREATED_AT: ("created_at", False),
-    RunSort.UPDATED_AT: ("updated_at", False),
-    RunSort.STARTED_AT: ("started_at", True),
-    RunSort.COMPLETED_AT: ("completed_at", True),
-    RunSort.STATUS: ("status", False),
-    RunSort.PROGRESS: ("progress", False),
-    RunSort.POSITION: ("position", False),
-}
-
 _METRIC = "json_extract(metrics, ?)"
+
+# The fields of core's RUN_LIST; "metrics.<name>" sorts by the latest value of a metric.
+RUN_TABLE = ListTable(
+    table="runs",
+    id_column="id",
+    columns={
+        "id": "id",
+        "experiment_id": "experiment_id",
+        "status": "status",
+        "source": "source",
+        "progress": "progress",
+        "position": "position",
+        "created_at": "created_at",
+        "updated_at": "updated_at",
+        "started_at": "started_at",
+        "completed_at": "completed_at",
+    },
+    prefix_columns={METRIC_SORT_PREFIX: _METRIC},
+)
 
 
 def metric_path(name: str) -> str:
@@ -203,52 +211,15 @@ class RunStore:
         )
         return value if isinstance(value, int) else 0
 
-    async def list(self, query: RunQuery) -> Page[Run]:
-        conditions: list[str] = []
-        params: list[SqlValue] = []
-        for column, value in (
-            ("owner", query.owner),
-            ("experiment_id", query.experiment_id),
-            ("status", query.status.value if query.status else None),
-            ("source", query.source.value if query.source else None),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value)
-        if query.created_after is not None:
-            conditions.append("created_at >= ?")
-            params.append(iso_z(query.created_after))
-        if query.created_before is not None:
-            conditions.append("created_at < ?")
-            params.append(iso_z(query.created_before))
-        total = await self._db.fetch_count(f"SELECT count(*) FROM runs {where_sql(conditions)}", params)
-        if query.sort_metric is not None:
-            ordering = Ordering(
-                column=_METRIC, params=(metric_path(query.sort_metric),), descending=query.descending, nullable=True
-            )
-        else:
-            column, nullable = _SORT_COLUMNS[query.sort]
-            ordering = Ordering(column=column, descending=query.descending, nullable=nullable)
-        order_sql, order_params = ordering.order_by()
-        offset = query.offset
-        if query.after is not None:
-            clause, clause_params = ordering.after(query.after)
-            conditions.append(clause)
-            params.extend(clause_params)
-            offset = 0
-        rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS}, {ordering.column} AS sort_value FROM runs {where_sql(conditions)} "
-            f"ORDER BY {order_sql} LIMIT ? OFFSET ?",
-            [*ordering.params, *params, *order_params, query.limit + 1, offset],
-        )
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return Page(
-            items=[_from_row(r) for r in rows],
-            total=total,
-            has_more=has_more,
-            next_cursor=cursor_of(rows[-1]) if has_more and rows else None,
-        )
+    async def list(self, query: ListQuery, owner: str | None = None, experiment_id: str | None = None) -> ListPage[Run]:
+        """A page of the list; with `owner` of that owner's runs only, with
+        `experiment_id` of that experiment's."""
+        scope: list[Condition] = []
+        if owner is not None:
+            scope.append(("owner = ?", (owner,)))
+        if experiment_id is not None:
+            scope.append(("experiment_id = ?", (experiment_id,)))
+        return await fetch_page(self._db, RUN_TABLE, query, _from_row, scope)
 
     async def mark_running(
         self,
@@ -427,7 +398,7 @@ class RunStore:
         if query.since is not None:
             conditions.append("timestamp >= ?")
             params.append(iso_z(query.since))
-        sql = f"SELECT timestamp, level, message FROM run_logs {where_sql(conditions)}"
+        sql = f"SELECT timestamp, level, message FROM run_logs WHERE {' AND '.join(conditions)}"
         if query.tail is not None:
             rows = await self._db.fetch_all(f"{sql} ORDER BY seq DESC LIMIT ?", [*params, query.tail])
             rows.reverse()

@@ -21,12 +21,10 @@ from appliance.core.errors import NotFound, ValidationError
 from appliance.core.experiments import (
     Action,
     Experiment,
-    ExperimentQuery,
     ExperimentStatus,
     JsonObject,
     Objective,
     OptimizationDirection,
-    Page,
     Run,
     RunSource,
     RunStatus,
@@ -34,6 +32,7 @@ from appliance.core.experiments import (
 )
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_experiment_id, new_run_id
+from appliance.core.listing import ListPage, ListQuery
 from appliance.services.access.auth import require_permission
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import encode_config
@@ -46,7 +45,6 @@ MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_TAGS = 32
 MAX_TAG_CHARS = 64
-MAX_PAGE = 100
 
 
 class ExperimentCreate(msgspec.Struct, kw_only=True):
@@ -244,15 +242,9 @@ class ExperimentService:
             allowed_actions=list(allowed_actions(experiment.status)),
         )
 
-    async def list(self, identity: Identity, query: ExperimentQuery) -> Page[Experiment]:
+    async def list(self, identity: Identity, query: ListQuery) -> ListPage[Experiment]:
         require_permission(identity, READ)
-        if not 1 <= query.limit <= MAX_PAGE:
-            raise _field("per_page", f"per_page must be between 1 and {MAX_PAGE}")
-        if query.offset < 0:
-            raise _field("page", "page must be 1 or more")
-        if not identity.is_admin:
-            query = msgspec.structs.replace(query, owner=identity.owner)
-        return await self._store.list(query)
+        return await self._store.list(query, owner=None if identity.is_admin else identity.owner)
 
     async def update(self, identity: Identity, experiment_id: str, request: ExperimentUpdate) -> Experiment:
         require_permission(identity, EXECUTE)

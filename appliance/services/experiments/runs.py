@@ -22,25 +22,25 @@ import msgspec
 from appliance.core.clock import utc_now
 from appliance.core.errors import NotFound, ValidationError
 from appliance.core.experiments import (
+    METRIC_SORT_PREFIX,
     Checkpoint,
     ExperimentStatus,
     JsonObject,
     LogLevel,
     LogQuery,
     MetricPoint,
-    Page,
     Run,
     RunLogLine,
-    RunQuery,
     RunSource,
     RunStatus,
 )
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_run_id
+from appliance.core.listing import ListPage, ListQuery
 from appliance.services.access.auth import require_permission
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits, check_metric_name
-from appliance.services.experiments.experiments import MAX_PAGE, ExperimentService
+from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.output import finite_number
 from appliance.services.experiments.recorder import RunRecorder
 from appliance.store.runs import RunStore
@@ -112,21 +112,16 @@ class RunService:
 
     # --- reading ----------------------------------------------------------------------
 
-    async def list(self, identity: Identity, query: RunQuery) -> Page[Run]:
+    async def list(self, identity: Identity, query: ListQuery, experiment_id: str | None = None) -> ListPage[Run]:
         """All runs the caller may see, or with `experiment_id` one experiment's (404 if
         the caller may not see that experiment)."""
         require_permission(identity, READ)
-        if not 1 <= query.limit <= MAX_PAGE:
-            raise _field("per_page", f"per_page must be between 1 and {MAX_PAGE}")
-        if query.offset < 0:
-            raise _field("page", "page must be 1 or more")
-        if query.sort_metric is not None:
-            check_metric_name(query.sort_metric, "sort")
-        if query.experiment_id is not None:
-            await self._experiments.owned(identity, query.experiment_id)
-        if not identity.is_admin:
-            query = msgspec.structs.replace(query, owner=identity.owner)
-        return await self._store.list(query)
+        if query.sort.field.startswith(METRIC_SORT_PREFIX):
+            check_metric_name(query.sort.field.removeprefix(METRIC_SORT_PREFIX), "sort")
+        if experiment_id is not None:
+            await self._experiments.owned(identity, experiment_id)
+        owner = None if identity.is_admin else identity.owner
+        return await self._store.list(query, owner=owner, experiment_id=experiment_id)
 
     async def get(self, identity: Identity, run_id: str) -> RunDetail:
         require_permission(identity, READ)
