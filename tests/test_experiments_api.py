@@ -212,10 +212,11 @@ def test_actions_follow_the_state_machine(v1):
         for action in ("pause", "resume"):
             error = assert_v1_error(admin.post(f"{EXPERIMENTS}/{eid}/{action}"), 422, "validation_error")
             assert "pending" in error["message"] and "start" in error["message"], error
-            assert "status" in error["details"], error
+            assert error["details"] == {"status": ["is pending"], "allowed_actions": ["start", "cancel", "clone"]}
         assert act(admin, eid, "start")["status"] == "running"
         assert_v1_error(admin.post(f"{EXPERIMENTS}/{eid}/start"), 422, "validation_error", "running", "pause")
-        assert_v1_error(admin.delete(f"{EXPERIMENTS}/{eid}"), 422, "validation_error", "running", "cancel")
+        refused = assert_v1_error(admin.delete(f"{EXPERIMENTS}/{eid}"), 422, "validation_error", "running", "cancel")
+        assert refused["details"]["allowed_actions"] == ["pause", "cancel", "clone"]
         changed = admin.patch(f"{EXPERIMENTS}/{eid}", json={"experiment": {"config": code_config("print(1)")}})
         assert_invalid(changed, "config")
         assert act(admin, eid, "pause")["status"] == "paused"

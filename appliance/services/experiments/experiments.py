@@ -99,11 +99,19 @@ class ExperimentDetail(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _not_allowed(experiment: Experiment, action: Action) -> ValidationError:
-    allowed = [a.value for a in allowed_actions(experiment.status)]
+    return _status_refusal(
+        experiment, f"cannot {action.value} experiment {experiment.id}: it is {experiment.status.value}"
+    )
+
+
+def _status_refusal(experiment: Experiment, said: str) -> ValidationError:
+    """A refusal for the experiment's status; its details name the status and the
+    allowed actions, also in the field-level form ({field: [texts]}) a surface shows."""
+    status, allowed = experiment.status.value, [a.value for a in allowed_actions(experiment.status)]
+    fields = {"status": [f"is {status}"], "allowed_actions": list(allowed)}
     return ValidationError(
-        f"cannot {action.value} experiment {experiment.id}: it is {experiment.status.value}; "
-        f"allowed actions: {', '.join(allowed)}",
-        details={"field": "status", "status": experiment.status.value, "allowed_actions": allowed},
+        f"{said}; allowed actions: {', '.join(allowed)}",
+        details={"fields": fields, "field": "status", "status": status, "allowed_actions": allowed},
     )
 
 
@@ -285,11 +293,8 @@ class ExperimentService:
         async with self._locks[experiment_id]:
             experiment = await self.owned(identity, experiment_id)
             if experiment.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
-                allowed = [a.value for a in allowed_actions(experiment.status)]
-                raise ValidationError(
-                    f"experiment {experiment_id} is {experiment.status.value}: cancel it before deleting it; "
-                    f"allowed actions: {', '.join(allowed)}",
-                    details={"field": "status", "status": experiment.status.value, "allowed_actions": allowed},
+                raise _status_refusal(
+                    experiment, f"experiment {experiment_id} is {experiment.status.value}: cancel it before deleting it"
                 )
             for run_id in await self._store.delete(experiment_id):
                 await self._checkpoints.remove_run(run_id)
