@@ -153,6 +153,7 @@ async def test_pause_lets_running_runs_finish_and_resume_goes_on(tmp_path, runti
             await a.experiments.resume(ADMIN, experiment.id)
         assert "pending" in refused.value.detail and "start, cancel, clone" in refused.value.detail
         assert refused.value.details == {
+            "fields": {"status": ["is pending"], "allowed_actions": ["start", "cancel", "clone"]},
             "field": "status",
             "status": "pending",
             "allowed_actions": ["start", "cancel", "clone"],
