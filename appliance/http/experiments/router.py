@@ -1,6 +1,6 @@
-"""The experiments API (experiments-api.md) under /api/v1: models and sessions today;
-experiments, runs, telemetry, statistical results, exports and the Phoenix socket join
-as they are served (add each to PATH_SPACES then).
+"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models and
+sessions today; telemetry, statistical results, exports and the Phoenix socket join as
+they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -15,13 +15,17 @@ from litestar import Router
 from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
+from appliance.http.experiments.experiments import ExperimentController
 from appliance.http.experiments.models import ModelController
+from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
 DOCUMENT = "experiments-api.md"
 PATH_SPACES = (
+    "/api/v1/experiments",
+    "/api/v1/runs",
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
@@ -31,7 +35,14 @@ PATH_SPACES = (
 def experiments_router() -> Router:
     router = Router(
         path="/",
-        route_handlers=[ModelController, SessionController, SessionsController],
+        route_handlers=[
+            ExperimentController,
+            ExperimentRunsController,
+            RunController,
+            ModelController,
+            SessionController,
+            SessionsController,
+        ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
