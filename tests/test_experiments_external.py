@@ -21,7 +21,7 @@ from appliance.core.experiments import (
 )
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.services.experiments.runs import LogIn, MetricsIn, RunCreate, RunEnd
-from tests.experiment_support import (
+from tests.experiment_service_support import (
     ADMIN,
     code_config,
     create_experiment,

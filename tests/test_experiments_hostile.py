@@ -8,7 +8,14 @@ import pytest
 
 from appliance.core.experiments import ExperimentStatus, LogLevel, LogQuery, RunStatus
 from appliance.services.evaluation.evaluations import EvalRequest
-from tests.experiment_support import ADMIN, code_config, create_experiment, running_appliance, runs_of, wait_status
+from tests.experiment_service_support import (
+    ADMIN,
+    code_config,
+    create_experiment,
+    running_appliance,
+    runs_of,
+    wait_status,
+)
 from tests.support import eventually_async
 
 pytestmark = pytest.mark.slow

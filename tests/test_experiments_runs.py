@@ -18,7 +18,7 @@ from appliance.core.errors import ValidationError
 from appliance.core.experiments import ExperimentStatus, LogLevel, LogQuery, RunStatus
 from appliance.runtime.container_setup import INSTANCE_LABEL
 from appliance.services.evaluation.evaluations import EvalRequest
-from tests.experiment_support import (
+from tests.experiment_service_support import (
     ADMIN,
     code_config,
     create_experiment,

@@ -32,7 +32,7 @@ from appliance.services.experiments.search import RandomParameter, RandomSearch,
 from appliance.store.database import Database
 from appliance.store.experiments import ExperimentStore
 from appliance.store.runs import Report, RunStore
-from tests.experiment_support import experiment_query, run_query
+from tests.experiment_service_support import experiment_query, run_query
 
 LIMITS = ExperimentLimits(max_runs=100, run_max_metric_points=6, run_max_log_lines=4, run_max_log_bytes=10_000)
 
