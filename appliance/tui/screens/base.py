@@ -4,9 +4,11 @@ and its entries in the command palette."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
@@ -74,4 +76,14 @@ class ApplianceScreen(Screen[ScreenResult]):
         """Run `work` in a worker, cancelling the one of `group` still under way."""
         # The declared result type lets mypy pick Textual's coroutine-function form of
         # WorkType; on its own it infers Never for an async def (Textual issue #6386).
-        return self.run_worker(work, group=group, exclusive=True)
+        return self.run_worker(partial(self._while_shown, work), group=group, exclusive=True)
+
+    async def _while_shown(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await work()
+        except NoMatches:
+            # When the app quits or the screen is dismissed, its widgets go before its
+            # workers are cancelled: an answer that lands in between has nowhere to go,
+            # and must not turn a clean quit into a crash (exit status 1).
+            if self.is_attached and self.app.is_running:
+                raise
