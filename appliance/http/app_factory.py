@@ -17,6 +17,7 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
 from appliance.http.experiments.router import experiments_surface
 from appliance.http.identity import add_rate_limit_headers
+from appliance.http.llm_eval.router import llm_eval_surface
 from appliance.http.platform.router import platform_surface
 from appliance.http.sandbox.router import sandbox_surface
 from appliance.http.surfaces import unmatched_path_handlers
@@ -58,7 +59,12 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
     )
     platform = platform_surface()
     # One entry per API document served; the next ones go here (see http/__init__.py).
-    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes), experiments_surface()]
+    surfaces = [
+        platform,
+        sandbox_surface(appliance.settings.max_upload_bytes),
+        experiments_surface(),
+        llm_eval_surface(appliance.settings.llm_cors_origins),
+    ]
     app = Litestar(
         route_handlers=[
             *(surface.router for surface in surfaces),

@@ -21,6 +21,7 @@ from appliance.services.access.auth import AuthService
 from appliance.services.access.sessions import SessionService
 from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
+from appliance.services.llm.evaluate import LlmEvaluationService
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
@@ -75,6 +76,10 @@ def provide_models(state: State) -> ModelService:
     return appliance_of(state).models
 
 
+def provide_llm(state: State) -> LlmEvaluationService:
+    return appliance_of(state).llm
+
+
 def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
@@ -106,6 +111,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "templates": _provide(provide_templates),
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
+    "llm": _provide(provide_llm),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

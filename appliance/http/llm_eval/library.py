@@ -1,0 +1,105 @@
+"""GET /api/v1/prompts, /api/v1/prompts/{name} and /api/v1/suites as the document
+writes them, and the appliance's additions: GET /api/v1/suites/{name}, POST and PUT of
+prompts and suites (a new version each), POST /api/v1/suites/import (promptfoo)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, Response, get, post, put
+
+from appliance.core.errors import ValidationError
+from appliance.core.identity import Identity
+from appliance.core.llm.prompts import (
+    ImportedSuites,
+    PromptDetail,
+    PromptFields,
+    PromptfooImport,
+    Suite,
+    SuiteFields,
+    SuiteSummary,
+)
+from appliance.http.llm_eval.schemas import PromptList, SuiteList
+from appliance.services.llm.evaluate import LlmEvaluationService
+
+
+def _named(fields_name: str | None, path_name: str | None) -> str:
+    if path_name is None:
+        if not fields_name or not fields_name.strip():
+            raise ValidationError("Missing required field: name", details={"field": "name", "reason": "missing"})
+        return fields_name.strip()
+    if fields_name and fields_name.strip() != path_name:
+        raise ValidationError(
+            f"the body names {fields_name.strip()!r}, the path {path_name!r}",
+            details={"field": "name", "reason": "differs from the path"},
+        )
+    return path_name
+
+
+def _status(created: bool) -> int:
+    return 201 if created else 200
+
+
+class PromptController(Controller):
+    path = "/api/v1/prompts"
+    tags = ["prompts"]
+
+    @get("/", summary="List prompts (each at its latest version)")
+    async def list_prompts(self, llm: LlmEvaluationService, identity: Identity) -> PromptList:
+        return PromptList(prompts=await llm.library.list_prompts(identity))
+
+    @get("/{name:str}", summary="Get a prompt (?version=, default the latest)")
+    async def get_prompt(
+        self, llm: LlmEvaluationService, identity: Identity, name: str, version: str | None = None
+    ) -> PromptDetail:
+        return await llm.library.prompt_detail(identity, name, version)
+
+    @post("/", summary="Create a prompt, or a new version of one")
+    async def create_prompt(
+        self, llm: LlmEvaluationService, identity: Identity, data: PromptFields
+    ) -> Response[PromptDetail]:
+        fields = msgspec.structs.replace(data, name=_named(data.name, None))
+        detail, created = await llm.library.save_prompt(identity, fields)
+        return Response(detail, status_code=_status(created))
+
+    @put("/{name:str}", summary="Save a new version of a prompt")
+    async def update_prompt(
+        self, llm: LlmEvaluationService, identity: Identity, name: str, data: PromptFields
+    ) -> Response[PromptDetail]:
+        fields = msgspec.structs.replace(data, name=_named(data.name, name))
+        detail, created = await llm.library.save_prompt(identity, fields)
+        return Response(detail, status_code=_status(created))
+
+
+class SuiteController(Controller):
+    path = "/api/v1/suites"
+    tags = ["suites"]
+
+    @get("/", summary="List test suites (each at its latest version)")
+    async def list_suites(self, llm: LlmEvaluationService, identity: Identity) -> SuiteList:
+        return SuiteList(suites=await llm.library.list_suites(identity))
+
+    @get("/{name:str}", summary="Get a suite with its cases (?version=, default the latest)")
+    async def get_suite(
+        self, llm: LlmEvaluationService, identity: Identity, name: str, version: str | None = None
+    ) -> Suite:
+        return await llm.library.suite_detail(identity, name, version)
+
+    @post("/", summary="Create a suite, or a new version of one")
+    async def create_suite(
+        self, llm: LlmEvaluationService, identity: Identity, data: SuiteFields
+    ) -> Response[SuiteSummary]:
+        summary, created = await llm.save_suite(identity, msgspec.structs.replace(data, name=_named(data.name, None)))
+        return Response(summary, status_code=_status(created))
+
+    @put("/{name:str}", summary="Save a new version of a suite")
+    async def update_suite(
+        self, llm: LlmEvaluationService, identity: Identity, name: str, data: SuiteFields
+    ) -> Response[SuiteSummary]:
+        summary, created = await llm.save_suite(identity, msgspec.structs.replace(data, name=_named(data.name, name)))
+        return Response(summary, status_code=_status(created))
+
+    @post("/import", status_code=201, summary="Import a promptfoo config as prompts and suites")
+    async def import_promptfoo(
+        self, llm: LlmEvaluationService, identity: Identity, data: PromptfooImport
+    ) -> ImportedSuites:
+        return await llm.import_promptfoo(identity, data)
