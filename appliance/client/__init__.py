@@ -17,6 +17,7 @@ from appliance.client.alerts import AlertsApi
 from appliance.client.api_keys import ApiKeysApi
 from appliance.client.evaluations import EvaluationsApi
 from appliance.client.execution import ExecutionApi
+from appliance.client.llm_eval import LlmEvalApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
@@ -34,6 +35,7 @@ class ApplianceClient(
     ExecutionApi,
     SandboxesApi,
     ModelsApi,
+    LlmEvalApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 

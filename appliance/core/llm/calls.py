@@ -18,7 +18,7 @@ class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     content: str
 
 
-class Parameters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Parameters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Sampling parameters; None leaves a parameter to the layer below (request <
     prompt < model config < the provider's own default)."""
 

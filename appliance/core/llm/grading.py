@@ -51,7 +51,7 @@ class GraderSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
         return self.expected if self.expected is not None else self.value
 
 
-class GraderResult(msgspec.Struct, kw_only=True):
+class GraderResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: str
     passed: bool
     score: float

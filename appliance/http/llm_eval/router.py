@@ -18,8 +18,9 @@ from litestar import Router, get
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from appliance.core.errors import Unauthorized
 from appliance.http.errors import exception_handlers
-from appliance.http.identity import require_authentication
+from appliance.http.identity import authenticate_once
 from appliance.http.llm_eval.cors import cors_middleware
 from appliance.http.llm_eval.errors import LLM_EVAL_ERRORS
 from appliance.http.llm_eval.evaluate import EvaluateController, SuiteRunController
@@ -48,7 +49,8 @@ async def require_key_here(connection: ASGIConnection[Any, Any, Any, Any], handl
     """Every route but the public ones needs a key; preflights never carry one."""
     if handler.opt.get("public") or connection.scope.get("method") == "OPTIONS":
         return
-    await require_authentication(connection, handler)
+    if (await authenticate_once(connection)).is_anonymous:
+        raise Unauthorized("Authentication required: send an X-API-Key header or Authorization: Bearer <api_key>")
 
 
 def llm_eval_router(cors_origins: list[str]) -> Router:

@@ -94,6 +94,7 @@ class ModelCalls:
         self._rng = rng or random.Random()
         self._limiters: dict[tuple[str, str], ServerLimiter] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._naming: dict[tuple[str, str], asyncio.Lock] = {}
         self._http: httpx.AsyncClient | None = None
 
     def set_recorder(self, recorder: ModelCallRecorder) -> None:
@@ -197,20 +198,22 @@ class ModelCalls:
         """The entry's config.model, or else the first model its server lists."""
         if endpoint.model_name:
             return endpoint.model_name
-        known = self._names.get((endpoint.model_id, endpoint.base_url))
-        if known:
-            return known
-        provider = provider_for(endpoint.wire)
-        try:
-            names, _, _ = await self._with_retries(endpoint, lambda: provider.model_names(self.http, endpoint, key))
-        except CallFailure as failure:
-            raise _as_error(endpoint, failure, key, "listing its models") from None
-        if not names:
-            raise ProviderFailed(
-                f"model {endpoint.model_id}: the server at {endpoint.base_url} lists no model; set config.model"
-            )
-        self._names[(endpoint.model_id, endpoint.base_url)] = names[0]
-        return names[0]
+        which = (endpoint.model_id, endpoint.base_url)
+        async with self._naming.setdefault(which, asyncio.Lock()):  # one question for a suite's many calls
+            known = self._names.get(which)
+            if known:
+                return known
+            provider = provider_for(endpoint.wire)
+            try:
+                names, _, _ = await self._with_retries(endpoint, lambda: provider.model_names(self.http, endpoint, key))
+            except CallFailure as failure:
+                raise _as_error(endpoint, failure, key, "listing its models") from None
+            if not names:
+                raise ProviderFailed(
+                    f"model {endpoint.model_id}: the server at {endpoint.base_url} lists no model; set config.model"
+                )
+            self._names[which] = names[0]
+            return names[0]
 
     async def _with_retries(self, endpoint: Endpoint, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
         """(what `attempt` gave, its latency in ms, attempts made)."""
