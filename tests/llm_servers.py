@@ -8,7 +8,7 @@ API (/v1/messages) and Ollama's native API (/api/chat, /api/generate, /api/embed
 is `server.script(seen)`: a text, or a `Reply` that can also be an error status with a
 body and headers, a hang, a body that is not JSON, a stream cut short, or a delay.
 Every request is kept in `server.seen`; `server.max_in_flight` is the most that were
-being answered at once.
+being answered at once, per model name (`max_in_flight_of`).
 
 Token counts are the words of the input and of the answer, so a test knows what the
 appliance must report.
@@ -101,9 +101,9 @@ class ScriptedModelServer:
     def __init__(self) -> None:
         self.script: Callable[[Seen], Reply | str] = default_script
         self.seen: list[Seen] = []
-        self.max_in_flight = 0
         self.api_key: str | None = None  # when set, requests must carry it
-        self._in_flight = 0
+        self._in_flight: dict[str, int] = {}
+        self._most: dict[str, int] = {}
         self._lock = threading.Lock()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -137,8 +137,12 @@ class ScriptedModelServer:
         with self._lock:
             self.script = script
             self.seen = []
-            self.max_in_flight = 0
+            self._most = {}
             self.api_key = None
+
+    def max_in_flight_of(self, model: str) -> int:
+        with self._lock:
+            return self._most.get(model, 0)
 
     def requests(self, wire: str | None = None, *, judge: bool | None = None) -> list[Seen]:
         with self._lock:
@@ -171,10 +175,11 @@ class ScriptedModelServer:
             await _send(send, 400, b'{"error": {"message": "body is not JSON"}}')
             return
         seen = Seen(wire=wire, path=path, headers=headers, body=decoded)
+        model = str(decoded.get("model", ""))
         with self._lock:
             self.seen.append(seen)
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self._in_flight[model] = self._in_flight.get(model, 0) + 1
+            self._most[model] = max(self._most.get(model, 0), self._in_flight[model])
         try:
             if self.api_key and self.api_key not in (headers.get("x-api-key"), headers.get("authorization", "")[7:]):
                 await _send(
@@ -201,7 +206,7 @@ class ScriptedModelServer:
                 await _send(send, 200, json.dumps(_answer(wire, decoded, seen, reply.text)).encode())
         finally:
             with self._lock:
-                self._in_flight -= 1
+                self._in_flight[model] -= 1
 
     async def _listing(self, path: str, send: Any) -> None:
         if path == "/v1/models":

@@ -141,7 +141,7 @@ def _client(args: argparse.Namespace) -> ApplianceClient:
         raise CliError(f"cannot read the API key file {key_path} ({exc.strerror}): pass --api-key-file") from None
     client = ApplianceClient(url, api_key=key, timeout=3600)
     try:
-        client.health()
+        client.llm_health()
     except httpx.HTTPError as exc:
         client.close()
         raise CliError(

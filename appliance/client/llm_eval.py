@@ -22,7 +22,9 @@ def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LlmEvalApi(Transport):
-    def health(self) -> Any:
+    def llm_health(self) -> Any:
+        """GET /health of llm-eval-api.md ({"status": "ok"}); `health()` is the sandbox
+        API's /api/health."""
         return self.call("GET", "/health")
 
     # --- evaluations and suites ---------------------------------------------------------------
