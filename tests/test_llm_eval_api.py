@@ -140,7 +140,8 @@ def test_the_documents_evaluate_example(admin, scripted):
         {
             "role": "user",
             "content": (
-                "You are a helpful assistant. Answer the user's request in a friendly and concise way.\n\nUser: Hello world"
+                "You are a helpful assistant. Answer the user's request in a friendly and concise way."
+                "\n\nUser: Hello world"
             ),
         }
     ]
