@@ -150,7 +150,9 @@ class ModelCalls:
         call = Call(endpoint=endpoint, model_name=name, messages=messages, parameters=sent, key=key)
         started = time.monotonic()
         try:
-            reply, latency_ms, attempts = await self._with_retries(endpoint, lambda: provider.complete(self.http, call))
+            reply, latency_ms, attempts = await self._with_retries(
+                endpoint, lambda: provider.complete(self.http, call), key
+            )
         except CallFailure as failure:
             self._report(endpoint, failure, started)
             raise _as_error(endpoint, failure, key) from None
@@ -188,7 +190,7 @@ class ModelCalls:
         provider = provider_for(endpoint.wire)
         try:
             vectors, _, _ = await self._with_retries(
-                endpoint, lambda: provider.embed(self.http, endpoint, name, key, texts)
+                endpoint, lambda: provider.embed(self.http, endpoint, name, key, texts), key
             )
         except CallFailure as failure:
             raise _as_error(endpoint, failure, key) from None
@@ -205,7 +207,9 @@ class ModelCalls:
                 return known
             provider = provider_for(endpoint.wire)
             try:
-                names, _, _ = await self._with_retries(endpoint, lambda: provider.model_names(self.http, endpoint, key))
+                names, _, _ = await self._with_retries(
+                    endpoint, lambda: provider.model_names(self.http, endpoint, key), key
+                )
             except CallFailure as failure:
                 raise _as_error(endpoint, failure, key, "listing its models") from None
             if not names:
@@ -215,7 +219,9 @@ class ModelCalls:
             self._names[which] = names[0]
             return names[0]
 
-    async def _with_retries(self, endpoint: Endpoint, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
+    async def _with_retries(
+        self, endpoint: Endpoint, attempt: Callable[[], Awaitable[T]], key: str | None
+    ) -> tuple[T, float, int]:
         """(what `attempt` gave, its latency in ms, attempts made)."""
         limiter = self.limiter(endpoint)
         tries = 0
@@ -238,9 +244,8 @@ class ModelCalls:
                     raise CallFailure(transient, tries) from None
                 if transient.status == 429:
                     limiter.pause(delay)
-                log.info(
-                    "model %s: %s; attempt %d again in %.2f s", endpoint.model_id, transient.message, tries + 1, delay
-                )
+                said = scrub(transient.message, key)
+                log.info("model %s: %s; attempt %d in %.2f s", endpoint.model_id, said, tries + 1, delay)
                 await asyncio.sleep(delay)
 
     def _delay(self, tries: int, transient: Transient, endpoint: Endpoint) -> float | None:
