@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from litestar import Router
 
-from appliance.http.experiments.errors import experiments_exception_handlers
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
+from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.identity import READ_WRITE, require_authentication
@@ -27,13 +29,14 @@ PATH_SPACES = (
 
 
 def experiments_router() -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[ModelController, SessionController, SessionsController],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
     )
+    return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
 
 
 def experiments_surface() -> Surface:

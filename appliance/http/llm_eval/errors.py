@@ -53,6 +53,9 @@ class LlmErrorBody(msgspec.Struct, kw_only=True):
 
 
 class LlmEvalErrors(ErrorShape[LlmErrorBody]):
+    body = LlmErrorBody
+    body_too_large_status = 413
+
     def render(
         self,
         status_code: int,
