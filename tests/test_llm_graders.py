@@ -352,7 +352,8 @@ def test_model_code_that_attacks_the_grader_sandbox(llm, admin, scripted):
     [
         (
             "def grade(output, context):\n    ok = output.strip() == context['vars']['answer']\n"
-            "    return {'pass': ok, 'score': 1.0 if ok else 0.0, 'reason': 'compared with ' + context['vars']['answer']}",
+            "    said = 'compared with ' + context['vars']['answer']\n"
+            "    return {'pass': ok, 'score': 1.0 if ok else 0.0, 'reason': said}",
             {},
             True,
             1.0,

@@ -69,12 +69,24 @@ def _encoded(value: Any) -> str:
     return base64.b64encode(json.dumps(value, ensure_ascii=False).encode()).decode()
 
 
+def _is_expression(source: str) -> bool:
+    """promptfoo's one-line form (`output.strip() == '42'`); anything else (`return x`,
+    statements) is a function's body. Only compiled here, never run in the server."""
+    if "\n" in source.strip():
+        return False
+    try:
+        compile(source.strip(), "<grader>", "eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 def grader_program(code: str, output: str, context: dict[str, Any], marker: str) -> str:
     source = textwrap.dedent(code).strip("\n")
     if re.search(r"^def (grade|get_assert)\(", source, re.MULTILINE):
         name = "grade" if re.search(r"^def grade\(", source, re.MULTILINE) else "get_assert"
         body, call = source, f"{name}(output, context)"
-    elif "\n" not in source.strip():
+    elif _is_expression(source):
         body, call = "", f"({source.strip()})"
     else:
         body, call = "def __grade(output, context):\n" + textwrap.indent(source, "    "), "__grade(output, context)"
