@@ -10,21 +10,48 @@ from litestar.params import Parameter
 
 from appliance.core.identity import Identity
 from appliance.core.llm.runs import EvaluateRequest, EvaluationResult, RunStatus, SuiteRequest, SuiteResult, SuiteRun
+from appliance.http.error_docs import errors, example
 from appliance.http.llm_eval.schemas import RunList
 from appliance.services.llm.evaluate import LlmEvaluationService, SuiteRunView
+
+# The document's own examples.
+EVALUATE_EXAMPLE = example(
+    "The shipped example prompt",
+    {
+        "prompt": "example",
+        "input": {"user_request": "Hello world"},
+        "evaluators": [
+            {"type": "contains", "expected": "hello"},
+            {"type": "llm_judge", "criteria": "Response should be friendly"},
+        ],
+    },
+)
+SUITE_EXAMPLE = example("The shipped example suite", {"prompt": "example", "suite": "example-tests", "trials": 3})
 
 
 class EvaluateController(Controller):
     path = "/api/v1"
     tags = ["llm evaluation"]
 
-    @post("/evaluate", status_code=200, summary="Run one evaluation of a prompt")
-    async def evaluate(self, llm: LlmEvaluationService, identity: Identity, data: EvaluateRequest) -> EvaluationResult:
+    @post(
+        "/evaluate",
+        status_code=200,
+        summary="Run one evaluation of a prompt",
+        opt=errors(403, 404, 502, 503, 504),
+    )
+    async def evaluate(
+        self, llm: LlmEvaluationService, identity: Identity, data: Annotated[EvaluateRequest, EVALUATE_EXAMPLE]
+    ) -> EvaluationResult:
         return await llm.evaluate(identity, data)
 
-    @post("/suite", status_code=200, summary="Run a test suite (wait: false answers 202 at once)")
+    @post(
+        "/suite",
+        status_code=200,
+        summary="Run a test suite (wait: false answers 202 at once)",
+        opt=errors(403, 404, 502, 503, 504),
+    )
     async def run_suite(
-        self, llm: LlmEvaluationService, identity: Identity, data: SuiteRequest
+        self, llm: LlmEvaluationService, identity: Identity, data: Annotated[SuiteRequest, SUITE_EXAMPLE]
     ) -> Response[SuiteResult]:
         result = await llm.run_suite(identity, data)
         return Response(result, status_code=202 if result.status == RunStatus.RUNNING.value else 200)
@@ -34,7 +61,7 @@ class SuiteRunController(Controller):
     path = "/api/v1/suite-runs"
     tags = ["llm evaluation"]
 
-    @get("/", summary="Suite runs and evaluate calls, newest first")
+    @get("/", summary="Suite runs and evaluate calls, newest first", opt=errors(403))
     async def list_runs(
         self,
         llm: LlmEvaluationService,
@@ -45,7 +72,7 @@ class SuiteRunController(Controller):
         runs, total = await llm.list_runs(identity, limit, offset)
         return RunList(runs=runs, total=total)
 
-    @get("/{run_id:str}", summary="A run, its progress, result and transcripts")
+    @get("/{run_id:str}", summary="A run, its progress, result and transcripts", opt=errors(403, 404))
     async def get_run(
         self,
         llm: LlmEvaluationService,
@@ -57,6 +84,6 @@ class SuiteRunController(Controller):
     ) -> SuiteRunView:
         return await llm.get_run(identity, run_id, case_id=case_id, limit=limit, offset=offset)
 
-    @delete("/{run_id:str}", status_code=200, summary="Cancel a running suite")
+    @delete("/{run_id:str}", status_code=200, summary="Cancel a running suite", opt=errors(403, 404, 409))
     async def cancel_run(self, llm: LlmEvaluationService, identity: Identity, run_id: str) -> SuiteRun:
         return await llm.cancel(identity, run_id)

@@ -1,7 +1,8 @@
 """The llm-eval API (llm-eval-api.md): GET /health, POST /api/v1/evaluate, POST
 /api/v1/suite, GET /api/v1/suites and /api/v1/prompts, and the appliance's additions
 (writing prompts and suites, promptfoo import, /api/v1/suite-runs). The leaderboard,
-benchmarks and optimisation join with issue 19 (add their paths to PATH_SPACES then).
+benchmarks and optimisation join with issue 19; their paths are this document's already,
+so until then they answer its 404.
 
 The document runs without authentication; the appliance keeps its keys here, as the
 document advises for production: every route but GET /health needs a key (X-API-Key
@@ -19,6 +20,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from appliance.core.errors import Unauthorized
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.identity import authenticate_once
 from appliance.http.llm_eval.cors import cors_middleware
@@ -36,11 +39,21 @@ PATH_SPACES = (
     "/api/v1/suites",
     "/api/v1/prompts",
     "/api/v1/suite-runs",
+    "/api/v1/leaderboard",
+    "/api/v1/benchmark",
+    "/api/v1/optimize",
 )
 RATE_BUCKET = "llm"
 
 
-@get("/health", opt={"public": True}, summary="Health check (no key needed)", tags=["llm evaluation"])
+@get(
+    "/health",
+    opt={"public": True},
+    # No key asked (one sent is not looked at), no rate limit counted: no 401 nor 429.
+    security=[{}],
+    summary="Health check (no key needed)",
+    tags=["llm evaluation"],
+)
 async def health() -> Health:
     return Health(status="ok")
 
@@ -54,7 +67,7 @@ async def require_key_here(connection: ASGIConnection[Any, Any, Any, Any], handl
 
 
 def llm_eval_router(cors_origins: list[str]) -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[health, EvaluateController, SuiteRunController, PromptController, SuiteController],
         exception_handlers=exception_handlers(LLM_EVAL_ERRORS),
@@ -62,6 +75,7 @@ def llm_eval_router(cors_origins: list[str]) -> Router:
         middleware=[cors_middleware(cors_origins)],
         opt={"rate_bucket": RATE_BUCKET},
     )
+    return document_errors(router, LLM_EVAL_ERRORS, DEPENDENCIES)
 
 
 def llm_eval_surface(cors_origins: list[str]) -> Surface:
