@@ -1,19 +1,19 @@
 """llm-eval-api.md through a real server, against a scripted model server on loopback:
-/health, evaluate, suites with trials and pass@k, prompts and suites as versioned YAML,
-transcripts, the cache, keys, rate limits, CORS and the document's error shape."""
+evaluate, suites with trials and pass@k, prompts and suites as versioned YAML,
+transcripts, the cache, a server's concurrency limit, the client, and the document's
+error shape (the surface itself, keys, rate limits and CORS: test_llm_eval_surface.py)."""
 
 from __future__ import annotations
 
 import math
 import time
 
-import httpx
 import pytest
 
 from appliance.client import ApplianceClient
 from tests.llm_servers import Reply, ScriptedModelServer, Seen, words
 from tests.llm_support import assert_llm_error, start_llm_server
-from tests.support import eventually, start_server
+from tests.support import eventually
 from tests.test_auth import create_key
 
 DOC_EVALUATE = {
@@ -55,66 +55,6 @@ def admin(llm):
 
 def runs_stored(admin) -> int:
     return admin.get("/api/v1/suite-runs", params={"limit": 1}).json()["total"]
-
-
-# --- the surface -------------------------------------------------------------------------------
-
-
-def test_health_answers_without_a_key(llm):
-    response = httpx.get(f"{llm.url}/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
-    assert "x-ratelimit-limit" not in response.headers
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("POST", "/api/v1/evaluate"),
-        ("POST", "/api/v1/suite"),
-        ("GET", "/api/v1/suites"),
-        ("GET", "/api/v1/suites/example-tests"),
-        ("GET", "/api/v1/prompts"),
-        ("GET", "/api/v1/prompts/example"),
-        ("POST", "/api/v1/prompts"),
-        ("GET", "/api/v1/suite-runs"),
-    ],
-)
-def test_every_other_route_needs_a_key(llm, method, path):
-    response = httpx.request(method, f"{llm.url}{path}", json={})
-    assert_llm_error(response, 401, "UNAUTHORIZED", "X-API-Key", "Bearer")
-    wrong = httpx.request(method, f"{llm.url}{path}", json={}, headers={"Authorization": "Bearer ak_nope"})
-    assert_llm_error(wrong, 401, "UNAUTHORIZED")
-
-
-def test_a_key_as_bearer_is_accepted(llm, scripted):
-    headers = {"Authorization": f"Bearer {llm.admin_key}"}
-    response = httpx.get(f"{llm.url}/api/v1/prompts", headers=headers)
-    assert response.status_code == 200 and response.headers["x-ratelimit-limit"] == "100000"
-
-
-def test_paths_no_route_matches_get_this_documents_errors(admin):
-    assert_llm_error(admin.get("/api/v1/prompts/example/extra"), 404, "NOT_FOUND")
-    assert_llm_error(admin.patch("/api/v1/evaluate", json={}), 405, "METHOD_NOT_ALLOWED")
-    assert_llm_error(admin.get("/api/v1/suite-runs/srun_nope"), 404, "NOT_FOUND", "srun_nope")
-
-
-def test_cors_is_open_to_any_origin_by_default(llm):
-    preflight = httpx.options(
-        f"{llm.url}/api/v1/evaluate",
-        headers={
-            "Origin": "http://page.example",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-api-key, content-type",
-        },
-    )
-    assert preflight.status_code == 204
-    assert preflight.headers["access-control-allow-origin"] == "*"
-    assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
-    assert "access-control-allow-credentials" not in preflight.headers
-    answered = httpx.get(f"{llm.url}/health", headers={"Origin": "http://page.example"})
-    assert answered.headers["access-control-allow-origin"] == "*"
-    refused = httpx.post(f"{llm.url}/api/v1/evaluate", json={}, headers={"Origin": "http://page.example"})
-    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"
 
 
 # --- evaluate --------------------------------------------------------------------------------
@@ -554,56 +494,6 @@ def test_a_servers_concurrency_limit_holds(admin, scripted, counting_suite):
     ).json()
     assert result["passed_cases"] == 4
     assert scripted.max_in_flight_of("limited") == 2  # model_limited: max_concurrency 2
-
-
-@pytest.fixture(scope="module")
-def strict(tmp_path_factory):
-    """A server with the document's defaults tightened: 1 anonymous request, 3 per key a
-    minute on this surface, CORS for one origin, and no default model."""
-    server = start_server(
-        tmp_path_factory.mktemp("llm-strict"),
-        env={
-            "APPLIANCE_RATE_LIMIT_ANONYMOUS": "1",
-            "APPLIANCE_RATE_LIMIT_LLM": "3",
-            "APPLIANCE_LLM_CORS_ORIGINS": "http://lab.example",
-            "APPLIANCE_WARM_POOL_MIN_IDLE": "0",
-        },
-    )
-    yield server
-    server.stop()
-
-
-def test_health_is_not_capped_and_keys_are_rate_limited(strict):
-    for _ in range(5):
-        assert httpx.get(f"{strict.url}/health").json() == {"status": "ok"}
-    key = create_key(strict, "llm-limited")
-    with strict.client(key) as client:
-        answers = [client.get("/api/v1/prompts") for _ in range(4)]
-    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
-    error = assert_llm_error(answers[3], 429, "RATE_LIMITED", "3 requests per minute")
-    assert int(answers[3].headers["retry-after"]) >= 1 and error["details"]["retry_after"] >= 1
-    assert answers[3].headers["x-ratelimit-remaining"] == "0"
-
-
-def test_without_a_default_model_a_request_must_name_one(strict):
-    with strict.admin() as admin:
-        response = admin.post("/api/v1/evaluate", json={"prompt": "example", "input": {"user_request": "hi"}})
-    assert_llm_error(response, 400, "INVALID_REQUEST", "no model", "default_model_url")
-
-
-def test_cors_for_the_listed_origins_only(strict):
-    allowed = httpx.options(
-        f"{strict.url}/api/v1/prompts", headers={"Origin": "http://lab.example", "Access-Control-Request-Method": "GET"}
-    )
-    assert allowed.status_code == 204 and allowed.headers["access-control-allow-origin"] == "http://lab.example"
-    assert allowed.headers["vary"] == "Origin"
-    other = httpx.options(
-        f"{strict.url}/api/v1/prompts",
-        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
-    )
-    assert "access-control-allow-origin" not in other.headers
-    health = httpx.get(f"{strict.url}/health", headers={"Origin": "http://evil.example"})
-    assert "access-control-allow-origin" not in health.headers
 
 
 def test_the_client_speaks_this_surface(llm, scripted):
