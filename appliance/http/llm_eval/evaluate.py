@@ -10,6 +10,7 @@ from litestar.params import Parameter
 
 from appliance.core.identity import Identity
 from appliance.core.llm.runs import EvaluateRequest, EvaluationResult, RunStatus, SuiteRequest, SuiteResult, SuiteRun
+from appliance.core.paging import MAX_OFFSET
 from appliance.http.error_docs import errors, example
 from appliance.http.llm_eval.schemas import RunList
 from appliance.services.llm.evaluate import LlmEvaluationService, SuiteRunView
@@ -67,7 +68,7 @@ class SuiteRunController(Controller):
         llm: LlmEvaluationService,
         identity: Identity,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> RunList:
         runs, total = await llm.list_runs(identity, limit, offset)
         return RunList(runs=runs, total=total)
@@ -80,7 +81,7 @@ class SuiteRunController(Controller):
         run_id: str,
         case_id: str | None = None,
         limit: Annotated[int, Parameter(ge=0, le=10_000)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> SuiteRunView:
         return await llm.get_run(identity, run_id, case_id=case_id, limit=limit, offset=offset)
 
