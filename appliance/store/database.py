@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -158,14 +159,26 @@ class Database:
         """One write transaction; committed when the block ends without error."""
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while awaiting BEGIN has still queued
+                # it on the writer's thread, which runs it; without the ROLLBACK queued
+                # after it, the transaction stayed open and took every later write_one,
+                # never committed (readers saw none of them, the next BEGIN failed).
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        assert self._writer is not None
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            if self._writer.in_transaction:
+                raise  # only "no transaction is active" (BEGIN itself failed) is expected
 
     async def write_one(self, sql: str, params: Iterable[SqlValue] = ()) -> tuple[int, list[aiosqlite.Row]]:
         """One statement as its own transaction (autocommit): one trip to the writer's
