@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from appliance.core.identity import Identity
@@ -49,6 +50,12 @@ class EvaluateController(Controller):
         "/suite",
         status_code=200,
         summary="Run a test suite (wait: false answers 202 at once)",
+        responses={
+            202: ResponseSpec(
+                SuiteResult,
+                description="wait: false: the run started (status running); GET /api/v1/suite-runs/{id} follows it.",
+            )
+        },
         opt=errors(403, 404, 502, 503, 504),
     )
     async def run_suite(

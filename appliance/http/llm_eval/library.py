@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 
 from appliance.core.errors import ValidationError
 from appliance.core.identity import Identity
@@ -64,6 +65,12 @@ PROMPTFOO_EXAMPLE = example(
 )
 
 
+def unchanged(body: type) -> dict[int, ResponseSpec]:
+    """A save answers 201 when it made the version, 200 when that version exists with the
+    same content (nothing changed)."""
+    return {200: ResponseSpec(body, description="That version exists with the same content: nothing changed.")}
+
+
 def _status(created: bool) -> int:
     return 201 if created else 200
 
@@ -82,7 +89,13 @@ class PromptController(Controller):
     ) -> PromptDetail:
         return await llm.library.prompt_detail(identity, name, version)
 
-    @post("/", summary="Create a prompt, or a new version of one", opt=errors(403, 409))
+    @post(
+        "/",
+        status_code=201,
+        responses=unchanged(PromptDetail),
+        summary="Create a prompt, or a new version of one",
+        opt=errors(403, 409),
+    )
     async def create_prompt(
         self, llm: LlmEvaluationService, identity: Identity, data: Annotated[PromptFields, PROMPT_EXAMPLE]
     ) -> Response[PromptDetail]:
@@ -90,7 +103,13 @@ class PromptController(Controller):
         detail, created = await llm.library.save_prompt(identity, fields)
         return Response(detail, status_code=_status(created))
 
-    @put("/{name:str}", summary="Save a new version of a prompt", opt=errors(403, 409))
+    @put(
+        "/{name:str}",
+        status_code=201,
+        responses=unchanged(PromptDetail),
+        summary="Save a new version of a prompt",
+        opt=errors(403, 409),
+    )
     async def update_prompt(
         self,
         llm: LlmEvaluationService,
@@ -117,14 +136,26 @@ class SuiteController(Controller):
     ) -> Suite:
         return await llm.library.suite_detail(identity, name, version)
 
-    @post("/", summary="Create a suite, or a new version of one", opt=errors(403, 404, 409))
+    @post(
+        "/",
+        status_code=201,
+        responses=unchanged(SuiteSummary),
+        summary="Create a suite, or a new version of one",
+        opt=errors(403, 404, 409),
+    )
     async def create_suite(
         self, llm: LlmEvaluationService, identity: Identity, data: Annotated[SuiteFields, SUITE_EXAMPLE]
     ) -> Response[SuiteSummary]:
         summary, created = await llm.save_suite(identity, msgspec.structs.replace(data, name=_named(data.name, None)))
         return Response(summary, status_code=_status(created))
 
-    @put("/{name:str}", summary="Save a new version of a suite", opt=errors(403, 404, 409))
+    @put(
+        "/{name:str}",
+        status_code=201,
+        responses=unchanged(SuiteSummary),
+        summary="Save a new version of a suite",
+        opt=errors(403, 404, 409),
+    )
     async def update_suite(
         self,
         llm: LlmEvaluationService,
