@@ -83,6 +83,9 @@ class ModelCallRecord(msgspec.Struct, kw_only=True, frozen=True):
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float | None = None
+    # What the call was sent with (None: the provider's own default).
+    temperature: float | None = None
+    seed: int | None = None
 
     @property
     def measurements(self) -> dict[str, float]:
@@ -95,7 +98,17 @@ class ModelCallRecord(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {"model_id": self.model_id, "provider": self.provider, "status": self.status}
+        sent = {"temperature": self.temperature, "seed": self.seed}
+        return {
+            "model_id": self.model_id,
+            "provider": self.provider,
+            "status": self.status,
+            **{
+                name: f"{value:g}" if isinstance(value, float) else str(value)
+                for name, value in sent.items()
+                if value is not None
+            },
+        }
 
 
 def as_completion_prompt(messages: list[ChatMessage]) -> str:

@@ -154,7 +154,7 @@ class ModelCalls:
                 endpoint, lambda: provider.complete(self.http, call), key
             )
         except CallFailure as failure:
-            self._report(endpoint, failure, started)
+            self._report(endpoint, failure, started, sent)
             raise _as_error(endpoint, failure, key) from None
         completion = Completion(
             text=reply.text,
@@ -177,6 +177,8 @@ class ModelCalls:
                 tokens_in=completion.tokens_in,
                 tokens_out=completion.tokens_out,
                 cost=completion.cost,
+                temperature=sent.temperature,
+                seed=sent.seed,
             )
         )
         if use_cache:
@@ -261,7 +263,7 @@ class ModelCalls:
             return transient.retry_after + self._rng.uniform(0, min(1.0, self._retry.base_seconds))
         return self._retry.backoff(tries, self._rng)
 
-    def _report(self, endpoint: Endpoint, failure: CallFailure, started: float) -> None:
+    def _report(self, endpoint: Endpoint, failure: CallFailure, started: float, sent: Parameters) -> None:
         timed_out = isinstance(failure.cause, Transient) and failure.cause.timed_out
         self._recorder.record(
             ModelCallRecord(
@@ -269,6 +271,8 @@ class ModelCalls:
                 provider=endpoint.provider,
                 status="timeout" if timed_out else "error",
                 latency_ms=(time.monotonic() - started) * 1000,
+                temperature=sent.temperature,
+                seed=sent.seed,
             )
         )
 
