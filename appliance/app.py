@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from appliance.config import Settings
+from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
 from appliance.runtime.batch_lanes import BatchLanes
@@ -38,6 +38,7 @@ from appliance.services.evaluation.evaluations import EvalLimits, EvaluationServ
 from appliance.services.evaluation.execution_options import ExecuteLimits
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.evaluation.queue import EvaluationQueue
+from appliance.services.evaluation.waiting import FinishedEvaluations
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits
 from appliance.services.experiments.experiments import ExperimentService
@@ -46,6 +47,14 @@ from appliance.services.experiments.runners.code import CodeRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
+from appliance.services.llm.calls import ModelCalls, RetryPolicy
+from appliance.services.llm.choice import ModelChoice
+from appliance.services.llm.endpoints import CallDefaults
+from appliance.services.llm.evaluate import LlmEvaluationService, LlmLimits
+from appliance.services.llm.graders import build_grading
+from appliance.services.llm.library import PromptLibrary
+from appliance.services.llm.sandboxed import SandboxRunner
+from appliance.services.llm.telemetry import NoCallRecorder
 from appliance.services.models.registry import ModelService
 from appliance.services.models.statistics import NoTelemetry
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
@@ -63,6 +72,8 @@ from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiments import ExperimentStore
+from appliance.store.llm_cache import LlmCacheStore
+from appliance.store.llm_runs import LlmRunStore
 from appliance.store.meta import MetaStore
 from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
@@ -111,7 +122,7 @@ class Appliance:
         self.sessions = SessionService(SessionStore(self.db), self.auth, s.session_ttl_seconds)
 
         # the model registry; statistics from the telemetry store once there is one
-        self.models = ModelService(ModelStore(self.db), s.models, NoTelemetry())
+        self.models = ModelService(ModelStore(self.db), model_seeds(s), NoTelemetry())
 
         # evaluation
         self.pool = WarmPool(
@@ -239,7 +250,43 @@ class Appliance:
         )
         self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits)
 
+        self._build_llm(evaluation_store)
         self._schedule_jobs()
+
+    def _build_llm(self, evaluation_store: EvaluationStore) -> None:
+        """LLM evaluation: model calls (reported to `model_calls`'s recorder: nothing
+        until telemetry is wired with `self.model_calls.set_recorder(...)`), the prompt
+        library, the graders (their programs run as the queue's batches)."""
+        s = self.settings
+        self.model_calls = ModelCalls(
+            LlmCacheStore(self.db),
+            NoCallRecorder(),
+            CallDefaults(
+                timeout_seconds=s.llm_timeout_seconds,
+                max_retries=s.llm_max_retries,
+                max_concurrency=s.llm_max_concurrency,
+                requests_per_minute=s.llm_requests_per_minute,
+            ),
+            RetryPolicy(base_seconds=s.llm_retry_base_seconds, max_seconds=s.llm_retry_max_seconds),
+        )
+        choice = ModelChoice(
+            self.models,
+            s.default_model,
+            DEFAULT_MODEL_ID if default_model_seed(s) else "",
+            s.judge_model,
+            s.embedding_model,
+        )
+        self.grading_sandboxes = SandboxRunner(
+            self.evaluations, FinishedEvaluations(self.queue, evaluation_store), s.workers, s.max_batch_size
+        )
+        self.llm = LlmEvaluationService(
+            PromptLibrary(s.data_path),
+            choice,
+            self.model_calls,
+            build_grading(self.model_calls, choice, self.grading_sandboxes, s.llm_code_timeout_seconds),
+            LlmRunStore(self.db),
+            LlmLimits(max_trials=s.llm_max_trials, suite_concurrency=s.llm_suite_concurrency),
+        )
 
     def _schedule_jobs(self) -> None:
         s = self.settings
@@ -298,6 +345,7 @@ class Appliance:
         await self.queue.start()
         # Running experiments resume: finished runs stay, interrupted ones go back in line.
         await self.experiment_scheduler.start()
+        await self.llm.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
@@ -306,6 +354,8 @@ class Appliance:
         await self.sandboxes.close()  # the sandboxes themselves keep running
         # Before the queue: runs stopped for the shutdown stay `running`, to be recovered.
         await self.experiment_scheduler.stop()
+        await self.llm.stop()
+        await self.grading_sandboxes.close()
         await self.queue.stop()
         await self.executor.drain()
         await self.db.close()

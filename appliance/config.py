@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_read: int = 1000
     rate_limit_write: int = 100
     rate_limit_export: int = 10
+    # The llm-eval API (/health aside): requests per minute per key.
+    rate_limit_llm: int = 100
     # Telemetry ingest (10000 events/minute in the document) comes with the telemetry
     # issue as `rate_limit_telemetry_events`.
 
@@ -90,6 +92,36 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Model registry entries of the config file (`[[models]]` tables): every key sees
     # them, none can change them through the API.
     models: list[ModelSeed] = msgspec.field(default_factory=list)
+
+    # LLM evaluation (llm-eval-api.md, docs/llm-eval-api.md). The model evaluate and
+    # suite use when a request names none: a registry entry's id or name.
+    default_model: str = ""
+    # One line to a local model server: its base URL (e.g. http://127.0.0.1:11434/v1)
+    # becomes the read-only registry entry `model_default`, the default model.
+    default_model_url: str = ""
+    default_model_provider: str = "openai-compatible"
+    # The server's name of the model; empty: the first one the server lists.
+    default_model_name: str = ""
+    # llm_judge's judge when a grader names none (empty: the model under evaluation),
+    # and the embedding model of `similarity` (empty: token similarity).
+    judge_model: str = ""
+    embedding_model: str = ""
+    # Calls to model servers: a call's time limit, retries of infrastructure failures
+    # (backoff from base doubling up to max, with jitter), and per server (provider and
+    # base URL) calls at once and per minute, unless a model's config says otherwise.
+    llm_timeout_seconds: float = 120.0
+    llm_max_retries: int = 3
+    llm_retry_base_seconds: float = 0.5
+    llm_retry_max_seconds: float = 30.0
+    llm_max_concurrency: int = 8
+    llm_requests_per_minute: int = 0
+    # Suites: the most trials a request may ask, cases in flight per run, and the time
+    # limit of each program a `code` or `python` grader runs in a sandbox.
+    llm_max_trials: int = 100
+    llm_suite_concurrency: int = 32
+    llm_code_timeout_seconds: float = 10.0
+    # Origins browsers may call the llm-eval API from ("*": any; [] turns CORS off).
+    llm_cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
 
     # Docker
     docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
@@ -197,7 +229,7 @@ class ConfigError(Exception):
     """A setting has a value of the wrong type or an unknown name."""
 
 
-LIST_FIELDS = ("engines", "batch_lane_engines", "alert_disabled_rules")
+LIST_FIELDS = ("engines", "batch_lane_engines", "alert_disabled_rules", "llm_cors_origins")
 # Settings whose environment variable holds JSON (a list of tables has no flat form).
 JSON_FIELDS = ("models",)
 
@@ -254,6 +286,7 @@ def load_settings(
     _check_experiments(settings)
     _check_access(settings)
     _check_models(settings)
+    _check_llm(settings)
     return settings
 
 
@@ -359,3 +392,57 @@ def _check_models(settings: Settings) -> None:
         if seed.model_id in seen:
             raise ConfigError(f"{where}: id {seed.model_id} is used twice; give one of them another `id`")
         seen.add(seed.model_id)
+
+
+DEFAULT_MODEL_ID = "model_default"
+DEFAULT_MODEL_PROVIDERS = ("openai-compatible", "openai", "ollama", "anthropic", "claude")
+
+
+def default_model_seed(settings: Settings) -> ModelSeed | None:
+    """The registry entry `default_model_url` stands for, if it is set."""
+    if not settings.default_model_url.strip():
+        return None
+    config: dict[str, object] = {"base_url": settings.default_model_url.strip()}
+    if settings.default_model_name.strip():
+        config["model"] = settings.default_model_name.strip()
+    return ModelSeed(
+        id=DEFAULT_MODEL_ID,
+        name=settings.default_model_name.strip() or "default",
+        provider=settings.default_model_provider,
+        config=config,
+    )
+
+
+def model_seeds(settings: Settings) -> list[ModelSeed]:
+    """The `models` setting and the entry of `default_model_url`."""
+    seed = default_model_seed(settings)
+    return [*settings.models, *([seed] if seed else [])]
+
+
+def _check_llm(settings: Settings) -> None:
+    if settings.default_model_provider not in DEFAULT_MODEL_PROVIDERS:
+        raise ConfigError(f"default_model_provider: must be one of {', '.join(DEFAULT_MODEL_PROVIDERS)}")
+    seed = default_model_seed(settings)
+    if seed is not None:
+        problems = model_problems(seed.fields())
+        if problems:
+            said = "; ".join(f"{field}: {', '.join(texts)}" for field, texts in problems.items())
+            raise ConfigError(f"default_model_url: {said}")
+        if any(s.model_id == DEFAULT_MODEL_ID for s in settings.models):
+            raise ConfigError(f"models: the id {DEFAULT_MODEL_ID} is default_model_url's; give that entry another id")
+    for name in ("llm_timeout_seconds", "llm_code_timeout_seconds"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name}: must be more than 0 seconds")
+    if not 0 <= settings.llm_retry_base_seconds <= settings.llm_retry_max_seconds:
+        raise ConfigError("llm_retry_base_seconds: must be from 0 to llm_retry_max_seconds")
+    if not 0 <= settings.llm_max_retries <= 10:
+        raise ConfigError("llm_max_retries: must be from 0 to 10")
+    for name in ("llm_max_concurrency", "llm_max_trials", "llm_suite_concurrency"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    for name in ("llm_requests_per_minute", "rate_limit_llm"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name}: must be 0 (no limit) or more")
+    for origin in settings.llm_cors_origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(f"llm_cors_origins: {origin!r} is not an origin (http://host[:port], https://..., or *)")

@@ -105,9 +105,9 @@ def server_errors(server: ServerProcess) -> str:
 
 
 @pytest.mark.slow
-# Its own bound is MAX_SECONDS; the suite's 300 s is less than a run over every
-# operation takes on a busy machine.
-@pytest.mark.timeout(MAX_SECONDS + 60)
+# Its own bound is MAX_SECONDS (the schemathesis run); the suite's 300 s would cut it
+# short on a loaded machine now that four documents' operations are run.
+@pytest.mark.timeout(MAX_SECONDS + 120)
 def test_the_server_answers_as_its_openapi_document_says(fresh_server, tmp_path):
     server = fresh_server(env=SETTINGS)
     started = time.monotonic()

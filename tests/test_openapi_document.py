@@ -63,6 +63,7 @@ ERROR_BODIES = {
     "platform-api.md": "ErrorBody",
     "sandbox-api.md": "SandboxErrorBody",
     "experiments-api.md": "ExperimentsErrorBody",
+    "llm-eval-api.md": "LlmErrorBody",
 }
 
 
@@ -106,13 +107,18 @@ def test_every_error_response_has_its_documents_error_body(served):
 
 # What each document answers an invalid request with (the experiments API says 422).
 VALIDATION_STATUS = {"experiments-api.md": "422"}
+# Operations that look at no credential and count against no rate limit (their security
+# is `[{}]`): llm-eval-api.md's health check.
+PUBLIC = {("get", "/health")}
 
 
 def test_every_operation_documents_401_and_429_and_400_where_it_takes_input(served):
     document = yaml.safe_load(served)
     missing = []
     for path, method, operation in operations(document):
-        needed = {"401", "429"}
+        public = (method, path) in PUBLIC
+        assert public == (operation.get("security") == [{}]), f"{method.upper()} {path}: {operation.get('security')}"
+        needed = set() if public else {"401", "429"}
         owner = surface_of(path)
         invalid = VALIDATION_STATUS.get(owner.document if owner else "", "400")
         if "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", [])):

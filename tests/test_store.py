@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -128,5 +129,31 @@ async def test_a_row_is_readable_right_after_its_insert_while_other_reads_run(tm
             await asyncio.gather(*readers)
         missed = [n for n, found in enumerate(results) if found is None]
         assert missed == []
+    finally:
+        await db.close()
+
+
+async def test_a_write_cancelled_at_its_begin_leaves_no_transaction_open(tmp_path):
+    """A task cancelled while awaiting BEGIN has still queued it on the writer's thread:
+    the transaction it opens is rolled back, so later writes are committed and seen."""
+    db = Database(tmp_path / "a.db")
+    await db.open()
+    try:
+        for n in range(20):
+
+            async def write(n: int = n) -> None:
+                async with db.write() as conn:
+                    await conn.execute("INSERT INTO meta (key, value) VALUES (?, 'cancelled')", (f"c{n}",))
+
+            task = asyncio.create_task(write())
+            await asyncio.sleep(0)  # the task is now awaiting its BEGIN
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await db.write_one("INSERT INTO meta (key, value) VALUES (?, 'kept')", (f"k{n}",))
+            assert await db.fetch_value("SELECT value FROM meta WHERE key = ?", (f"k{n}",)) == "kept"
+        assert await db.fetch_value("SELECT count(*) FROM meta WHERE value = 'cancelled'") == 0
+        async with db.write() as conn:  # and a whole transaction still begins
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('after', 'x')")
+        assert await db.fetch_value("SELECT value FROM meta WHERE key = 'after'") == "x"
     finally:
         await db.close()

@@ -9,10 +9,12 @@ import websockets
 from litestar import Router
 
 from appliance.http.experiments.router import PATH_SPACES as EXPERIMENTS_SPACES
+from appliance.http.llm_eval.router import PATH_SPACES as LLM_EVAL_SPACES
 from appliance.http.platform.router import PATH_SPACES as PLATFORM_SPACES
 from appliance.http.sandbox.router import PATH_SPACES as SANDBOX_SPACES
 from appliance.http.surfaces import Surface, check_disjoint, claims, surface_for
 from tests.experiments_support import assert_v1_error
+from tests.llm_support import assert_llm_error
 from tests.support import assert_sandbox_error
 
 PLATFORM_ERROR_KEYS = {"error", "detail", "status_code"}
@@ -48,6 +50,18 @@ EXPERIMENTS_SHAPED = [
     ("GET", "/api/v1/sessions/ses_x", 405),
 ]
 
+LLM_EVAL_SHAPED = [
+    ("POST", "/health", 405),
+    ("GET", "/health/x", 404),
+    ("GET", "/api/v1/evaluate", 405),
+    ("GET", "/api/v1/suite/x", 404),  # /api/v1/suite, /suites and /suite-runs: three spaces
+    ("DELETE", "/api/v1/suites", 405),
+    ("GET", "/api/v1/prompts/example/versions/x", 404),
+    ("PATCH", "/api/v1/suite-runs", 405),
+    ("GET", "/api/v1/leaderboard", 404),  # the document's, served later (issue 19)
+    ("POST", "/api/v1/optimize", 404),
+]
+
 PLATFORM_SHAPED = [
     ("GET", "/api/executefoo", 404),  # not /api/execute: whole segments only
     ("GET", "/api/sandboxesx", 404),
@@ -61,6 +75,8 @@ PLATFORM_SHAPED = [
     ("GET", "/nowhere/at/all", 404),  # no document claims it: the platform's shape
     ("GET", "/api/v1/modelsx", 404),  # not /api/v1/models: whole segments only
     ("GET", "/api/v1/nope", 404),  # /api/v1 as a whole is no document's
+    ("GET", "/api/v1/suitesx", 404),
+    ("GET", "/healthz", 404),
 ]
 
 
@@ -76,6 +92,13 @@ def test_unmatched_path_in_the_experiments_space_gets_its_shape(server, method, 
     code = {404: "not_found", 405: "method_not_allowed"}[status]
     with server.admin() as client:
         assert_v1_error(client.request(method, path), status, code, path)
+
+
+@pytest.mark.parametrize("method,path,status", LLM_EVAL_SHAPED, ids=[f"{m} {p}" for m, p, _ in LLM_EVAL_SHAPED])
+def test_unmatched_path_in_the_llm_eval_space_gets_its_shape(server, method, path, status):
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[status]
+    with server.admin() as client:
+        assert_llm_error(client.request(method, path), status, code, path)
 
 
 @pytest.mark.parametrize("method,path,status", PLATFORM_SHAPED, ids=[f"{m} {p}" for m, p, _ in PLATFORM_SHAPED])
@@ -107,6 +130,7 @@ def test_every_operation_has_a_response_schema(server):
     assert missing == []
     assert {"/api/eval", "/api/sandboxes", "/auth/api-keys", "/api/metrics/performance"} <= set(spec["paths"])
     assert {"/api/v1/models", "/api/v1/models/{model_id}/statistics", "/api/v1/session"} <= set(spec["paths"])
+    assert {"/health", "/api/v1/evaluate", "/api/v1/suite", "/api/v1/prompts/{name}"} <= set(spec["paths"])
 
 
 # --- the lookup itself ---------------------------------------------------------------
@@ -124,7 +148,11 @@ def test_the_longest_claim_wins_and_the_default_takes_the_rest():
     platform = Surface("platform-api.md", Router(path="/", route_handlers=[]), PLATFORM_SPACES)
     sandbox = Surface("sandbox-api.md", Router(path="/", route_handlers=[]), SANDBOX_SPACES)
     experiments = Surface("experiments-api.md", Router(path="/", route_handlers=[]), EXPERIMENTS_SPACES)
-    surfaces = [platform, sandbox, experiments]
+    llm_eval = Surface("llm-eval-api.md", Router(path="/", route_handlers=[]), LLM_EVAL_SPACES)
+    surfaces = [platform, sandbox, experiments, llm_eval]
+    assert surface_for(surfaces, platform, "/api/v1/suite-runs/srun_1") is llm_eval
+    assert surface_for(surfaces, platform, "/health") is llm_eval
+    assert surface_for(surfaces, platform, "/api/health") is sandbox
     assert surface_for(surfaces, platform, "/api/v1/models/model_1") is experiments
     assert surface_for(surfaces, platform, "/api/v1/sessions") is experiments
     assert surface_for(surfaces, platform, "/api/v1/experimentsx") is platform

@@ -18,6 +18,7 @@ from appliance.client.api_keys import ApiKeysApi
 from appliance.client.evaluations import EvaluationsApi
 from appliance.client.execution import ExecutionApi
 from appliance.client.experiments import ExperimentsApi
+from appliance.client.llm_eval import LlmEvalApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
@@ -36,6 +37,7 @@ class ApplianceClient(
     SandboxesApi,
     ModelsApi,
     ExperimentsApi,
+    LlmEvalApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 

@@ -168,10 +168,10 @@ def _words(key: str) -> list[str]:
 
 
 def looks_like_secret_key(key: str) -> bool:
-    """`api_key`, `token`, `clientSecret`, `password`...; not `api_key_env` (which names
-    an environment variable) nor `max_tokens`."""
+    """`api_key`, `token`, `clientSecret`, `password`...; not `api_key_env` nor
+    `api_key_file` (which name where a key is) nor `max_tokens`."""
     words = _words(key)
-    if not words or words[-1] == "env":
+    if not words or words[-1] in ("env", "file"):
         return False
     return any(w in _SECRET_WORDS for w in words) or any(
         pair in _SECRET_PAIRS for pair in zip(words, words[1:], strict=False)
@@ -239,6 +239,41 @@ def _known_key_problem(key: str, value: object) -> str | None:
             return "must be a number of seconds above 0"
     elif key in ("price_per_input_token", "price_per_output_token") and (not _is_number(value) or float(value) < 0):
         return "must be a price of 0 or more"
+    return _provider_key_problem(key, value)
+
+
+# Config keys the LLM providers read (services/llm/endpoints.py), beside those above.
+API_STYLES = ("chat", "completions")
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _provider_key_problem(key: str, value: object) -> str | None:
+    if key == "api":
+        if value not in API_STYLES:
+            return f"must be one of {', '.join(API_STYLES)} (OpenAI-style servers: which endpoint to call)"
+    elif key == "api_key_file":
+        if not isinstance(value, str) or not value.startswith("/"):
+            return "must be the absolute path of a file (mode 0600) holding the provider key"
+    elif key == "max_concurrency":
+        if not _whole(value, 1, 1000):
+            return "must be a whole number from 1 to 1000"
+    elif key == "requests_per_minute":
+        if not _whole(value, 0, 1_000_000):
+            return "must be a whole number of 0 (no limit) or more"
+    elif key == "max_retries":
+        if not _whole(value, 0, 10):
+            return "must be a whole number from 0 to 10"
+    elif key == "seed":
+        if not _whole(value, -(2**62), 2**62):
+            return "must be a whole number"
+    elif key == "stream":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif key == "anthropic_version" and (not isinstance(value, str) or not value.strip()):
+        return "must be a text such as 2023-06-01"
     return None
 
 

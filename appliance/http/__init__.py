@@ -17,6 +17,8 @@
     platform/          platform-api.md: router.py (router + PATH_SPACES), errors.py,
                        schemas.py, one module per group of routes, ws.py (/ws)
     sandbox/           sandbox-api.md: the same layout, execute_ws.py, ws_monitor.py
+    experiments/       experiments-api.md (models and sessions today)
+    llm_eval/          llm-eval-api.md: the same layout, cors.py (its CORS middleware)
 
 Handlers translate: they decode the request into the service's input, call one service
 method with the caller's `identity`, and encode the result into the document's schema
@@ -25,7 +27,8 @@ permission: every service method that acts for a caller checks it first
 (services/access/auth.py `require_permission`), so the CLI and the TUI are held to the
 same rules. They never reach `app.state`; only the providers do.
 
-Adding an API document (experiments-api.md, llm-eval-api.md are next; see
+Adding an API document, or a part of one (experiments-api.md's experiments, runs and
+telemetry, llm-eval-api.md's leaderboard, benchmarks and optimisation are next; see
 docs/architecture.md for the whole list, services and TUI included):
 
 1. `appliance/http/<document>/` (e.g. `experiments/`, `llm_eval/`), with:

@@ -17,6 +17,7 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.docs import docs_assets, docs_page, openapi_json, openapi_yaml
 from appliance.http.experiments.router import experiments_surface
 from appliance.http.identity import add_rate_limit_headers
+from appliance.http.llm_eval.router import llm_eval_surface
 from appliance.http.platform.router import platform_surface
 from appliance.http.sandbox.router import sandbox_surface
 from appliance.http.surfaces import Surface, unmatched_path_handlers
@@ -39,7 +40,7 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
             if manage_lifecycle:
                 await appliance.stop()
 
-    surfaces = document_surfaces(appliance.settings.max_upload_bytes)
+    surfaces = document_surfaces(appliance.settings.max_upload_bytes, appliance.settings.llm_cors_origins)
     app = Litestar(
         route_handlers=[*(surface.router for surface in surfaces), *DOCS_ROUTES],
         dependencies=DEPENDENCIES,
@@ -61,10 +62,16 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
 DOCS_ROUTES = (docs_page, docs_assets, openapi_yaml, openapi_json)
 
 
-def document_surfaces(max_upload_bytes: int) -> list[Surface]:
+def document_surfaces(max_upload_bytes: int, llm_cors_origins: list[str] | None = None) -> list[Surface]:
     """The API documents served, the first one the default for paths none claims; the
-    next ones go here (see http/__init__.py)."""
-    return [platform_surface(), sandbox_surface(max_upload_bytes), experiments_surface()]
+    next ones go here (see http/__init__.py). The settings taken shape only middleware
+    and body limits, never the routes, so the OpenAPI document is built without them."""
+    return [
+        platform_surface(),
+        sandbox_surface(max_upload_bytes),
+        experiments_surface(),
+        llm_eval_surface(["*"] if llm_cors_origins is None else llm_cors_origins),
+    ]
 
 
 def openapi_config() -> OpenAPIConfig:

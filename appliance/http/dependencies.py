@@ -26,6 +26,7 @@ from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
+from appliance.services.llm.evaluate import LlmEvaluationService
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
@@ -88,6 +89,10 @@ def provide_models(state: State) -> ModelService:
     return appliance_of(state).models
 
 
+def provide_llm(state: State) -> LlmEvaluationService:
+    return appliance_of(state).llm
+
+
 def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
@@ -121,6 +126,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "runs": _provide(provide_runs),
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
+    "llm": _provide(provide_llm),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

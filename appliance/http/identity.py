@@ -90,6 +90,7 @@ def limit_for(settings: Settings, identity: Identity, bucket: str) -> int:
         "read": settings.rate_limit_read,
         "write": settings.rate_limit_write,
         "export": settings.rate_limit_export,
+        "llm": settings.rate_limit_llm,
     }
     return per_bucket.get(bucket, settings.rate_limit_authenticated)
 

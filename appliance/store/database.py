@@ -13,7 +13,6 @@ kept): an upgrade that goes wrong can be undone by putting that file back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
@@ -161,21 +160,25 @@ class Database:
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
             try:
+                # Inside the try: a task cancelled while awaiting BEGIN has still queued
+                # it on the writer's thread, which runs it; without the ROLLBACK queued
+                # after it, the transaction stayed open and took every later write_one,
+                # never committed (readers saw none of them, the next BEGIN failed).
                 await self._writer.execute("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                # The statement runs on aiosqlite's thread whether or not this task waits
-                # for it: a ROLLBACK queued behind it closes the transaction it opens, or
-                # every later write fails with "cannot start a transaction within a transaction".
-                with contextlib.suppress(sqlite3.Error):
-                    await self._writer.execute("ROLLBACK")
-                raise
-            try:
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        assert self._writer is not None
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            if self._writer.in_transaction:
+                raise  # only "no transaction is active" (BEGIN itself failed) is expected
 
     async def write_one(self, sql: str, params: Iterable[SqlValue] = ()) -> tuple[int, list[aiosqlite.Row]]:
         """One statement as its own transaction (autocommit): one trip to the writer's

@@ -100,6 +100,17 @@ class ModelStore:
         row = await self._db.fetch_one("SELECT * FROM models WHERE model_id = ?", (model_id,))
         return None if row is None else _from_row(row)
 
+    async def visible(self, owner: str | None) -> list[Model]:
+        """Every entry of `owner` and of the config file (every entry when None)."""
+        if owner is None:
+            rows = await self._db.fetch_all("SELECT * FROM models ORDER BY model_id")
+        else:
+            rows = await self._db.fetch_all(
+                "SELECT * FROM models WHERE owner = ? OR source = ? ORDER BY model_id",
+                (owner, ModelSource.CONFIG.value),
+            )
+        return [_from_row(row) for row in rows]
+
     async def list_page(self, query: ListQuery, owner: str | None) -> ListPage[Model]:
         """Entries of `owner` and of the config file; every entry when `owner` is None."""
         scope: list[Condition] = []

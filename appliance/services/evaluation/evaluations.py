@@ -182,6 +182,38 @@ class EvaluationService:
             self._queue.enqueue(evaluation)
         return evaluations
 
+    async def submit_batches(self, identity: Identity, groups: list[list[EvalRequest]]) -> list[list[Evaluation]]:
+        """Several batches at once, all stored or none, their items queued in turn (the
+        first of each batch, then the second of each, ...): the batch lane then runs the
+        batches side by side, one sandbox each, instead of one after another. For bulk
+        grading (services/llm/sandboxed.py)."""
+        require_permission(identity, EXECUTE)
+        if not groups or not all(groups):
+            raise ValidationError("each batch needs at least one evaluation")
+        batches: list[list[Evaluation]] = []
+        for number, requests in enumerate(groups):
+            if len(requests) > self._limits.max_batch_size:
+                raise ValidationError(
+                    f"{len(requests)} evaluations in one batch; the limit is {self._limits.max_batch_size}"
+                )
+            batch_id = new_batch_id()
+            batches.append(
+                [
+                    msgspec.structs.replace(
+                        self._validate(r, identity.owner, f"batches[{number}][{i}]"), batch_id=batch_id
+                    )
+                    for i, r in enumerate(requests)
+                ]
+            )
+        every = [e for batch in batches for e in batch]
+        await self._check_capacity(len(every), {e.language for e in every}, {e.engine for e in every})
+        await self._store.insert_many(every)
+        for place in range(max(len(batch) for batch in batches)):
+            for batch in batches:
+                if place < len(batch):
+                    self._queue.enqueue(batch[place])
+        return batches
+
     # --- reading ----------------------------------------------------------------------
 
     def authorize_events(self, identity: Identity) -> None:

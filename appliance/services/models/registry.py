@@ -14,7 +14,7 @@ from datetime import timedelta
 import msgspec
 
 from appliance.core.clock import utc_now, utc_now_ms
-from appliance.core.errors import AppError, Forbidden, NotFound, invalid_fields
+from appliance.core.errors import AppError, Forbidden, NotFound, ValidationError, invalid_fields
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.listing import ListPage, ListQuery
 from appliance.core.models import (
@@ -29,7 +29,7 @@ from appliance.core.models import (
     model_problems,
     new_model_id,
 )
-from appliance.services.access.auth import require_permission
+from appliance.services.access.auth import require_key, require_permission
 from appliance.services.models.statistics import ModelTelemetry
 from appliance.store.models import ModelStore, SeedClash
 
@@ -132,6 +132,30 @@ class ModelService:
         require_permission(identity, READ)
         model = await self._visible(identity, model_id)
         return await self._telemetry.model_statistics(model.id, StatisticsPeriod.parse(period), utc_now())
+
+    async def resolve(self, identity: Identity, reference: str) -> Model:
+        """The entry a request names to run on: by id, else by name, else by the
+        provider's name of the model (config.model), among those `identity` sees. Any
+        key may use a model it sees (running one is part of what its request does)."""
+        require_key(identity)
+        wanted = reference.strip()
+        candidates = await self._store.visible(None if identity.is_admin else identity.owner)
+        for matches in (
+            [m for m in candidates if m.id == wanted],
+            [m for m in candidates if m.name == wanted],
+            [m for m in candidates if m.config.get("model") == wanted],
+        ):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                ids = ", ".join(m.id for m in matches)
+                raise ValidationError(
+                    f"model {wanted!r} names {len(matches)} entries of the model registry ({ids}); name one by its id",
+                    details={"field": "model", "reason": "ambiguous"},
+                )
+        raise NotFound(
+            f"no model {wanted!r} in the model registry (GET /api/v1/models lists them; POST /api/v1/models adds one)"
+        )
 
     async def _visible(self, identity: Identity, model_id: str) -> Model:
         model = await self._store.get(model_id)
