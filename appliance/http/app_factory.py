@@ -58,7 +58,11 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
     )
     platform = platform_surface()
     # One entry per API document served; the next ones go here (see http/__init__.py).
-    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes), experiments_surface()]
+    surfaces = [
+        platform,
+        sandbox_surface(appliance.settings.max_upload_bytes),
+        experiments_surface(appliance.settings.telemetry_max_body_bytes),
+    ]
     app = Litestar(
         route_handlers=[
             *(surface.router for surface in surfaces),

@@ -1,6 +1,6 @@
-"""The experiments API (experiments-api.md) under /api/v1: models and sessions today;
-experiments, runs, telemetry, statistical results, exports and the Phoenix socket join
-as they are served (add each to PATH_SPACES then).
+"""The experiments API (experiments-api.md) under /api/v1: models, sessions and telemetry
+today; experiments, runs, statistical results, exports and the Phoenix socket join as
+they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -15,6 +15,7 @@ from litestar import Router
 from appliance.http.experiments.errors import experiments_exception_handlers
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
@@ -23,18 +24,21 @@ PATH_SPACES = (
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
+    "/api/v1/telemetry",
 )
 
 
-def experiments_router() -> Router:
+def experiments_router(telemetry_max_body_bytes: int) -> Router:
+    # Telemetry batches have their own body limit (setting telemetry_max_body_bytes).
+    telemetry = Router(path="/", route_handlers=[TelemetryController], request_max_body_size=telemetry_max_body_bytes)
     return Router(
         path="/",
-        route_handlers=[ModelController, SessionController, SessionsController],
+        route_handlers=[ModelController, SessionController, SessionsController, telemetry],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
     )
 
 
-def experiments_surface() -> Surface:
-    return Surface(DOCUMENT, experiments_router(), PATH_SPACES)
+def experiments_surface(telemetry_max_body_bytes: int) -> Surface:
+    return Surface(DOCUMENT, experiments_router(telemetry_max_body_bytes), PATH_SPACES)
