@@ -42,6 +42,10 @@ PRAGMAS = (
     # A bigger page cache for the writer: the indexes' hot pages stay in memory.
     "PRAGMA cache_size=-65536",
 )
+# The writer never checkpoints (its commits do no fsync: WAL, synchronous=NORMAL); a
+# thread of its own copies the WAL into the file this often (PASSIVE: alongside the
+# writer and the readers, waiting for neither).
+CHECKPOINT_SECONDS = 1.0
 # The most events one group commit takes: bounds how long one transaction holds readers'
 # checkpoints back and how late the first batch of a large group is answered.
 GROUP_MAX_EVENTS = 50_000
@@ -127,6 +131,8 @@ def _answer(future: asyncio.Future[Any], result: Any = None, error: BaseExceptio
 class TelemetryDatabase:
     def __init__(self, path: Path, readers: int = 2) -> None:
         self.path = path
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._reader_count = max(1, readers)
         self._jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -139,11 +145,19 @@ class TelemetryDatabase:
 
     async def open(self) -> None:
         conn = await asyncio.to_thread(connect_writer, self.path)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stopping.clear()
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="telemetry-writer", daemon=True)
         self._writer.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="telemetry-checkpoint", daemon=True)
+        self._checkpointer.start()
         self._readers = ThreadPoolExecutor(self._reader_count, thread_name_prefix="telemetry-reader")
 
     async def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._writer is not None:
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -160,6 +174,18 @@ class TelemetryDatabase:
     @property
     def is_open(self) -> bool:
         return self._writer is not None
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        try:
+            while not self._stopping.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy now: the next round catches up
+                    log.debug("telemetry checkpoint: %s", exc)
+        finally:
+            conn.close()
 
     # --- writes -----------------------------------------------------------------------------
 

@@ -136,9 +136,9 @@ def time_span(conn: sqlite3.Connection, f: EventFilter, ids: Sequence[int] | Non
     return None if row[0] is None else (int(row[0]), int(row[1]))
 
 
-# (ts, seq, name_id, experiment_id, measurements, metadata)
+# (ts, id, name_id, experiment_id, measurements, metadata)
 EventRow = tuple[int, int, int, str | None, str, str]
-_EVENT_COLUMNS = "ts, seq, name_id, experiment_id, measurements, metadata"
+_EVENT_COLUMNS = "ts, id, name_id, experiment_id, measurements, metadata"
 
 
 def page_of_events(
@@ -151,17 +151,17 @@ def page_of_events(
     offset: int = 0,
     after: tuple[int, int] | None = None,
 ) -> list[EventRow]:
-    """Up to `limit` events in (ts, seq) order, after `offset` of them or after the
-    position `after` (ts, seq) in that order."""
+    """Up to `limit` events in (ts, id) order, after `offset` of them or after the
+    position `after` (ts, id) in that order."""
     if ids is not None and not ids:
         return []
     where, params = conditions(f, ids)
     if after is not None:
-        where.append("(ts, seq) < (?, ?)" if descending else "(ts, seq) > (?, ?)")
+        where.append("(ts, id) < (?, ?)" if descending else "(ts, id) > (?, ?)")
         params.extend(after)
     direction = "DESC" if descending else "ASC"
     sql = (
         f"SELECT {_EVENT_COLUMNS} FROM events{where_sql(where)} "
-        f"ORDER BY ts {direction}, seq {direction} LIMIT ? OFFSET ?"
+        f"ORDER BY ts {direction}, id {direction} LIMIT ? OFFSET ?"
     )
     return list(conn.execute(sql, [*params, limit, offset]))

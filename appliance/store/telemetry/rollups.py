@@ -139,26 +139,22 @@ def apply_deltas(conn: sqlite3.Connection, deltas: dict[CellKey, CellDelta]) -> 
 
 
 _INSERT_EVENT = (
-    "INSERT INTO events (ts, seq, name_id, owner, experiment_id, measurements, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (ts, name_id, owner, experiment_id, measurements, metadata) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
 def insert_events(conn: sqlite3.Connection, names: NameCache, batches: Sequence[IngestBatch]) -> int:
     """Insert the batches' events and their rollups (inside the caller's transaction)."""
     ids = names.ensure(conn, {row[1] for batch in batches for row in batch.rows})
-    seq = int(conn.execute("SELECT value FROM counters WHERE name = 'next_seq'").fetchone()[0])
-    first = seq
+    stored = 0
     rollup_input: list[tuple[int, int, str, dict[str, int | float]]] = []
     for batch in batches:
-        rows = [
-            (ts, seq + n, ids[name], owner, exp, m, md) for n, (ts, name, owner, exp, m, md) in enumerate(batch.rows)
-        ]
-        seq += len(rows)
+        rows = [(ts, ids[name], owner, exp, m, md) for ts, name, owner, exp, m, md in batch.rows]
         conn.executemany(_INSERT_EVENT, rows)
-        rollup_input.extend((row[0], row[2], row[3], values) for row, values in zip(rows, batch.values, strict=True))
-    conn.execute("UPDATE counters SET value = ? WHERE name = 'next_seq'", (seq,))
+        stored += len(rows)
+        rollup_input.extend((row[0], row[1], row[2], values) for row, values in zip(rows, batch.values, strict=True))
     apply_deltas(conn, cell_deltas(rollup_input))
-    return seq - first
+    return stored
 
 
 _measurements = msgspec.json.Decoder(dict[str, int | float])

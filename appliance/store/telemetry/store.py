@@ -47,7 +47,7 @@ __all__ = ["EventPage", "ModelCallFigures", "TelemetryStore", "TooManyRows"]
 class EventPage(msgspec.Struct, kw_only=True):
     events: list[StoredEvent]
     has_more: bool
-    last: tuple[int, int] | None  # (ts, seq) of the last event, for the next cursor
+    last: tuple[int, int] | None  # (ts, id) of the last event, for the next cursor
 
 
 class ModelCallFigures(msgspec.Struct, kw_only=True):
@@ -60,9 +60,9 @@ class ModelCallFigures(msgspec.Struct, kw_only=True):
 
 
 def _stored(row: EventRow, names: dict[int, str]) -> StoredEvent:
-    ts, seq, name_id, _, measurements, metadata = row
+    ts, rowid, name_id, _, measurements, metadata = row
     return StoredEvent(
-        id=event_id(seq),
+        id=event_id(rowid),
         event_name=names.get(name_id, "").split("."),
         measurements=msgspec.Raw(measurements.encode()),
         metadata=msgspec.Raw(metadata.encode()),
@@ -148,7 +148,7 @@ class TelemetryStore:
     async def export_chunk(
         self, f: EventFilter, after: tuple[int, int] | None, limit: int
     ) -> tuple[list[tuple[StoredEvent, str | None]], tuple[int, int] | None]:
-        """Up to `limit` events after (ts, seq) `after`, oldest first, each with its
+        """Up to `limit` events after (ts, id) `after`, oldest first, each with its
         experiment id, and the position to go on from (None: done). Each chunk is its own
         read: an export never holds one snapshot (and the WAL) for its whole length."""
 
