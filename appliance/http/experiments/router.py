@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from litestar import Router
 
-from appliance.http.experiments.errors import experiments_exception_handlers
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
+from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.experiments.telemetry import TelemetryController
@@ -31,13 +33,14 @@ PATH_SPACES = (
 def experiments_router(telemetry_max_body_bytes: int) -> Router:
     # Telemetry batches have their own body limit (setting telemetry_max_body_bytes).
     telemetry = Router(path="/", route_handlers=[TelemetryController], request_max_body_size=telemetry_max_body_bytes)
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[ModelController, SessionController, SessionsController, telemetry],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
     )
+    return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
 
 
 def experiments_surface(telemetry_max_body_bytes: int) -> Surface:
