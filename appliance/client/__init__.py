@@ -20,6 +20,7 @@ from appliance.client.execution import ExecutionApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
+from appliance.client.telemetry import TelemetryApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
@@ -34,6 +35,7 @@ class ApplianceClient(
     ExecutionApi,
     SandboxesApi,
     ModelsApi,
+    TelemetryApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 

@@ -23,11 +23,11 @@ from appliance.core.telemetry import (
     ExportSpec,
     GroupBy,
     Interval,
-    StoredEvent,
     export_field_problem,
     interval_text,
     parse_group_by,
 )
+from appliance.http.error_docs import errors
 from appliance.http.experiments.envelope import Item, Page
 from appliance.http.experiments.listing import ListRequest, list_parameters, parse_filters
 from appliance.http.experiments.telemetry_schemas import (
@@ -36,10 +36,13 @@ from appliance.http.experiments.telemetry_schemas import (
     EVENT_LIST,
     AggregateBody,
     AggregateMeta,
+    EventBody,
     ExportJobBody,
     ExportRequest,
     IngestAnswer,
+    event_body,
     export_job_body,
+    point_body,
 )
 from appliance.http.identity import TELEMETRY_EVENTS, charge
 from appliance.services.telemetry.export import TelemetryExports
@@ -163,7 +166,7 @@ class TelemetryController(Controller):
     @post(
         "/events",
         status_code=202,
-        opt={"rate_bucket": TELEMETRY_EVENTS},
+        opt={"rate_bucket": TELEMETRY_EVENTS, **errors(403, 413, 422)},
         summary="Ingest a batch of events",
         description="202 once the accepted events are committed; each rejected event with its index and reason.",
     )
@@ -178,6 +181,7 @@ class TelemetryController(Controller):
         "/events",
         dependencies={"listing": list_parameters(EVENT_LIST)},
         summary="Query events, or aggregate them (agg, agg_field, group_by)",
+        opt=errors(403),
     )
     async def query(
         self,
@@ -187,11 +191,11 @@ class TelemetryController(Controller):
         agg: Annotated[str | None, Parameter(description="count, avg, sum, min, max (p50, p95, p99)")] = None,
         agg_field: Annotated[str | None, Parameter(description="the measurement to aggregate")] = None,
         group_by: Annotated[str | None, Parameter(description="event_name, experiment_id or a metadata key")] = None,
-    ) -> Page[StoredEvent] | AggregateBody:
+    ) -> Page[EventBody] | AggregateBody:
         if agg is None and (agg_field is not None or group_by is not None):
             raise invalid_fields({"agg": ["name the aggregation (count, avg, sum, min, max) for agg_field/group_by"]})
         if agg is None:
-            return listing.page(await telemetry.list_events(identity, listing.query), lambda e: e)
+            return listing.page(await telemetry.list_events(identity, listing.query), event_body)
         problems: Problems = {}
         aggregation = _choice(agg, "agg", Aggregation, problems)
         request = AggregateRequest(
@@ -203,9 +207,9 @@ class TelemetryController(Controller):
         if problems:
             raise invalid_fields(problems)
         answer = await telemetry.aggregate(identity, request)
-        return AggregateBody(data=answer.points, meta=_meta(request, answer))
+        return AggregateBody(data=[point_body(p) for p in answer.points], meta=_meta(request, answer))
 
-    @get("/aggregate", summary="Aggregate a measurement over time buckets")
+    @get("/aggregate", summary="Aggregate a measurement over time buckets", opt=errors(403))
     async def aggregate(
         self,
         request: Request[Any, Any, Any],
@@ -231,9 +235,11 @@ class TelemetryController(Controller):
         if problems:
             raise invalid_fields(problems)
         answer = await telemetry.aggregate(identity, wanted)
-        return AggregateBody(data=answer.points, meta=_meta(wanted, answer))
+        return AggregateBody(data=[point_body(p) for p in answer.points], meta=_meta(wanted, answer))
 
-    @delete("/events", status_code=204, summary="Delete an experiment's events (filter[experiment_id])")
+    @delete(
+        "/events", status_code=204, summary="Delete an experiment's events (filter[experiment_id])", opt=errors(403, 422)
+    )
     async def delete_events(
         self, request: Request[Any, Any, Any], telemetry: TelemetryService, identity: Identity
     ) -> None:
@@ -249,7 +255,7 @@ class TelemetryController(Controller):
     @post(
         "/export",
         status_code=200,
-        opt={"rate_bucket": "export"},
+        opt={"rate_bucket": "export", **errors(403)},
         summary="Export events as CSV or JSON lines (large exports become a job)",
         response_headers=[
             ResponseHeader(
@@ -278,13 +284,13 @@ class TelemetryController(Controller):
             },
         )
 
-    @get("/export/{export_id:str}", summary="An export job's status")
+    @get("/export/{export_id:str}", summary="An export job's status", opt=errors(403, 404))
     async def export_status(
         self, telemetry_exports: TelemetryExports, identity: Identity, export_id: str
     ) -> Item[ExportJobBody]:
         return Item(export_job_body(await telemetry_exports.job(identity, export_id)))
 
-    @get("/export/{export_id:str}/download", summary="An export job's file")
+    @get("/export/{export_id:str}/download", summary="An export job's file", opt=errors(403, 404))
     async def export_download(self, telemetry_exports: TelemetryExports, identity: Identity, export_id: str) -> File:
         job, path = await telemetry_exports.download(identity, export_id)
         media = "text/csv" if job.format is ExportFormat.CSV else "application/x-ndjson"

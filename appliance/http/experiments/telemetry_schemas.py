@@ -4,12 +4,14 @@ rejection with its index and reason; an aggregate's `meta`; export jobs)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from appliance.core.clock import iso_z
 from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
-from appliance.core.telemetry import AggregatePoint, ExportJob, Rejection
+from appliance.core.telemetry import AggregatePoint, ExportJob, Rejection, StoredEvent
+from appliance.http.experiments.envelope import Timestamp
 from appliance.services.telemetry.service import EVENT_NAME, EXPERIMENT_ID, TIMESTAMP
 
 EVENT_FILTERS = (
@@ -36,6 +38,40 @@ class IngestAnswer(msgspec.Struct, kw_only=True):
     rejections: list[Rejection]
 
 
+class EventBody(msgspec.Struct, kw_only=True):
+    id: str
+    event_name: list[str]
+    measurements: msgspec.Raw  # as stored: the JSON object the event was sent with
+    metadata: msgspec.Raw
+    timestamp: Timestamp
+
+
+def event_body(event: StoredEvent) -> EventBody:
+    return EventBody(
+        id=event.id,
+        event_name=event.event_name,
+        measurements=event.measurements,
+        metadata=event.metadata,
+        timestamp=iso_z(event.timestamp),
+    )
+
+
+class PointBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    timestamp: Timestamp | None = None  # the bucket's start; absent without an interval
+    group: Any = None  # the group's value, with group_by
+    value: float | None
+    count: int  # how many values (events, for count) the bucket holds
+
+
+def point_body(point: AggregatePoint) -> PointBody:
+    return PointBody(
+        timestamp=None if point.timestamp is None else iso_z(point.timestamp),
+        group=point.group,
+        value=point.value,
+        count=point.count,
+    )
+
+
 class AggregateMeta(msgspec.Struct, kw_only=True):
     agg: str
     metric: str | None
@@ -47,7 +83,7 @@ class AggregateMeta(msgspec.Struct, kw_only=True):
 
 
 class AggregateBody(msgspec.Struct, kw_only=True):
-    data: list[AggregatePoint]
+    data: list[PointBody]
     meta: AggregateMeta
 
 
@@ -75,9 +111,9 @@ class ExportJobBody(msgspec.Struct, kw_only=True):
     progress: float  # rows / estimated_rows, 0..1 (1 once completed)
     bytes: int
     error: str | None
-    created_at: datetime
-    completed_at: datetime | None
-    expires_at: datetime | None
+    created_at: Timestamp
+    completed_at: Timestamp | None
+    expires_at: Timestamp | None
     status_url: str
     download_url: str | None  # once completed
 
@@ -95,9 +131,9 @@ def export_job_body(job: ExportJob) -> ExportJobBody:
         progress=progress,
         bytes=job.bytes,
         error=job.error,
-        created_at=job.created_at,
-        completed_at=job.completed_at,
-        expires_at=job.expires_at,
+        created_at=iso_z(job.created_at),
+        completed_at=None if job.completed_at is None else iso_z(job.completed_at),
+        expires_at=None if job.expires_at is None else iso_z(job.expires_at),
         status_url=base,
         download_url=f"{base}/download" if done else None,
     )

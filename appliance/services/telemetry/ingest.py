@@ -15,6 +15,7 @@ in it is decoded again event by event, to tell which.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
@@ -154,14 +155,14 @@ class TelemetryIngest:
             events = _fast.decode(body).events
         except msgspec.ValidationError:
             pass  # a bad event (or a bad body): find out which, below
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: JSON nested past msgspec's stack
             raise self._unreadable(exc) from None
         else:
             self._check_count(len(events), limit)
             return list(enumerate(events)), []
         try:
             raws = _raw.decode(body).events
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
             raise self._unreadable(exc) from None
         self._check_count(len(raws), limit)
         good: list[tuple[int, EventIn]] = []
@@ -185,7 +186,7 @@ class TelemetryIngest:
         text = str(exc)
         if "malformed" in text or "truncated" in text:
             text += " (NaN and Infinity are not JSON: leave the measurement out)"
-        if "`$.events`" in text or "`events`" in text or "Expected `object`" in text:
+        if "`$.events" in text or "field `events`" in text:
             return invalid_fields({"events": [text]})
         return invalid_fields({"body": [f'must be {{"events": [...]}} in JSON: {text}']})
 
@@ -281,10 +282,19 @@ class TelemetryIngest:
         return known
 
 
+_NAMED_FIELD = re.compile(r"(?:required|unknown) field `([^`]+)`")
+
+
 def _field_of(exc: msgspec.ValidationError) -> str | None:
+    """The event's field a decoding problem is in: from msgspec's path (`at `$.x``) or
+    the field it names (a missing or an unknown one)."""
     text = str(exc)
     marker = "at `$."
-    if marker not in text:
-        return None
-    path = text.split(marker, 1)[1].split("`", 1)[0]
-    return path.replace("[...]", "").split("[", 1)[0] or None
+    parts = []
+    if marker in text:
+        path = text.split(marker, 1)[1].split("`", 1)[0]
+        parts.append(path.replace("[...]", "").split("[", 1)[0])
+    named = _NAMED_FIELD.search(text)
+    if named:
+        parts.append(named.group(1))
+    return ".".join(p for p in parts if p) or None
