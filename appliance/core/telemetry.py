@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -102,12 +102,19 @@ class TelemetryLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_future_seconds: int = 300
 
 
-class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One event of POST /telemetry/events, as decoded."""
+# The shapes the decoder itself checks (in C, for every event of a batch).
+NameSegment = Annotated[str, msgspec.Meta(pattern=NAME_SEGMENT.pattern)]
+MeasurementName = Annotated[str, msgspec.Meta(pattern=MEASUREMENT_NAME.pattern)]
+NAME_RULE = "1 to 64 letters, digits, '_', '-' or ':'"
 
-    event_name: list[str]
+
+class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One event of POST /telemetry/events, as decoded. JSON has no NaN or infinity, and
+    the decoder refuses a number past a double's range, so every measurement is finite."""
+
+    event_name: Annotated[list[NameSegment], msgspec.Meta(min_length=1, max_length=MAX_NAME_SEGMENTS)]
     # int | float: whole numbers stay whole when read back.
-    measurements: dict[str, int | float] = msgspec.field(default_factory=dict)
+    measurements: dict[MeasurementName, int | float] = msgspec.field(default_factory=dict)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     timestamp: datetime | None = None  # absent: when it arrived
 

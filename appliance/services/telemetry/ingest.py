@@ -14,7 +14,6 @@ in it is decoded again event by event, to tell which.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Collection
@@ -27,9 +26,7 @@ from appliance.core.identity import EXECUTE, Identity
 from appliance.core.telemetry import (
     EXPERIMENT_KEY,
     MAX_METADATA_KEY_CHARS,
-    MAX_NAME_SEGMENTS,
-    MEASUREMENT_NAME,
-    NAME_SEGMENT,
+    NAME_RULE,
     EventIn,
     IngestBatch,
     IngestResult,
@@ -80,6 +77,14 @@ def _metadata_depth(value: Any, limit: int, depth: int = 1) -> int:
     return deepest
 
 
+def _flat(metadata: dict[str, Any]) -> bool:
+    """No nested object or array, no overlong key: nothing more to check (the common case)."""
+    for key, value in metadata.items():
+        if isinstance(value, dict | list) or len(key) > MAX_METADATA_KEY_CHARS:
+            return False
+    return True
+
+
 def _long_key(value: Any) -> str | None:
     if isinstance(value, dict):
         for key, child in value.items():
@@ -121,9 +126,9 @@ class TelemetryIngest:
         # (event index, row, measurements, experiment id)
         accepted: list[tuple[int, tuple[int, str, str, str | None, str, str], dict[str, float], str | None]] = []
         for index, event in events:
-            reason, field = self._problem(event, now_ms)
+            reason, field, ts = self._problem(event, now_ms)
             if reason is None:
-                row, reason, field = self._row(event, identity.owner, now_ms)
+                row, reason, field = self._row(event, identity.owner, ts)
                 if row is not None:
                     accepted.append((index, row, event.measurements, row[3]))
                     continue
@@ -171,7 +176,7 @@ class TelemetryIngest:
             try:
                 good.append((index, _one.decode(raw)))
             except msgspec.ValidationError as exc:
-                bad.append(Rejection(index=index, reason=str(exc), field=_field_of(exc)))
+                bad.append(Rejection(index=index, reason=_reason(exc), field=_field_of(exc)))
         return good, bad
 
     @staticmethod
@@ -192,54 +197,47 @@ class TelemetryIngest:
 
     # --- one event ------------------------------------------------------------------------
 
-    def _problem(self, event: EventIn, now_ms: int) -> tuple[str | None, str | None]:
-        name = event.event_name
-        if not 1 <= len(name) <= MAX_NAME_SEGMENTS:
-            return f"event_name must have 1 to {MAX_NAME_SEGMENTS} segments, not {len(name)}", "event_name"
-        for segment in name:
-            if not NAME_SEGMENT.match(segment):
-                return (
-                    f"event_name segment {segment[:80]!r} must be 1 to 64 letters, digits, '_', '-' or ':'",
-                    "event_name",
-                )
-        measurements = event.measurements
+    def _problem(self, event: EventIn, now_ms: int) -> tuple[str | None, str | None, int]:
+        """What is wrong with an event the decoder took (the shapes of names and
+        numbers it checked itself), or None; and the event's time (ms)."""
         limits = self._limits
-        if len(measurements) > limits.max_measurements:
-            return f"at most {limits.max_measurements} measurements per event", "measurements"
-        for key, value in measurements.items():
-            if not MEASUREMENT_NAME.match(key):
-                return f"measurement name {key[:80]!r} must be 1 to 64 letters, digits, '_', '-' or ':'", "measurements"
-            if not math.isfinite(value):
-                return f"measurement {key!r} must be a finite number", f"measurements.{key}"
+        ts = now_ms if event.timestamp is None else to_ms(event.timestamp)
+        if len(event.measurements) > limits.max_measurements:
+            return f"at most {limits.max_measurements} measurements per event", "measurements", ts
         metadata = event.metadata
-        if metadata and _metadata_depth(metadata, limits.max_metadata_depth) > limits.max_metadata_depth:
-            return (
-                f"metadata nests deeper than {limits.max_metadata_depth} levels (setting telemetry_max_metadata_depth)",
-                "metadata",
+        if metadata and not _flat(metadata):
+            if _metadata_depth(metadata, limits.max_metadata_depth) > limits.max_metadata_depth:
+                return (
+                    f"metadata nests deeper than {limits.max_metadata_depth} levels "
+                    "(setting telemetry_max_metadata_depth)",
+                    "metadata",
+                    ts,
+                )
+            long_key = _long_key(metadata)
+            if long_key is not None:
+                return (
+                    f"metadata key {long_key[:40]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters",
+                    "metadata",
+                    ts,
+                )
+        experiment = metadata.get(EXPERIMENT_KEY)
+        if experiment is not None and not isinstance(experiment, str):
+            return "metadata.experiment_id must be a string", f"metadata.{EXPERIMENT_KEY}", ts
+        if ts < now_ms - limits.max_past_seconds * 1000:
+            reason = (
+                f"timestamp is more than {limits.max_past_seconds} s in the past (setting telemetry_max_past_seconds)"
             )
-        long_key = _long_key(metadata) if metadata else None
-        if long_key is not None:
-            return f"metadata key {long_key[:40]!r}... is longer than {MAX_METADATA_KEY_CHARS} characters", "metadata"
-        if EXPERIMENT_KEY in metadata and not isinstance(metadata[EXPERIMENT_KEY], str):
-            return "metadata.experiment_id must be a string", f"metadata.{EXPERIMENT_KEY}"
-        if event.timestamp is not None:
-            ts = to_ms(event.timestamp)
-            if ts < now_ms - limits.max_past_seconds * 1000:
-                return (
-                    f"timestamp is more than {limits.max_past_seconds} s in the past "
-                    "(setting telemetry_max_past_seconds)",
-                    "timestamp",
-                )
-            if ts > now_ms + limits.max_future_seconds * 1000:
-                return (
-                    f"timestamp is more than {limits.max_future_seconds} s in the future "
-                    "(setting telemetry_max_future_seconds)",
-                    "timestamp",
-                )
-        return None, None
+            return reason, "timestamp", ts
+        if ts > now_ms + limits.max_future_seconds * 1000:
+            reason = (
+                f"timestamp is more than {limits.max_future_seconds} s in the future "
+                "(setting telemetry_max_future_seconds)"
+            )
+            return reason, "timestamp", ts
+        return None, None, ts
 
     def _row(
-        self, event: EventIn, owner: str, now_ms: int
+        self, event: EventIn, owner: str, ts: int
     ) -> tuple[tuple[int, str, str, str | None, str, str] | None, str | None, str | None]:
         measurements = _encode(event.measurements)
         metadata = _encode(event.metadata)
@@ -251,7 +249,6 @@ class TelemetryIngest:
             )
             return None, reason, "metadata"
         experiment = event.metadata.get(EXPERIMENT_KEY)
-        ts = now_ms if event.timestamp is None else to_ms(event.timestamp)
         return (ts, ".".join(event.event_name), owner, experiment, measurements.decode(), metadata.decode()), None, None
 
     # --- experiments ----------------------------------------------------------------------
@@ -283,17 +280,22 @@ class TelemetryIngest:
 
 
 _NAMED_FIELD = re.compile(r"(?:required|unknown) field `([^`]+)`")
+_PATH = re.compile(r"`\$\.([^`]*)`")
+_PATTERN = re.compile(r"`str` matching regex '[^']*'")
+
+
+def _reason(exc: msgspec.ValidationError) -> str:
+    return _PATTERN.sub(f"a name of {NAME_RULE}", str(exc))
 
 
 def _field_of(exc: msgspec.ValidationError) -> str | None:
-    """The event's field a decoding problem is in: from msgspec's path (`at `$.x``) or
-    the field it names (a missing or an unknown one)."""
+    """The event's field a decoding problem is in: from msgspec's path (`$.x`) or the
+    field it names (a missing or an unknown one)."""
     text = str(exc)
-    marker = "at `$."
     parts = []
-    if marker in text:
-        path = text.split(marker, 1)[1].split("`", 1)[0]
-        parts.append(path.replace("[...]", "").split("[", 1)[0])
+    path = _PATH.search(text)
+    if path:
+        parts.append(path.group(1).replace("[...]", "").split("[", 1)[0])
     named = _NAMED_FIELD.search(text)
     if named:
         parts.append(named.group(1))
