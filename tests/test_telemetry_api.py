@@ -465,7 +465,7 @@ def test_client_calls(server, keys, alice, tmp_path):
         assert [e["measurements"] for e in page["data"]] == [{"x": 2.5}]
         assert len(list(client.iter_events({"experiment_id": "exp_alpha"}))) == 300
         series = client.aggregate_events("count", interval="1d", filters={"experiment_id": "exp_beta"})
-        assert sum(p["value"] for p in series) == 300
+        assert sum(p["value"] for p in series["data"]) == 300 and series["meta"]["interval"] == "1d"
         target = tmp_path / "out.csv"
         seen: list[int] = []
         rows = client.export_events(target, format="csv", filters={"experiment_id": "exp_beta"}, progress=lambda done, _: seen.append(done))

@@ -54,13 +54,13 @@ class TelemetryApi(ListsApi):
         group_by: str | None = None,
         filters: Mapping[str, Any] | None = None,
     ) -> Any:
-        """The series of GET /telemetry/aggregate: points with `timestamp`, `value`,
-        `count` (and `group` with group_by)."""
+        """GET /telemetry/aggregate: `data`, the points (`timestamp`, `value`, `count`,
+        and `group` with group_by), and `meta` (the interval used, whether exact)."""
         params = {**list_params(filters), "agg": agg}
         for name, value in (("metric", metric), ("interval", interval), ("points", points), ("group_by", group_by)):
             if value is not None:
                 params[name] = value
-        return self.call("GET", f"{TELEMETRY}/aggregate", params=params)["data"]
+        return self.call("GET", f"{TELEMETRY}/aggregate", params=params)
 
     def delete_experiment_events(self, experiment_id: str) -> None:
         self.call("DELETE", f"{TELEMETRY}/events", params=_filter_params({"experiment_id": experiment_id}))
