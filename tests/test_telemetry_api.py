@@ -170,9 +170,11 @@ def test_events_read_back_as_sent_newest_first(alice):
                 "filter[after]": iso(BASE + timedelta(minutes=30)),
                 "filter[before]": iso(BASE + timedelta(hours=4, minutes=10)),
             },
-            lambda e: e["metadata"]["experiment_id"] == "exp_alpha"
-            and e["event_name"][1] == "model"
-            and BASE + timedelta(minutes=30) <= at(e) < BASE + timedelta(hours=4, minutes=10),
+            lambda e: (
+                e["metadata"]["experiment_id"] == "exp_alpha"
+                and e["event_name"][1] == "model"
+                and BASE + timedelta(minutes=30) <= at(e) < BASE + timedelta(hours=4, minutes=10)
+            ),
         ),
     ],
 )
@@ -468,6 +470,8 @@ def test_client_calls(server, keys, alice, tmp_path):
         assert sum(p["value"] for p in series["data"]) == 300 and series["meta"]["interval"] == "1d"
         target = tmp_path / "out.csv"
         seen: list[int] = []
-        rows = client.export_events(target, format="csv", filters={"experiment_id": "exp_beta"}, progress=lambda done, _: seen.append(done))
+        rows = client.export_events(
+            target, format="csv", filters={"experiment_id": "exp_beta"}, progress=lambda done, _: seen.append(done)
+        )
         assert rows == 300 and len(target.read_text().splitlines()) == 301 and seen
         assert client.delete_experiment_events("exp_nothing") is None

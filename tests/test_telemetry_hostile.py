@@ -117,6 +117,7 @@ BAD_EVENTS = [
     ({"event_name": []}, "event_name"),
     ({"event_name": ["has space"]}, "event_name"),
     ({"event_name": ["a"] * 9}, "event_name"),
+    ({"event_name": ["appliance", "model", "call"], "metadata": {"model_id": "m"}}, "event_name"),
     ({"event_name": ["hostile"], "metadata": deep(9)}, "metadata"),
     ({"event_name": ["hostile"], "metadata": {"x": [[[[[[[[[1]]]]]]]]]}}, "metadata"),
     ({"event_name": ["hostile"], "metadata": {"k" * 300: 1}}, "metadata"),
@@ -178,7 +179,11 @@ def test_limits_at_the_edge_are_accepted(client):
     edge = [
         {"event_name": ["a"] * 8, "metadata": {**deep(8), "tag": "deep8"}},
         {"event_name": ["hostile"], "metadata": {"tag": "old"}, "timestamp": (NOW - timedelta(days=364)).isoformat()},
-        {"event_name": ["hostile"], "metadata": {"tag": "soon"}, "timestamp": (NOW + timedelta(seconds=60)).isoformat()},
+        {
+            "event_name": ["hostile"],
+            "metadata": {"tag": "soon"},
+            "timestamp": (NOW + timedelta(seconds=60)).isoformat(),
+        },
         {"event_name": ["hostile"], "measurements": {"big": 1.5e308, "tiny": -5e-324}, "metadata": {"tag": "floats"}},
     ]
     response = client.post(EVENTS, json={"events": edge})

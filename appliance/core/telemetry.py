@@ -294,6 +294,10 @@ class ExportJob(msgspec.Struct, kw_only=True):
 
 # --- events the appliance records itself ----------------------------------------------------
 
+# The first segment of the appliance's own event names: POST /telemetry/events refuses
+# it, so what the dashboards and model statistics read is what the appliance recorded.
+RESERVED_SEGMENT = "appliance"
+
 # Each evaluation (POST /api/eval, batches) and each execution (POST /api/execute,
 # /ws/execute) that reaches its final status. Measurements: execution_time_ms,
 # memory_used_bytes, queue_wait_ms (those known); metadata: language, engine, status,

@@ -238,7 +238,10 @@ class TelemetryController(Controller):
         return AggregateBody(data=[point_body(p) for p in answer.points], meta=_meta(wanted, answer))
 
     @delete(
-        "/events", status_code=204, summary="Delete an experiment's events (filter[experiment_id])", opt=errors(403, 422)
+        "/events",
+        status_code=204,
+        summary="Delete an experiment's events (filter[experiment_id])",
+        opt=errors(403, 422),
     )
     async def delete_events(
         self, request: Request[Any, Any, Any], telemetry: TelemetryService, identity: Identity

@@ -27,6 +27,7 @@ from appliance.core.telemetry import (
     EXPERIMENT_KEY,
     MAX_METADATA_KEY_CHARS,
     NAME_RULE,
+    RESERVED_SEGMENT,
     EventIn,
     IngestBatch,
     IngestResult,
@@ -202,6 +203,8 @@ class TelemetryIngest:
         numbers it checked itself), or None; and the event's time (ms)."""
         limits = self._limits
         ts = now_ms if event.timestamp is None else to_ms(event.timestamp)
+        if event.event_name[0] == RESERVED_SEGMENT:
+            return f"event names under {RESERVED_SEGMENT}. are the appliance's own", "event_name", ts
         if len(event.measurements) > limits.max_measurements:
             return f"at most {limits.max_measurements} measurements per event", "measurements", ts
         metadata = event.metadata
