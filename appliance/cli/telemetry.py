@@ -29,8 +29,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from appliance.client import ApiError, ApplianceClient
     from appliance.cli.images import render_progress
+    from appliance.client import ApiError, ApplianceClient
     from appliance.tui.launch import LaunchError, connection_of
 
     try:

@@ -30,6 +30,7 @@ from appliance.core.telemetry import (
 from appliance.http.error_docs import errors
 from appliance.http.experiments.envelope import Item, Page
 from appliance.http.experiments.listing import ListRequest, list_parameters, parse_filters
+from appliance.http.experiments.telemetry_openapi import DeleteEventsOperation, IngestOperation
 from appliance.http.experiments.telemetry_schemas import (
     AGGREGATE_FILTERS,
     DELETE_FILTERS,
@@ -167,6 +168,7 @@ class TelemetryController(Controller):
         "/events",
         status_code=202,
         opt={"rate_bucket": TELEMETRY_EVENTS, **errors(403, 413, 422)},
+        operation_class=IngestOperation,
         summary="Ingest a batch of events",
         description="202 once the accepted events are committed; each rejected event with its index and reason.",
     )
@@ -242,6 +244,7 @@ class TelemetryController(Controller):
         status_code=204,
         summary="Delete an experiment's events (filter[experiment_id])",
         opt=errors(403, 422),
+        operation_class=DeleteEventsOperation,
     )
     async def delete_events(
         self, request: Request[Any, Any, Any], telemetry: TelemetryService, identity: Identity
