@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import File, Response, Stream
 
@@ -30,7 +31,7 @@ from appliance.core.telemetry import (
 from appliance.http.error_docs import errors
 from appliance.http.experiments.envelope import Item, Page
 from appliance.http.experiments.listing import ListRequest, list_parameters, parse_filters
-from appliance.http.experiments.telemetry_openapi import DeleteEventsOperation, IngestOperation
+from appliance.http.experiments.telemetry_openapi import DeleteEventsOperation, ExportOperation, IngestOperation
 from appliance.http.experiments.telemetry_schemas import (
     AGGREGATE_FILTERS,
     DELETE_FILTERS,
@@ -262,6 +263,14 @@ class TelemetryController(Controller):
         "/export",
         status_code=200,
         opt={"rate_bucket": "export", **errors(403)},
+        operation_class=ExportOperation,
+        responses={
+            202: ResponseSpec(
+                data_container=Item[ExportJobBody],
+                description="The export became a job: its status (Location) and, once completed, its download.",
+                generate_examples=False,
+            )
+        },
         summary="Export events as CSV or JSON lines (large exports become a job)",
         response_headers=[
             ResponseHeader(

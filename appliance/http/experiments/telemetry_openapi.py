@@ -1,14 +1,15 @@
 """What the OpenAPI document says of the two telemetry operations that read their input
-themselves: POST /telemetry/events decodes its body event by event (a bad event must
+themselves or answer a stream: POST /telemetry/events decodes its body event by event (a bad event must
 not spoil the batch, so Litestar does not decode it), and DELETE /telemetry/events takes
-`filter[experiment_id]`, a name Python cannot spell as a parameter."""
+`filter[experiment_id]`, a name Python cannot spell as a parameter, and POST
+/telemetry/export answers a file."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.openapi.spec import Parameter as ParameterSpec
 
 _NUMBER = Schema(one_of=[Schema(type=OpenAPIType.INTEGER), Schema(type=OpenAPIType.NUMBER)])
@@ -64,3 +65,20 @@ class DeleteEventsOperation(Operation):
             required=True,
         )
         self.parameters = [*(self.parameters or []), experiment]
+
+
+EXPORT_FILE = Schema(type=OpenAPIType.STRING, description="the events, oldest first")
+
+
+@dataclasses.dataclass
+class ExportOperation(Operation):
+    """The 200 is the file itself (CSV or JSON lines), streamed; a large export is a 202
+    with its job (documented by the route's `responses`)."""
+
+    def __post_init__(self) -> None:
+        found = (self.responses or {}).get("200")
+        if isinstance(found, OpenAPIResponse):
+            found.content = {
+                "text/csv": OpenAPIMediaType(schema=EXPORT_FILE),
+                "application/x-ndjson": OpenAPIMediaType(schema=EXPORT_FILE),
+            }
