@@ -4,7 +4,7 @@ in the same run, and SQLite beside DuckDB on the same work.
     .venv/bin/python bench/telemetry.py [--events 10000000] [--days 30] [--ingest-seconds 10]
                                         [--hello-samples 30] [--no-duckdb] [--no-exact]
 
-The four figures of the issue (docs/benchmarks.md):
+The four figures of the issue (recorded in docs/telemetry.md):
 1. ingest: POST /api/v1/telemetry/events in batches of 1,000 from two client threads,
    events/s, beside a bare executemany of the same rows into the same schema and
    indexes (target: >= 100,000/s and >= half the bare rate);
