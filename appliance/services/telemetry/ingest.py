@@ -3,7 +3,7 @@ stored together.
 
 A bad event (a missing or misspelt field, a string where a number goes, a number JSON
 cannot hold, a name or measurement name out of shape, metadata too deep, too big, a
-timestamp too far in the past or the future, an experiment the key may not write) is
+timestamp too far in the past or the future, another owner's experiment) is
 rejected with its index and the reason; it never spoils the others. What makes the
 whole body unreadable (not JSON, NaN or Infinity, which JSON does not have, no `events`
 list, more events than a batch may hold) is a 422 and nothing is stored.
@@ -143,7 +143,7 @@ class TelemetryIngest:
                         rejections.append(
                             Rejection(
                                 index=index,
-                                reason=f"experiment {experiment} does not exist or this key may not write to it",
+                                reason=f"experiment {experiment} is another owner's: this key may not write to it",
                                 field=f"metadata.{EXPERIMENT_KEY}",
                             )
                         )
@@ -257,11 +257,13 @@ class TelemetryIngest:
     # --- experiments ----------------------------------------------------------------------
 
     async def _unwritable(self, identity: Identity, experiments: set[str]) -> set[str]:
-        """The experiments of `experiments` this key may not write (or that do not exist)."""
+        """The experiments of `experiments` another owner's, which this key may not write.
+        An id no experiment has is a label (events of runs outside the appliance): events
+        are their sender's either way, so a label never reaches another owner's view."""
         owners = await self._owners_of(experiments)
         if owners is None:
             return set()
-        return {e for e in experiments if (owner := owners.get(e)) is None or not identity.may_see(owner)}
+        return {e for e in experiments if (owner := owners.get(e)) is not None and not identity.may_see(owner)}
 
     async def _owners_of(self, experiment_ids: set[str]) -> dict[str, str | None] | None:
         now = time.monotonic()
