@@ -9,7 +9,6 @@ import io
 import json
 import math
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
