@@ -1,5 +1,5 @@
-"""The experiments API (experiments-api.md) under /api/v1: models, sessions and telemetry
-today; experiments, runs, statistical results, exports and the Phoenix socket join as
+"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
+sessions and telemetry today; statistical results, exports and the Phoenix socket join as
 they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
@@ -15,7 +15,9 @@ from litestar import Router
 from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
+from appliance.http.experiments.experiments import ExperimentController
 from appliance.http.experiments.models import ModelController
+from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
@@ -23,6 +25,8 @@ from appliance.http.surfaces import Surface
 
 DOCUMENT = "experiments-api.md"
 PATH_SPACES = (
+    "/api/v1/experiments",
+    "/api/v1/runs",
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
@@ -35,7 +39,15 @@ def experiments_router(telemetry_max_body_bytes: int) -> Router:
     telemetry = Router(path="/", route_handlers=[TelemetryController], request_max_body_size=telemetry_max_body_bytes)
     router = Router(
         path="/",
-        route_handlers=[ModelController, SessionController, SessionsController, telemetry],
+        route_handlers=[
+            ExperimentController,
+            ExperimentRunsController,
+            RunController,
+            ModelController,
+            SessionController,
+            SessionsController,
+            telemetry,
+        ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
