@@ -207,6 +207,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def exports_path(self) -> Path:
         return self.data_path / "exports"
 
+    @property
     def checkpoints_path(self) -> Path:
         return self.data_path / CHECKPOINTS_DIR
 
