@@ -303,6 +303,21 @@ def with_a_served_type(appliance: Appliance, example: Example) -> None:
     assert (created["name"], created["tags"]) == (body["experiment"]["name"], body["experiment"]["tags"])
 
 
+def with_a_recent_timestamp(appliance: Appliance, example: Example) -> None:
+    """experiments-api.md's event is stamped 2024-01-15, older than an event may be
+    (telemetry_max_past_seconds, a year): as written it is accepted as a request (202) and
+    the event rejected for its timestamp; stamped now, the same event is stored."""
+    document = document_of(example)
+    response = send(appliance, document, example)
+    assert response is not None and response.status_code == 202
+    answer = response.json()["data"]
+    assert answer["accepted"] == 0 and [r["field"] for r in answer["rejections"]] == ["timestamp"], answer
+    now = datetime.now(UTC).isoformat()
+    body = {"events": [{**event, "timestamp": now} for event in example.body["events"]]}
+    response = send(appliance, document, replace(example, body=body))
+    assert response is not None and response.json()["data"]["accepted"] == len(body["events"]), response.text
+
+
 def with_a_real_cursor(appliance: Appliance, example: Example) -> None:
     """The document's cursor (`eyJpZCI6MTIzfQ`) is a placeholder: a cursor is signed by the
     appliance that issued it. Sent with a real one, from a first page of one item."""
@@ -367,8 +382,8 @@ DOCUMENTS = [
             ("POST", "/api/v1/experiments/:id/clone"): as_written,
             ("GET", "/api/v1/experiments"): with_a_real_cursor,
             ("POST", "/api/v1/models"): as_written,
-            ("POST", "/api/v1/telemetry/events"): not_served_yet("telemetry is the next issue"),
-            ("POST", "/api/v1/telemetry/export"): not_served_yet("telemetry is the next issue"),
+            ("POST", "/api/v1/telemetry/events"): with_a_recent_timestamp,
+            ("POST", "/api/v1/telemetry/export"): as_written,
             ("POST", "/api/v1/statistical-results"): not_served_yet("statistics come after telemetry"),
             ("POST", "/api/v1/experiments/:id/export"): not_served_yet("exports come after telemetry"),
             ("POST", "/api/v1/export/comparison"): not_served_yet("exports come after telemetry"),

@@ -22,6 +22,7 @@ from appliance.client.llm_eval import LlmEvalApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
+from appliance.client.telemetry import TelemetryApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
@@ -38,6 +39,7 @@ class ApplianceClient(
     ModelsApi,
     ExperimentsApi,
     LlmEvalApi,
+    TelemetryApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 

@@ -35,6 +35,9 @@ from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.telemetry.export import TelemetryExports
+from appliance.services.telemetry.ingest import TelemetryIngest
+from appliance.services.telemetry.service import TelemetryService
 
 
 def provide_auth(state: State) -> AuthService:
@@ -97,6 +100,18 @@ def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
 
+def provide_telemetry(state: State) -> TelemetryService:
+    return appliance_of(state).telemetry
+
+
+def provide_telemetry_ingest(state: State) -> TelemetryIngest:
+    return appliance_of(state).telemetry_ingest
+
+
+def provide_telemetry_exports(state: State) -> TelemetryExports:
+    return appliance_of(state).telemetry_exports
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -127,6 +142,9 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "llm": _provide(provide_llm),
+    "telemetry": _provide(provide_telemetry),
+    "telemetry_ingest": _provide(provide_telemetry_ingest),
+    "telemetry_exports": _provide(provide_telemetry_exports),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

@@ -1,5 +1,5 @@
-"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models and
-sessions today; telemetry, statistical results, exports and the Phoenix socket join as
+"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
+sessions and telemetry today; statistical results, exports and the Phoenix socket join as
 they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
@@ -19,6 +19,7 @@ from appliance.http.experiments.experiments import ExperimentController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
@@ -29,10 +30,13 @@ PATH_SPACES = (
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
+    "/api/v1/telemetry",
 )
 
 
-def experiments_router() -> Router:
+def experiments_router(telemetry_max_body_bytes: int) -> Router:
+    # Telemetry batches have their own body limit (setting telemetry_max_body_bytes).
+    telemetry = Router(path="/", route_handlers=[TelemetryController], request_max_body_size=telemetry_max_body_bytes)
     router = Router(
         path="/",
         route_handlers=[
@@ -42,6 +46,7 @@ def experiments_router() -> Router:
             ModelController,
             SessionController,
             SessionsController,
+            telemetry,
         ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
@@ -50,5 +55,5 @@ def experiments_router() -> Router:
     return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
 
 
-def experiments_surface() -> Surface:
-    return Surface(DOCUMENT, experiments_router(), PATH_SPACES)
+def experiments_surface(telemetry_max_body_bytes: int) -> Surface:
+    return Surface(DOCUMENT, experiments_router(telemetry_max_body_bytes), PATH_SPACES)
