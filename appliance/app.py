@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from appliance.config import Settings
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
+from appliance.core.statistics import DataSource
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
 from appliance.runtime.executor import ContainerExecutor
@@ -50,6 +51,8 @@ from appliance.services.sandboxes.requests import SandboxPolicy
 from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.statistics.service import StatisticsService
+from appliance.services.statistics.sources import RunMetricSource, TelemetryNotServed
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
@@ -57,9 +60,11 @@ from appliance.store.evaluations import EvaluationStore
 from appliance.store.meta import MetaStore
 from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
+from appliance.store.run_values import ExperimentOwners, RunValues
 from appliance.store.sandboxes import SandboxStore
 from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
+from appliance.store.statistical_results import StatisticalResultStore
 
 log = logging.getLogger("appliance")
 
@@ -102,6 +107,13 @@ class Appliance:
 
         # the model registry; statistics from the telemetry store once there is one
         self.models = ModelService(ModelStore(self.db), s.models, NoTelemetry())
+
+        # statistical tests on experiments' results (runs' metrics, telemetry, inline data)
+        self.statistics = StatisticsService(
+            StatisticalResultStore(self.db),
+            ExperimentOwners(self.db),
+            {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
+        )
 
         # evaluation
         self.pool = WarmPool(

@@ -142,6 +142,25 @@ class GroupedValues(msgspec.Struct, kw_only=True):
     unpaired_dropped: int = 0  # items left out because a group lacked them
 
 
+class MetricQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The values of `metric` in an experiment, grouped by `group_field`."""
+
+    experiment_id: str
+    metric: str
+    group_field: str
+    pair_field: str | None
+    groups: tuple[str, ...] | None  # None: every value group_field takes
+
+
+class KeyedValue(msgspec.Struct, frozen=True):
+    """One value, its group (the value of group_field, as text) and its pair key (the
+    value of pair_field, as text; None without one)."""
+
+    group: str
+    value: float
+    pair: str | None
+
+
 class DataSource(StrEnum):
     INLINE = "inline"
     RUNS = "runs"

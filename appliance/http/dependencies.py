@@ -29,6 +29,7 @@ from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.statistics.service import StatisticsService
 
 
 def provide_auth(state: State) -> AuthService:
@@ -79,6 +80,10 @@ def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
 
+def provide_statistics(state: State) -> StatisticsService:
+    return appliance_of(state).statistics
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -106,6 +111,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "templates": _provide(provide_templates),
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
+    "statistics": _provide(provide_statistics),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

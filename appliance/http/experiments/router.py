@@ -15,6 +15,7 @@ from litestar import Router
 from appliance.http.experiments.errors import experiments_exception_handlers
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
@@ -23,13 +24,22 @@ PATH_SPACES = (
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
+    "/api/v1/statistical-results",
+    "/api/v1/experiments",
+    "/api/v1/export",
 )
 
 
 def experiments_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[ModelController, SessionController, SessionsController],
+        route_handlers=[
+            ModelController,
+            SessionController,
+            SessionsController,
+            StatisticalResultController,
+            ExperimentResultsController,
+        ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},

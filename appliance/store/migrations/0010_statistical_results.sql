@@ -1,0 +1,17 @@
+-- Stored results of statistical tests (services/statistics): the request (test type,
+-- groups, where the values came from, options) and the outcome as one JSON document,
+-- with the columns lists filter and sort on beside it. experiment_id is NULL for a test
+-- on inline data that names no experiment; no foreign key, as results outlive nothing
+-- they were not told about (the experiments service removes an experiment's results).
+CREATE TABLE statistical_results (
+    stat_id       TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    experiment_id TEXT,
+    test_type     TEXT NOT NULL,
+    metric        TEXT,
+    p_value       REAL NOT NULL,
+    body          TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX statistical_results_by_experiment ON statistical_results (experiment_id, created_at);
+CREATE INDEX statistical_results_by_owner ON statistical_results (owner, created_at)
