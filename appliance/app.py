@@ -45,6 +45,7 @@ from appliance.services.monitoring.alerts import AlertService, rules_from_settin
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.readings import SystemReadings
 from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.reports.service import ReportService, StoredExperiments
 from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.reconcile import SandboxReconciler
 from appliance.services.sandboxes.requests import SandboxPolicy
@@ -57,6 +58,7 @@ from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
+from appliance.store.experiment_reports import ExperimentReports
 from appliance.store.meta import MetaStore
 from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
@@ -114,6 +116,7 @@ class Appliance:
             ExperimentOwners(self.db),
             {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
         )
+        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db)), self.statistics)
 
         # evaluation
         self.pool = WarmPool(

@@ -260,3 +260,83 @@ class StatisticalResult(msgspec.Struct, kw_only=True):
     pairs: int | None  # paired tests: the pairs compared
     unpaired_dropped: int
     created_at: datetime
+
+
+class StatisticalResultView(msgspec.Struct, kw_only=True):
+    """A result as experiments-api.md shows it (its fields and more): the API's body, and
+    what exports and reports hold."""
+
+    id: str
+    experiment_id: str | None
+    test_type: str
+    groups: list[str]
+    metric: str | None
+    group_field: str | None
+    pair_field: str | None
+    source: str  # inline, runs or telemetry
+    method: str
+    statistic: float
+    statistic_name: str
+    degrees_of_freedom: list[float] | None
+    p_value: float
+    alpha: float
+    alternative: str
+    effect_size: float
+    effect_size_type: str
+    confidence_interval: list[float] | None  # of the effect size
+    confidence_level: float
+    confidence_interval_method: str | None
+    sample_sizes: list[int]
+    means: list[float]
+    std_devs: list[float]
+    medians: list[float]
+    difference: Interval | None
+    effect_sizes: dict[str, float]
+    pairwise: list[PairwiseComparison] | None
+    power: PowerAnalysis | None
+    bootstrap: Bootstrap | None
+    pairs: int | None
+    unpaired_dropped: int
+    options: TestOptions
+    interpretation: Interpretation | None
+    created_at: datetime
+
+
+def result_view(result: StatisticalResult) -> StatisticalResultView:
+    outcome = result.outcome
+    return StatisticalResultView(
+        id=result.id,
+        experiment_id=result.experiment_id,
+        test_type=result.test_type.value,
+        groups=result.groups,
+        metric=result.metric,
+        group_field=result.group_field,
+        pair_field=result.pair_field,
+        source=result.source.value,
+        method=outcome.method,
+        statistic=outcome.statistic,
+        statistic_name=outcome.statistic_name,
+        degrees_of_freedom=outcome.degrees_of_freedom,
+        p_value=outcome.p_value,
+        alpha=result.alpha,
+        alternative=result.alternative.value,
+        effect_size=outcome.effect_size,
+        effect_size_type=outcome.effect_size_type.value,
+        confidence_interval=outcome.confidence_interval,
+        confidence_level=outcome.confidence_level,
+        confidence_interval_method=outcome.confidence_interval_method,
+        sample_sizes=outcome.summary.sample_sizes,
+        means=outcome.summary.means,
+        std_devs=outcome.summary.std_devs,
+        medians=outcome.summary.medians,
+        difference=outcome.difference,
+        effect_sizes=outcome.effect_sizes,
+        pairwise=outcome.pairwise,
+        power=outcome.power,
+        bootstrap=outcome.bootstrap,
+        pairs=result.pairs,
+        unpaired_dropped=result.unpaired_dropped,
+        options=result.options,
+        interpretation=outcome.interpretation,
+        created_at=result.created_at,
+    )

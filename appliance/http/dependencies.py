@@ -25,6 +25,7 @@ from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.reports.service import ReportService
 from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
@@ -84,6 +85,10 @@ def provide_statistics(state: State) -> StatisticsService:
     return appliance_of(state).statistics
 
 
+def provide_reports(state: State) -> ReportService:
+    return appliance_of(state).reports
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -112,6 +117,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "statistics": _provide(provide_statistics),
+    "reports": _provide(provide_reports),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from litestar import Router
 
 from appliance.http.experiments.errors import experiments_exception_handlers
+from appliance.http.experiments.exports import ComparisonController, ExperimentExportController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
@@ -39,6 +40,8 @@ def experiments_router() -> Router:
             SessionsController,
             StatisticalResultController,
             ExperimentResultsController,
+            ExperimentExportController,
+            ComparisonController,
         ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
