@@ -146,10 +146,12 @@ def line_chart(title: str, y_name: str, x_name: str, lines: list[tuple[str, list
     frame = Frame((min(xs), max(xs)), ticks, top)
     parts = _open(title, f"{y_name} over {x_name}")
     parts += _y_axis(frame, ticks, y_name)
-    for index, (name, x, row) in enumerate(keys):
-        y = TOP + 4 + 16 * row
-        parts.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{color(index)}"/>')
-        parts.append(f'<text x="{x + 14}" y="{y}" font-size="11" fill="#444" class="legend">{escape(name)}</text>')
+    for index, (name, key_x, row) in enumerate(keys):
+        key_y = TOP + 4 + 16 * row
+        parts.append(f'<rect x="{key_x}" y="{key_y - 9}" width="10" height="10" fill="{color(index)}"/>')
+        parts.append(
+            f'<text x="{key_x + 14}" y="{key_y}" font-size="11" fill="#444" class="legend">{escape(name)}</text>'
+        )
     x_ticks = (
         nice_ticks(frame.x0, frame.x1, 6)
         if not time_axis
@@ -183,7 +185,7 @@ def line_chart(title: str, y_name: str, x_name: str, lines: list[tuple[str, list
             f"<title>{escape(name)}</title></path>"
         )
         if len(ordered) == 1:
-            x, y = ordered[0]
-            parts.append(f'<circle cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="3" fill="{color(index)}"/>')
+            only_x, only_y = ordered[0]
+            parts.append(f'<circle cx="{frame.x(only_x):.1f}" cy="{frame.y(only_y):.1f}" r="3" fill="{color(index)}"/>')
     parts.append("</svg>")
     return "\n".join(parts)
