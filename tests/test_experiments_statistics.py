@@ -239,3 +239,18 @@ def test_every_number_is_finite_json(v1):
         assert result["bootstrap"] == {"resamples": 10000, "seed": 0}
         numbers = [result["p_value"], result["effect_size"], *result["confidence_interval"], *result["means"]]
         assert all(isinstance(n, int | float) and math.isfinite(n) for n in numbers)
+
+
+def test_the_client_runs_lists_and_gets_results(v1):
+    from appliance.client import ApiError, ApplianceClient
+
+    with ApplianceClient(v1.url, api_key=v1.admin_key) as client:
+        made = client.run_statistical_test(
+            "mcnemar", data=agresti_items(), groups=["model_a", "model_b"], metric="correct", method="exact"
+        )
+        assert made.method.startswith("McNemar's test (exact binomial") and made.options.method == "exact"
+        assert client.get_statistical_result(made.id) == made
+        assert made.id in {r.id for r in client.iter_statistical_results(filters={"test_type": "mcnemar"})}
+        with pytest.raises(ApiError) as caught:
+            client.run_statistical_test("paired_t_test", data={"a": [1, 2, 3], "b": [2, 3, 4]})
+        assert caught.value.status_code == 422 and "data" in caught.value.details

@@ -20,6 +20,7 @@ from appliance.client.execution import ExecutionApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
+from appliance.client.statistics import ExportedFile, StatisticsApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
@@ -34,8 +35,9 @@ class ApplianceClient(
     ExecutionApi,
     SandboxesApi,
     ModelsApi,
+    StatisticsApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 
 
-__all__ = ["ApiError", "ApplianceClient", "Record"]
+__all__ = ["ApiError", "ApplianceClient", "ExportedFile", "Record"]

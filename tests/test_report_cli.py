@@ -1,0 +1,109 @@
+"""`appliance report ...` and appliance.client's export calls against a real server:
+they write the file the endpoint answers. Once experiments are part of the appliance
+(migration 0008), experiments and runs are put into the server's database as the
+experiments service stores them, and the endpoint, the client and the CLI must give the
+same report; before that, a refusal is one clear line and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import appliance.store
+from appliance.client import ApplianceClient
+from tests.experiments_support import start_v1_server
+from tests.support import ROOT
+
+MIGRATIONS = Path(appliance.store.__file__).parent / "migrations"
+NOW = "2024-01-15T10:00:00.000Z"
+
+
+@pytest.fixture(scope="module")
+def v1(tmp_path_factory):
+    server = start_v1_server(tmp_path_factory.mktemp("v1-report-cli"))
+    yield server
+    server.stop()
+
+
+def report_cli(server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    key_file = server.data_dir / "admin.key"
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "report", *args, "--url", server.url, "--api-key-file", str(key_file)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+
+
+def test_a_refused_report_is_one_line_and_writes_nothing(v1, tmp_path):
+    done = report_cli(v1, "comparison", "exp_missing", "--format", "latex", "-o", "out.tex", cwd=tmp_path)
+    assert done.returncode == 1 and "404 not_found" in done.stderr and "exp_missing" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.tex").exists()
+    done = report_cli(v1, "experiment", "exp_missing", "--format", "csv", "--include", "config", cwd=tmp_path)
+    assert done.returncode == 1 and "422" in done.stderr and "include" in done.stderr, done.stderr
+
+
+def put_experiment(db: Path, experiment_id: str, accuracies: list[float]) -> None:
+    """Rows as the experiments service writes them (migration 0008's tables)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO experiments (id, owner, name, status, config, created_at, updated_at) "
+            "VALUES (?, 'admin', ?, 'completed', '{}', ?, ?)",
+            (experiment_id, f"Experiment {experiment_id}", NOW, NOW),
+        )
+        for position, accuracy in enumerate(accuracies):
+            run_id = f"run_{experiment_id}_{position}"
+            conn.execute(
+                "INSERT INTO runs (id, experiment_id, owner, position, status, hyperparameters, metrics, seed, "
+                "created_at, updated_at) VALUES (?, ?, 'admin', ?, 'completed', ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment_id,
+                    position,
+                    json.dumps({"lr": 0.01}),
+                    json.dumps({"accuracy": accuracy}),
+                    position,
+                    NOW,
+                    NOW,
+                ),
+            )
+            for step in range(5):
+                conn.execute(
+                    "INSERT INTO run_metrics (run_id, name, step, value, timestamp) VALUES (?, 'accuracy', ?, ?, ?)",
+                    (run_id, step, accuracy * (step + 1) / 5, NOW),
+                )
+
+
+def without_generation_time(content: bytes) -> str:
+    return "\n".join(line for line in content.decode().splitlines() if "Generated" not in line)
+
+
+@pytest.mark.skipif(not (MIGRATIONS / "0008_experiments.sql").exists(), reason="experiments arrive with migration 0008")
+def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
+    put_experiment(v1.data_dir / "appliance.db", "exp_cli_a", [0.80, 0.82, 0.81])
+    put_experiment(v1.data_dir / "appliance.db", "exp_cli_b", [0.90, 0.93, 0.91])
+    body = {"experiment_ids": ["exp_cli_a", "exp_cli_b"], "format": "markdown"}
+    with v1.admin() as admin:
+        answered = admin.post("/api/v1/export/comparison", json=body)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["content-disposition"].startswith("attachment; filename=")
+    with ApplianceClient(v1.url, api_key=v1.admin_key) as client:
+        made = client.export_comparison(["exp_cli_a", "exp_cli_b"], "markdown")
+        saved = made.save(tmp_path / "client.md")
+        exported = client.export_experiment("exp_cli_b", "csv", ["runs"])
+    done = report_cli(v1, "comparison", "exp_cli_a", "exp_cli_b", "--format", "markdown", "-o", "cli.md", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    same = without_generation_time(answered.content)
+    assert without_generation_time(saved.read_bytes()) == same
+    assert without_generation_time((tmp_path / "cli.md").read_bytes()) == same
+    assert "***" in same or "**" in same  # 0.91 vs 0.81 over three runs each
+    assert exported.content.decode().splitlines()[0].startswith("run_id,status")
+    done = report_cli(v1, "comparison", "exp_cli_a", "exp_cli_b", "--format", "html", cwd=tmp_path)
+    assert done.returncode == 0 and list(tmp_path.glob("comparison-*.html")), done.stderr
