@@ -66,6 +66,23 @@ def test_wrong_key_and_malformed_header_are_401(server):
         assert_error(client.get("/api/evaluations"), 401, "bearer")
 
 
+def test_x_api_key_wins_over_an_authorization_header_beside_it(server):
+    """The first credential present decides (docs/api.md, docs/sandbox-api.md): a
+    generated client or a proxy may add an Authorization header beside a valid key, and a
+    bad key is not rescued by a valid token beside it. On both documents' routes."""
+    with server.admin() as admin:
+        token = admin.post("/api/auth/token").json()["access_token"]
+    for authorization in ("Basic Zm9vOmJhcg==", "Bearer", "Bearer abc.def.ghi", "garbage", f"Bearer {token}"):
+        with server.client(server.admin_key, headers={"Authorization": authorization}) as client:
+            for path in ("/api/evaluations", "/api/sandboxes", "/auth/api-keys"):
+                response = client.get(path)
+                assert response.status_code == 200, (authorization, path, response.text)
+    headers = {"X-API-Key": "ak_000000000000_notarealkeynotarealkey", "Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        assert_error(client.get("/api/evaluations"), 401, "invalid api key")
+        assert client.get("/api/sandboxes").status_code == 401
+
+
 def test_read_only_key_cannot_submit_or_kill(server):
     key = create_key(server, "reader", "read")
     with server.client(key) as client:

@@ -1,5 +1,5 @@
 """The one entry point (also `python -m appliance`): serve, run, tui, keys, images,
-doctor, backup, restore and report. One module per group of commands; each adds its own
+doctor, backup, restore, openapi and report. One module per group of commands; each adds its own
 subcommands to the parser."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from appliance import __version__
-from appliance.cli import images, keys, operations, report, serve, terminal
+from appliance.cli import images, keys, openapi, operations, report, serve, terminal
 from appliance.cli.common import common_flags
 from appliance.config import ConfigError
 from appliance.logging_setup import configure_logging
 
-COMMAND_GROUPS = (serve, terminal, keys, images, operations, report)
+COMMAND_GROUPS = (serve, terminal, keys, images, operations, openapi, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,8 @@
                        errors an unmatched path gets (whole path segments, longest wins)
     errors.py          the exception handlers every router registers, parametrised by
                        its document's ErrorShape
+    error_docs.py      the error statuses of each operation in the OpenAPI document
+                       (`document_errors`, `opt=errors(...)`), request body examples
     app_state.py       the appliance in the app's state, typed (the one place it is read)
     dependencies.py    services as typed dependencies (`sandboxes: SandboxService`)
     identity.py        who is calling (the `identity` dependency), rate limits, and the
@@ -33,11 +35,12 @@ docs/architecture.md for the whole list, services and TUI included):
      "/socket/websocket"; llm-eval: "/health", "/api/v1/evaluate", "/api/v1/suite",
      "/api/v1/suites", "/api/v1/prompts", "/api/v1/leaderboard", "/api/v1/benchmark",
      "/api/v1/optimize"), a `<document>_router()` with
-     `exception_handlers=exception_handlers(<ITS>_ERRORS)`, and `<document>_surface()`;
+     `exception_handlers=exception_handlers(<ITS>_ERRORS)`, returned through
+     `document_errors(router, <ITS>_ERRORS, DEPENDENCIES)`, and `<document>_surface()`;
    - `errors.py`: an `ErrorShape` subclass writing the document's error body;
    - `schemas.py`: its request and response Structs, field for field as documented;
    - one module per group of routes, taking services as typed parameters.
-2. In app_factory.py, add `<document>_surface()` to `surfaces`; two documents claiming
+2. In app_factory.py, add `<document>_surface()` to `document_surfaces()`; two documents claiming
    the same path space fail at start.
 3. A service the new routes need: a provider in dependencies.py.
 """

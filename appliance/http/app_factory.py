@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -19,7 +19,7 @@ from appliance.http.experiments.router import experiments_surface
 from appliance.http.identity import add_rate_limit_headers
 from appliance.http.platform.router import platform_surface
 from appliance.http.sandbox.router import sandbox_surface
-from appliance.http.surfaces import unmatched_path_handlers
+from appliance.http.surfaces import Surface, unmatched_path_handlers
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
@@ -39,7 +39,36 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
             if manage_lifecycle:
                 await appliance.stop()
 
-    openapi = OpenAPIConfig(
+    surfaces = document_surfaces(appliance.settings.max_upload_bytes)
+    app = Litestar(
+        route_handlers=[*(surface.router for surface in surfaces), *DOCS_ROUTES],
+        dependencies=DEPENDENCIES,
+        # Only what no router took: an unmatched path, by the document whose path space it is in.
+        exception_handlers=unmatched_path_handlers(surfaces, default=surfaces[0]),
+        before_send=[add_rate_limit_headers],
+        lifespan=[lifespan],
+        openapi_config=openapi_config(),
+        request_max_body_size=appliance.settings.max_body_bytes,
+        debug=False,
+        # The process configures logging once (appliance.logging_setup, with the filter
+        # that masks keys in WebSocket query strings); Litestar's default would replace it.
+        logging_config=None,
+    )
+    keep_appliance(app.state, appliance)
+    return app
+
+
+DOCS_ROUTES = (docs_page, docs_assets, openapi_yaml, openapi_json)
+
+
+def document_surfaces(max_upload_bytes: int) -> list[Surface]:
+    """The API documents served, the first one the default for paths none claims; the
+    next ones go here (see http/__init__.py)."""
+    return [platform_surface(), sandbox_surface(max_upload_bytes), experiments_surface()]
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
         title="appliance",
         version=__version__,
         # Litestar's own schema routes stay out of /api (they would answer every unknown
@@ -56,28 +85,16 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
         ),
         security=[{"ApiKey": []}, {"Bearer": []}],
     )
-    platform = platform_surface()
-    # One entry per API document served; the next ones go here (see http/__init__.py).
-    surfaces = [platform, sandbox_surface(appliance.settings.max_upload_bytes), experiments_surface()]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document the server serves, built without an appliance or a server
+    (`appliance openapi`): the same routers, dependencies and configuration. Nothing in
+    it depends on settings (the upload limit only sizes a router's body limit)."""
     app = Litestar(
-        route_handlers=[
-            *(surface.router for surface in surfaces),
-            docs_page,
-            docs_assets,
-            openapi_yaml,
-            openapi_json,
-        ],
+        route_handlers=[*(surface.router for surface in document_surfaces(0)), *DOCS_ROUTES],
         dependencies=DEPENDENCIES,
-        # Only what no router took: an unmatched path, by the document whose path space it is in.
-        exception_handlers=unmatched_path_handlers(surfaces, default=platform),
-        before_send=[add_rate_limit_headers],
-        lifespan=[lifespan],
-        openapi_config=openapi,
-        request_max_body_size=appliance.settings.max_body_bytes,
-        debug=False,
-        # The process configures logging once (appliance.logging_setup, with the filter
-        # that masks keys in WebSocket query strings); Litestar's default would replace it.
+        openapi_config=openapi_config(),
         logging_config=None,
     )
-    keep_appliance(app.state, appliance)
-    return app
+    return app.openapi_schema.to_schema()

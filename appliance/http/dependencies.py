@@ -1,9 +1,12 @@
 """Services as Litestar dependencies: a handler names what it uses as a typed parameter
-(`evaluations: EvaluationService`) and gets the one instance the composition root
+(`sandboxes: SandboxService`) and gets the one instance the composition root
 (appliance/app.py) built. Handlers never reach into `app.state` themselves.
 
 The parameter names are the keys of SERVICE_DEPENDENCIES; none may be the name of a
-query parameter (`status`, `limit`, ...), or Litestar would take the one for the other.
+query parameter (`status`, `limit`, ...), or Litestar would take the one for the other,
+nor of a request body's field (`evaluations` of POST /api/eval-batch), or Litestar would
+answer a bad value in that field with a 500, as if the dependency had failed
+(tests/test_openapi_document.py checks both on the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def _provide(function: Callable[[State], object]) -> Provide:
 
 SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "auth": _provide(provide_auth),
-    "evaluations": _provide(provide_evaluations),
+    "evaluation_service": _provide(provide_evaluations),
     "executions": _provide(provide_executions),
     "platform_status": _provide(provide_platform_status),
     "monitoring": _provide(provide_monitoring),

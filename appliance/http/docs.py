@@ -40,10 +40,15 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+def openapi_yaml_text(document: dict[str, Any]) -> str:
+    """The document as served at /api/openapi.yaml and committed as docs/openapi.yaml."""
+    text: str = yaml.safe_dump(document, sort_keys=False)
+    return text
+
+
 @get("/api/openapi.yaml", include_in_schema=False, sync_to_thread=False)
 def openapi_yaml(request: Request[Any, Any, Any]) -> Response[str]:
-    body = yaml.safe_dump(request.app.openapi_schema.to_schema(), sort_keys=False)
-    return Response(body, media_type="application/yaml")
+    return Response(openapi_yaml_text(request.app.openapi_schema.to_schema()), media_type="application/yaml")
 
 
 @get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)

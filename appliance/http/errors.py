@@ -39,6 +39,13 @@ BodyT = TypeVar("BodyT")
 class ErrorShape(Generic[BodyT]):
     """How one API document writes an error response (a `BodyT`)."""
 
+    # The Struct `render` writes: the schema every error response of the document gets.
+    body: type[BodyT]
+    # What `body_too_large` answers (the platform says 400, the sandbox API 413).
+    body_too_large_status: int
+    # What an invalid request is answered with (400; the experiments API says 422).
+    validation_status: int = 400
+
     def render(
         self,
         status_code: int,

@@ -13,7 +13,7 @@ the session's CSRF token on unsafe methods (services/access/sessions.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import WebSocket
@@ -30,6 +30,9 @@ from appliance.http.app_state import appliance_of
 from appliance.http.ws_close import POLICY_VIOLATION
 from appliance.services.access.rate_limit import RateDecision
 
+if TYPE_CHECKING:
+    from appliance.app import Appliance
+
 RATE_STATE_KEY = "rate_decision"
 IDENTITY_STATE_KEY = "identity"
 API_KEY_PREFIX = "ak_"
@@ -41,28 +44,38 @@ WS_AUTHENTICATION_REQUIRED = "Authentication required: pass ?api_key=... or ?tok
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
+    """The caller, by the first credential present, in this order: the X-API-Key header,
+    the `api_key` query parameter, the Authorization header (`Bearer <token>`), the
+    `token` query parameter. The first one present alone decides: a valid key is not
+    undone by an Authorization header beside it (a proxy or a generated client may add
+    one), and a bad key is refused even with a valid token beside it."""
     appliance = appliance_of(connection.app.state)
     headers = connection.headers
     key = headers.get("x-api-key") or connection.query_params.get("api_key")
+    if key:
+        return await appliance.auth.authenticate_key(key)
     authorization = headers.get("authorization", "")
-    token = connection.query_params.get("token")
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("Authorization header must be 'Bearer <api_key>' or 'Bearer <token>'")
-        token = value.strip()
-    if token and token.startswith(API_KEY_PREFIX):
-        # A key where a token goes (a Bearer header, a Phoenix socket's `token` param).
-        key, token = key or token, None
-    if key:
-        return await appliance.auth.authenticate_key(key)
+        return await _authenticate_bearer(appliance, value.strip())
+    token = connection.query_params.get("token")
     if token:
-        return await appliance.auth.authenticate_token(token)
+        return await _authenticate_bearer(appliance, token)
     cookie = connection.cookies.get(SESSION_COOKIE) if connection.route_handler.opt.get("session_cookie") else None
     if cookie:
         method = str(connection.scope.get("method", "GET"))
         return await appliance.sessions.authenticate(cookie, method, headers.get(CSRF_HEADER))
     return anonymous(connection.client.host if connection.client else "")
+
+
+async def _authenticate_bearer(appliance: Appliance, value: str) -> Identity:
+    """A Bearer value (or a `?token=`): an API key (`ak_...`, as the experiments API and a
+    Phoenix socket's `token` param send it) or a JWT."""
+    if value.startswith(API_KEY_PREFIX):
+        return await appliance.auth.authenticate_key(value)
+    return await appliance.auth.authenticate_token(value)
 
 
 def limit_for(settings: Settings, identity: Identity, bucket: str) -> int:

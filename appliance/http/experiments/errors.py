@@ -75,6 +75,10 @@ def field_details(details: dict[str, Any] | None, message: str) -> dict[str, Any
 
 
 class ExperimentsErrors(ErrorShape[ExperimentsErrorBody]):
+    body = ExperimentsErrorBody
+    body_too_large_status = 413
+    validation_status = VALIDATION_STATUS
+
     def render(
         self,
         status_code: int,

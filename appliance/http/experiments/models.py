@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
+from appliance.core.clock import iso_z
 from appliance.core.identity import Identity
 from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
 from appliance.core.models import (
@@ -20,7 +20,8 @@ from appliance.core.models import (
     ModelFields,
     ModelStatistics,
 )
-from appliance.http.experiments.envelope import Item, Page
+from appliance.http.error_docs import errors
+from appliance.http.experiments.envelope import Item, Page, Timestamp
 from appliance.http.experiments.listing import ListRequest, list_parameters
 from appliance.services.models.registry import ModelService
 
@@ -73,8 +74,8 @@ class ModelBody(msgspec.Struct, kw_only=True):
     config: dict[str, Any]
     status: str
     read_only: bool  # from the config file: not changeable through the API
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 def model_body(model: Model) -> ModelBody:
@@ -86,8 +87,8 @@ def model_body(model: Model) -> ModelBody:
         config=model.config,
         status=model.status,
         read_only=model.read_only,
-        created_at=model.created_at,
-        updated_at=model.updated_at,
+        created_at=iso_z(model.created_at),
+        updated_at=iso_z(model.updated_at),
     )
 
 
@@ -95,31 +96,31 @@ class ModelController(Controller):
     path = "/api/v1/models"
     tags = ["models"]
 
-    @get("/", dependencies={"listing": list_parameters(MODEL_LIST)}, summary="List models")
+    @get("/", dependencies={"listing": list_parameters(MODEL_LIST)}, summary="List models", opt=errors(403))
     async def list_models(self, models: ModelService, identity: Identity, listing: ListRequest) -> Page[ModelBody]:
         return listing.page(await models.list(identity, listing.query), model_body)
 
-    @post("/", status_code=201, summary="Register a model")
+    @post("/", status_code=201, summary="Register a model", opt=errors(403, 409))
     async def create_model(self, models: ModelService, identity: Identity, data: ModelCreate) -> Item[ModelBody]:
         fields = msgspec.convert(msgspec.structs.asdict(data.model), ModelFields)
         return Item(model_body(await models.create(identity, fields)))
 
-    @get("/{model_id:str}", summary="Get a model")
+    @get("/{model_id:str}", summary="Get a model", opt=errors(403, 404))
     async def get_model(self, models: ModelService, identity: Identity, model_id: str) -> Item[ModelBody]:
         return Item(model_body(await models.get(identity, model_id)))
 
-    @patch("/{model_id:str}", summary="Change a model (config is a JSON merge patch)")
+    @patch("/{model_id:str}", summary="Change a model (config is a JSON merge patch)", opt=errors(403, 404))
     async def update_model(
         self, models: ModelService, identity: Identity, model_id: str, data: ModelUpdate
     ) -> Item[ModelBody]:
         changes = msgspec.convert(msgspec.structs.asdict(data.model), ModelChanges)
         return Item(model_body(await models.update(identity, model_id, changes)))
 
-    @delete("/{model_id:str}", status_code=204, summary="Delete a model")
+    @delete("/{model_id:str}", status_code=204, summary="Delete a model", opt=errors(403, 404))
     async def delete_model(self, models: ModelService, identity: Identity, model_id: str) -> None:
         await models.delete(identity, model_id)
 
-    @get("/{model_id:str}/statistics", summary="Calls to a model within a period")
+    @get("/{model_id:str}/statistics", summary="Calls to a model within a period", opt=errors(403, 404))
     async def model_statistics(
         self,
         models: ModelService,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from litestar import Router
 
-from appliance.http.experiments.errors import experiments_exception_handlers
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
+from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
 from appliance.http.experiments.exports import ComparisonController, ExperimentExportController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.session import SessionController, SessionsController
@@ -32,7 +34,7 @@ PATH_SPACES = (
 
 
 def experiments_router() -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[
             ModelController,
@@ -47,6 +49,7 @@ def experiments_router() -> Router:
         guards=[require_authentication],
         opt={"rate_bucket": READ_WRITE, "session_cookie": True},
     )
+    return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
 
 
 def experiments_surface() -> Surface:

@@ -8,17 +8,18 @@ requests made with the cookie must send in `X-CSRF-Token`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import Cookie
 
+from appliance.core.clock import iso_z
 from appliance.core.identity import Identity
 from appliance.core.listing import FilterField, FilterOp, ListSpec, ValueKind
 from appliance.core.sessions import SESSION_COOKIE, Session
-from appliance.http.experiments.envelope import Item, Page
+from appliance.http.error_docs import errors
+from appliance.http.experiments.envelope import Item, Page, Timestamp
 from appliance.http.experiments.listing import ListRequest, list_parameters
 from appliance.services.access.sessions import SessionService
 
@@ -39,8 +40,8 @@ class SessionBody(msgspec.Struct, kw_only=True):
     id: str
     key_id: str
     owner: str
-    created_at: datetime
-    expires_at: datetime
+    created_at: Timestamp
+    expires_at: Timestamp
 
 
 class OpenSessionBody(SessionBody, kw_only=True):
@@ -62,8 +63,8 @@ def session_body(session: Session) -> SessionBody:
         id=session.session_id,
         key_id=session.key_id,
         owner=session.owner,
-        created_at=session.created_at,
-        expires_at=session.expires_at,
+        created_at=iso_z(session.created_at),
+        expires_at=iso_z(session.expires_at),
     )
 
 
@@ -87,7 +88,12 @@ class SessionController(Controller):
     path = "/api/v1/session"
     tags = ["session"]
 
-    @post("/", status_code=201, summary="Open a browser session (sets the cookie; returns the CSRF token)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Open a browser session (sets the cookie; returns the CSRF token)",
+        opt=errors(403),
+    )
     async def open_session(
         self, request: Request[Any, Any, Any], sessions: SessionService, identity: Identity
     ) -> Response[Item[OpenSessionBody]]:
@@ -99,7 +105,7 @@ class SessionController(Controller):
             cookies=[_cookie(request, opened.token, max_age)],
         )
 
-    @get("/", summary="Who the request acts as, and its session if it came with one")
+    @get("/", summary="Who the request acts as, and its session if it came with one", opt=errors(403))
     async def who_am_i(self, sessions: SessionService, identity: Identity) -> Item[WhoAmI]:
         session = await sessions.current(identity)
         return Item(
@@ -113,7 +119,9 @@ class SessionController(Controller):
             )
         )
 
-    @delete("/", status_code=204, summary="End the session the request came with (clears the cookie)")
+    @delete(
+        "/", status_code=204, summary="End the session the request came with (clears the cookie)", opt=errors(403, 404)
+    )
     async def end_session(
         self, request: Request[Any, Any, Any], sessions: SessionService, identity: Identity
     ) -> Response[None]:
@@ -125,12 +133,12 @@ class SessionsController(Controller):
     path = "/api/v1/sessions"
     tags = ["session"]
 
-    @get("/", dependencies={"listing": list_parameters(SESSION_LIST)}, summary="List live sessions")
+    @get("/", dependencies={"listing": list_parameters(SESSION_LIST)}, summary="List live sessions", opt=errors(403))
     async def list_sessions(
         self, sessions: SessionService, identity: Identity, listing: ListRequest
     ) -> Page[SessionBody]:
         return listing.page(await sessions.list(identity, listing.query), session_body)
 
-    @delete("/{session_id:str}", status_code=204, summary="End a session")
+    @delete("/{session_id:str}", status_code=204, summary="End a session", opt=errors(403, 404))
     async def end_session(self, sessions: SessionService, identity: Identity, session_id: str) -> None:
         await sessions.end(identity, session_id)

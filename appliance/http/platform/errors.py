@@ -25,6 +25,9 @@ _TITLES = {
 
 
 class PlatformErrors(ErrorShape[ErrorBody]):
+    body = ErrorBody
+    body_too_large_status = 400
+
     def render(
         self,
         status_code: int,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from litestar import Router
 
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.platform.errors import PLATFORM_ERRORS
 from appliance.http.platform.evaluations import EvaluationController
@@ -29,11 +31,12 @@ PATH_SPACES = (
 
 
 def platform_router() -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[EvaluationController, StatusController, evaluation_events],
         exception_handlers=exception_handlers(PLATFORM_ERRORS),
     )
+    return document_errors(router, PLATFORM_ERRORS, DEPENDENCIES)
 
 
 def platform_surface() -> Surface:

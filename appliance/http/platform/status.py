@@ -20,8 +20,8 @@ class StatusController(Controller):
     tags = ["platform"]
 
     @get("/queue-status", summary="Queue statistics")
-    async def queue_status(self, evaluations: EvaluationService, identity: Identity) -> QueueStatusBody:
-        stats = await evaluations.queue_stats()
+    async def queue_status(self, evaluation_service: EvaluationService, identity: Identity) -> QueueStatusBody:
+        stats = await evaluation_service.queue_stats()
         return QueueStatusBody(
             queued=stats.queued,
             processing=stats.processing,
@@ -31,10 +31,10 @@ class StatusController(Controller):
 
     @get("/status", summary="Platform health and statistics")
     async def platform_status(
-        self, evaluations: EvaluationService, platform_status: PlatformStatusService, identity: Identity
+        self, evaluation_service: EvaluationService, platform_status: PlatformStatusService, identity: Identity
     ) -> PlatformStatusBody:
         health = await platform_status.health()
-        stats = await evaluations.queue_stats()
+        stats = await evaluation_service.queue_stats()
         return PlatformStatusBody(
             platform=health.platform,
             mode="appliance",

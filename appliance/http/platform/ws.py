@@ -55,8 +55,10 @@ def refusal(exc: AppError) -> SocketError:
 
 
 @websocket("/ws")
-async def evaluation_events(socket: WebSocket[Any, Any, Any], evaluations: EvaluationService, bus: EventBus) -> None:
-    identity = await open_socket(socket, evaluations.authorize_events, refusal)
+async def evaluation_events(
+    socket: WebSocket[Any, Any, Any], evaluation_service: EvaluationService, bus: EventBus
+) -> None:
+    identity = await open_socket(socket, evaluation_service.authorize_events, refusal)
     if identity is None:
         return
     watched: set[str] = set()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.params import Parameter
 
 from appliance.core.alerts import AlertBody, alert_body
 from appliance.core.identity import Identity
-from appliance.services.monitoring.alerts import AlertService
+from appliance.http.error_docs import errors
+from appliance.services.monitoring.alerts import MAX_LIST_LIMIT, AlertService
 
 
 class AlertComment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -47,7 +49,8 @@ class AlertController(Controller):
         identity: Identity,
         status: str | None = None,
         severity: str | None = None,
-        limit: int = 100,
+        # The service checks the bounds (its message); the schema says them.
+        limit: int = Parameter(default=100, schema_extra={"minimum": 1, "maximum": MAX_LIST_LIMIT}),
     ) -> AlertList:
         found = await alerts.list(identity, status, severity, limit)
         return AlertList(alerts=[alert_body(a) for a in found])
@@ -70,18 +73,25 @@ class AlertController(Controller):
             ]
         )
 
-    @get("/{alert_id:str}", summary="One alert")
+    @get("/{alert_id:str}", summary="One alert", opt=errors(404))
     async def get_alert(self, alerts: AlertService, identity: Identity, alert_id: str) -> AlertBody:
         return alert_body(await alerts.get(identity, alert_id))
 
-    @post("/{alert_id:str}/acknowledge", status_code=200, summary="Acknowledge an active alert (admin)")
+    @post(
+        "/{alert_id:str}/acknowledge",
+        status_code=200,
+        summary="Acknowledge an active alert (admin)",
+        opt=errors(403, 404, 409),
+    )
     async def acknowledge(
         self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:
         comment = data.comment if data is not None else None
         return alert_body(await alerts.acknowledge(identity, alert_id, comment))
 
-    @post("/{alert_id:str}/resolve", status_code=200, summary="Resolve an open alert (admin)")
+    @post(
+        "/{alert_id:str}/resolve", status_code=200, summary="Resolve an open alert (admin)", opt=errors(403, 404, 409)
+    )
     async def resolve(
         self, alerts: AlertService, identity: Identity, alert_id: str, data: AlertComment | None = None
     ) -> AlertBody:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import msgspec
 from litestar import Controller, delete, get, post
 
 from appliance.core.identity import Identity
+from appliance.http.error_docs import errors, example
 from appliance.services.access.auth import AuthService
 
 
@@ -84,19 +85,26 @@ class ApiKeyController(Controller):
     path = "/auth/api-keys"
     tags = ["auth"]
 
-    @post("/", status_code=201, summary="Create an API key (admin); the key is shown once")
-    async def create(self, auth: AuthService, identity: Identity, data: ApiKeyCreate) -> ApiKeyCreated:
+    @post("/", status_code=201, summary="Create an API key (admin); the key is shown once", opt=errors(403))
+    async def create(
+        self,
+        auth: AuthService,
+        identity: Identity,
+        data: Annotated[
+            ApiKeyCreate, example("A CI job's key", {"name": "ci-bot", "permissions": ["execute", "read"]})
+        ],
+    ) -> ApiKeyCreated:
         created = await auth.create_key(
             identity, data.name, data.permissions, owner=data.owner, expires_at=data.expires_at
         )
         return ApiKeyCreated(**msgspec.structs.asdict(key_body(created.record)), api_key=created.secret)
 
-    @get("/", summary="List API keys (admin); secrets are never shown again")
+    @get("/", summary="List API keys (admin); secrets are never shown again", opt=errors(403))
     async def list_keys(self, auth: AuthService, identity: Identity) -> ApiKeyList:
         records = await auth.list_keys(identity)
         return ApiKeyList(api_keys=[key_body(r) for r in records])
 
-    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
+    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)", opt=errors(403, 404))
     async def revoke(self, auth: AuthService, identity: Identity, key_id: str) -> ApiKeyRevoked:
         await auth.revoke_key(identity, key_id)
         return ApiKeyRevoked(key_id=key_id, status="revoked", message="API key revoked; it is refused from now on")

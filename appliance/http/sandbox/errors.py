@@ -54,6 +54,9 @@ def sandbox_error(
 
 
 class SandboxErrors(ErrorShape[SandboxErrorBody]):
+    body = SandboxErrorBody
+    body_too_large_status = 413
+
     def render(
         self,
         status_code: int,

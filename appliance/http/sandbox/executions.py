@@ -4,7 +4,7 @@ core/executions.py; the rules for each field in services/execution_options.py.""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Annotated, TypedDict
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -15,6 +15,7 @@ from appliance.core.evaluations import Evaluation
 from appliance.core.executions import execution_error, execution_progress, execution_status
 from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
+from appliance.http.error_docs import errors, example
 from appliance.services.evaluation.execution_options import ExecuteRequest, files_created
 from appliance.services.evaluation.executions import ExecutionService
 
@@ -118,19 +119,31 @@ class ExecutionController(Controller):
         "/",
         status_code=200,
         summary="Run code in a fresh sandbox and wait for the result",
-        opt={"rate_bucket": "execute"},
+        opt={"rate_bucket": "execute", **errors(403, 503)},
     )
-    async def execute(self, executions: ExecutionService, identity: Identity, data: ExecuteRequest) -> ExecutionResult:
+    async def execute(
+        self,
+        executions: ExecutionService,
+        identity: Identity,
+        data: Annotated[
+            ExecuteRequest, example("Python", {"language": "python", "code": "print(6 * 7)", "timeout": 5})
+        ],
+    ) -> ExecutionResult:
         return result_body(await executions.execute(identity, data))
 
-    @get("/{execution_id:str}", summary="State of an execution, with progress while it runs")
+    @get("/{execution_id:str}", summary="State of an execution, with progress while it runs", opt=errors(403, 404))
     async def state(
         self, executions: ExecutionService, settings: Settings, identity: Identity, execution_id: str
     ) -> ExecutionState:
         execution = await executions.get(identity, execution_id)
         return state_body(execution, settings.memory_limit_mb, settings.cpu_limit)
 
-    @delete("/{execution_id:str}", status_code=200, summary="Cancel a queued or running execution")
+    @delete(
+        "/{execution_id:str}",
+        status_code=200,
+        summary="Cancel a queued or running execution",
+        opt=errors(403, 404, 409),
+    )
     async def cancel(self, executions: ExecutionService, identity: Identity, execution_id: str) -> ExecutionCancelled:
         final = await executions.cancel(identity, execution_id)
         return ExecutionCancelled(

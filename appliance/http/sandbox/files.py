@@ -8,6 +8,7 @@ max_body_bytes, and an upload past it is a 413 that names max_upload_bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -16,12 +17,14 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.response import Stream
 
 from appliance.core.clock import iso_z
 from appliance.core.errors import PayloadTooLarge, ValidationError
 from appliance.core.identity import Identity
 from appliance.core.sizes import format_size
+from appliance.http.error_docs import errors
 from appliance.http.sandbox.sandbox_schemas import FileDeleted, FileList, UploadedBody, UploadResult, file_body
 from appliance.services.sandboxes.files import SandboxFileService
 
@@ -29,10 +32,34 @@ from appliance.services.sandboxes.files import SandboxFileService
 MULTIPART_ALLOWANCE = 64 * 1024
 
 
+@dataclass
+class UploadOperation(Operation):
+    """The upload's body, which the handler reads itself (to say what is wrong with it
+    in this document's shape), as the OpenAPI document shows it."""
+
+    def __post_init__(self) -> None:
+        text = Schema(type=OpenAPIType.STRING)
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["sandbox_id", "file"],
+            properties={
+                "sandbox_id": text,
+                "file": Schema(one_of=[binary, Schema(type=OpenAPIType.ARRAY, items=binary)]),
+                "path": Schema(
+                    type=OpenAPIType.STRING,
+                    description="where under /sandbox: a directory (ends with /) or the file's new path",
+                ),
+            },
+        )
+        self.request_body = RequestBody(required=True, content={"multipart/form-data": OpenAPIMediaType(schema=form)})
+
+
 @post(
     "/upload",
+    operation_class=UploadOperation,
     status_code=201,
-    opt={"rate_bucket": "upload"},
+    opt={"rate_bucket": "upload", **errors(400, 403, 404, 409, 413)},
     summary="Upload files to a sandbox (multipart: sandbox_id, file, optional path)",
 )
 async def upload_file(
@@ -46,6 +73,13 @@ async def upload_file(
             f"the upload is larger than this appliance accepts ({format_size(sandbox_files.max_upload_bytes)}"
             ", setting max_upload_bytes); send a smaller file",
             details={"limit": "max_upload_bytes", "limit_bytes": sandbox_files.max_upload_bytes},
+        ) from None
+    except (UnicodeDecodeError, LookupError):
+        # A part without a filename is a text field: Litestar decodes it in its charset.
+        raise ValidationError(
+            "a form field without a filename is not text (UTF-8 or its charset); send each file as a part "
+            'with a filename (Content-Disposition: form-data; name="file"; filename="...")',
+            details={"reason": "bad multipart"},
         ) from None
     except ClientException as exc:
         raise ValidationError(
@@ -86,7 +120,7 @@ class SandboxFilesController(Controller):
     path = "/api/sandboxes/{sandbox_id:str}/files"
     tags = ["files"]
 
-    @get("/", summary="List a directory of the sandbox (path, recursive)")
+    @get("/", summary="List a directory of the sandbox (path, recursive)", opt=errors(403, 404, 409))
     async def list_files(
         self,
         sandbox_files: SandboxFileService,
@@ -101,6 +135,7 @@ class SandboxFilesController(Controller):
     @get(
         "/{file_path:path}",
         summary="Download a file (path relative to /sandbox)",
+        opt=errors(400, 403, 404, 409),
         responses={
             200: ResponseSpec(
                 data_container=bytes,
@@ -123,7 +158,12 @@ class SandboxFilesController(Controller):
         }
         return Stream(download.chunks, media_type=download.content_type, headers=headers)
 
-    @delete("/{file_path:path}", status_code=200, summary="Delete a file or a directory (path relative to /sandbox)")
+    @delete(
+        "/{file_path:path}",
+        status_code=200,
+        summary="Delete a file or a directory (path relative to /sandbox)",
+        opt=errors(400, 403, 404, 409),
+    )
     async def delete_file(
         self, sandbox_files: SandboxFileService, identity: Identity, sandbox_id: str, file_path: str
     ) -> FileDeleted:

@@ -4,9 +4,15 @@ as scrapers and load balancers have no key (rate limited like /api/status)."""
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import Parameter
 
 from appliance.core.identity import Identity
-from appliance.services.monitoring.metrics import HealthReport, MonitoringService, PerformanceReport
+from appliance.services.monitoring.metrics import (
+    MAX_SERIES_POINTS,
+    HealthReport,
+    MonitoringService,
+    PerformanceReport,
+)
 
 # Litestar adds "; charset=utf-8" to a text/ media type.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -27,7 +33,8 @@ class MonitoringController(Controller):
         identity: Identity,
         duration: str = "1h",
         component: str | None = None,
-        points: int | None = None,
+        # The service checks the bounds (its message); the schema says them.
+        points: int | None = Parameter(default=None, schema_extra={"minimum": 1, "maximum": MAX_SERIES_POINTS}),
     ) -> PerformanceReport:
         return await monitoring.performance(duration, component, points)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from litestar import Router
 
+from appliance.http.dependencies import DEPENDENCIES
+from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.sandbox.alerts import AlertController
 from appliance.http.sandbox.api_keys import ApiKeyController, ApiKeyUnderApiController
@@ -41,7 +43,7 @@ PATH_SPACES = (
 
 
 def sandbox_router(max_upload_bytes: int) -> Router:
-    return Router(
+    router = Router(
         path="/",
         route_handlers=[
             ExecutionController,
@@ -60,6 +62,7 @@ def sandbox_router(max_upload_bytes: int) -> Router:
         ],
         exception_handlers=exception_handlers(SANDBOX_ERRORS),
     )
+    return document_errors(router, SANDBOX_ERRORS, DEPENDENCIES)
 
 
 def sandbox_surface(max_upload_bytes: int) -> Surface:

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, get
 
 from appliance.core.identity import Identity
+from appliance.http.error_docs import errors
 from appliance.services.sandboxes.templates import TemplateDetails, TemplateService, TemplateSummary
 
 
@@ -23,6 +24,6 @@ class TemplateController(Controller):
     async def list_templates(self, templates: TemplateService, identity: Identity) -> TemplateList:
         return TemplateList(templates=await templates.list_templates(identity))
 
-    @get("/{template_id:str}", summary="A template's details: image, environment, starter file")
+    @get("/{template_id:str}", summary="A template's details: image, environment, starter file", opt=errors(404))
     async def get_template(self, templates: TemplateService, identity: Identity, template_id: str) -> TemplateDetails:
         return await templates.get_template(identity, template_id)

@@ -13,10 +13,14 @@ from appliance.core.files import MAX_FILES, file_name_problem
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.ids import new_batch_id, new_eval_id
 from appliance.core.languages import find_language, supported_names
+from appliance.core.paging import MAX_OFFSET
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
 from appliance.services.evaluation.queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
+
+# The most evaluations one page of the history holds (`limit`).
+MAX_PAGE = 1000
 
 
 class EvalRequest(msgspec.Struct, kw_only=True):
@@ -213,10 +217,10 @@ class EvaluationService:
         self, identity: Identity, *, limit: int, offset: int, status: str | None
     ) -> tuple[list[Evaluation], int]:
         require_permission(identity, READ)
-        if not 1 <= limit <= 1000:
-            raise ValidationError("limit must be between 1 and 1000")
-        if offset < 0:
-            raise ValidationError("offset must be 0 or more")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be between 0 and {MAX_OFFSET}")
         wanted = None
         if status:
             try:

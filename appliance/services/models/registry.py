@@ -9,6 +9,7 @@ owner's entry is a 404, as if it did not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import msgspec
 
@@ -112,7 +113,9 @@ class ModelService:
             type=fields.type,
             config=fields.config,
             status=fields.status,
-            updated_at=utc_now_ms(),
+            # Later than the last change even within one millisecond, so a client can
+            # tell a changed model from the one it holds by `updated_at` alone.
+            updated_at=max(utc_now_ms(), model.updated_at + timedelta(milliseconds=1)),
         )
         if not await self._store.update(updated):
             raise NotFound(f"no model {model_id}")  # deleted meanwhile

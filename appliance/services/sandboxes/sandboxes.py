@@ -24,6 +24,7 @@ from appliance.core.environment import check_environment
 from appliance.core.errors import Conflict, NotFound, ValidationError
 from appliance.core.identity import SANDBOX_READ, SANDBOX_WRITE, Identity
 from appliance.core.ids import new_sandbox_id
+from appliance.core.paging import MAX_OFFSET
 from appliance.core.sandboxes import CREATING, ERROR, RUNNING, SANDBOX_STATUSES, STOPPED, SandboxRecord
 from appliance.core.sizes import format_size
 from appliance.runtime import confined_files, persistent_sandbox, sandbox_usage
@@ -129,8 +130,8 @@ class SandboxService:
             runtime = canonical_runtime(runtime)
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}", details={"field": "limit"})
-        if offset < 0:
-            raise ValidationError("offset must be 0 or more", details={"field": "offset"})
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be between 0 and {MAX_OFFSET}", details={"field": "offset"})
         owner = None if identity.is_admin else identity.owner
         return await self.store.list(owner=owner, status=status, runtime=runtime, limit=limit, offset=offset)
 
