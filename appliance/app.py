@@ -58,11 +58,10 @@ from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
-from appliance.store.experiment_reports import ExperimentReports
+from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
 from appliance.store.meta import MetaStore
 from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
-from appliance.store.run_values import ExperimentOwners, RunValues
 from appliance.store.sandboxes import SandboxStore
 from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore

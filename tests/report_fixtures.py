@@ -3,14 +3,60 @@ runs are part of the appliance, the reports are tested on these."""
 
 from __future__ import annotations
 
+import json
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from appliance.core import statistics as st
 from appliance.core.reports import MetricPoint, ReportExperiment, ReportRun, TelemetryPoint
 from appliance.services.statistics.engine import run_test
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+NOW = "2024-01-15T10:00:00.000Z"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "appliance" / "store" / "migrations"
+HAVE_EXPERIMENTS = (MIGRATIONS / "0008_experiments.sql").exists()
+
+
+def insert_experiment(
+    db: Path, experiment_id: str, runs: list[tuple[dict[str, Any], dict[str, float]]], owner: str = "admin"
+) -> None:
+    """An experiment and its completed runs (hyperparameters, final metrics) as rows of
+    migration 0008's tables, as the experiments service writes them; each metric's
+    history is five steps rising to its final value."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO experiments (id, owner, name, status, config, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'completed', '{}', ?, ?)",
+            (experiment_id, owner, f"Experiment {experiment_id}", NOW, NOW),
+        )
+        for position, (hyperparameters, metrics) in enumerate(runs):
+            run_id = f"run_{experiment_id}_{position}"
+            conn.execute(
+                "INSERT INTO runs (id, experiment_id, owner, position, status, hyperparameters, metrics, seed, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'completed', ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment_id,
+                    owner,
+                    position,
+                    json.dumps(hyperparameters),
+                    json.dumps(metrics),
+                    position,
+                    NOW,
+                    NOW,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO run_metrics (run_id, name, step, value, timestamp) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (run_id, name, step, value * (step + 1) / 5, NOW)
+                    for name, value in metrics.items()
+                    for step in range(5)
+                ],
+            )
 
 
 def runs(prefix: str, accuracies: list[float], lr: float) -> list[ReportRun]:

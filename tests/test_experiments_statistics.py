@@ -10,6 +10,7 @@ import math
 import pytest
 
 from tests.experiments_support import assert_invalid, assert_v1_error, start_v1_server
+from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
 from tests.test_auth import create_key
 
 DOCUMENTED = {
@@ -254,3 +255,58 @@ def test_the_client_runs_lists_and_gets_results(v1):
         with pytest.raises(ApiError) as caught:
             client.run_statistical_test("paired_t_test", data={"a": [1, 2, 3], "b": [2, 3, 4]})
         assert caught.value.status_code == 422 and "data" in caught.value.details
+
+
+@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="runs arrive with migration 0008 (experiments)")
+def test_mcnemar_on_runs_pairs_the_items_by_pair_field(v1):
+    """The usual case: one run per benchmark item and model, the model a hyperparameter
+    and the item id another; the same Agresti table through the runs' metric."""
+    items = agresti_items()
+    runs = [
+        ({"model": model, "item_id": item}, {"correct": float(value)})
+        for model, scored in items.items()
+        for item, value in scored.items()
+    ]
+    insert_experiment(v1.data_dir / "appliance.db", "exp_stats_items", runs)
+    with v1.admin() as admin:
+        result = post_test(
+            admin,
+            test_type="mcnemar",
+            experiment_id="exp_stats_items",
+            groups=["model_a", "model_b"],
+            metric="correct",
+            group_field="hyperparameters.model",
+            pair_field="hyperparameters.item_id",
+        )
+        assert result["source"] == "runs" and result["experiment_id"] == "exp_stats_items"
+        assert result["pairs"] == 1600 and result["unpaired_dropped"] == 0
+        assert result["statistic"] == pytest.approx(16.818, abs=5e-4)
+        assert result["p_value"] == pytest.approx(4.115e-05, rel=1e-3)
+        listed = admin.get("/api/v1/experiments/exp_stats_items/statistical-results").json()
+        assert [r["id"] for r in listed["data"]] == [result["id"]] and listed["meta"]["total"] == 1
+        assert result["created_at"].endswith("Z") and "." in result["created_at"]
+
+
+@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="runs arrive with migration 0008 (experiments)")
+def test_the_documents_request_names_groups_of_the_one_field_that_has_them(v1):
+    """experiments-api.md's example names groups and a metric, no group_field: the groups
+    are values of the one hyperparameter that takes them all; two such fields are a 422."""
+    accuracies = {"model_a": [0.89, 0.91, 0.88, 0.90], "model_b": [0.82, 0.80, 0.83, 0.81]}
+    runs = [({"model": m, "lr": 0.01}, {"accuracy": a}) for m, values in accuracies.items() for a in values]
+    insert_experiment(v1.data_dir / "appliance.db", "exp_stats_doc", runs)
+    example = {
+        "experiment_id": "exp_stats_doc",
+        "test_type": "two_sample_t_test",
+        "groups": ["model_a", "model_b"],
+        "metric": "accuracy",
+        "options": {"alpha": 0.05, "alternative": "two_sided"},
+    }
+    with v1.admin() as admin:
+        result = post_test(admin, **example)
+        assert result["group_field"] == "hyperparameters.model" and result["sample_sizes"] == [4, 4]
+        assert result["interpretation"]["significance"] == "significant"
+        twice = [({"model": m, "judge": m}, {"accuracy": a}) for m, values in accuracies.items() for a in values]
+        insert_experiment(v1.data_dir / "appliance.db", "exp_stats_twice", twice)
+        response = admin.post(RESULTS, json={"test": {**example, "experiment_id": "exp_stats_twice"}})
+        details = assert_invalid(response, "group_field")["details"]["group_field"][0]
+        assert "hyperparameters.judge" in details and "hyperparameters.model" in details

@@ -6,21 +6,16 @@ same report; before that, a refusal is one clear line and writes nothing."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import appliance.store
 from appliance.client import ApplianceClient
 from tests.experiments_support import start_v1_server
+from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
 from tests.support import ROOT
-
-MIGRATIONS = Path(appliance.store.__file__).parent / "migrations"
-NOW = "2024-01-15T10:00:00.000Z"
 
 
 @pytest.fixture(scope="module")
@@ -51,41 +46,14 @@ def test_a_refused_report_is_one_line_and_writes_nothing(v1, tmp_path):
 
 
 def put_experiment(db: Path, experiment_id: str, accuracies: list[float]) -> None:
-    """Rows as the experiments service writes them (migration 0008's tables)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO experiments (id, owner, name, status, config, created_at, updated_at) "
-            "VALUES (?, 'admin', ?, 'completed', '{}', ?, ?)",
-            (experiment_id, f"Experiment {experiment_id}", NOW, NOW),
-        )
-        for position, accuracy in enumerate(accuracies):
-            run_id = f"run_{experiment_id}_{position}"
-            conn.execute(
-                "INSERT INTO runs (id, experiment_id, owner, position, status, hyperparameters, metrics, seed, "
-                "created_at, updated_at) VALUES (?, ?, 'admin', ?, 'completed', ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    experiment_id,
-                    position,
-                    json.dumps({"lr": 0.01}),
-                    json.dumps({"accuracy": accuracy}),
-                    position,
-                    NOW,
-                    NOW,
-                ),
-            )
-            for step in range(5):
-                conn.execute(
-                    "INSERT INTO run_metrics (run_id, name, step, value, timestamp) VALUES (?, 'accuracy', ?, ?, ?)",
-                    (run_id, step, accuracy * (step + 1) / 5, NOW),
-                )
+    insert_experiment(db, experiment_id, [({"lr": 0.01}, {"accuracy": a}) for a in accuracies])
 
 
 def without_generation_time(content: bytes) -> str:
     return "\n".join(line for line in content.decode().splitlines() if "Generated" not in line)
 
 
-@pytest.mark.skipif(not (MIGRATIONS / "0008_experiments.sql").exists(), reason="experiments arrive with migration 0008")
+@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="experiments arrive with migration 0008")
 def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
     put_experiment(v1.data_dir / "appliance.db", "exp_cli_a", [0.80, 0.82, 0.81])
     put_experiment(v1.data_dir / "appliance.db", "exp_cli_b", [0.90, 0.93, 0.91])

@@ -16,7 +16,7 @@ from appliance.core.errors import ValidationError
 from appliance.core.statistics import KeyedValue, MetricQuery
 from appliance.services.statistics.sources import group_values
 from appliance.store.database import Database
-from appliance.store.run_values import ExperimentOwners, RunValues
+from appliance.store.experiment_tables import ExperimentOwners, RunValues
 from tests.support import ROOT
 
 MIGRATIONS = Path(appliance.store.__file__).parent / "migrations"

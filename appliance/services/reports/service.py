@@ -33,7 +33,7 @@ from appliance.services.reports.html_report import comparison_html
 from appliance.services.reports.latex import comparison_latex
 from appliance.services.reports.tables import comparison_csv, comparison_json, comparison_markdown
 from appliance.services.statistics.service import StatisticsService
-from appliance.store.experiment_reports import ExperimentReports
+from appliance.store.experiment_tables import ExperimentReports
 
 MEDIA_TYPES = {
     ReportFormat.JSON: "application/json",
@@ -176,7 +176,7 @@ class ReportService:
 
 
 class StoredExperiments:
-    """ExperimentData from the experiments' tables (store/experiment_reports.py), without
+    """ExperimentData from the experiments' tables (store/experiment_tables.py), without
     telemetry until the telemetry store is wired in."""
 
     def __init__(self, reports: ExperimentReports) -> None:

@@ -82,16 +82,18 @@ def _field_problems(request: TestRequest, paired: bool) -> dict[str, list[str]]:
             problems["data"] = ["give the values of at least two groups"]
         return problems
     if request.group_field is None:
-        problems["group_field"] = [
-            "say which values form each group: group_field (hyperparameters.<name> for runs, "
-            "metadata.<name> for telemetry events) with metric and experiment_id, or the values themselves in data"
-        ]
+        if request.groups is None or request.experiment_id is None:
+            problems["group_field"] = [
+                "say which values form each group: group_field (hyperparameters.<name> for runs, "
+                "metadata.<name> for telemetry events) with metric and experiment_id, or the values themselves "
+                "in data (without group_field, groups name values of the one field that has them all)"
+            ]
     elif source_of(request.group_field) is None:
         prefixes = ", ".join(f"{p}<name>" for p in (*RUN_GROUP_PREFIXES, *TELEMETRY_PREFIXES))
         problems["group_field"] = [f"must be one of {prefixes}"]
     for name in ("metric", "experiment_id"):
         if getattr(request, name) is None:
-            problems[name] = [f"required with group_field: {name} names what is compared"]
+            problems[name] = [f"required without data: {name} names what is compared"]
     if paired and request.pair_field is None:
         problems["pair_field"] = [
             f"{request.test_type} compares the same items under two conditions: pair_field says what makes an item "
@@ -137,6 +139,8 @@ class StatisticsService:
             raise invalid_fields(problems)
         if request.experiment_id is not None:
             await self._visible_experiment(identity, request.experiment_id)
+        if request.data is None and request.group_field is None:
+            request = msgspec.structs.replace(request, group_field=await self._group_field_of(identity, request))
         values, source = await self._values(identity, request, spec.paired)
         spec = msgspec.structs.replace(spec, groups=values.groups)
         label = request.metric or "the values given"
@@ -162,6 +166,20 @@ class StatisticsService:
         )
         await self._store.insert(result)
         return result
+
+    async def _group_field_of(self, identity: Identity, request: TestRequest) -> str:
+        """The field whose values the groups named are, when the request names groups
+        but no group_field (as experiments-api.md's example does): the one field of the
+        experiment's runs (or telemetry) that takes every group as a value."""
+        assert request.experiment_id is not None and request.groups is not None  # checked before
+        candidates: list[str] = []
+        for source in self._sources.values():
+            candidates += await source.fields_naming(identity, request.experiment_id, request.groups)
+        if len(candidates) == 1:
+            return candidates[0]
+        groups = ", ".join(map(repr, request.groups))
+        found = f"each of {', '.join(candidates)} has them all" if candidates else "no field of its runs has them all"
+        raise invalid_fields({"group_field": [f"say which field's values {groups} are: {found}"]})
 
     async def _values(self, identity: Identity, request: TestRequest, paired: bool) -> tuple[GroupedValues, DataSource]:
         if request.data is not None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from appliance.core.errors import Unavailable, ValidationError
 from appliance.core.identity import Identity
 from appliance.core.statistics import DataSource, GroupedValues, KeyedValue, MetricQuery
-from appliance.store.run_values import RunValues
+from appliance.store.experiment_tables import RunValues
 
 RUN_GROUP_PREFIXES = ("hyperparameters.",)
 TELEMETRY_PREFIXES = ("metadata.",)
@@ -29,12 +29,17 @@ InlineGroup = Sequence[float | bool] | Mapping[str, float | bool]
 
 
 class MetricSource(Protocol):
-    """Values the appliance holds: runs' metrics (store/run_values.py), telemetry events'
+    """Values the appliance holds: runs' metrics (store/experiment_tables.py), telemetry events'
     measurements."""
 
     async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
         """Every value of the query's metric in the experiment, with its group and its
         pair key. The caller may see the experiment (the service checked)."""
+        ...
+
+    async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
+        """The group fields of this source under which the experiment has a value for
+        every one of `groups`."""
         ...
 
 
@@ -47,7 +52,7 @@ def source_of(group_field: str) -> DataSource | None:
 
 
 class RunMetricSource:
-    """Runs' latest metric values (store/run_values.py)."""
+    """Runs' latest metric values (store/experiment_tables.py)."""
 
     def __init__(self, runs: RunValues) -> None:
         self._runs = runs
@@ -55,12 +60,18 @@ class RunMetricSource:
     async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
         return await self._runs.values(query)
 
+    async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
+        return await self._runs.fields_naming(experiment_id, groups)
+
 
 class TelemetryNotServed:
     """Until the telemetry store is wired in: tests on telemetry are unavailable."""
 
     async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
         raise Unavailable("tests on telemetry events need the telemetry store, which this build does not serve yet")
+
+    async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
+        return []
 
 
 def _as_float(value: float | bool) -> float:
