@@ -17,6 +17,8 @@ from enum import StrEnum
 
 import msgspec
 
+from appliance.core.clock import iso_z
+
 STAT_ID_PREFIX = "stat_"
 
 MAX_GROUPS = 20
@@ -299,7 +301,7 @@ class StatisticalResultView(msgspec.Struct, kw_only=True):
     unpaired_dropped: int
     options: TestOptions
     interpretation: Interpretation | None
-    created_at: datetime
+    created_at: str  # iso_z: always milliseconds and Z, as every time of experiments-api.md
 
 
 def result_view(result: StatisticalResult) -> StatisticalResultView:
@@ -338,5 +340,5 @@ def result_view(result: StatisticalResult) -> StatisticalResultView:
         unpaired_dropped=result.unpaired_dropped,
         options=result.options,
         interpretation=outcome.interpretation,
-        created_at=result.created_at,
+        created_at=iso_z(result.created_at),
     )

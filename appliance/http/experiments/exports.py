@@ -9,9 +9,10 @@ from litestar import Controller, Response, post
 
 from appliance.core.identity import Identity
 from appliance.core.reports import ComparisonOptions, ExportFile
+from appliance.http.error_docs import errors
 from appliance.services.reports.service import ComparisonRequest, ReportService
 
-EXPORT = {"rate_bucket": "export"}
+EXPORT_ERRORS = {"rate_bucket": "export", **errors(403, 404)}
 
 
 class ExportInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,7 +45,7 @@ class ExperimentExportController(Controller):
     path = "/api/v1/experiments/{experiment_id:str}/export"
     tags = ["exports"]
 
-    @post("/", status_code=200, opt=EXPORT, summary="Export an experiment (json or csv)")
+    @post("/", status_code=200, opt=EXPORT_ERRORS, summary="Export an experiment (json or csv)")
     async def export_experiment(
         self, reports: ReportService, identity: Identity, experiment_id: str, data: ExportInput
     ) -> Response[bytes]:
@@ -55,7 +56,7 @@ class ComparisonController(Controller):
     path = "/api/v1/export/comparison"
     tags = ["exports"]
 
-    @post("/", status_code=200, opt=EXPORT, summary="A comparison report across experiments")
+    @post("/", status_code=200, opt=EXPORT_ERRORS, summary="A comparison report across experiments")
     async def export_comparison(
         self, reports: ReportService, identity: Identity, data: ComparisonInput
     ) -> Response[bytes]:

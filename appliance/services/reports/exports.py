@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,14 +20,15 @@ class _Header(msgspec.Struct, kw_only=True):
     name: str
     description: str
     status: str
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
+    # iso_z, as the API writes times (msgspec would drop a zero fraction)
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
 
 
 class ExperimentDocument(msgspec.Struct, kw_only=True, omit_defaults=True):
     experiment: _Header
-    exported_at: datetime
+    exported_at: str
     config: dict[str, Any] | None = None
     results: list[StatisticalResultView] | None = None
     runs: list[ReportRun] | None = None
@@ -42,11 +42,11 @@ def experiment_json(experiment: ReportExperiment, parts: set[ExportPart]) -> byt
             name=experiment.name,
             description=experiment.description,
             status=experiment.status,
-            created_at=experiment.created_at,
-            started_at=experiment.started_at,
-            completed_at=experiment.completed_at,
+            created_at=iso_z(experiment.created_at),
+            started_at=iso_z(experiment.started_at),
+            completed_at=iso_z(experiment.completed_at),
         ),
-        exported_at=utc_now_ms(),
+        exported_at=iso_z(utc_now_ms()),
         config=experiment.config if ExportPart.CONFIG in parts else None,
         results=[result_view(r) for r in experiment.results] if ExportPart.RESULTS in parts else None,
         runs=experiment.runs if ExportPart.RUNS in parts else None,
@@ -128,7 +128,7 @@ def results_csv(experiment: ReportExperiment) -> str:
                 _scalar(high),
                 view.interpretation.significance if view.interpretation else "",
                 view.interpretation.effect_magnitude if view.interpretation else "",
-                iso_z(view.created_at),
+                view.created_at,
             ]
         )
     return _table(header, rows)
