@@ -24,6 +24,7 @@ from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
+from appliance.tui.screens.statistics import StatisticsScreen
 
 T = TypeVar("T")
 DARK_THEME, LIGHT_THEME = "textual-dark", "textual-light"
@@ -36,6 +37,7 @@ SCREENS = {
     "metrics": ("m", "Metrics", MetricsScreen),
     "sandboxes": ("s", "Sandboxes", SandboxesScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
+    "statistics": ("i", "Statistics", StatisticsScreen),
 }
 
 
