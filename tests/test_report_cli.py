@@ -6,8 +6,10 @@ same report; before that, a refusal is one clear line and writes nothing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from appliance.client import ApplianceClient
 from tests.experiments_support import start_v1_server
 from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
 from tests.support import ROOT
+from tests.test_reports import SVG, pdflatex
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,27 @@ def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
     assert exported.content.decode().splitlines()[0].startswith("run_id,status")
     done = report_cli(v1, "comparison", "exp_cli_a", "exp_cli_b", "--format", "html", cwd=tmp_path)
     assert done.returncode == 0 and list(tmp_path.glob("comparison-*.html")), done.stderr
+
+
+@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="experiments arrive with migration 0008")
+def test_a_comparison_of_two_experiments_compiles_to_pdf_and_opens_as_html_with_charts(v1, tmp_path):
+    """The issue's "done when", end to end: experiments in the server's database, the
+    report made by the endpoint and written by `appliance report`."""
+    put_experiment(v1.data_dir / "appliance.db", "exp_pdf_base", [0.80, 0.82, 0.81, 0.79, 0.83])
+    put_experiment(v1.data_dir / "appliance.db", "exp_pdf_tuned", [0.90, 0.93, 0.91, 0.92, 0.94])
+    ids = ("exp_pdf_base", "exp_pdf_tuned")
+    done = report_cli(v1, "comparison", *ids, "--format", "latex", "-o", "report.tex", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = pdflatex(tmp_path, (tmp_path / "report.tex").read_text())
+    tuned = next(line for line in text.splitlines() if line.strip().startswith("Experiment exp pdf tuned"))
+    assert "∗∗∗" in tuned or "***" in tuned, text
+    done = report_cli(v1, "comparison", *ids, "--format", "html", "-o", "report.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "<script" not in page and "https://" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    charts = {
+        ET.fromstring(c).find(f"{SVG}title").text: ET.fromstring(c) for c in re.findall(r"<svg.*?</svg>", page, re.S)
+    }
+    assert {"accuracy per experiment", "accuracy over steps"} <= set(charts), list(charts)
+    assert len(charts["accuracy per experiment"].findall(f".//{SVG}path[@class='error-bar']")) == 2
