@@ -25,15 +25,17 @@ from appliance.tui.widgets.statistical_result_detail import StatisticalResultDet
 
 PAGE = 100  # the newest results shown; the rest stay in the API's list
 SIGNIFICANCE_CELL = {"significant": "bold green", "not_significant": "yellow"}
+# What decides first (which test, which groups, the verdict, p), so a narrow terminal
+# shows it; the table scrolls sideways to the rest.
 COLUMNS = (
-    ("created", "Created (UTC)"),
     ("test", "Test"),
-    ("metric", "Metric"),
     ("groups", "Groups"),
+    ("significance", "Result"),
     ("p", "p"),
     ("effect", "Effect size"),
-    ("significance", "Result"),
+    ("metric", "Metric"),
     ("experiment", "Experiment"),
+    ("created", "Created (UTC)"),
 )
 
 
@@ -41,14 +43,14 @@ def result_row(result: dict[str, Any]) -> tuple[str | Text, ...]:
     interpretation = result.get("interpretation") or {}
     significance = interpretation.get("significance", "")
     return (
-        utc_text(result.get("created_at")),
         result.get("test_type", ""),
-        result.get("metric") or "",
         " vs ".join(result.get("groups", [])),
+        Text(significance.replace("_", " "), style=SIGNIFICANCE_CELL.get(significance, "")),
         figure(result.get("p_value")),
         f"{result.get('effect_size_type', '')} {figure(result.get('effect_size'))}",
-        Text(significance.replace("_", " "), style=SIGNIFICANCE_CELL.get(significance, "")),
+        result.get("metric") or "",
         result.get("experiment_id") or "inline",
+        utc_text(result.get("created_at")),
     )
 
 
