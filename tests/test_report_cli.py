@@ -65,6 +65,7 @@ def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
         answered = admin.post("/api/v1/export/comparison", json=body)
     assert answered.status_code == 200, answered.text
     assert answered.headers["content-disposition"].startswith("attachment; filename=")
+    assert answered.headers["content-type"] == "text/markdown; charset=utf-8"
     with ApplianceClient(v1.url, api_key=v1.admin_key) as client:
         made = client.export_comparison(["exp_cli_a", "exp_cli_b"], "markdown")
         saved = made.save(tmp_path / "client.md")

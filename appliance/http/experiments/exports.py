@@ -36,7 +36,8 @@ class ComparisonInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def file_response(found: ExportFile) -> Response[bytes]:
     return Response(
         found.content,
-        media_type=found.media_type,
+        # Litestar adds "; charset=utf-8" to a text/ type itself.
+        media_type=found.media_type.split(";")[0],
         headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
     )
 
