@@ -39,6 +39,14 @@ from appliance.services.evaluation.evaluations import EvalLimits, EvaluationServ
 from appliance.services.evaluation.execution_options import ExecuteLimits
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.evaluation.queue import EvaluationQueue
+from appliance.services.experiments.checkpoints import CheckpointFiles
+from appliance.services.experiments.config import ExperimentLimits
+from appliance.services.experiments.experiments import ExperimentService
+from appliance.services.experiments.runners.base import RunnerRegistry
+from appliance.services.experiments.runners.code import CodeRunner
+from appliance.services.experiments.runners.external import ExternalRunner
+from appliance.services.experiments.runs import RunService
+from appliance.services.experiments.scheduler import ExperimentScheduler
 from appliance.services.models.registry import ModelService
 from appliance.services.models.statistics import NoTelemetry
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
@@ -59,9 +67,11 @@ from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
+from appliance.store.experiments import ExperimentStore
 from appliance.store.meta import MetaStore
 from appliance.store.models import ModelStore
 from appliance.store.performance import PerformanceStore
+from appliance.store.runs import RunStore
 from appliance.store.sandboxes import SandboxStore
 from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
@@ -139,6 +149,7 @@ class Appliance:
             s.workers,
             lanes=lanes,
             lane_engines=tuple(s.batch_lane_engines),
+            job_workers=s.experiment_job_workers,
         )
         self.evaluations = EvaluationService(
             evaluation_store,
@@ -206,6 +217,42 @@ class Appliance:
         self.snapshots = SnapshotService(SnapshotStore(self.db), self.sandboxes)
         self.reconciler = SandboxReconciler(self.sandboxes)
 
+        # experiments: their runs are jobs of the evaluation queue
+        experiment_limits = ExperimentLimits(
+            run_timeout_default=s.experiment_run_timeout_default,
+            run_timeout_max=s.experiment_run_timeout_max,
+            max_runs=s.experiment_max_runs,
+            max_parallel=s.experiment_max_parallel,
+            max_code_bytes=s.max_code_bytes,
+            run_max_metric_points=s.experiment_run_max_metric_points,
+            run_max_log_lines=s.experiment_run_max_log_lines,
+            run_max_log_bytes=s.experiment_run_max_log_bytes,
+            run_max_output_bytes=s.experiment_run_max_output_bytes,
+            checkpoint_max_bytes=s.experiment_checkpoint_max_bytes,
+            run_checkpoints_max_bytes=s.experiment_run_checkpoints_max_bytes,
+            run_max_checkpoints=s.experiment_run_max_checkpoints,
+        )
+        experiment_store, run_store = ExperimentStore(self.db), RunStore(self.db)
+        self.checkpoints = CheckpointFiles(s.checkpoints_path, run_store, experiment_limits)
+        self.runners = RunnerRegistry(
+            [
+                CodeRunner(self.specs, self.readiness.policy, self.sandbox_files, experiment_limits),
+                ExternalRunner(experiment_limits),
+            ]
+        )
+        self.experiment_scheduler = ExperimentScheduler(
+            experiment_store, run_store, self.queue, self.runners, self.checkpoints, experiment_limits
+        )
+        self.experiments = ExperimentService(
+            experiment_store,
+            run_store,
+            self.runners,
+            self.experiment_scheduler,
+            self.checkpoints,
+            s.experiment_job_workers,
+        )
+        self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits)
+
         self._schedule_jobs()
 
     def _schedule_jobs(self) -> None:
@@ -263,12 +310,16 @@ class Appliance:
         for language, engine in await self.readiness.runnable():
             self.pool.warm(self.specs.spec(language, engine))
         await self.queue.start()
+        # Running experiments resume: finished runs stay, interrupted ones go back in line.
+        await self.experiment_scheduler.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.sandboxes.close()  # the sandboxes themselves keep running
+        # Before the queue: runs stopped for the shutdown stay `running`, to be recovered.
+        await self.experiment_scheduler.stop()
         await self.queue.stop()
         await self.executor.drain()
         await self.db.close()

@@ -23,6 +23,8 @@ ENV_PREFIX = "APPLIANCE_"
 ADMIN_KEY_FILE = "admin.key"
 JWT_SECRET_FILE = "jwt.secret"
 SECRET_FILES = (JWT_SECRET_FILE, ADMIN_KEY_FILE)
+# Checkpoint files of experiment runs: DATA_DIR/checkpoints/<run_id>/<checkpoint_id>.
+CHECKPOINTS_DIR = "checkpoints"
 
 
 def default_data_dir() -> Path:
@@ -143,6 +145,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How often containers of persistent sandboxes are checked and restarted or remade.
     sandbox_reconcile_seconds: float = 30.0
 
+    # Experiments (experiments-api.md): runs of type code, and what one run may store.
+    experiment_run_timeout_default: float = 3600.0
+    experiment_run_timeout_max: float = 86400.0
+    # Workers of the evaluation queue that experiment runs may hold at once; 0: one fewer
+    # than `workers` (at least 1), so interactive evaluations always find one.
+    experiment_workers: int = 0
+    experiment_max_runs: int = 10_000
+    experiment_max_parallel: int = 64
+    experiment_run_max_metric_points: int = 100_000
+    experiment_run_max_log_lines: int = 10_000
+    experiment_run_max_log_bytes: int = 4 * 1024 * 1024
+    experiment_run_max_output_bytes: int = 256 * 1024 * 1024
+    experiment_checkpoint_max_bytes: int = 1024 * 1024 * 1024
+    experiment_run_checkpoints_max_bytes: int = 4 * 1024 * 1024 * 1024
+    experiment_run_max_checkpoints: int = 100
+
     # Where `images build` gets Debian packages; a lab's local mirror works offline.
     debian_mirror: str = "http://deb.debian.org/debian"
 
@@ -153,6 +171,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def database_path(self) -> Path:
         return self.data_path / "appliance.db"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.data_path / CHECKPOINTS_DIR
+
+    @property
+    def experiment_job_workers(self) -> int:
+        """The workers runs may hold: `experiment_workers`, or one fewer than `workers`."""
+        return max(1, self.experiment_workers or self.workers - 1)
 
     @property
     def admin_key_path(self) -> Path:
@@ -224,6 +251,7 @@ def load_settings(
     _check_engines(settings)
     _check_alerts(settings)
     _check_sandboxes(settings)
+    _check_experiments(settings)
     _check_access(settings)
     _check_models(settings)
     return settings
@@ -284,6 +312,26 @@ def _check_sandboxes(settings: Settings) -> None:
             "sandbox_egress_network: name a Docker network the egress proxies can join "
             '(Docker\'s "bridge", or one of yours); not "host", "none" or empty'
         )
+
+
+def _check_experiments(settings: Settings) -> None:
+    if not 0 < settings.experiment_run_timeout_default <= settings.experiment_run_timeout_max:
+        raise ConfigError("experiment_run_timeout_default: must be more than 0 and at most experiment_run_timeout_max")
+    if settings.experiment_workers < 0:
+        raise ConfigError("experiment_workers: must be 0 (one fewer than workers) or more")
+    for name in (
+        "experiment_max_runs",
+        "experiment_max_parallel",
+        "experiment_run_max_metric_points",
+        "experiment_run_max_log_lines",
+        "experiment_run_max_log_bytes",
+        "experiment_run_max_output_bytes",
+        "experiment_checkpoint_max_bytes",
+        "experiment_run_checkpoints_max_bytes",
+        "experiment_run_max_checkpoints",
+    ):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
 
 
 def _check_access(settings: Settings) -> None:

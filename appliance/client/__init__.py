@@ -17,6 +17,7 @@ from appliance.client.alerts import AlertsApi
 from appliance.client.api_keys import ApiKeysApi
 from appliance.client.evaluations import EvaluationsApi
 from appliance.client.execution import ExecutionApi
+from appliance.client.experiments import ExperimentsApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
@@ -35,6 +36,7 @@ class ApplianceClient(
     ExecutionApi,
     SandboxesApi,
     ModelsApi,
+    ExperimentsApi,
     StatisticsApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""

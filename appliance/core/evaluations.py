@@ -35,6 +35,17 @@ class CreatedFile(msgspec.Struct, frozen=True):
     size: int
 
 
+class CollectedFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A file copied out of the sandbox's work dir after the run (an experiment run's
+    checkpoints), stored on the host at `stored_path`."""
+
+    name: str  # relative to the directory collected
+    size: int
+    sha256: str
+    modified_at: datetime  # its mtime in the sandbox
+    stored_path: str
+
+
 class Evaluation(msgspec.Struct, kw_only=True):
     eval_id: str
     owner: str
@@ -99,3 +110,7 @@ class ExecutionOutcome(msgspec.Struct, kw_only=True):
     memory_used: int | None = None
     # The work dir's regular files after the run, when they were asked for.
     files_created: list[CreatedFile] | None = None
+    # Files copied out of the work dir after the run (ExecutionRequest.collect), and what
+    # was left behind and why (past a cap, not a regular file, a bad name).
+    collected: list[CollectedFile] = []
+    collect_problems: list[str] = []

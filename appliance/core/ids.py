@@ -24,3 +24,15 @@ def new_sandbox_id() -> str:
 
 def new_snapshot_id() -> str:
     return f"snap_{secrets.token_hex(6)}"
+
+
+def new_experiment_id() -> str:
+    return f"exp_{secrets.token_hex(6)}"
+
+
+def new_run_id() -> str:
+    return f"run_{secrets.token_hex(6)}"
+
+
+def new_checkpoint_id() -> str:
+    return f"ckpt_{secrets.token_hex(6)}"

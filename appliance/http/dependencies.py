@@ -24,6 +24,8 @@ from appliance.services.access.auth import AuthService
 from appliance.services.access.sessions import SessionService
 from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
+from appliance.services.experiments.experiments import ExperimentService
+from appliance.services.experiments.runs import RunService
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
@@ -76,6 +78,14 @@ def provide_templates(state: State) -> TemplateService:
     return appliance_of(state).templates
 
 
+def provide_experiments(state: State) -> ExperimentService:
+    return appliance_of(state).experiments
+
+
+def provide_runs(state: State) -> RunService:
+    return appliance_of(state).runs
+
+
 def provide_models(state: State) -> ModelService:
     return appliance_of(state).models
 
@@ -117,6 +127,8 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sandbox_files": _provide(provide_sandbox_files),
     "snapshots": _provide(provide_snapshots),
     "templates": _provide(provide_templates),
+    "experiments": _provide(provide_experiments),
+    "runs": _provide(provide_runs),
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "statistics": _provide(provide_statistics),

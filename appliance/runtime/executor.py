@@ -21,6 +21,7 @@ import msgspec
 
 from appliance.core.evaluations import ExecutionOutcome
 from appliance.runtime import sandbox as sandboxes
+from appliance.runtime.collect import CollectSpec
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.pool import WarmPool
 from appliance.runtime.sandbox import ExecutionHandle, SandboxBroken, SandboxSpec
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[str, str], None]  # (stream name, text)
 
-__all__ = ["ContainerExecutor", "ExecutionHandle", "ExecutionRequest"]
+__all__ = ["CollectSpec", "ContainerExecutor", "ExecutionHandle", "ExecutionRequest", "OutputCallback"]
 
 
 class ExecutionRequest(msgspec.Struct, kw_only=True):
@@ -41,6 +42,13 @@ class ExecutionRequest(msgspec.Struct, kw_only=True):
     environment: dict[str, str] = {}
     # Report the work dir's files after the run (ExecutionOutcome.files_created).
     list_files: bool = False
+    # A long program (an experiment run): all of its output goes to `on_output` and the
+    # outcome keeps only the end of each stream; killed once both streams together pass
+    # `max_output_bytes` (None: the usual flood limit).
+    stream_output: bool = False
+    max_output_bytes: int | None = None
+    # Files to copy out of the work dir when the program ended by itself.
+    collect: CollectSpec | None = None
     # A warm spec that differs from `spec` only in memory and CPU: take a container of
     # its lane and update its limits. None: `spec` itself, from its lane if it has one.
     borrow_from: SandboxSpec | None = None
@@ -75,6 +83,9 @@ class ContainerExecutor:
                     emit,
                     request.environment,
                     request.list_files,
+                    stream_output=request.stream_output,
+                    max_output_bytes=request.max_output_bytes,
+                    collect=request.collect,
                 )
             except SandboxBroken as exc:
                 # A pooled container can die while idle (engine restarted): nothing ran

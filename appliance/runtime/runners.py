@@ -20,9 +20,11 @@ records: the regular files in the work dir after the run, at most `MAX_LISTED_FI
 
 Under runc the runner reads the three bracketed numbers from its own cgroup and exits,
 and the engine removes the container (auto-remove); under gVisor, whose cgroup is not
-visible inside, it waits to be destroyed so the host can read the cgroup first. The
-nonce reaches the runner only over stdin and never the program, so the program cannot
-forge the trailer.
+visible inside, it waits to be destroyed so the host can read the cgroup first. With
+`K` on the nonce line it waits under runc too: the host then copies files out of the
+work dir (an experiment run's checkpoints/, runtime/collect.py) before destroying it.
+The nonce reaches the runner only over stdin and never the program, so the program
+cannot forge the trailer.
 
 For Python the runner is an interpreter that has already forked the process that will
 run the code: that child waits on a pipe, so handing code in costs no interpreter
@@ -125,6 +127,7 @@ if not first:
     os._exit(0)
 nonce = first[0].decode()
 list_files = b"L" in first[1:]
+keep = b"K" in first[1:]
 # Files as "<name bytes> <data bytes>\n<name><data>" records (tarfile costs 8 ms to import).
 for _ in range(int(stdin.readline())):
     name_size, data_size = map(int, stdin.readline().split())
@@ -218,7 +221,7 @@ if list_files:
     import binascii
     report += " files=" + binascii.b2a_base64(b"".join(listed), newline=False).decode()
 write_all(2, ("\n%%s\n" %% report).encode())
-if SELF_REPORT:
+if SELF_REPORT and not keep:
     os._exit(0)
 while True:
     signal.pause()
@@ -242,8 +245,10 @@ l=0
 [ -n "$(find /work /tmp /dev/shm -xdev -type f -size +{fsize_below}c -print -quit 2>/dev/null)" ] && l=1
 {report}
 x=""
-[ "$w" = L ] && x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null |
-  head -z -n {max_listed} | base64 -w0)"
+case " $w " in *" L "*)
+  x=" files=$(find {work} -xdev -type f -printf '%s %P\\0' 2>/dev/null |
+    head -z -n {max_listed} | base64 -w0)" ;;
+esac
 printf '\\n%s %s %s %s %s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r"
 printf '\\n%s %s %s %s %s%s%s\\n' "$n" "$c" "$f" "$l" "$h" "$r" "$x" >&2
 {finish}
@@ -265,6 +270,11 @@ for p in /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events; do
 done
 r=" $m $o $q"
 """
+
+# `K`: the host copies files out of the work dir before the container goes.
+_SHELL_FINISH_SELF_REPORT = """\
+case " $w " in *" K "*) exec sleep infinity ;; esac
+exit 0"""
 
 _WAIT_PROGRAM = """\
 ( appliance_env; {run} ) </dev/null
@@ -307,7 +317,7 @@ def runner_command(
         fsize_below=file_size_bytes - 1,
         wait_program=wait.format(run=language.run, nproc=processes),
         report=_SHELL_SELF_REPORT if self_report else 'r=""',
-        finish="exit 0" if self_report else "exec sleep infinity",
+        finish=_SHELL_FINISH_SELF_REPORT if self_report else "exec sleep infinity",
         max_listed=MAX_LISTED_FILES,
     )
     return ["/bin/bash" if poll_pids else "/bin/sh", "-c", script]
@@ -325,12 +335,14 @@ def build_payload(
     environment: dict[str, str] | None = None,
     *,
     list_files: bool = False,
+    keep: bool = False,
 ) -> bytes:
-    """The nonce line (with `L` to have the work dir's files listed in the trailer), then
+    """The nonce line (with `L` to have the work dir's files listed in the trailer, `K`
+    to keep the container after the trailer, for files to be copied out), then
     the program, its files and its environment: as length-prefixed records for the
     Python runner, as a tar stream (padded as tar readers expect) for the shell one,
     where the environment is a shell function in `.env-<nonce>`."""
-    first_line = f"{nonce}{' L' if list_files else ''}\n".encode()
+    first_line = f"{nonce}{' L' if list_files else ''}{' K' if keep else ''}\n".encode()
     bundle_files = (files or {}) | {language.source_file: code}
     environment = environment or {}
     if language.name == "python":

@@ -25,11 +25,12 @@ import msgspec
 from appliance.core.evaluations import CreatedFile, ExecutionOutcome
 from appliance.core.languages import LANGUAGES, WORK_DIR
 from appliance.runtime import cgroups
+from appliance.runtime.collect import CollectOutcome, CollectSpec, collect_files
 from appliance.runtime.container_setup import ENGINE_LABEL, LANGUAGE_LABEL, container_environment, ephemeral_labels
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.limits import SANDBOX_USER, SandboxLimits, container_options, flood_bytes
 from appliance.runtime.runners import build_payload, new_nonce, runner_command
-from appliance.runtime.streams import STDERR, STDOUT, CappedOutput, FrameParser, TrailerScanner
+from appliance.runtime.streams import STDERR, STDOUT, CappedOutput, FrameParser, StreamedOutput, TrailerScanner
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ KILL_GRACE_SECONDS = 10.0
 # Output held back as a possible trailer start (a line's final newline) goes out after
 # the stream has been quiet this long, so a streamed line arrives whole.
 QUIET_RELEASE_SECONDS = 0.05
+# What the outcome of a streamed execution keeps of each stream (its end, for an error
+# message): the caller has had all of it already.
+STREAMED_TAIL_BYTES = 64 * 1024
 # SIGXFSZ: the program wrote a file past the file-size rlimit.
 EXIT_FILE_TOO_LARGE = 128 + 25
 
@@ -52,6 +56,9 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     engine: str = "docker"
     limits: SandboxLimits = SandboxLimits()
     environment: tuple[tuple[str, str], ...] = ()
+    # What the container is for, when not interactive work: experiment runs ("run")
+    # get containers made for them and never take the warm ones an evaluation waits for.
+    purpose: str = ""
 
 
 class SandboxBroken(Exception):
@@ -162,16 +169,34 @@ def execute(
     emit: OutputCallback,
     environment: dict[str, str] | None = None,
     list_files: bool = False,
+    *,
+    stream_output: bool = False,
+    max_output_bytes: int | None = None,
+    collect: CollectSpec | None = None,
 ) -> ExecutionOutcome:
+    """`stream_output`: every byte of output goes to `emit` and the outcome keeps only the
+    last `STREAMED_TAIL_BYTES` of each stream; `max_output_bytes` replaces the flood limit (both
+    streams together). `collect`: when the program ended by itself, copy those files out
+    of the work dir before the container goes."""
     language = LANGUAGES[sandbox.spec.language]
     limit = sandbox.spec.limits.output_bytes
-    flood_at = flood_bytes(limit)
-    outputs = {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
+    flood_at = max_output_bytes if max_output_bytes is not None else flood_bytes(limit)
+    outputs: dict[int, CappedOutput | StreamedOutput] = (
+        {
+            STDOUT: StreamedOutput(min(limit, STREAMED_TAIL_BYTES)),
+            STDERR: StreamedOutput(min(limit, STREAMED_TAIL_BYTES)),
+        }
+        if stream_output
+        else {STDOUT: CappedOutput(limit), STDERR: CappedOutput(limit)}
+    )
     names = {STDOUT: "stdout", STDERR: "stderr"}
     trailers = {STDOUT: TrailerScanner(sandbox.nonce), STDERR: TrailerScanner(sandbox.nonce)}
     sock = sandbox.sock
     try:
-        sock.sendall(build_payload(language, sandbox.nonce, code, files, environment, list_files=list_files))
+        payload = build_payload(
+            language, sandbox.nonce, code, files, environment, list_files=list_files, keep=collect is not None
+        )
+        sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
     except OSError as exc:
         raise SandboxBroken(f"the sandbox container did not take the program: {exc}") from exc
@@ -229,12 +254,12 @@ def execute(
         if listing:
             fields = [f for f in fields if not f.startswith("files=")]
             created = _created_files(listing[0][len("files=") :])
-        if len(fields) >= 7:  # the runner read its cgroup and is exiting
+        if len(fields) >= 7:  # the runner read its cgroup (and exits, unless kept for `collect`)
             peak = int(fields[4]) if fields[4].isdigit() else None
             usage = cgroups.CgroupUsage(
                 memory_peak=peak, oom_kills=int(fields[5] or 0), pids_limit_hits=int(fields[6] or 0)
             )
-            sandbox.ended_itself = True
+            sandbox.ended_itself = collect is None
         else:
             usage = cgroups.read_usage(sandbox.cgroup)
         exit_code = int(fields[0]) if fields and fields[0].lstrip("-").isdigit() else None
@@ -255,7 +280,18 @@ def execute(
         # The runner itself died by SIGKILL that we did not send: only the kernel's OOM
         # killer does that (the engine's OOMKilled flag can miss it under gVisor).
         oom = oom or bool(usage.oom_kills) or (kill_sent_at is None and not handle.killed and exit_code == 137)
+    collected = CollectOutcome()
+    if collect is not None and all(t.done for t in trailers.values()) and kill_sent_at is None:
+        try:
+            limits = sandbox.spec.limits
+            writable = (limits.work_dir_mb + limits.tmp_mb + limits.shm_mb) * 1024 * 1024
+            collected = collect_files(engine, sandbox.container_id, collect, writable)
+        except Exception as exc:  # the engine failed the exec: the run's result stands
+            log.warning("could not copy %s/ out of %s: %s", collect.directory, sandbox.container_id[:12], exc)
+            collected.problems.append(f"the files of {collect.directory}/ could not be copied out: {exc}")
     return ExecutionOutcome(
+        collected=collected.files,
+        collect_problems=collected.problems,
         exit_code=exit_code,
         stdout=outputs[STDOUT].text(),
         stderr=outputs[STDERR].text(),

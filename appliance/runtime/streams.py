@@ -59,6 +59,32 @@ class CappedOutput:
         return self._data.decode("utf-8", errors="replace")
 
 
+class StreamedOutput:
+    """Passes every byte of a stream on as text and keeps only its last `tail` bytes: a
+    long program (an experiment run) streams its output to a parser, and its outcome
+    needs only the end of it (for an error message)."""
+
+    def __init__(self, tail: int) -> None:
+        self.limit = tail
+        self._tail = bytearray()
+        self.total = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    def add(self, payload: bytes) -> str:
+        self.total += len(payload)
+        self._tail += payload
+        if len(self._tail) > self.limit:
+            del self._tail[: len(self._tail) - self.limit]
+        return self._decoder.decode(payload)
+
+    def text(self) -> str:
+        return self._tail.decode("utf-8", errors="replace")
+
+
 class TrailerScanner:
     """Finds the runner's trailer line (`\\n<nonce> ...\\n`) in a stderr stream.
 

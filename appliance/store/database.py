@@ -13,7 +13,9 @@ kept): an upgrade that goes wrong can be undone by putting that file back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -158,7 +160,15 @@ class Database:
         """One write transaction; committed when the block ends without error."""
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # The statement runs on aiosqlite's thread whether or not this task waits
+                # for it: a ROLLBACK queued behind it closes the transaction it opens, or
+                # every later write fails with "cannot start a transaction within a transaction".
+                with contextlib.suppress(sqlite3.Error):
+                    await self._writer.execute("ROLLBACK")
+                raise
             try:
                 yield self._writer
             except BaseException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiosqlite
 import msgspec
 
@@ -35,21 +37,26 @@ class StatisticalResultStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def insert(self, result: StatisticalResult) -> None:
-        await self._db.write_one(
-            "INSERT INTO statistical_results (stat_id, owner, experiment_id, test_type, metric, p_value, body, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                result.id,
-                result.owner,
-                result.experiment_id,
-                result.test_type.value,
-                result.metric,
-                result.outcome.p_value,
-                msgspec.json.encode(result).decode(),
-                iso_z(result.created_at),
-            ),
-        )
+    async def insert(self, result: StatisticalResult) -> bool:
+        """False when its experiment is gone (deleted while the test ran)."""
+        try:
+            await self._db.write_one(
+                "INSERT INTO statistical_results (stat_id, owner, experiment_id, test_type, metric, p_value, body, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.id,
+                    result.owner,
+                    result.experiment_id,
+                    result.test_type.value,
+                    result.metric,
+                    result.outcome.p_value,
+                    msgspec.json.encode(result).decode(),
+                    iso_z(result.created_at),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     async def get(self, stat_id: str) -> StatisticalResult | None:
         row = await self._db.fetch_one("SELECT body FROM statistical_results WHERE stat_id = ?", (stat_id,))
@@ -72,9 +79,3 @@ class StatisticalResultStore:
             (experiment_id,),
         )
         return [_from_row(row) for row in rows]
-
-    async def delete_of_experiment(self, experiment_id: str) -> int:
-        changed, _ = await self._db.write_one(
-            "DELETE FROM statistical_results WHERE experiment_id = ?", (experiment_id,)
-        )
-        return changed

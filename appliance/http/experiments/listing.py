@@ -46,8 +46,9 @@ from appliance.http.experiments.envelope import ListMeta, Page
 
 CURSOR_PURPOSE = "list-cursor"
 _FILTER_PARAM = re.compile(r"^filter\[([^\]]*)\]$")
-# A name after a sort prefix ("metrics.val_loss"): plain enough to be a JSON key.
-_PREFIXED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+# A name after a sort prefix ("metrics.val_loss"): what a metric's name may hold, and
+# never a quote, so it is always one JSON key.
+_PREFIXED_NAME = re.compile(r"^[A-Za-z0-9_.:/\- ]{1,128}$")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 ItemT = TypeVar("ItemT")

@@ -1,5 +1,5 @@
-"""The experiments API (experiments-api.md) under /api/v1: models and sessions today;
-experiments, runs, telemetry, statistical results, exports and the Phoenix socket join
+"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
+sessions, statistical results and exports today; telemetry and the Phoenix socket join
 as they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
@@ -15,8 +15,10 @@ from litestar import Router
 from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
+from appliance.http.experiments.experiments import ExperimentController
 from appliance.http.experiments.exports import ComparisonController, ExperimentExportController
 from appliance.http.experiments.models import ModelController
+from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
 from appliance.http.identity import READ_WRITE, require_authentication
@@ -24,11 +26,12 @@ from appliance.http.surfaces import Surface
 
 DOCUMENT = "experiments-api.md"
 PATH_SPACES = (
+    "/api/v1/experiments",
+    "/api/v1/runs",
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
     "/api/v1/statistical-results",
-    "/api/v1/experiments",
     "/api/v1/export",
 )
 
@@ -37,6 +40,9 @@ def experiments_router() -> Router:
     router = Router(
         path="/",
         route_handlers=[
+            ExperimentController,
+            ExperimentRunsController,
+            RunController,
             ModelController,
             SessionController,
             SessionsController,

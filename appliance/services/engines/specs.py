@@ -3,6 +3,8 @@ for and the appliance's limits."""
 
 from __future__ import annotations
 
+import msgspec
+
 from appliance.core.evaluations import Evaluation
 from appliance.core.languages import LANGUAGES
 from appliance.runtime.executor import ExecutionRequest
@@ -19,6 +21,11 @@ class SandboxSpecs:
     def spec(self, language_name: str, engine: str) -> SandboxSpec:
         language = LANGUAGES[language_name]
         return SandboxSpec(image=image_ref(language.image), language=language.name, engine=engine, limits=self.limits)
+
+    def run_spec(self, language_name: str, engine: str) -> SandboxSpec:
+        """The sandbox of an experiment run: the same container, outside the warm lanes
+        (made when its run starts), so runs never drain what interactive work waits for."""
+        return msgspec.structs.replace(self.spec(language_name, engine), purpose="run")
 
     def request_for(self, evaluation: Evaluation, environment: dict[str, str]) -> ExecutionRequest:
         """What the queue hands the executor for one of its rows."""

@@ -7,6 +7,14 @@ running when the process died is marked failed.
 Synchronous executions (POST /api/execute, /ws/execute) are rows of the same table run by
 the same workers; their environment variables travel beside them in memory only
 (`enqueue(..., environment=)`), so a queued execution cannot outlive a restart.
+
+Experiment runs are jobs (`enqueue_job`) the same workers run in the same sandboxes, on
+two terms that keep interactive work ahead of them: a free worker always takes a waiting
+evaluation or execution before any job, and jobs hold at most `job_workers` workers at
+once (by default one fewer than there are), so an evaluation submitted during a large
+experiment starts before any run queued after it. A job keeps its own state (the runs
+table): the queue only gives it a worker and a way to run a sandbox request, which
+`kill_job` stops; nothing of a job goes into the evaluations table or onto the bus.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 
@@ -33,7 +42,7 @@ from appliance.core.events import (
     StatusUpdate,
 )
 from appliance.runtime.batch_lanes import BatchLanes
-from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest
+from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest, OutputCallback
 from appliance.store.evaluations import EvaluationStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,23 @@ LIMIT_MESSAGES = {
     "file_size_limit": "a file reached the file-size limit",
     "timeout": "killed: the wall-clock timeout passed",
 }
+
+
+# What a job calls to run one sandbox request on the worker it was given.
+ExecuteFn = Callable[[ExecutionRequest, OutputCallback], Awaitable[ExecutionOutcome]]
+
+
+class QueueJob(Protocol):
+    """Background work (an experiment run) that waits behind interactive evaluations."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    async def run(self, execute: ExecuteFn) -> None:
+        """Called on a worker; `execute` runs a sandbox request that `kill_job` can stop."""
+
+    def dropped(self) -> None:
+        """Taken out of the line by `kill_job` before a worker took it."""
 
 
 class RunningEvaluation:
@@ -112,14 +138,20 @@ class EvaluationQueue:
         workers: int,
         lanes: BatchLanes | None = None,
         lane_engines: tuple[str, ...] = ("docker",),
+        job_workers: int | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
         self._bus = bus
         self._build_request = build_request
         self._worker_count = workers
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        # Set whenever a worker may find something to take (an item queued, a job's
+        # worker freed); workers clear it only when they found nothing.
+        self._wake = asyncio.Event()
         self._queued: dict[str, None] = {}  # insertion-ordered: the waiting line
+        self._jobs: dict[str, QueueJob] = {}  # jobs waiting, in order
+        self._job_handles: dict[str, ExecutionHandle] = {}  # jobs on a worker
+        self._job_cap = max(1, job_workers if job_workers else workers - 1)
         self._running: dict[str, RunningEvaluation] = {}
         # Environment variables of queued executions: memory only, never stored.
         self._environments: dict[str, dict[str, str]] = {}
@@ -148,6 +180,8 @@ class EvaluationQueue:
     async def stop(self) -> None:
         for eval_id in list(self._running):
             await self._kill_running(eval_id)
+        for handle in list(self._job_handles.values()):
+            await self._executor.kill(handle)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -170,8 +204,25 @@ class EvaluationQueue:
             self._lane_of[eval_id] = (evaluation.owner, batch_id, evaluation.engine)
             self._lane_left[(evaluation.owner, batch_id)] += 1
         self._queued[eval_id] = None
-        self._ready.put_nowait(eval_id)
+        self._wake.set()
         return len(self._queued)
+
+    def enqueue_job(self, job: QueueJob) -> None:
+        self._jobs[job.job_id] = job
+        self._wake.set()
+
+    async def kill_job(self, job_id: str) -> bool:
+        """Take a waiting job out of the line (its `dropped` is called) or kill the sandbox
+        of a running one; False when the queue does not hold it."""
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            job.dropped()
+            return True
+        handle = self._job_handles.get(job_id)
+        if handle is None:
+            return False
+        await self._executor.kill(handle)
+        return True
 
     def _lane_batch(self, evaluation: Evaluation) -> str | None:
         """The batch whose lane runs `evaluation`, or None when it does not use the lane:
@@ -200,7 +251,21 @@ class EvaluationQueue:
 
     @property
     def running_count(self) -> int:
-        return len(self._running)
+        """Evaluations, executions and jobs on a worker now."""
+        return len(self._running) + len(self._job_handles)
+
+    @property
+    def queued_jobs(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def running_jobs(self) -> int:
+        return len(self._job_handles)
+
+    @property
+    def job_workers(self) -> int:
+        """How many workers jobs may hold at once."""
+        return self._job_cap
 
     def running(self, eval_id: str) -> RunningEvaluation | None:
         return self._running.get(eval_id)
@@ -243,12 +308,29 @@ class EvaluationQueue:
 
     # --- workers ----------------------------------------------------------------------
 
+    async def _take(self) -> str | QueueJob:
+        """The next evaluation id, or a job when no evaluation waits and jobs hold fewer
+        workers than their cap."""
+        while True:
+            if self._queued:
+                eval_id = next(iter(self._queued))
+                del self._queued[eval_id]
+                return eval_id
+            if self._jobs and len(self._job_handles) < self._job_cap:
+                job_id = next(iter(self._jobs))
+                job = self._jobs.pop(job_id)
+                self._job_handles[job_id] = ExecutionHandle()  # counts against the cap from now
+                return job
+            self._wake.clear()
+            await self._wake.wait()
+
     async def _work(self) -> None:
         while True:
-            eval_id = await self._ready.get()
-            if eval_id not in self._queued:
-                continue  # killed while waiting
-            del self._queued[eval_id]
+            taken = await self._take()
+            if not isinstance(taken, str):
+                await self._run_job(taken)
+                continue
+            eval_id = taken
             try:
                 await self._run_one(eval_id)
             except asyncio.CancelledError:
@@ -258,6 +340,22 @@ class EvaluationQueue:
             finally:
                 self._environments.pop(eval_id, None)
                 await self._lane_item_done(eval_id)
+
+    async def _run_job(self, job: QueueJob) -> None:
+        handle = self._job_handles[job.job_id]
+
+        async def execute(request: ExecutionRequest, on_output: OutputCallback) -> ExecutionOutcome:
+            return await self._executor.run(request, handle, on_output)
+
+        try:
+            await job.run(execute)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one job must not stop the worker
+            log.exception("job %s failed unexpectedly", job.job_id)
+        finally:
+            self._job_handles.pop(job.job_id, None)
+            self._wake.set()  # a job's worker is free
 
     async def _run_one(self, eval_id: str) -> None:
         started = utc_now()

@@ -9,6 +9,7 @@ The archive is a tar.gz (mode 0600: it holds the secrets):
   jwt.secret, admin.key, config.toml   as they are (the secrets always mode 0600)
   sandboxes/      the persistent sandboxes' files (links kept as links, never followed)
   snapshots/      the snapshot archives
+  checkpoints/    the checkpoint files of experiment runs
   manifest.json   last: the header again and every entry with its type, mode, size and
                   sha256, computed from the very bytes that went into the archive
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from appliance.config import SECRET_FILES
+from appliance.config import CHECKPOINTS_DIR, SECRET_FILES
 from appliance.core.errors import AppError
 from appliance.core.sizes import format_size
 from appliance.services.sandboxes.sandboxes import SandboxPaths
@@ -76,9 +77,10 @@ class Manifest(BackupHeader, kw_only=True):
 
 
 def tree_names(data_path: Path) -> list[str]:
-    """The data dir's directories that a backup carries (the sandboxes' files, snapshots)."""
+    """The data dir's directories that a backup carries (the sandboxes' files, snapshots,
+    runs' checkpoints)."""
     paths = SandboxPaths(data_path)
-    return [paths.sandboxes.name, paths.snapshots.name]
+    return [paths.sandboxes.name, paths.snapshots.name, CHECKPOINTS_DIR]
 
 
 def owned_names(data_path: Path, database_path: Path) -> list[str]:

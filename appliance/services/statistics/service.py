@@ -164,7 +164,8 @@ class StatisticsService:
             unpaired_dropped=values.unpaired_dropped,
             created_at=utc_now_ms(),
         )
-        await self._store.insert(result)
+        if not await self._store.insert(result):
+            raise NotFound(f"no experiment {request.experiment_id}")
         return result
 
     async def _group_field_of(self, identity: Identity, request: TestRequest) -> str:

@@ -1,12 +1,11 @@
 -- Stored results of statistical tests (services/statistics): the request (test type,
 -- groups, where the values came from, options) and the outcome as one JSON document,
 -- with the columns lists filter and sort on beside it. experiment_id is NULL for a test
--- on inline data that names no experiment; no foreign key, as results outlive nothing
--- they were not told about (the experiments service removes an experiment's results).
+-- on inline data that names no experiment; an experiment's results go with it.
 CREATE TABLE statistical_results (
     stat_id       TEXT PRIMARY KEY,
     owner         TEXT NOT NULL,
-    experiment_id TEXT,
+    experiment_id TEXT REFERENCES experiments (id) ON DELETE CASCADE,
     test_type     TEXT NOT NULL,
     metric        TEXT,
     p_value       REAL NOT NULL,
