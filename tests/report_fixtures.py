@@ -1,5 +1,6 @@
-"""Experiments as reports see them (core/reports.py), made here: until experiments and
-runs are part of the appliance, the reports are tested on these."""
+"""Experiments as reports see them (core/reports.py), made here so rendering is tested
+without a server; and experiments with completed runs written into a server's database
+(`insert_experiment`), for the tests through the API."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from appliance.services.statistics.engine import run_test
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 NOW = "2024-01-15T10:00:00.000Z"
-MIGRATIONS = Path(__file__).resolve().parent.parent / "appliance" / "store" / "migrations"
-HAVE_EXPERIMENTS = (MIGRATIONS / "0008_experiments.sql").exists()
 
 
 def insert_experiment(

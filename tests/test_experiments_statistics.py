@@ -10,7 +10,7 @@ import math
 import pytest
 
 from tests.experiments_support import assert_invalid, assert_v1_error, start_v1_server
-from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
+from tests.report_fixtures import insert_experiment
 from tests.test_auth import create_key
 
 DOCUMENTED = {
@@ -257,7 +257,6 @@ def test_the_client_runs_lists_and_gets_results(v1):
         assert caught.value.status_code == 422 and "data" in caught.value.details
 
 
-@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="runs arrive with migration 0008 (experiments)")
 def test_mcnemar_on_runs_pairs_the_items_by_pair_field(v1):
     """The usual case: one run per benchmark item and model, the model a hyperparameter
     and the item id another; the same Agresti table through the runs' metric."""
@@ -287,7 +286,6 @@ def test_mcnemar_on_runs_pairs_the_items_by_pair_field(v1):
         assert result["created_at"].endswith("Z") and "." in result["created_at"]
 
 
-@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="runs arrive with migration 0008 (experiments)")
 def test_the_documents_request_names_groups_of_the_one_field_that_has_them(v1):
     """experiments-api.md's example names groups and a metric, no group_field: the groups
     are values of the one hyperparameter that takes them all; two such fields are a 422."""

@@ -1,8 +1,8 @@
 """`appliance report ...` and appliance.client's export calls against a real server:
-they write the file the endpoint answers. Once experiments are part of the appliance
-(migration 0008), experiments and runs are put into the server's database as the
-experiments service stores them, and the endpoint, the client and the CLI must give the
-same report; before that, a refusal is one clear line and writes nothing."""
+they write the file the endpoint answers. Experiments and runs are put into the server's
+database as the experiments service stores them (migration 0008's tables), and the
+endpoint, the client and the CLI must give the same report; a refusal is one clear line
+and writes nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from appliance.client import ApplianceClient
 from tests.experiments_support import start_v1_server
-from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
+from tests.report_fixtures import insert_experiment
 from tests.support import ROOT
 from tests.test_reports import SVG, pdflatex
 
@@ -56,7 +56,6 @@ def without_generation_time(content: bytes) -> str:
     return "\n".join(line for line in content.decode().splitlines() if "Generated" not in line)
 
 
-@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="experiments arrive with migration 0008")
 def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
     put_experiment(v1.data_dir / "appliance.db", "exp_cli_a", [0.80, 0.82, 0.81])
     put_experiment(v1.data_dir / "appliance.db", "exp_cli_b", [0.90, 0.93, 0.91])
@@ -81,7 +80,6 @@ def test_the_cli_the_client_and_the_endpoint_give_the_same_report(v1, tmp_path):
     assert done.returncode == 0 and list(tmp_path.glob("comparison-*.html")), done.stderr
 
 
-@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="experiments arrive with migration 0008")
 def test_a_comparison_of_two_experiments_compiles_to_pdf_and_opens_as_html_with_charts(v1, tmp_path):
     """The issue's "done when", end to end: experiments in the server's database, the
     report made by the endpoint and written by `appliance report`."""

@@ -1,25 +1,21 @@
 """Where a test's values come from: pairing by item, runs' metrics grouped by a
-hyperparameter (on the real `runs` table once migration 0008 is part of the tree), and a
-server that starts without importing scipy."""
+hyperparameter (on migration 0008's `runs` table), and a server that starts without
+importing scipy."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import appliance.store
 from appliance.core.errors import ValidationError
 from appliance.core.statistics import KeyedValue, MetricQuery
 from appliance.services.statistics.sources import group_values
 from appliance.store.database import Database
 from appliance.store.experiment_tables import ExperimentOwners, RunValues
 from tests.support import ROOT
-
-MIGRATIONS = Path(appliance.store.__file__).parent / "migrations"
 
 
 def keyed(group: str, pairs: dict[str, float]) -> list[KeyedValue]:
@@ -51,9 +47,6 @@ def test_starting_the_server_does_not_import_scipy():
     assert done.stdout.strip() == "False", done.stderr
 
 
-@pytest.mark.skipif(
-    not (MIGRATIONS / "0008_experiments.sql").exists(), reason="runs arrive with migration 0008 (experiments)"
-)
 async def test_run_values_group_by_a_hyperparameter_and_pair_by_seed(tmp_path):
     db = Database(tmp_path / "appliance.db")
     await db.open()

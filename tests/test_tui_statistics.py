@@ -11,7 +11,7 @@ from appliance.tui.screens.statistics import StatisticsScreen
 from appliance.tui.widgets.comment_dialog import CommentDialog
 from appliance.tui.widgets.report_dialog import ReportDialog
 from tests.experiments_support import start_v1_server
-from tests.report_fixtures import HAVE_EXPERIMENTS, insert_experiment
+from tests.report_fixtures import insert_experiment
 from tests.tui_support import api, screen_text, tui_for, type_text, wait_until
 
 
@@ -67,7 +67,6 @@ async def test_results_are_listed_and_the_selected_one_shown_in_full(v1):
         assert screen.experiment_id == "exp_nobody" and screen.results == {}
 
 
-@pytest.mark.skipif(not HAVE_EXPERIMENTS, reason="experiments arrive with migration 0008")
 async def test_an_experiments_results_and_a_report_written_to_a_file(v1, tmp_path, monkeypatch):
     db = v1.data_dir / "appliance.db"
     insert_experiment(db, "exp_tui_a", [({"model": "a"}, {"accuracy": x}) for x in (0.80, 0.82, 0.81, 0.79)])
