@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
+from appliance.core.statistics import DataSource
 from appliance.core.telemetry import TelemetryLimits
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
@@ -60,12 +61,15 @@ from appliance.services.monitoring.alerts import AlertService, rules_from_settin
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.readings import SystemReadings
 from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.reports.service import ReportService, StoredExperiments
 from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.reconcile import SandboxReconciler
 from appliance.services.sandboxes.requests import SandboxPolicy
 from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.statistics.service import StatisticsService
+from appliance.services.statistics.sources import RunMetricSource, TelemetryNotServed
 from appliance.services.telemetry.appliance_events import ApplianceEvents, ModelCallEvents
 from appliance.services.telemetry.export import ExportLimits, TelemetryExports
 from appliance.services.telemetry.ingest import TelemetryIngest
@@ -76,6 +80,7 @@ from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiment_owners import ExperimentOwnerLookup
+from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
 from appliance.store.experiments import ExperimentStore
 from appliance.store.llm_cache import LlmCacheStore
 from appliance.store.llm_runs import LlmRunStore
@@ -86,6 +91,7 @@ from appliance.store.runs import RunStore
 from appliance.store.sandboxes import SandboxStore
 from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
+from appliance.store.statistical_results import StatisticalResultStore
 from appliance.store.telemetry.database import TelemetryDatabase
 from appliance.store.telemetry.store import TelemetryStore
 
@@ -160,6 +166,14 @@ class Appliance:
 
         # the model registry; call statistics from the telemetry store
         self.models = ModelService(ModelStore(self.db), model_seeds(s), TelemetryModelStatistics(telemetry_store))
+
+        # statistical tests on experiments' results (runs' metrics, telemetry, inline data)
+        self.statistics = StatisticsService(
+            StatisticalResultStore(self.db),
+            ExperimentOwners(self.db),
+            {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
+        )
+        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db)), self.statistics)
 
         # evaluation
         self.pool = WarmPool(

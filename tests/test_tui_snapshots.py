@@ -30,7 +30,7 @@ from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.feeds import Sink
 from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
-from appliance.tui.screens import alerts, evaluations, sandboxes
+from appliance.tui.screens import alerts, evaluations, sandboxes, statistics
 from appliance.tui.widgets.secret_dialog import SecretDialog
 from tests.support import eventually_async
 from tests.tui_replay import ReplayServer, load_ids
@@ -168,6 +168,7 @@ SCREEN_REQUESTS = {
         f"GET /api/sandboxes/{IDS['sandbox']}/snapshots",
     ),
     "keys": ("GET /auth/api-keys",),
+    "statistics": (f"GET /api/v1/statistical-results?per_page={statistics.PAGE}&sort=-created_at",),
 }
 
 

@@ -22,6 +22,7 @@ from appliance.client.llm_eval import LlmEvalApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
+from appliance.client.statistics import ExportedFile, StatisticsApi
 from appliance.client.telemetry import TelemetryApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
@@ -40,8 +41,9 @@ class ApplianceClient(
     ExperimentsApi,
     LlmEvalApi,
     TelemetryApi,
+    StatisticsApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 
 
-__all__ = ["ApiError", "ApplianceClient", "Record"]
+__all__ = ["ApiError", "ApplianceClient", "ExportedFile", "Record"]

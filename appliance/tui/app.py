@@ -24,6 +24,7 @@ from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
+from appliance.tui.screens.statistics import StatisticsScreen
 
 T = TypeVar("T")
 DARK_THEME, LIGHT_THEME = "textual-dark", "textual-light"
@@ -36,7 +37,11 @@ SCREENS = {
     "metrics": ("m", "Metrics", MetricsScreen),
     "sandboxes": ("s", "Sandboxes", SandboxesScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
+    "statistics": ("i", "Statistics", StatisticsScreen),
 }
+# Screens whose key the footer leaves out: at 120 columns it is full, and theme and quit
+# matter more there; the palette ("Go to ...") and docs/tui.md name their keys.
+NOT_IN_FOOTER = frozenset({"statistics"})
 
 
 class ApplianceTui(App[None]):
@@ -45,7 +50,10 @@ class ApplianceTui(App[None]):
     MODES = {mode: screen for mode, (_, _, screen) in SCREENS.items()}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title) for mode, (key, title, _) in SCREENS.items()),
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, show=mode not in NOT_IN_FOOTER)
+            for mode, (key, title, _) in SCREENS.items()
+        ),
         Binding("t", "toggle_theme", "Theme"),
         Binding("q", "quit", "Quit"),
     ]

@@ -1,6 +1,6 @@
 """The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
-sessions and telemetry today; statistical results, exports and the Phoenix socket join as
-they are served (add each to PATH_SPACES then).
+sessions, telemetry, statistical results and exports today; the Phoenix socket joins as it
+is served (add it to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -16,9 +16,11 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
 from appliance.http.experiments.experiments import ExperimentController
+from appliance.http.experiments.exports import ComparisonController, ExperimentExportController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
 from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
@@ -31,6 +33,8 @@ PATH_SPACES = (
     "/api/v1/session",
     "/api/v1/sessions",
     "/api/v1/telemetry",
+    "/api/v1/statistical-results",
+    "/api/v1/export",
 )
 
 
@@ -47,6 +51,10 @@ def experiments_router(telemetry_max_body_bytes: int) -> Router:
             SessionController,
             SessionsController,
             telemetry,
+            StatisticalResultController,
+            ExperimentResultsController,
+            ExperimentExportController,
+            ComparisonController,
         ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
