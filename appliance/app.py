@@ -50,6 +50,7 @@ from appliance.services.sandboxes.requests import SandboxPolicy
 from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.store import data_dir
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
@@ -226,7 +227,11 @@ class Appliance:
     async def start(self) -> None:
         _install_task_dump()
         await self.engine.call(self.readiness.check_required_engine)
-        self.settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the secrets
+        # It holds the secrets and everyone's evaluations: tightened whichever way it was made.
+        # Its trees are made here, 0700, so the ones made later below them inherit no umask.
+        trees = SandboxPaths(self.settings.data_path)
+        for loose in await asyncio.to_thread(data_dir.make_private, self.settings.data_path, trees.all()):
+            log.warning("tightened %s", loose)
         await self.db.open()
         self.engine.instance_id = await MetaStore(self.db).get_or_create("instance_id", lambda: secrets.token_hex(8))
         self.auth.start()
