@@ -34,6 +34,7 @@ from appliance.services.access.rate_limit import RateLimiter
 from appliance.services.access.sessions import SessionService
 from appliance.services.engines.readiness import EnginePolicy, EngineReadiness, StartupRefused
 from appliance.services.engines.specs import SandboxSpecs
+from appliance.services.evaluation.completions import Completions
 from appliance.services.evaluation.evaluations import EvalLimits, EvaluationService
 from appliance.services.evaluation.execution_options import ExecuteLimits
 from appliance.services.evaluation.executions import ExecutionService
@@ -127,6 +128,9 @@ class Appliance:
             lanes=lanes,
             lane_engines=tuple(s.batch_lane_engines),
         )
+        # ?wait= on status reads: woken by the queue the moment a run's end is stored.
+        self.completions = Completions(s.status_wait_max_seconds)
+        self.queue.add_finish_listener(self.completions.finished)
         self.evaluations = EvaluationService(
             evaluation_store,
             self.queue,
@@ -141,6 +145,7 @@ class Appliance:
                 require_gvisor=s.require_gvisor,
             ),
             self.readiness,
+            self.completions,
         )
         self.executions = ExecutionService(
             self.evaluations,
@@ -153,6 +158,7 @@ class Appliance:
                 allow_network=s.execute_allow_network,
                 require_gvisor=s.require_gvisor,
             ),
+            self.completions,
         )
 
         # monitoring
@@ -259,6 +265,7 @@ class Appliance:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.completions.release_all()  # waiting status reads answer now, not after their wait
         await self.sandboxes.close()  # the sandboxes themselves keep running
         await self.queue.stop()
         await self.executor.drain()

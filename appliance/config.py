@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_files_bytes: int = 1024 * 1024
     max_batch_size: int = 100
     max_queue_length: int = 10_000
+    # GET /api/eval-status/{id}?wait= and GET /api/execute/{id}?wait=: the longest wait
+    # (seconds) a request may ask for.
+    status_wait_max_seconds: float = 60.0
     engines: list[str] = msgspec.field(default_factory=lambda: ["docker", "gvisor"])
     # gVisor: the Docker runtime name `runsc` is registered under (scripts/setup.sh does
     # it), and whether every evaluation must run under it (engine docker is then refused).
@@ -225,6 +228,8 @@ def load_settings(
     _check_alerts(settings)
     _check_sandboxes(settings)
     _check_access(settings)
+    if not 0 <= settings.status_wait_max_seconds <= 3600:
+        raise ConfigError("status_wait_max_seconds: must be between 0 and 3600 seconds")
     _check_models(settings)
     return settings
 

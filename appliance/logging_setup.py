@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler
 
 _SECRET_PARAM = re.compile(r"((?:api_key|token|access_token)=)[^&\s\"']+")
@@ -47,11 +48,13 @@ class PrivateRotatingFileHandler(RotatingFileHandler):
     """A rotating log whose every file (the first and each one rotation starts) is mode
     0600: the log names evaluations and keys' prefixes, which are the owner's alone."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
-        return open(  # noqa: SIM115 - the handler owns and closes the stream
+    def _open(self) -> TextIOWrapper:
+        stream = open(  # noqa: SIM115 - the handler owns and closes the stream
             self.baseFilename,
             self.mode,
             encoding=self.encoding,
             errors=self.errors,
             opener=lambda path, flags: os.open(path, flags, 0o600),
         )
+        assert isinstance(stream, TextIOWrapper)
+        return stream
