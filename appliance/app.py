@@ -34,6 +34,7 @@ from appliance.services.access.rate_limit import RateLimiter
 from appliance.services.access.sessions import SessionService
 from appliance.services.engines.readiness import EnginePolicy, EngineReadiness, StartupRefused
 from appliance.services.engines.specs import SandboxSpecs
+from appliance.services.evaluation.backpressure import Backpressure
 from appliance.services.evaluation.completions import Completions
 from appliance.services.evaluation.evaluations import EvalLimits, EvaluationService
 from appliance.services.evaluation.execution_options import ExecuteLimits
@@ -131,6 +132,8 @@ class Appliance:
         # ?wait= on status reads: woken by the queue the moment a run's end is stored.
         self.completions = Completions(s.status_wait_max_seconds)
         self.queue.add_finish_listener(self.completions.finished)
+        self.backpressure = Backpressure(s.queue_backpressure_threshold, s.workers)
+        self.queue.add_finish_listener(self.backpressure.finished)
         self.evaluations = EvaluationService(
             evaluation_store,
             self.queue,
@@ -146,6 +149,7 @@ class Appliance:
             ),
             self.readiness,
             self.completions,
+            self.backpressure,
         )
         self.executions = ExecutionService(
             self.evaluations,

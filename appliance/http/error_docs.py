@@ -54,7 +54,8 @@ WHY = {
     413: "The body, or what it would store, is larger than this appliance accepts.",
     422: "The request is invalid (the experiments API's validation_error): details name each field and why.",
     429: "Past the caller's rate limit: Retry-After says when to try again.",
-    503: "The appliance cannot do this now (engine, runtime image or queue full): retry with backoff.",
+    503: "The appliance cannot do this now (engine, runtime image or queue full, or every worker busy with a "
+    "long queue: then Retry-After says when to try again): retry with backoff.",
 }
 
 

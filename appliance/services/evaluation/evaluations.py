@@ -16,6 +16,7 @@ from appliance.core.languages import find_language, supported_names
 from appliance.core.paging import MAX_OFFSET
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
+from appliance.services.evaluation.backpressure import Backpressure
 from appliance.services.evaluation.completions import Completions, until_done
 from appliance.services.evaluation.queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
@@ -71,9 +72,11 @@ class EvaluationService:
         limits: EvalLimits,
         readiness: EngineReadiness,
         completions: Completions | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._store = store
         self._completions = completions or Completions(max_wait=0.0)
+        self._backpressure = backpressure or Backpressure(threshold=0, workers=1)
         self._queue = queue
         self._limits = limits
         self._readiness = readiness
@@ -158,6 +161,7 @@ class EvaluationService:
             problem = await self._readiness.engine_problem(engine)
             if problem:
                 raise Unavailable(problem)
+        self._backpressure.check(self._queue.queued_count, self._queue.running_count)
         if self._queue.queued_count + count > self._limits.max_queue_length:
             raise Unavailable(f"the queue is full ({self._queue.queued_count} waiting); retry with backoff")
 
