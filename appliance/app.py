@@ -264,11 +264,13 @@ class Appliance:
         for language, engine in await self.readiness.runnable():
             self.pool.warm(self.specs.spec(language, engine))
         await self.queue.start()
+        await self.status.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.status.stop()
         self.completions.release_all()  # waiting status reads answer now, not after their wait
         await self.sandboxes.close()  # the sandboxes themselves keep running
         await self.queue.stop()
