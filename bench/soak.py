@@ -12,9 +12,12 @@ download, delete) and /ws watchers that connect and leave. Every `--sample-every
 seconds it prints the appliance's resident memory, open descriptors, threads, asyncio
 tasks, containers, data dir size, temp files and the hello-world latency percentiles.
 
-At the end the load stops, the queue drains, the warm pool settles back to its size at
-the start, and the appliance stops; exit status 1 if anything is left over (containers,
-descriptors, tasks, temp files), 2 if a trend target is missed (with --check-trends, on by
+The first quarter (at most five minutes) is a warm-up: after it, and again at the end,
+the load stops, the queue drains and the warm pool settles back to its size at the
+start; the end is compared with the quiet state after the warm-up, and after that the
+appliance stops (no container of it may remain). Exit status 1 if anything is left over
+(containers the pool does not account for, descriptors, tasks, temp files), 2 if a trend
+target is missed (with --check-trends, on by
 default from 20 minutes on: resident memory at the end within 10% of its value after
 the first five minutes, p99 of the last ten minutes within 20% of the first ten; both
 windows shrink to a quarter of the run when it is shorter). Talks only to 127.0.0.1.
@@ -67,7 +70,9 @@ MIX = [
     (5, "kill"),
     (6, "execute"),
 ]
+ENGINE_THREADS = 32  # runtime/engine.py: the SDK's threads, each with its own engine connection
 FD_TOLERANCE = 4  # descriptors that may come and go with the loop's own housekeeping
+POOL_FLOOR = 1  # warm_pool_min_idle, as the soak's appliance runs
 TASK_TOLERANCE = 2
 
 
@@ -274,76 +279,145 @@ class RefusedError(Exception):
     pass
 
 
-async def pool_sizes(client: httpx.AsyncClient) -> dict:
+async def pool_settled(client: httpx.AsyncClient, floor: int) -> bool:
+    """Every lane of the warm pool holds its floor of idle containers, none being made:
+    the arrival rates of the load have left the pool's window."""
     lanes = (await client.get("/api/status")).json().get("sandbox_pool", [])
-    return {(lane["language"], lane["engine"]): lane["idle"] for lane in lanes}
+    return all(lane["idle"] == lane["target"] == floor and lane["creating"] == 0 for lane in lanes)
 
 
-async def soak(soak: Soak, args: argparse.Namespace) -> int:
+async def pool_containers(client: httpx.AsyncClient) -> int:
+    """Containers the warm pool accounts for: idle and being made."""
+    lanes = (await client.get("/api/status")).json().get("sandbox_pool", [])
+    return sum(lane["idle"] + lane["creating"] for lane in lanes)
+
+
+def descriptor_kinds(pid: int) -> dict[str, int]:
+    """The appliance's open descriptors by kind (socket, pipe, anon_inode, file)."""
+    kinds: dict[str, int] = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        kind = target.split(":", 1)[0] if ":" in target and not target.startswith("/") else "file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+async def quiet_sample(soak: Soak, client: httpx.AsyncClient, timeout: float) -> tuple[dict, int]:
+    """A sample once every container is one the pool accounts for (removals of used
+    ones done), within `timeout`; with the pool's count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sample = await soak.sample(client)
+        accounted = await pool_containers(client)
+        if sample["containers"] == accounted or time.monotonic() > deadline:
+            return sample, accounted
+        await asyncio.sleep(0.5)
+
+
+async def load(soak: Soak, looker: httpx.AsyncClient, rate: float, seconds: float, offset: float, args) -> list[dict]:
+    """The mixed work for `seconds`, sampled every --sample-every; returns the samples.
+    When it returns, every piece of work has ended and its connections are closed."""
+    soak.stop = asyncio.Event()
+    samples = []
     headers = {"X-API-Key": soak.key}
     async with httpx.AsyncClient(base_url=soak.url, headers=headers, timeout=180) as client:
-        for _ in range(3):
-            await by_waiting(client, "python")
-        rate = await sustainable_rate(client, args.measure, 8)
-        print(f"sustainable rate at the start: {rate:.2f}/s; sending at {args.share} of it: {args.share * rate:.2f}/s")
-        await asyncio.sleep(args.settle)
-        idle_pool = await pool_sizes(client)
-        start = await soak.sample(client)
-        print(f"[{0:6.0f} s] idle before the load: {soak.line(start, start['at'])}", flush=True)
-
         work = [
             asyncio.create_task(soak.arrivals(client, args.share * rate)),
             asyncio.create_task(soak.sandbox_traffic(client)),
             asyncio.create_task(soak.watchers()),
         ]
         began = time.monotonic()
-        samples = []
-        while time.monotonic() - began < args.duration:
-            await asyncio.sleep(min(args.sample_every, args.duration - (time.monotonic() - began)))
-            sample = await soak.sample(client)
+        while time.monotonic() - began < seconds:
+            await asyncio.sleep(min(args.sample_every, seconds - (time.monotonic() - began)))
+            sample = await soak.sample(looker)
+            sample["t"] = offset + sample["at"] - began
             samples.append(sample)
-            print(f"[{sample['at'] - began:6.0f} s] {soak.line(sample, sample['at'] - args.sample_every)}", flush=True)
+            print(f"[{sample['t']:6.0f} s] {soak.line(sample, sample['at'] - args.sample_every)}", flush=True)
             for failed in soak.errors[-3:]:
                 print(f"          error: {failed}")
             soak.errors.clear()
         soak.stop.set()
         await asyncio.gather(*work)
-        ended = time.monotonic()
+    return samples
 
-        # Quiet again: the queue drained, the pool back to its size before the load.
-        deadline = time.monotonic() + args.quiesce
-        while time.monotonic() < deadline:
-            queue = (await client.get("/api/queue-status")).json()
-            if queue["queue_length"] == 0 and await pool_sizes(client) == idle_pool:
-                break
-            await asyncio.sleep(1)
-        await asyncio.sleep(args.settle)
-        end = await soak.sample(client)
-        print(f"[{end['at'] - began:6.0f} s] idle after the load: {soak.line(end, end['at'])}")
-        print("done: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.counts.items())))
+
+async def quiet(soak: Soak, looker: httpx.AsyncClient, args) -> tuple[dict, int, dict]:
+    """Once the queue has drained, the pool is back to its floor and used containers are
+    gone: a sample, the pool's container count and the descriptors by kind."""
+    deadline = time.monotonic() + args.quiesce
+    while time.monotonic() < deadline:
+        queue = (await looker.get("/api/queue-status")).json()
+        if queue["queue_length"] == 0 and await pool_settled(looker, POOL_FLOOR):
+            break
+        await asyncio.sleep(1)
+    await asyncio.sleep(args.settle)
+    sample, accounted = await quiet_sample(soak, looker, args.quiesce)
+    return sample, accounted, descriptor_kinds(soak.pid)
+
+
+async def soak(soak: Soak, args: argparse.Namespace) -> int:
+    headers = {"X-API-Key": soak.key}
+    # The samples' own client (one connection), apart from the work's, whose connections
+    # are closed before each quiet sample.
+    looker = httpx.AsyncClient(base_url=soak.url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(base_url=soak.url, headers=headers, timeout=180) as client:
+        for _ in range(3):
+            await by_waiting(client, "python")
+        rate = await sustainable_rate(client, args.measure, 8)
+    print(f"sustainable rate at the start: {rate:.2f}/s; sending at {args.share} of it: {args.share * rate:.2f}/s")
+    await asyncio.sleep(args.settle)
+    # Warm-up: the first quarter (at most five minutes). The appliance's pools (engine
+    # threads and their connections, the loop's) grow to their bounds here; what is kept
+    # after the rest, beyond what the warm-up left, is a leak.
+    early = min(300.0, args.duration / 4)
+    span = min(600.0, args.duration / 4)
+    began = time.monotonic()
+    samples = await load(soak, looker, rate, early, 0.0, args)
+    start, _, start_kinds = await quiet(soak, looker, args)
+    print(f"[{early:6.0f} s] quiet after the warm-up: {soak.line(start, start['at'])}", flush=True)
+    resumed = time.monotonic()
+    samples += await load(soak, looker, rate, args.duration - early, early, args)
+    ended = time.monotonic()
+    end, accounted, end_kinds = await quiet(soak, looker, args)
+    await looker.aclose()
+    print(f"[{args.duration:6.0f} s] quiet after the load: {soak.line(end, end['at'])}")
+    print(f"descriptors by kind, after the warm-up: {start_kinds}; at the end: {end_kinds}")
+    print("done: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.counts.items())))
 
     leftovers = []
-    if end["containers"] != start["containers"]:
-        leftovers.append(f"containers {start['containers']} -> {end['containers']}")
-    if end["fds"] > start["fds"] + FD_TOLERANCE:
-        leftovers.append(f"descriptors {start['fds']} -> {end['fds']}")
+    if end["containers"] != accounted:
+        leftovers.append(f"containers {end['containers']}, of which the warm pool accounts for {accounted}")
+    # A thread the engine's pool added since (it is bounded: 32) may hold one connection
+    # to the engine; anything beyond that is kept by something else.
+    # An idle container holds its attach socket: a lane made since holds one more.
+    new_threads = max(0, end["threads"] - start["threads"])
+    new_idle = max(0, end["containers"] - start["containers"])
+    if end["fds"] > start["fds"] + FD_TOLERANCE + new_threads + new_idle:
+        leftovers.append(
+            f"descriptors {start['fds']} -> {end['fds']} "
+            f"({new_threads} new thread(s), {new_idle} more idle container(s))"
+        )
     if end["tasks"] > start["tasks"] + TASK_TOLERANCE:
         leftovers.append(f"asyncio tasks {start['tasks']} -> {end['tasks']}")
     if end["tmp_files"] > start["tmp_files"]:
         leftovers.append(f"temp files {start['tmp_files']} -> {end['tmp_files']}")
+    if end["threads"] > ENGINE_THREADS + 16:
+        leftovers.append(f"threads {start['threads']} -> {end['threads']} (the engine's pool has {ENGINE_THREADS})")
     trends = []
-    early = min(300.0, args.duration / 4)
-    span = min(600.0, args.duration / 4)
-    reference = next((s for s in samples if s["at"] - began >= early), samples[0] if samples else end)
+    reference = start  # resident memory after the first five minutes (the warm-up)
     if end["rss_mb"] > reference["rss_mb"] * 1.10:
         trends.append(f"resident memory {reference['rss_mb']:.1f} -> {end['rss_mb']:.1f} MB (> +10%)")
-    first, last = soak.window(began, began + span), soak.window(ended - span, ended)
+    first, last = soak.window(resumed, resumed + span), soak.window(ended - span, ended)
     if first and last:
         p_first, p_last = percentile(first, 99), percentile(last, 99)
         print(f"p99 first {span:.0f} s {p_first * 1000:.0f} ms, last {span:.0f} s {p_last * 1000:.0f} ms")
         if p_last > p_first * 1.20:
             trends.append(f"p99 {p_first * 1000:.0f} -> {p_last * 1000:.0f} ms (> +20%)")
-    print(f"memory after {early:.0f} s {reference['rss_mb']:.1f} MB, at the end {end['rss_mb']:.1f} MB")
+    print(f"memory after the warm-up ({early:.0f} s) {reference['rss_mb']:.1f} MB, at the end {end['rss_mb']:.1f} MB")
+    del began, samples
     print("left over: " + ("; ".join(leftovers) if leftovers else "nothing"))
     print("trends: " + ("; ".join(trends) if trends else "within targets"))
     if leftovers:
@@ -379,6 +453,7 @@ def main() -> int:
             "APPLIANCE_ENGINES": args.engines,
             # The pool's window: its size is back to the start's soon after the load ends.
             "APPLIANCE_WARM_POOL_IDLE_SECONDS": "15",
+            "APPLIANCE_WARM_POOL_MIN_IDLE": str(POOL_FLOOR),
         },
     )
     code = 1

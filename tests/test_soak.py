@@ -15,6 +15,7 @@ from tests.support import ROOT
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_two_minutes_of_mixed_work_leave_nothing_behind(runtime_images):
     done = subprocess.run(
         [
