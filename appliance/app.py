@@ -166,7 +166,9 @@ class Appliance:
         )
 
         # monitoring
-        self.status = PlatformStatusService(self.db, self.readiness, self.queue, self.pool)
+        self.status = PlatformStatusService(
+            self.db, self.readiness, self.queue, self.pool, evaluation_store.count_by_status
+        )
         self.monitoring = MonitoringService(
             self.queue, self.pool, self.status, s.data_path, PerformanceStore(self.db), s.metrics_retention_hours
         )

@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
 from appliance import __version__
+from appliance.core.evaluations import EvalStatus
 from appliance.core.pool import PoolSize
 from appliance.runtime.pool import WarmPool
 from appliance.services.engines.readiness import EngineReadiness
+from appliance.services.evaluation.evaluations import QueueStats
 from appliance.services.evaluation.queue import EvaluationQueue
 from appliance.store.database import Database
 
@@ -35,8 +38,19 @@ class PlatformStatusService:
     take seconds to answer while it starts many containers) nor on the database's read
     lock for a health probe."""
 
-    def __init__(self, db: Database, readiness: EngineReadiness, queue: EvaluationQueue, pool: WarmPool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        readiness: EngineReadiness,
+        queue: EvaluationQueue,
+        pool: WarmPool,
+        counts: Callable[[], Awaitable[dict[EvalStatus, int]]] | None = None,
+    ) -> None:
         self._db = db
+        # Stored evaluations by status: a GROUP BY over the whole table, so it is read
+        # here in the background, not on every request (the queue's counts are live).
+        self._count_source = counts
+        self._counts: dict[EvalStatus, int] = {}
         self._readiness = readiness
         self._queue = queue
         self._pool = pool
@@ -58,6 +72,8 @@ class PlatformStatusService:
         self._engines = await self._readiness.engines_available()
         try:
             self._database_ok = bool(await self._db.fetch_value("SELECT 1") == 1)
+            if self._count_source is not None:
+                self._counts = await self._count_source()
         except Exception:
             self._database_ok = False
         self.refreshed_monotonic = time.monotonic()
@@ -98,6 +114,16 @@ class PlatformStatusService:
         }
         overall = "healthy" if all(v == "healthy" for v in services.values()) else "degraded"
         return PlatformHealth(platform=overall, services=services, engines=dict(self._engines))
+
+    def queue_stats(self) -> QueueStats:
+        """The queue as it is now; the stored totals as of the last refresh (at most
+        HEALTH_REFRESH_SECONDS old)."""
+        return QueueStats(
+            queued=self._queue.queued_count,
+            processing=self._queue.running_count,
+            total=sum(self._counts.values()),
+            by_status=dict(self._counts),
+        )
 
     def pool_sizes(self) -> list[PoolSize]:
         return self._pool.sizes()
