@@ -36,11 +36,7 @@ def modes_of_own_paths(data: Path) -> dict[str, int]:
 
 
 def assert_private(data: Path) -> None:
-    loose = {}
-    for rel, bits in modes_of_own_paths(data).items():
-        is_dir = stat.S_ISDIR(os.lstat(data / rel).st_mode)
-        if bits & 0o077 or (not is_dir and bits & 0o077):
-            loose[rel] = oct(bits)
+    loose = {rel: oct(bits) for rel, bits in modes_of_own_paths(data).items() if bits & 0o077}
     assert not loose, loose
     for name in OWN_FILES:
         assert mode(data / name) == 0o600, (name, oct(mode(data / name)))
