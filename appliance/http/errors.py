@@ -22,7 +22,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ExceptionHandlersMap
 
-from appliance.core.errors import AppError, RateLimited
+from appliance.core.errors import AppError, Overloaded, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def exception_handlers(shape: ErrorShape[BodyT]) -> ExceptionHandlersMap:
     """The handlers a document's router registers: every error in `shape`."""
 
     def handle_app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[BodyT]:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited | Overloaded) else None
         return shape.render(exc.status_code, exc.detail, title=exc.title, headers=headers, details=exc.details)
 
     def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[BodyT]:
