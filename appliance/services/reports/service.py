@@ -58,9 +58,12 @@ LATEX_TEMPLATES = tuple(t.value for t in LatexTemplate)
 
 
 # A report's telemetry: each series (event name and measurement) in at most this many
-# buckets, at most this many series (the fullest).
+# buckets, at most this many series (the fullest), averaged over at most about this
+# many events (a sample spread over the experiment past it: a chart needs no more, and
+# the export stays within a few seconds of one telemetry reader).
 TELEMETRY_POINTS = 200
 TELEMETRY_SERIES = 20
+TELEMETRY_EVENTS = 200_000
 
 
 class ExperimentData(Protocol):
@@ -72,7 +75,7 @@ class ExperimentData(Protocol):
 
 class ExperimentTelemetry(Protocol):
     async def experiment_series(
-        self, identity: Identity, experiment_id: str, points: int, max_series: int
+        self, identity: Identity, experiment_id: str, points: int, max_series: int, max_events: int
     ) -> list[TelemetryPoint]:
         """The experiment's events the caller may see, as series averaged per bucket."""
         ...
@@ -208,6 +211,6 @@ class StoredExperiments:
         experiment = found[1]
         if telemetry:
             experiment.telemetry = await self._telemetry.experiment_series(
-                identity, experiment_id, TELEMETRY_POINTS, TELEMETRY_SERIES
+                identity, experiment_id, TELEMETRY_POINTS, TELEMETRY_SERIES, TELEMETRY_EVENTS
             )
         return experiment

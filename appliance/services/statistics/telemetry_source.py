@@ -22,6 +22,9 @@ from appliance.store.telemetry.experiment_reads import json_path
 from appliance.store.telemetry.store import TelemetryStore, TooManyEvents
 
 MEASUREMENTS = "measurements."
+# Which metadata key names the groups (a test without group_field) is read from the
+# experiment's newest events, this many at most.
+KEYS_SCAN_EVENTS = 100_000
 (METADATA,) = TELEMETRY_PREFIXES
 
 
@@ -68,5 +71,7 @@ class TelemetryMetricSource:
             ) from None
 
     async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
-        taken = await self._store.experiment_metadata(experiment_id, visible_owner(identity), self._max_rows)
-        return sorted(f"{METADATA}{key}" for key, values in taken.items() if set(groups) <= values)
+        keys = await self._store.experiment_keys_naming(
+            experiment_id, visible_owner(identity), groups, min(self._max_rows, KEYS_SCAN_EVENTS)
+        )
+        return [f"{METADATA}{key}" for key in keys]

@@ -173,14 +173,15 @@ class TelemetryService:
         return answer
 
     async def experiment_series(
-        self, identity: Identity, experiment_id: str, points: int, max_series: int
+        self, identity: Identity, experiment_id: str, points: int, max_series: int, max_events: int
     ) -> list[TelemetryPoint]:
         """The experiment's events the caller may see as series over time: each
         measurement of each event name averaged over at most `points` buckets, the
-        `max_series` fullest series, from the newest `exact_max_rows` events."""
+        `max_series` fullest series; past `max_events` events, from a sample of about
+        that many spread over the whole experiment."""
         require_permission(identity, READ)
         return await self._store.experiment_series(
-            experiment_id, visible_owner(identity), points, max_series, self._limits.exact_max_rows
+            experiment_id, visible_owner(identity), points, max_series, max_events
         )
 
     async def delete_experiment_events(self, identity: Identity, experiment_id: str) -> int:

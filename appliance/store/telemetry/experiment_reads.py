@@ -3,19 +3,21 @@ thread, one snapshot), through the `experiment_id` column and its index:
 
 - `metric_values`: one value per event, its measurement `metric`, grouped by a
   metadata key and keyed, for paired tests, by another;
-- `metadata_values`: the scalar values each top-level metadata key takes (which key
-  names every group a test asks for);
+- `metadata_keys_naming`: the top-level metadata keys that take every group a test
+  names as a value (its group_field, when the test gives none);
 - `measurement_series`: each (event name, measurement) averaged per time bucket, for a
-  report's "telemetry over time".
+  report's "telemetry over time" (the averaging in SQL: a report never holds events).
 
 `owner` None reads every owner's events (an admin), a name only that owner's. Each read
-is bounded: at most `max_rows` events are read, the newest when there are more.
+is bounded: a test's values and the metadata keys by `max_rows` (the newest events for
+the keys; a test refuses more), a report's series by a sample past `max_events`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 
 from appliance.core.reports import TelemetryPoint
 from appliance.core.statistics import KeyedValue
@@ -98,23 +100,34 @@ def metric_values(
     return found
 
 
-def metadata_values(
-    conn: sqlite3.Connection, experiment_id: str, owner: str | None, max_rows: int
-) -> dict[str, set[str]]:
-    """The scalar values each top-level metadata key takes in the experiment's newest
-    `max_rows` events."""
+def metadata_keys_naming(
+    conn: sqlite3.Connection, experiment_id: str, owner: str | None, groups: Sequence[str], max_rows: int
+) -> list[str]:
+    """The top-level metadata keys that take every one of `groups` as a value in the
+    experiment's newest `max_rows` events."""
     scope, params = _scope(experiment_id, owner)
+    wanted = set(groups)
+    # Text values are matched in SQL, so a key of many values (an item id) is not
+    # gathered whole; numbers and booleans are few, and turned into keys here.
+    marks = ",".join("?" * len(wanted))
     sql = (
         f"SELECT DISTINCT m.key, m.type, m.atom FROM "
         f"(SELECT metadata FROM events WHERE {scope} ORDER BY ts DESC LIMIT ?) e, json_each(e.metadata) m "
-        f"WHERE m.type IN ({_SCALARS})"
+        f"WHERE m.type IN ('integer', 'real', 'true', 'false') OR (m.type = 'text' AND m.atom IN ({marks}))"
     )
     taken: dict[str, set[str]] = defaultdict(set)
-    for key, kind, atom in conn.execute(sql, [*params, max_rows]):
+    for key, kind, atom in conn.execute(sql, [*params, max_rows, *wanted]):
         text = key_text(kind, atom)
-        if text is not None:
+        if text in wanted:
             taken[str(key)].add(text)
-    return dict(taken)
+    return sorted(key for key, values in taken.items() if values == wanted)
+
+
+# Over more events than a report reads, it reads about that many, a sample spread over
+# the whole experiment: the events whose id hashes (Knuth's multiplicative hash of its
+# low 20 bits, so a pattern in arrival order does not line up with the stride) to 0
+# modulo the stride.
+_SAMPLED = "(((id % 1048576) * 2654435761) >> 16) % ? = 0"
 
 
 def measurement_series(
@@ -123,36 +136,31 @@ def measurement_series(
     owner: str | None,
     points: int,
     max_series: int,
-    max_rows: int,
+    max_events: int,
 ) -> list[TelemetryPoint]:
     """Each measurement of each event name of the experiment, averaged over at most
     `points` equal buckets of whole seconds spanning its events (series
-    `<event name>.<measurement>`, value the bucket's mean, count its events); the
-    `max_series` series with the most values; over the newest `max_rows` events."""
+    `<event name>.<measurement>`, value the bucket's mean, count the events averaged);
+    the `max_series` series with the most values. Past `max_events` events, over a
+    sample of about that many."""
     scope, params = _scope(experiment_id, owner)
-    cutoff = conn.execute(
-        f"SELECT ts FROM events WHERE {scope} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*params, max_rows - 1]
-    ).fetchone()
-    if cutoff is not None:
-        scope += " AND ts >= ?"
-        params.append(cutoff[0])
-    first, last = conn.execute(f"SELECT min(ts), max(ts) FROM events WHERE {scope}", params).fetchone()
-    if first is None:
+    total, first, last = conn.execute(f"SELECT count(*), min(ts), max(ts) FROM events WHERE {scope}", params).fetchone()
+    if not total:
         return []
+    stride = -(-total // max(1, max_events))
+    if stride > 1:
+        scope += f" AND {_SAMPLED}"
+        params.append(stride)
     width = max(1000, -(-(last - first + 1) // max(1, points)))
     width = -(-width // 1000) * 1000  # whole seconds
-    scoped, scoped_params = _scope(experiment_id, owner, "e.")
-    if cutoff is not None:
-        scoped += " AND e.ts >= ?"
-        scoped_params.append(cutoff[0])
     sql = (
         "SELECT e.name_id, m.key, (e.ts - ?) / ? AS bucket, avg(m.value), count(*) "
-        f"FROM events e, json_each(e.measurements) m WHERE {scoped} AND m.type IN ('integer', 'real') "
-        "GROUP BY e.name_id, m.key, bucket"
+        f"FROM (SELECT name_id, ts, measurements FROM events WHERE {scope}) e, json_each(e.measurements) m "
+        "WHERE m.type IN ('integer', 'real') GROUP BY e.name_id, m.key, bucket"
     )
     names = name_table(conn)
     cells: dict[str, list[tuple[int, float, int]]] = defaultdict(list)
-    for name_id, key, bucket, mean, count in conn.execute(sql, [first, width, *scoped_params]):
+    for name_id, key, bucket, mean, count in conn.execute(sql, [first, width, *params]):
         cells[f"{names.get(name_id, '')}.{key}"].append((int(bucket), float(mean), int(count)))
     chosen = sorted(cells, key=lambda series: (-sum(c[2] for c in cells[series]), series))[:max_series]
     return [

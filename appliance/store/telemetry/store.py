@@ -35,7 +35,7 @@ from appliance.store.telemetry.database import TelemetryDatabase
 from appliance.store.telemetry.experiment_reads import (
     TooManyEvents,
     measurement_series,
-    metadata_values,
+    metadata_keys_naming,
     metric_values,
 )
 from appliance.store.telemetry.queries import (
@@ -184,14 +184,16 @@ class TelemetryStore:
             lambda conn: metric_values(conn, experiment_id, owner, metric, group_path, pair_path, max_rows)
         )
 
-    async def experiment_metadata(self, experiment_id: str, owner: str | None, max_rows: int) -> dict[str, set[str]]:
-        return await self.db.read(lambda conn: metadata_values(conn, experiment_id, owner, max_rows))
+    async def experiment_keys_naming(
+        self, experiment_id: str, owner: str | None, groups: Sequence[str], max_rows: int
+    ) -> list[str]:
+        return await self.db.read(lambda conn: metadata_keys_naming(conn, experiment_id, owner, groups, max_rows))
 
     async def experiment_series(
-        self, experiment_id: str, owner: str | None, points: int, max_series: int, max_rows: int
+        self, experiment_id: str, owner: str | None, points: int, max_series: int, max_events: int
     ) -> list[TelemetryPoint]:
         return await self.db.read(
-            lambda conn: measurement_series(conn, experiment_id, owner, points, max_series, max_rows)
+            lambda conn: measurement_series(conn, experiment_id, owner, points, max_series, max_events)
         )
 
     async def delete_experiment(self, experiment_id: str, owner: str | None) -> int:
