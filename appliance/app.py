@@ -71,7 +71,8 @@ from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
 from appliance.services.statistics.service import StatisticsService
-from appliance.services.statistics.sources import RunMetricSource, TelemetryNotServed
+from appliance.services.statistics.sources import RunMetricSource
+from appliance.services.statistics.telemetry_source import TelemetryMetricSource
 from appliance.services.telemetry.appliance_events import ApplianceEvents, ModelCallEvents
 from appliance.services.telemetry.export import ExportLimits, TelemetryExports
 from appliance.services.telemetry.ingest import TelemetryIngest
@@ -170,13 +171,16 @@ class Appliance:
         # the model registry; call statistics from the telemetry store
         self.models = ModelService(ModelStore(self.db), model_seeds(s), TelemetryModelStatistics(telemetry_store))
 
-        # statistical tests on experiments' results (runs' metrics, telemetry, inline data)
+        # statistical tests on experiments' results (runs' metrics, telemetry events, inline data)
         self.statistics = StatisticsService(
             StatisticalResultStore(self.db),
             ExperimentOwners(self.db),
-            {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
+            {
+                DataSource.RUNS: RunMetricSource(RunValues(self.db)),
+                DataSource.TELEMETRY: TelemetryMetricSource(telemetry_store, s.telemetry_exact_max_rows),
+            },
         )
-        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db)), self.statistics)
+        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db), self.telemetry), self.statistics)
 
         # evaluation
         self.pool = WarmPool(
