@@ -180,18 +180,25 @@ class ExperimentScheduler:
         await self._fill(driven)
         await self._end_if_done(driven)
 
-    async def _fill(self, driven: _Driven) -> None:
-        while (
+    def _room(self, driven: _Driven) -> bool:
+        return (
             not driven.paused
             and not driven.cancelled
             and not self._stopping
-            and driven.waiting
             and len(driven.active) < driven.config.max_parallel
-        ):
-            _, run_id = driven.waiting.pop(0)
-            run = await self._runs.get(run_id)
+        )
+
+    async def _fill(self, driven: _Driven) -> None:
+        while driven.waiting and self._room(driven):
+            waiting = driven.waiting.pop(0)
+            run = await self._runs.get(waiting[1])
             if run is None or run.status is not RunStatus.PENDING:
                 continue
+            # Runs that end together each fill: another fill may have taken the room
+            # while this one read the run, so it is looked at again after the read.
+            if not self._room(driven):
+                bisect.insort(driven.waiting, waiting)
+                return
             active = ActiveRun(
                 run,
                 driven.experiment,
