@@ -53,6 +53,9 @@ class _Driven:
         self.cancelled = False
         self.waiting: list[tuple[int, str]] = []  # (position, run id), sorted
         self.active: dict[str, ActiveRun] = {}
+        # Runs taken off `waiting` whose row is still being read: they hold room and keep
+        # the experiment from ending, as if already active.
+        self.claiming = 0
 
 
 class ExperimentScheduler:
@@ -129,6 +132,7 @@ class ExperimentScheduler:
             return
         driven.paused = False
         await self._fill(driven)
+        await self._end_if_done(driven)
 
     async def cancel(self, experiment_id: str) -> None:
         """The experiment is already `cancelled`: stop its runs and cancel the rest."""
@@ -185,17 +189,20 @@ class ExperimentScheduler:
             not driven.paused
             and not driven.cancelled
             and not self._stopping
-            and len(driven.active) < driven.config.max_parallel
+            and len(driven.active) + driven.claiming < driven.config.max_parallel
         )
 
     async def _fill(self, driven: _Driven) -> None:
         while driven.waiting and self._room(driven):
             waiting = driven.waiting.pop(0)
-            run = await self._runs.get(waiting[1])
+            driven.claiming += 1
+            try:
+                run = await self._runs.get(waiting[1])
+            finally:
+                driven.claiming -= 1
             if run is None or run.status is not RunStatus.PENDING:
                 continue
-            # Runs that end together each fill: another fill may have taken the room
-            # while this one read the run, so it is looked at again after the read.
+            # A pause or cancel may have come while the run was read.
             if not self._room(driven):
                 bisect.insort(driven.waiting, waiting)
                 return
@@ -261,7 +268,7 @@ class ExperimentScheduler:
         )
 
     async def _end_if_done(self, driven: _Driven) -> None:
-        if driven.waiting or driven.active or self._stopping:
+        if driven.waiting or driven.active or driven.claiming or self._stopping:
             return
         self._driven.pop(driven.experiment.id, None)
         if driven.cancelled:
