@@ -7,6 +7,9 @@ run in Docker (tests/test_experiments_run_tags_planned.py)."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 import httpx
 import pytest
 from scipy import stats
@@ -300,3 +303,15 @@ def test_a_configs_run_tags_are_checked_when_it_is_created(alice):
     )
     assert changed.status_code == 422, changed.text
     assert alice.get(f"{EXPERIMENTS}/{experiment['id']}").json()["data"]["config"] == experiment["config"]
+
+
+def test_an_experiment_export_carries_each_runs_tags(alice, compared):
+    exported = alice.post(f"{EXPERIMENTS}/{compared}/export", json={"format": "json", "include": ["runs"]})
+    assert exported.status_code == 200, exported.text
+    runs = exported.json()["runs"]
+    assert sum(1 for r in runs if "baseline" in r["tags"]) == len(BASELINE) + 1
+    table = alice.post(f"{EXPERIMENTS}/{compared}/export", json={"format": "csv", "include": ["runs"]})
+    assert table.status_code == 200, table.text
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert {row["tags"] for row in rows} >= {"smoke", "baseline model:gpt4"}
+    assert sum(1 for row in rows if row["tags"].split(" ")[0] == "candidate") == len(CANDIDATE)

@@ -193,6 +193,7 @@ class ExperimentReports:
                 id=r["id"],
                 status=r["status"],
                 hyperparameters=json.loads(r["hyperparameters"]),
+                tags=json.loads(r["tags"]),
                 metrics={k: float(v) for k, v in json.loads(r["metrics"]).items() if isinstance(v, int | float)},
                 history={name: list(values) for name, values in history[r["id"]].items()},
                 started_at=parse_iso(r["started_at"]),
