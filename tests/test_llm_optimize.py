@@ -189,5 +189,19 @@ def test_bad_requests_are_refused_before_any_model_call(admin, scripted, optimis
     assert_llm_error(
         admin.post("/api/v1/optimize", json={"prompt": "lonely"}), 400, "INVALID_REQUEST", "no suite", "suite"
     )
+    chat = {"name": "chatty", "messages": [{"role": "user", "content": "Say {{.word}}."}]}
+    assert admin.post("/api/v1/prompts", json=chat).status_code == 201
+    assert_llm_error(
+        admin.post("/api/v1/optimize", json={"prompt": "chatty", "suite": "sayer-tests"}),
+        400,
+        "INVALID_REQUEST",
+        "chat prompt",
+    )
+    twin = admin.get("/api/v1/suites/sayer-tests").json()
+    twin = {k: twin[k] for k in ("prompt", "evaluators", "cases")}
+    assert admin.post("/api/v1/suites", json={**twin, "name": "sayer-twin"}).status_code == 201
+    assert_llm_error(
+        admin.post("/api/v1/optimize", json={"prompt": "sayer"}), 400, "INVALID_REQUEST", "sayer-tests, sayer-twin"
+    )
     assert scripted.seen == []
     assert admin.get("/api/v1/suite-runs", params={"limit": 1}).json()["total"] == runs
