@@ -53,6 +53,7 @@ from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
 from appliance.services.llm.calls import ModelCalls, RetryPolicy
 from appliance.services.llm.choice import ModelChoice
+from appliance.services.llm.datasets import DatasetService
 from appliance.services.llm.endpoints import CallDefaults
 from appliance.services.llm.evaluate import LlmEvaluationService, LlmLimits
 from appliance.services.llm.graders import build_grading
@@ -82,6 +83,7 @@ from appliance.store import data_dir
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
+from appliance.store.datasets import DatasetStore
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiment_owners import ExperimentOwnerLookup
 from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
@@ -356,6 +358,7 @@ class Appliance:
             LlmRunStore(self.db),
             LlmLimits(max_trials=s.llm_max_trials, suite_concurrency=s.llm_suite_concurrency),
         )
+        self.datasets = DatasetService(DatasetStore(self.db))
 
     def _schedule_jobs(self) -> None:
         s = self.settings

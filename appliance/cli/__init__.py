@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from appliance import __version__
-from appliance.cli import images, keys, llm, openapi, operations, report, serve, telemetry, terminal
+from appliance.cli import datasets, images, keys, llm, openapi, operations, report, serve, telemetry, terminal
 from appliance.cli.common import common_flags
 from appliance.config import ConfigError
 from appliance.logging_setup import configure_logging
 
-COMMAND_GROUPS = (serve, terminal, keys, images, operations, telemetry, openapi, report, llm)
+COMMAND_GROUPS = (serve, terminal, keys, images, operations, telemetry, openapi, report, llm, datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,6 +72,22 @@ class LlmEvalApi(Transport):
                 return run
             time.sleep(interval)
 
+    # --- datasets and benchmarks ------------------------------------------------------------
+
+    def import_dataset(self, name: str, *, items: Sequence[Mapping[str, Any]] | None = None, **extra: Any) -> Any:
+        """POST /api/v1/datasets; `extra`: content, format, mapping, source, append."""
+        body = {"name": name, "items": None if items is None else list(items), **extra}
+        return self.call("POST", f"{V1}/datasets", json=_without_none(body))
+
+    def list_datasets(self) -> Any:
+        return self.call("GET", f"{V1}/datasets")["datasets"]
+
+    def get_dataset(self, name: str, *, limit: int = 100, offset: int = 0) -> Any:
+        return self.call("GET", f"{V1}/datasets/{name}", params={"limit": limit, "offset": offset})
+
+    def delete_dataset(self, name: str) -> Any:
+        return self.call("DELETE", f"{V1}/datasets/{name}")
+
     # --- the library -----------------------------------------------------------------------
 
     def list_prompts(self) -> Any:

@@ -26,6 +26,7 @@ from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
+from appliance.services.llm.datasets import DatasetService
 from appliance.services.llm.evaluate import LlmEvaluationService
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
@@ -98,6 +99,10 @@ def provide_llm(state: State) -> LlmEvaluationService:
     return appliance_of(state).llm
 
 
+def provide_datasets(state: State) -> DatasetService:
+    return appliance_of(state).datasets
+
+
 def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
@@ -152,6 +157,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "llm": _provide(provide_llm),
+    "datasets": _provide(provide_datasets),
     "telemetry": _provide(provide_telemetry),
     "telemetry_ingest": _provide(provide_telemetry_ingest),
     "telemetry_exports": _provide(provide_telemetry_exports),

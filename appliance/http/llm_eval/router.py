@@ -25,6 +25,7 @@ from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.identity import authenticate_once
 from appliance.http.llm_eval.cors import cors_middleware
+from appliance.http.llm_eval.datasets import DatasetController
 from appliance.http.llm_eval.errors import LLM_EVAL_ERRORS
 from appliance.http.llm_eval.evaluate import EvaluateController, SuiteRunController
 from appliance.http.llm_eval.library import PromptController, SuiteController
@@ -39,6 +40,7 @@ PATH_SPACES = (
     "/api/v1/suites",
     "/api/v1/prompts",
     "/api/v1/suite-runs",
+    "/api/v1/datasets",
     "/api/v1/leaderboard",
     "/api/v1/benchmark",
     "/api/v1/optimize",
@@ -69,7 +71,14 @@ async def require_key_here(connection: ASGIConnection[Any, Any, Any, Any], handl
 def llm_eval_router(cors_origins: list[str]) -> Router:
     router = Router(
         path="/",
-        route_handlers=[health, EvaluateController, SuiteRunController, PromptController, SuiteController],
+        route_handlers=[
+            health,
+            EvaluateController,
+            SuiteRunController,
+            PromptController,
+            SuiteController,
+            DatasetController,
+        ],
         exception_handlers=exception_handlers(LLM_EVAL_ERRORS),
         guards=[require_key_here],
         middleware=[cors_middleware(cors_origins)],
