@@ -24,6 +24,7 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.identity import authenticate_once
+from appliance.http.llm_eval.benchmarks import BenchmarkController
 from appliance.http.llm_eval.cors import cors_middleware
 from appliance.http.llm_eval.datasets import DatasetController
 from appliance.http.llm_eval.errors import LLM_EVAL_ERRORS
@@ -78,6 +79,7 @@ def llm_eval_router(cors_origins: list[str]) -> Router:
             PromptController,
             SuiteController,
             DatasetController,
+            BenchmarkController,
         ],
         exception_handlers=exception_handlers(LLM_EVAL_ERRORS),
         guards=[require_key_here],

@@ -30,6 +30,7 @@ CREATE TABLE benchmark_results (
     model         TEXT NOT NULL,
     status        TEXT NOT NULL,
     correct       INTEGER NOT NULL DEFAULT 0,
+    errors        INTEGER NOT NULL DEFAULT 0,
     total         INTEGER NOT NULL,
     total_time_ms INTEGER NOT NULL DEFAULT 0,
     total_tokens  INTEGER NOT NULL DEFAULT 0,
