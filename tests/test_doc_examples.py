@@ -14,7 +14,7 @@ Serving a document means adding a `Document` to `DOCUMENTS` (and taking it off
 them, so an example added to a document that this test does not know fails here; its
 `page` in docs/ must name every endpoint the document declares. An endpoint of a served
 document that a later issue serves is `not_served_yet(why)`: its examples are skipped,
-saying why (llm-eval-api.md's leaderboard, benchmark and optimize, issue 19).
+saying why (llm-eval-api.md's optimize, issue 19).
 
 llm-eval-api.md's examples go to an appliance pointed at a local model server in one
 setting (`APPLIANCE_DEFAULT_MODEL_URL`), the scripted server of tests/llm_servers.py
@@ -40,6 +40,7 @@ from tests.sandbox_support import remove_sandbox_containers
 from tests.support import HANG_SECONDS, ROOT, ServerProcess, eventually, start_server
 
 REFERENCE = ROOT / "docs" / "reference"
+DEMO_DATASETS = ROOT / "appliance" / "services" / "llm" / "shipped" / "datasets"
 
 Send = Callable[["Appliance", Example], None]
 
@@ -89,6 +90,7 @@ class Appliance:
         self.server = server
         self.http = server.admin()
         self.made: dict[str, str] = {}
+        self.model_url = ""  # the local model server llm-eval-api.md's examples run against
 
     def close(self) -> None:
         self.http.close()
@@ -331,8 +333,33 @@ def with_a_real_cursor(appliance: Appliance, example: Example) -> None:
     assert response is not None and response.json()["meta"]["page"] is None
 
 
-# llm-eval-api.md's benchmarks, leaderboard and prompt optimisation (issue 19).
-LLM_EVAL_LATER = not_served_yet("not served yet: the leaderboard, benchmarks and optimisation come with issue 19")
+# llm-eval-api.md's prompt optimisation (issue 19).
+LLM_EVAL_LATER = not_served_yet("not served yet: prompt optimisation comes with issue 19")
+
+# The model llm-eval-api.md benchmarks, as its examples name it.
+DOCUMENTED_MODEL = {"name": "claude-sonnet-4-5-20250929", "provider": "claude"}
+
+
+def with_the_dataset_and_model_it_names(appliance: Appliance, example: Example) -> None:
+    """llm-eval-api.md benchmarks `mmlu` on `claude-sonnet-4-5-20250929`: the appliance
+    ships no `mmlu` (a missing dataset is a NOT_FOUND saying how to import one) and
+    has no such model until one is registered. So first, once: a dataset imported under
+    that name (the shipped demo questions, as a user would import a file) and a registry
+    entry of that name and provider on the local model server; then the example as written."""
+
+    def make() -> str:
+        demo = (DEMO_DATASETS / "demo_multiple_choice.jsonl").read_text()
+        appliance.ok(appliance.http.post("/api/v1/datasets", json={"name": "mmlu", "content": demo}))
+        model = {
+            **DOCUMENTED_MODEL,
+            "type": "llm",
+            "config": {"base_url": appliance.model_url, "model": DOCUMENTED_MODEL["name"]},
+        }
+        made: str = appliance.ok(appliance.http.post("/api/v1/models", json={"model": model}))["data"]["id"]
+        return made
+
+    appliance.once("mmlu", make)
+    send(appliance, document_of(example), example)
 
 
 def report_runs(appliance: Appliance, experiment_id: str, scores: dict[str, list[float]]) -> None:
@@ -443,8 +470,8 @@ DOCUMENTS = [
         requests={
             ("POST", "/api/v1/evaluate"): as_written,
             ("POST", "/api/v1/suite"): as_written,
-            ("GET", "/api/v1/leaderboard"): LLM_EVAL_LATER,
-            ("POST", "/api/v1/benchmark"): LLM_EVAL_LATER,
+            ("GET", "/api/v1/leaderboard"): with_the_dataset_and_model_it_names,
+            ("POST", "/api/v1/benchmark"): with_the_dataset_and_model_it_names,
             ("POST", "/api/v1/optimize"): LLM_EVAL_LATER,
         },
     ),
@@ -480,6 +507,7 @@ def appliance(runtime_images, tmp_path_factory, docker_client):
     env = {**SERVER_ENV, "APPLIANCE_DEFAULT_MODEL_URL": f"{model_server.url}/v1"}
     server = start_server(tmp_path_factory.mktemp("doc-examples"), env=env)
     made = Appliance(server)
+    made.model_url = model_server.url
     yield made
     made.close()
     server.stop()
