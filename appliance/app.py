@@ -49,6 +49,7 @@ from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runners.base import RunnerRegistry
 from appliance.services.experiments.runners.benchmark import BenchmarkRunner
 from appliance.services.experiments.runners.code import CodeRunner
+from appliance.services.experiments.runners.ensemble import EnsembleRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
@@ -374,6 +375,7 @@ class Appliance:
             self.experiment_limits,
         )
         self.runners.add(benchmark_runner)
+        self.runners.add(EnsembleRunner(benchmark_runner))
         self.benchmarks = BenchmarkService(benchmark_store, self.datasets, self.experiments, benchmark_runner)
 
     def _schedule_jobs(self) -> None:

@@ -112,6 +112,17 @@ def judge(item: DatasetItem, response: str) -> tuple[bool, str | None]:
     return text_equal(final, item.answer), final
 
 
+def answer_correct(item: DatasetItem, answer: str | None) -> bool:
+    """Whether an answer already extracted (an ensemble's vote) is the item's."""
+    if answer is None:
+        return False
+    if item.kind is Kind.NUMBER:
+        return numbers_equal(answer, item.answer)
+    if item.kind is Kind.TEXT:
+        return text_equal(answer, item.answer)
+    return answer == item.answer
+
+
 def sample_positions(count: int, sample_size: int | None, seed: int) -> list[int]:
     """Which items a run asks, in dataset order: all, or `sample_size` of them drawn with
     `seed` (the same seed and size draw the same items, so results pair up)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from appliance.core.errors import AppError
 from appliance.core.identity import EXECUTE, READ, Identity
@@ -19,6 +20,7 @@ from appliance.core.models import Model
 from appliance.services.llm.calls import ModelCalls
 from appliance.services.llm.graders.base import Grading, GradingContext
 
+T = TypeVar("T")
 OnItem = Callable[[int, ItemTranscript], Awaitable[None]]
 
 
@@ -94,12 +96,24 @@ class ItemAsker:
     ) -> None:
         """Every (position, item) asked, at most `concurrency` at once; `on_item` after
         each. Stops taking items once `stopping()` says so."""
-        iterator = iter(items)
 
-        async def worker() -> None:
-            for position, item in iterator:
-                if stopping():
-                    return
-                await on_item(position, await self.ask(identity, model, item, parameters, cache))
+        async def one(entry: tuple[int, DatasetItem]) -> None:
+            position, item = entry
+            await on_item(position, await self.ask(identity, model, item, parameters, cache))
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+        await in_pool(items, concurrency, one, stopping)
+
+
+async def in_pool(
+    entries: Sequence[T], concurrency: int, work: Callable[[T], Awaitable[None]], stopping: Callable[[], bool]
+) -> None:
+    """`work` on every entry, at most `concurrency` at once, until `stopping()`."""
+    iterator = iter(entries)
+
+    async def worker() -> None:
+        for entry in iterator:
+            if stopping():
+                return
+            await work(entry)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(entries))))))

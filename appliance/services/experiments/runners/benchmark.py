@@ -86,20 +86,20 @@ class BenchmarkRunner:
         store: BenchmarkStore,
         limits: ExperimentLimits,
     ) -> None:
-        self._datasets = datasets
+        self.datasets = datasets
         self._choice = choice
-        self._asker = asker
-        self._store = store
-        self._limits = limits
+        self.asker = asker
+        self.store = store
+        self.limits = limits
 
     def validate(self, raw: JsonObject) -> BenchmarkConfig:
         config = decode_config(raw, BenchmarkConfig)
-        check_benchmark_fields(config, self._limits)
+        check_benchmark_fields(config, self.limits)
         return config
 
     async def check_access(self, identity: Identity, config: BaseConfig) -> None:
         c = _benchmark(config)
-        await self._datasets.get(identity, c.dataset)
+        await self.datasets.get(identity, c.dataset)
         for index, reference in enumerate(c.models):
             await self.model(identity, reference, c.provider, f"config.models.{index}")
 
@@ -131,14 +131,14 @@ class BenchmarkRunner:
         identity = owner_identity(run.owner, run.experiment_id)
         try:
             model = await self.model(identity, str(run.hyperparameters.get("model", "")), c.provider, "model")
-            items = await self._datasets.items(identity, c.dataset)
+            items = await self.datasets.items(identity, c.dataset)
         except AppError as exc:
             context.log(LogLevel.ERROR, f"[appliance] {exc.detail}")
             return RunResult(status=RunStatus.FAILED, reason="not_found", error=exc.detail)
         chosen = [(p, items[p]) for p in sample_positions(len(items), c.sample_size, c.seed)]
         if not await context.mark_started(None):
             return RunResult(status=RunStatus.FAILED, reason="stopped", error="[appliance] stopped before it started")
-        result = await self._store.begin(
+        result = await self.store.begin(
             experiment_id=run.experiment_id,
             run_id=run.id,
             owner=run.owner,
@@ -162,14 +162,14 @@ class BenchmarkRunner:
             if len(unsaved) >= FLUSH_EVERY:
                 rows = unsaved[:]
                 unsaved.clear()
-                await self._store.add_items(result.id, rows)
+                await self.store.add_items(result.id, rows)
 
         started = time.monotonic()
-        await self._asker.ask_all(
+        await self.asker.ask_all(
             identity, model, chosen, c.parameters, c.cache, c.concurrency, on_item, lambda: context.stopping
         )
-        await self._store.add_items(result.id, unsaved)
-        return await finish(self._store, context, result.id, tally, started)
+        await self.store.add_items(result.id, unsaved)
+        return await finish(self.store, context, result.id, tally, started)
 
 
 class Tally:
