@@ -47,7 +47,7 @@ class ItemAsker:
         correct, extracted = judge(item, completion.text)
         details = None
         if item.kind is Kind.CODE:
-            correct, details = await self._run_code(identity, model, item, completion.text, messages, cache)
+            correct, details = await self._run_code(identity, model, item, extracted or "", messages, cache)
         return ItemTranscript(
             item_id=item.id,
             messages=messages,
@@ -66,14 +66,17 @@ class ItemAsker:
         identity: Identity,
         model: Model,
         item: DatasetItem,
-        response: str,
+        code: str,
         messages: list[ChatMessage],
         cache: bool,
     ) -> tuple[bool, dict[str, str]]:
-        spec = GraderSpec(type="code", tests=item.answer, entry_point=item.entry_point, language="python")
+        # The code is the answer's last block (core/llm/answers.py), taken out already.
+        spec = GraderSpec(
+            type="code", tests=item.answer, entry_point=item.entry_point, language="python", extract_code=False
+        )
         context = GradingContext(
             identity=identity,
-            output=response,
+            output=code,
             values={},
             messages=messages,
             case_id=item.id,
