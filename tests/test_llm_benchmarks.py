@@ -243,3 +243,64 @@ def test_leaderboard_errors(admin):
     assert_llm_error(admin.get("/api/v1/leaderboard", params={"dataset": "mmlu"}), 404, "NOT_FOUND", "import")
     empty = admin.get("/api/v1/leaderboard", params={"dataset": "demo_code"})
     assert empty.status_code == 200 and empty.json()["entries"] == []
+
+
+# --- the experiment's actions -----------------------------------------------------------------
+
+
+def slow_arithmetic(seen: Seen) -> Reply:
+    return Reply(text="#### " + _arithmetic_answer(seen), delay=0.2)
+
+
+def start_slow(admin) -> dict:
+    started = admin.post(
+        "/api/v1/benchmark",
+        json={"dataset": "demo_arithmetic", "model": "model_chat", "wait": False, "cache": False, "concurrency": 1},
+    )
+    assert started.status_code == 202, started.text
+    return started.json()
+
+
+def test_a_cancelled_benchmark_stops_asking(admin, scripted):
+    scripted.reset(slow_arithmetic)
+    body = start_slow(admin)
+    eventually(lambda: len(scripted.requests("openai-chat")) >= 2, message="two items asked")
+    assert admin.post(f"/api/v1/experiments/{body['experiment_id']}/cancel").status_code == 200
+    result = eventually(
+        lambda: (r := admin.get(f"/api/v1/benchmark/{body['id']}").json())["status"] != "running" and r,
+        message="the result to end",
+    )
+    assert result["status"] == "failed" and result["error"] == "stopped"
+    [run] = admin.get(f"/api/v1/experiments/{body['experiment_id']}/runs").json()["data"]
+    assert run["status"] == "cancelled"
+    asked = len(scripted.requests("openai-chat"))
+    assert asked < 20
+    assert len(scripted.requests("openai-chat")) == asked  # nothing more is asked
+
+
+def test_a_paused_benchmark_starts_over_under_the_same_id(admin, scripted):
+    scripted.reset(slow_arithmetic)
+    body = start_slow(admin)
+    eventually(lambda: len(scripted.requests("openai-chat")) >= 2, message="two items asked")
+    paused = admin.post(f"/api/v1/experiments/{body['experiment_id']}/pause", json={"stop_running": True})
+    assert paused.status_code == 200, paused.text
+    scripted.reset(lambda seen: "#### " + _arithmetic_answer(seen))
+    assert admin.post(f"/api/v1/experiments/{body['experiment_id']}/resume").status_code == 200
+    result = eventually(
+        lambda: (r := admin.get(f"/api/v1/benchmark/{body['id']}").json())["status"] == "completed" and r,
+        message="the result to complete",
+    )
+    assert (result["correct"], result["total"]) == (20, 20)
+    items = admin.get(f"/api/v1/benchmark/{body['id']}/items").json()
+    assert items["total_items"] == 20
+
+
+def test_deleting_the_experiment_takes_its_results_off_the_leaderboard(admin, scripted):
+    scripted.reset(lambda seen: "#### " + _arithmetic_answer(seen))
+    body = admin.post("/api/v1/benchmark", json={"dataset": "demo_arithmetic", "model": "model_ollama"}).json()
+    board = admin.get("/api/v1/leaderboard", params={"dataset": "demo_arithmetic"}).json()["entries"]
+    assert body["id"] in [e["id"] for e in board]
+    assert admin.delete(f"/api/v1/experiments/{body['experiment_id']}").status_code == 204
+    board = admin.get("/api/v1/leaderboard", params={"dataset": "demo_arithmetic"}).json()["entries"]
+    assert body["id"] not in [e["id"] for e in board]
+    assert_llm_error(admin.get(f"/api/v1/benchmark/{body['id']}"), 404, "NOT_FOUND")

@@ -59,12 +59,18 @@ class BenchmarkStore:
         now: datetime,
     ) -> BenchmarkResult:
         """The run's result, running; a run that starts again (after a pause or a restart)
-        starts its result over."""
+        starts its result over, under the same id."""
         async with self._db.write() as conn:
-            await conn.execute("DELETE FROM benchmark_results WHERE run_id = ?", (run_id,))
+            await conn.execute(
+                "DELETE FROM benchmark_items WHERE result_id IN (SELECT id FROM benchmark_results WHERE run_id = ?)",
+                (run_id,),
+            )
             await conn.execute(
                 "INSERT INTO benchmark_results (experiment_id, run_id, owner, dataset, provider, model, status, total, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "status = 'running', total = excluded.total, correct = 0, errors = 0, total_time_ms = 0, "
+                "total_tokens = 0, error = NULL, finished_at = NULL, provider = excluded.provider, "
+                "model = excluded.model, created_at = excluded.created_at",
                 (experiment_id, run_id, owner, dataset, provider, model, total, iso_z(now)),
             )
         result = await self.by_run(run_id)

@@ -115,11 +115,8 @@ class BenchmarkService:
             await asyncio.sleep(POLL_SECONDS)
             experiment = await self._experiments.get(identity, result.experiment_id)
             latest = await self._store.get(result.id)
-            if latest is None:  # started over (a pause): the run's new result
-                again = await self._store.by_run(result.run_id)
-                if again is None:
-                    raise NotFound(f"benchmark result {result.id} is gone")
-                latest = again
+            if latest is None:  # its experiment was deleted meanwhile
+                raise NotFound(f"benchmark result {result.id} is gone", details={"id": result.id})
             result = latest
             if result.status == "running" and experiment.status in ENDED:
                 break

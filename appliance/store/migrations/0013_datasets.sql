@@ -19,10 +19,11 @@ CREATE TABLE dataset_items (
 
 -- Benchmark results (POST /api/v1/benchmark, experiments of type benchmark and ensemble):
 -- the document's integer id, one row per model (or ensemble) and run, and whether each
--- item was answered right, so two results on the same items pair up (McNemar).
+-- item was answered right, so two results on the same items pair up (McNemar). They go
+-- with their experiment.
 CREATE TABLE benchmark_results (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    experiment_id TEXT NOT NULL,
+    experiment_id TEXT NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
     run_id        TEXT NOT NULL UNIQUE,
     owner         TEXT NOT NULL,
     dataset       TEXT NOT NULL,
