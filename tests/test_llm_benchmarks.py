@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 from importlib import resources
 
 import pytest
 
 from tests.llm_servers import Reply, Seen, words
 from tests.llm_support import assert_llm_error
-from tests.support import eventually
+from tests.support import ROOT, eventually
 
 DEMO = resources.files("appliance.services.llm") / "shipped" / "datasets"
 MC_ROWS = [json.loads(line) for line in (DEMO / "demo_multiple_choice.jsonl").read_text().splitlines()]
@@ -304,3 +306,27 @@ def test_deleting_the_experiment_takes_its_results_off_the_leaderboard(admin, sc
     board = admin.get("/api/v1/leaderboard", params={"dataset": "demo_arithmetic"}).json()["entries"]
     assert body["id"] not in [e["id"] for e in board]
     assert_llm_error(admin.get(f"/api/v1/benchmark/{body['id']}"), 404, "NOT_FOUND")
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def run_cli(llm, *args: str) -> subprocess.CompletedProcess[str]:
+    connection = ["--url", llm.url, "--api-key-file", str(llm.data_dir / "admin.key")]
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args, *connection], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+def test_the_cli_runs_a_benchmark_with_a_progress_bar_and_prints_the_leaderboard(llm, scripted):
+    scripted.reset(lambda seen: Reply(text="#### " + _arithmetic_answer(seen), delay=0.05))
+    done = run_cli(llm, "benchmark", "demo_arithmetic", "--model", "model_claude", "--concurrency", "2", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    assert "claude-scripted (claude) on demo_arithmetic: 20/20 right, accuracy 1.000" in done.stdout
+    lines = done.stderr.splitlines()
+    assert lines and lines[-1] == "[answers] 20/20" and all(line.startswith("[answers] ") for line in lines)
+    board = run_cli(llm, "leaderboard", "demo_arithmetic")
+    assert board.returncode == 0, board.stderr
+    assert "Wilson" in board.stdout and "claude-scripted" in board.stdout
+    missing = run_cli(llm, "benchmark", "mmlu")
+    assert missing.returncode == 1 and "404 NOT_FOUND" in missing.stderr and "datasets import" in missing.stderr
