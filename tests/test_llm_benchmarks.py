@@ -75,6 +75,7 @@ def test_the_documents_benchmark_answer_and_the_experiment_it_ran_as(admin, scri
 
     experiment = admin.get(f"/api/v1/experiments/{body['experiment_id']}").json()["data"]
     assert experiment["status"] == "completed" and experiment["config"]["type"] == "benchmark"
+    assert experiment["results_summary"]["best_accuracy"] == pytest.approx(14 / 16)
     [run] = admin.get(f"/api/v1/experiments/{body['experiment_id']}/runs").json()["data"]
     assert run["id"] == body["run_id"] and run["status"] == "completed" and run["progress"] == 1.0
     assert run["metrics"]["accuracy"] == pytest.approx(14 / 16)

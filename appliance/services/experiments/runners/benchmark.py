@@ -14,12 +14,13 @@ pause starts over when it runs again.
 from __future__ import annotations
 
 import time
+from typing import TypeVar
 
 import msgspec
 
 from appliance.core.clock import utc_now
 from appliance.core.errors import AppError
-from appliance.core.experiments import JsonObject, LogLevel, RunStatus
+from appliance.core.experiments import JsonObject, LogLevel, Objective, RunStatus
 from appliance.core.identity import Identity
 from appliance.core.llm.benchmarks import ItemTranscript, sample_positions
 from appliance.core.llm.calls import Parameters, parameter_problems
@@ -33,6 +34,7 @@ from appliance.services.llm.choice import ModelChoice
 from appliance.services.llm.datasets import DatasetService
 from appliance.store.benchmarks import BenchmarkStore
 
+B = TypeVar("B", bound="BenchmarkConfig")
 MAX_MODELS = 50
 MAX_CONCURRENCY = 256
 FLUSH_EVERY = 50
@@ -74,6 +76,14 @@ def check_benchmark_fields(config: BenchmarkConfig, limits: ExperimentLimits) ->
             raise invalid(field, f"{field} {messages[0]}")
 
 
+def with_accuracy_objective(config: B) -> B:
+    """Without an objective of its own, a benchmark's best run is its most accurate
+    (results_summary's best_accuracy, as experiments-api.md shows)."""
+    if config.objective is not None:
+        return config
+    return msgspec.structs.replace(config, objective=Objective(metric="accuracy"))
+
+
 class BenchmarkRunner:
     type = "benchmark"
     runs_planned = True
@@ -95,7 +105,7 @@ class BenchmarkRunner:
     def validate(self, raw: JsonObject) -> BenchmarkConfig:
         config = decode_config(raw, BenchmarkConfig)
         check_benchmark_fields(config, self.limits)
-        return config
+        return with_accuracy_objective(config)
 
     async def check_access(self, identity: Identity, config: BaseConfig) -> None:
         c = _benchmark(config)

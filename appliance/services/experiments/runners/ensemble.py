@@ -39,6 +39,7 @@ from appliance.services.experiments.runners.benchmark import (
     check_benchmark_fields,
     finish,
     model_label,
+    with_accuracy_objective,
 )
 from appliance.services.experiments.search import PlannedPoint
 from appliance.services.llm.benchmarking import in_pool, owner_identity
@@ -94,7 +95,7 @@ class EnsembleRunner:
                 )
             if config.held_out.sample_size is not None and config.held_out.sample_size < 1:
                 raise invalid("config.held_out.sample_size", "config.held_out.sample_size must be at least 1")
-        return config
+        return with_accuracy_objective(config)
 
     async def check_access(self, identity: Identity, config: BaseConfig) -> None:
         c = _ensemble(config)
