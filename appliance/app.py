@@ -47,12 +47,17 @@ from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runners.base import RunnerRegistry
+from appliance.services.experiments.runners.benchmark import BenchmarkRunner
 from appliance.services.experiments.runners.code import CodeRunner
+from appliance.services.experiments.runners.ensemble import EnsembleRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
+from appliance.services.llm.benchmarking import ItemAsker
+from appliance.services.llm.benchmarks import BenchmarkService
 from appliance.services.llm.calls import ModelCalls, RetryPolicy
 from appliance.services.llm.choice import ModelChoice
+from appliance.services.llm.datasets import DatasetService
 from appliance.services.llm.endpoints import CallDefaults
 from appliance.services.llm.evaluate import LlmEvaluationService, LlmLimits
 from appliance.services.llm.graders import build_grading
@@ -82,7 +87,9 @@ from appliance.services.telemetry.service import QueryLimits, TelemetryModelStat
 from appliance.store import data_dir
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
+from appliance.store.benchmarks import BenchmarkStore
 from appliance.store.database import Database, refuse_newer_schema
+from appliance.store.datasets import DatasetStore
 from appliance.store.evaluations import EvaluationStore
 from appliance.store.experiment_owners import ExperimentOwnerLookup
 from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
@@ -285,7 +292,7 @@ class Appliance:
         self.appliance_events.attach(self.queue)
 
         # experiments: their runs are jobs of the evaluation queue
-        experiment_limits = ExperimentLimits(
+        self.experiment_limits = experiment_limits = ExperimentLimits(
             run_timeout_default=s.experiment_run_timeout_default,
             run_timeout_max=s.experiment_run_timeout_max,
             max_runs=s.experiment_max_runs,
@@ -349,15 +356,29 @@ class Appliance:
         self.grading_sandboxes = SandboxRunner(
             self.evaluations, FinishedEvaluations(self.queue, evaluation_store), s.workers, s.max_batch_size
         )
+        grading = build_grading(self.model_calls, choice, self.grading_sandboxes, s.llm_code_timeout_seconds)
         self.llm = LlmEvaluationService(
             PromptLibrary(s.data_path),
             choice,
             self.model_calls,
-            build_grading(self.model_calls, choice, self.grading_sandboxes, s.llm_code_timeout_seconds),
+            grading,
             LlmRunStore(self.db),
             LlmLimits(max_trials=s.llm_max_trials, suite_concurrency=s.llm_suite_concurrency),
         )
         self.optimizer = PromptOptimizer(self.llm, self.model_calls, choice, LlmRunStore(self.db), s.llm_max_trials)
+        self.datasets = DatasetService(DatasetStore(self.db))
+        # Benchmarks and ensembles: experiment types whose runs ask models, not sandboxes.
+        benchmark_store = BenchmarkStore(self.db)
+        benchmark_runner = BenchmarkRunner(
+            self.datasets,
+            choice,
+            ItemAsker(self.model_calls, grading),
+            benchmark_store,
+            self.experiment_limits,
+        )
+        self.runners.add(benchmark_runner)
+        self.runners.add(EnsembleRunner(benchmark_runner))
+        self.benchmarks = BenchmarkService(benchmark_store, self.datasets, self.experiments, benchmark_runner)
 
     def _schedule_jobs(self) -> None:
         s = self.settings

@@ -5,9 +5,9 @@ What a frozen build can lose without any unit test noticing: a lazily imported m
 Swagger UI's assets, the batch server's modules read as text), package metadata read at run time.
 So the binary itself is run: `--version`; `serve` on loopback until /api/health is
 healthy; an evaluation and a batch end to end on real Docker; /docs with its assets
-served locally; statistical tests (scipy and numpy, imported on first use); `tui` in
-tmux showing the dashboard; SIGTERM ending `serve` with status 0 and the unpacked files
-gone.
+served locally; the shipped demo datasets; statistical tests (scipy and numpy, imported
+on first use); `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status 0
+and the unpacked files gone.
 
 The binary is built first when it is missing or older than the sources (a few minutes
 from nothing: the build venv is installed from packaging/requirements.lock).
@@ -226,6 +226,16 @@ def test_statistical_tests_run_in_the_binary(binary, tmp_path):
             response = api.post("/api/v1/statistical-results", json={"test": {"test_type": test, "data": data}})
             assert response.status_code == 201, f"{test}: {response.text}\n{server.log.read_text()}"
             assert 0 <= response.json()["data"]["p_value"] <= 1
+        server.assert_stopped_cleanly(server.terminate())
+
+
+def test_the_demo_datasets_ship_in_the_binary(binary, tmp_path):
+    """The demo datasets are data files of the package (services/llm/shipped/datasets)."""
+    with serving(binary, tmp_path) as server, server.admin() as api:
+        response = api.get("/api/v1/datasets")
+        assert response.status_code == 200, response.text
+        counts = {d["name"]: d["item_count"] for d in response.json()["datasets"]}
+        assert counts == {"demo_arithmetic": 20, "demo_code": 3, "demo_multiple_choice": 16}, counts
         server.assert_stopped_cleanly(server.terminate())
 
 

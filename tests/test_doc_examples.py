@@ -14,7 +14,7 @@ Serving a document means adding a `Document` to `DOCUMENTS` (and taking it off
 them, so an example added to a document that this test does not know fails here; its
 `page` in docs/ must name every endpoint the document declares. An endpoint of a served
 document that a later issue serves is `not_served_yet(why)`: its examples are skipped,
-saying why (llm-eval-api.md's leaderboard and benchmark, issue 19).
+saying why (none today).
 
 llm-eval-api.md's examples go to an appliance pointed at a local model server in one
 setting (`APPLIANCE_DEFAULT_MODEL_URL`), the scripted server of tests/llm_servers.py
@@ -40,6 +40,7 @@ from tests.sandbox_support import remove_sandbox_containers
 from tests.support import HANG_SECONDS, ROOT, ServerProcess, eventually, start_server
 
 REFERENCE = ROOT / "docs" / "reference"
+DEMO_DATASETS = ROOT / "appliance" / "services" / "llm" / "shipped" / "datasets"
 
 Send = Callable[["Appliance", Example], None]
 
@@ -89,6 +90,7 @@ class Appliance:
         self.server = server
         self.http = server.admin()
         self.made: dict[str, str] = {}
+        self.model_url = ""  # the local model server llm-eval-api.md's examples run against
 
     def close(self) -> None:
         self.http.close()
@@ -120,6 +122,27 @@ class Appliance:
         if prefix not in makers:
             pytest.fail(f"{example.describe()}: this test cannot make a {prefix}_ id; teach Appliance.id_for")
         return self.once(prefix, makers[prefix])
+
+    def dataset_named(self, name: str) -> str:
+        """A dataset imported under `name`: the shipped demo questions, as a user imports a file."""
+
+        def make() -> str:
+            demo = (DEMO_DATASETS / "demo_multiple_choice.jsonl").read_text()
+            self.ok(self.http.post("/api/v1/datasets", json={"name": name, "content": demo}))
+            return name
+
+        return self.once(f"dataset:{name}", make)
+
+    def model_named(self, name: str, provider: str) -> str:
+        """A model registry entry of that name and provider on the local model server."""
+
+        def make() -> str:
+            base_url = self.model_url if provider in ("claude", "anthropic", "ollama") else f"{self.model_url}/v1"
+            model = {"name": name, "provider": provider, "type": "llm", "config": {"base_url": base_url, "model": name}}
+            made: str = self.ok(self.http.post("/api/v1/models", json={"model": model}))["data"]["id"]
+            return made
+
+        return self.once(f"model:{name}", make)
 
     def sandbox(self) -> str:
         sandbox_id: str = self.ok(self.http.post("/api/sandboxes", json={"name": "doc-examples", "runtime": "python"}))[
@@ -287,20 +310,27 @@ def not_served_yet(why: str) -> Send:
     return skipped
 
 
-def with_a_served_type(appliance: Appliance, example: Example) -> None:
-    """experiments-api.md's create example is an experiment of type `ensemble`, which comes
-    with the LLM issues: as written it is refused naming config.type and the types served;
-    with `config` of a served type (`external`) and the rest as written, it is created."""
+def with_its_dataset_and_models(appliance: Appliance, example: Example) -> None:
+    """experiments-api.md's create example is an ensemble of `gpt-4` and `claude-3` on
+    `mmlu`, none of which a fresh install has: as written it is refused, the missing
+    dataset a 404 saying how to import it. With a dataset imported as `mmlu` and registry
+    entries of those two names on the local model server, it is created as written."""
     document = document_of(example)
-    with httpx.Client(base_url=appliance.server.url, timeout=HANG_SECONDS) as client:
-        refused = client.post(example.path, json=example.body, headers={"X-API-Key": appliance.server.admin_key})
-    assert refused.status_code == 422 and "config.type" in refused.json()["error"]["details"], refused.text
-    assert "code" in refused.json()["error"]["message"], refused.text
-    body = {"experiment": {**example.body["experiment"], "config": {"type": "external"}}}
-    response = send(appliance, document, replace(example, body=body))
+    if "dataset:mmlu" not in appliance.made:
+        with httpx.Client(base_url=appliance.server.url, timeout=HANG_SECONDS) as client:
+            refused = client.post(example.path, json=example.body, headers={"X-API-Key": appliance.server.admin_key})
+        assert refused.status_code == 404 and "appliance datasets import" in refused.text, refused.text
+    appliance.dataset_named("mmlu")
+    for name in example.body["experiment"]["config"]["models"]:
+        appliance.model_named(name, "openai-compatible")
+    response = send(appliance, document, example)
     assert response is not None and response.status_code == 201
     created = response.json()["data"]
-    assert (created["name"], created["tags"]) == (body["experiment"]["name"], body["experiment"]["tags"])
+    assert (created["name"], created["tags"]) == (
+        example.body["experiment"]["name"],
+        example.body["experiment"]["tags"],
+    )
+    assert created["config"]["type"] == "ensemble" and created["config"]["models"] == ["gpt-4", "claude-3"]
 
 
 def with_a_recent_timestamp(appliance: Appliance, example: Example) -> None:
@@ -331,8 +361,21 @@ def with_a_real_cursor(appliance: Appliance, example: Example) -> None:
     assert response is not None and response.json()["meta"]["page"] is None
 
 
-# llm-eval-api.md's benchmarks, leaderboard and prompt optimisation (issue 19).
-LLM_EVAL_LATER = not_served_yet("not served yet: the leaderboard, benchmarks and optimisation come with issue 19")
+# llm-eval-api.md's prompt optimisation (issue 19).
+
+# The model llm-eval-api.md benchmarks, as its examples name it.
+DOCUMENTED_MODEL = {"name": "claude-sonnet-4-5-20250929", "provider": "claude"}
+
+
+def with_the_dataset_and_model_it_names(appliance: Appliance, example: Example) -> None:
+    """llm-eval-api.md benchmarks `mmlu` on `claude-sonnet-4-5-20250929`: the appliance
+    ships no `mmlu` (a missing dataset is a NOT_FOUND saying how to import one) and
+    has no such model until one is registered. So first, once: a dataset imported under
+    that name (the shipped demo questions, as a user would import a file) and a registry
+    entry of that name and provider on the local model server; then the example as written."""
+    appliance.dataset_named("mmlu")
+    appliance.model_named(DOCUMENTED_MODEL["name"], DOCUMENTED_MODEL["provider"])
+    send(appliance, document_of(example), example)
 
 
 def report_runs(appliance: Appliance, experiment_id: str, scores: dict[str, list[float]]) -> None:
@@ -419,7 +462,7 @@ DOCUMENTS = [
         page="experiments-api.md",
         served_path=lambda path: path,
         requests={
-            ("POST", "/api/v1/experiments"): with_a_served_type,
+            ("POST", "/api/v1/experiments"): with_its_dataset_and_models,
             ("PATCH", "/api/v1/experiments/:id"): as_written,
             ("POST", "/api/v1/experiments/:id/clone"): as_written,
             ("GET", "/api/v1/experiments"): with_a_real_cursor,
@@ -443,8 +486,8 @@ DOCUMENTS = [
         requests={
             ("POST", "/api/v1/evaluate"): as_written,
             ("POST", "/api/v1/suite"): as_written,
-            ("GET", "/api/v1/leaderboard"): LLM_EVAL_LATER,
-            ("POST", "/api/v1/benchmark"): LLM_EVAL_LATER,
+            ("GET", "/api/v1/leaderboard"): with_the_dataset_and_model_it_names,
+            ("POST", "/api/v1/benchmark"): with_the_dataset_and_model_it_names,
             ("POST", "/api/v1/optimize"): as_written,
         },
     ),
@@ -480,6 +523,7 @@ def appliance(runtime_images, tmp_path_factory, docker_client):
     env = {**SERVER_ENV, "APPLIANCE_DEFAULT_MODEL_URL": f"{model_server.url}/v1"}
     server = start_server(tmp_path_factory.mktemp("doc-examples"), env=env)
     made = Appliance(server)
+    made.model_url = model_server.url
     yield made
     made.close()
     server.stop()

@@ -62,16 +62,6 @@ def test_paths_no_route_matches_get_this_documents_errors(admin):
     assert_llm_error(admin.get("/api/v1/suite-runs/srun_nope"), 404, "NOT_FOUND", "srun_nope")
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/api/v1/leaderboard?dataset=mmlu&top=5"), ("POST", "/api/v1/benchmark")],
-)
-def test_the_documents_later_endpoints_are_its_404_until_served(admin, method, path):
-    """The leaderboard and benchmarks come with issue 19; their paths are this
-    document's already (optimisation is served: test_llm_optimize.py)."""
-    assert_llm_error(admin.request(method, path, json={}), 404, "NOT_FOUND", "no such endpoint")
-
-
 def test_cors_is_open_to_any_origin_by_default(llm):
     preflight = httpx.options(
         f"{llm.url}/api/v1/evaluate",

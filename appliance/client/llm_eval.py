@@ -92,6 +92,54 @@ class LlmEvalApi(Transport):
         options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         return self.call("POST", f"{V1}/optimize", json=_without_none(body), **options)
 
+    # --- datasets and benchmarks ------------------------------------------------------------
+
+    def import_dataset(self, name: str, *, items: Sequence[Mapping[str, Any]] | None = None, **extra: Any) -> Any:
+        """POST /api/v1/datasets; `extra`: content, format, mapping, source, append."""
+        body = {"name": name, "items": None if items is None else list(items), **extra}
+        return self.call("POST", f"{V1}/datasets", json=_without_none(body))
+
+    def run_benchmark(
+        self,
+        dataset: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        sample_size: int | None = None,
+        wait: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """POST /api/v1/benchmark: the result (wait=True), or the running one (its `id`,
+        `experiment_id`, `run_id`). `extra`: seed, parameters, concurrency, cache."""
+        body = {
+            "dataset": dataset,
+            "model": model,
+            "provider": provider,
+            "sample_size": sample_size,
+            "wait": wait,
+            **extra,
+        }
+        return self.call("POST", f"{V1}/benchmark", json=_without_none(body))
+
+    def benchmark_result(self, result_id: int) -> Any:
+        return self.call("GET", f"{V1}/benchmark/{result_id}")
+
+    def benchmark_items(self, result_id: int, *, limit: int = 100, offset: int = 0) -> Any:
+        """{result, items, total_items}: each item's transcript."""
+        return self.call("GET", f"{V1}/benchmark/{result_id}/items", params={"limit": limit, "offset": offset})
+
+    def leaderboard(self, dataset: str, *, top: int = 20) -> Any:
+        return self.call("GET", f"{V1}/leaderboard", params={"dataset": dataset, "top": top})
+
+    def list_datasets(self) -> Any:
+        return self.call("GET", f"{V1}/datasets")["datasets"]
+
+    def get_dataset(self, name: str, *, limit: int = 100, offset: int = 0) -> Any:
+        return self.call("GET", f"{V1}/datasets/{name}", params={"limit": limit, "offset": offset})
+
+    def delete_dataset(self, name: str) -> Any:
+        return self.call("DELETE", f"{V1}/datasets/{name}")
+
     # --- the library -----------------------------------------------------------------------
 
     def list_prompts(self) -> Any:

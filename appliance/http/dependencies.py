@@ -26,6 +26,8 @@ from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
+from appliance.services.llm.benchmarks import BenchmarkService
+from appliance.services.llm.datasets import DatasetService
 from appliance.services.llm.evaluate import LlmEvaluationService
 from appliance.services.llm.optimize import PromptOptimizer
 from appliance.services.models.registry import ModelService
@@ -103,6 +105,14 @@ def provide_optimizer(state: State) -> PromptOptimizer:
     return appliance_of(state).optimizer
 
 
+def provide_datasets(state: State) -> DatasetService:
+    return appliance_of(state).datasets
+
+
+def provide_benchmarks(state: State) -> BenchmarkService:
+    return appliance_of(state).benchmarks
+
+
 def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
@@ -158,6 +168,8 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sessions": _provide(provide_sessions),
     "llm": _provide(provide_llm),
     "optimizer": _provide(provide_optimizer),
+    "datasets": _provide(provide_datasets),
+    "benchmarks": _provide(provide_benchmarks),
     "telemetry": _provide(provide_telemetry),
     "telemetry_ingest": _provide(provide_telemetry_ingest),
     "telemetry_exports": _provide(provide_telemetry_exports),

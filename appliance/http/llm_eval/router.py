@@ -1,8 +1,7 @@
 """The llm-eval API (llm-eval-api.md): GET /health, POST /api/v1/evaluate, POST
-/api/v1/suite, GET /api/v1/suites and /api/v1/prompts, and the appliance's additions
-(writing prompts and suites, promptfoo import, /api/v1/suite-runs), POST
-/api/v1/optimize. The leaderboard and benchmarks join with issue 19; their paths are this
-document's already, so until then they answer its 404.
+/api/v1/suite, GET /api/v1/suites and /api/v1/prompts, POST /api/v1/benchmark, GET
+/api/v1/leaderboard, POST /api/v1/optimize, and the appliance's additions (writing
+prompts and suites, promptfoo import, /api/v1/suite-runs, datasets, benchmark results).
 
 The document runs without authentication; the appliance keeps its keys here, as the
 document advises for production: every route but GET /health needs a key (X-API-Key
@@ -24,7 +23,9 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.errors import exception_handlers
 from appliance.http.identity import authenticate_once
+from appliance.http.llm_eval.benchmarks import BenchmarkController
 from appliance.http.llm_eval.cors import cors_middleware
+from appliance.http.llm_eval.datasets import DatasetController
 from appliance.http.llm_eval.errors import LLM_EVAL_ERRORS
 from appliance.http.llm_eval.evaluate import EvaluateController, SuiteRunController
 from appliance.http.llm_eval.library import PromptController, SuiteController
@@ -40,6 +41,7 @@ PATH_SPACES = (
     "/api/v1/suites",
     "/api/v1/prompts",
     "/api/v1/suite-runs",
+    "/api/v1/datasets",
     "/api/v1/leaderboard",
     "/api/v1/benchmark",
     "/api/v1/optimize",
@@ -77,6 +79,8 @@ def llm_eval_router(cors_origins: list[str]) -> Router:
             PromptController,
             SuiteController,
             OptimizeController,
+            DatasetController,
+            BenchmarkController,
         ],
         exception_handlers=exception_handlers(LLM_EVAL_ERRORS),
         guards=[require_key_here],

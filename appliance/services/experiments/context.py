@@ -132,7 +132,9 @@ class ActiveRun:
             self.stop_reason = reason
         await self._queue.kill_job(self._run.id)
 
-    async def mark_started(self, sandbox: SandboxInfo) -> bool:
+    async def mark_started(self, sandbox: SandboxInfo | None) -> bool:
+        """The run is marked running: by its queue job when a worker takes it, or by a
+        runner that runs no sandbox (None) when it begins."""
         if self.stop_reason is not None:
             return False
         # Started from here on, before the row says so: a pause that reads the row as
@@ -141,10 +143,10 @@ class ActiveRun:
         self.started = await self._store.mark_running(
             self._run.id,
             utc_now(),
-            image=sandbox.image,
-            engine=sandbox.engine,
-            language=sandbox.language,
-            code_sha256=sandbox.code_sha256,
+            image=sandbox.image if sandbox else None,
+            engine=sandbox.engine if sandbox else None,
+            language=sandbox.language if sandbox else None,
+            code_sha256=sandbox.code_sha256 if sandbox else None,
         )
         return self.started
 

@@ -75,6 +75,11 @@ class RunContext(Protocol):
         was stopped before it started."""
         ...
 
+    async def mark_started(self, sandbox: SandboxInfo | None) -> bool:
+        """For a runner that runs no sandbox (None: benchmark, ensemble): the run is
+        marked running when it begins; False when it is being stopped already."""
+        ...
+
     def metrics(self, values: dict[str, float], step: int | None, checkpoint: str | None = None) -> None:
         """One metrics line; `checkpoint` names the checkpoint file these metrics are of."""
         ...
@@ -134,6 +139,10 @@ class ExperimentRunner(Protocol):
 class RunnerRegistry:
     def __init__(self, runners: Iterable[ExperimentRunner]) -> None:
         self._runners = {runner.type: runner for runner in runners}
+
+    def add(self, runner: ExperimentRunner) -> None:
+        """A runner built after the registry (those that need the LLM services)."""
+        self._runners[runner.type] = runner
 
     @property
     def known_types(self) -> list[str]:
