@@ -17,17 +17,19 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
+from appliance.core.languages import LANGUAGES
 from appliance.core.statistics import DataSource
 from appliance.core.telemetry import TelemetryLimits
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
-from appliance.runtime.executor import ContainerExecutor
+from appliance.runtime.executor import ContainerExecutor, SandboxExecutor
 from appliance.runtime.images import ImageBuildError, image_ref
 from appliance.runtime.limits import SandboxLimits
 from appliance.runtime.pool import PoolSettings, WarmPool
@@ -98,6 +100,9 @@ from appliance.store.snapshots import SnapshotStore
 from appliance.store.statistical_results import StatisticalResultStore
 from appliance.store.telemetry.database import TelemetryDatabase
 from appliance.store.telemetry.store import TelemetryStore
+
+if TYPE_CHECKING:
+    from appliance.services.cluster.executor import ClusterExecutor
 
 log = logging.getLogger("appliance")
 
@@ -194,14 +199,19 @@ class Appliance:
             ),
         )
         self.executor = ContainerExecutor(self.engine, self.pool)
+        # Cluster mode: the queue's sandboxes run on Ray nodes. Imported only then, so a
+        # single machine never loads Ray. Batch items go to nodes too (no local lane).
+        self.cluster: ClusterExecutor | None = self._build_cluster() if s.cluster else None
+        queue_executor: SandboxExecutor = self.cluster or self.executor
         evaluation_store = EvaluationStore(self.db)
-        lanes = BatchLanes(self.engine, image_ref("python"), self.limits) if s.batch_lane_engines else None
+        use_lanes = s.batch_lane_engines and self.cluster is None
+        lanes = BatchLanes(self.engine, image_ref("python"), self.limits) if use_lanes else None
         self.queue = EvaluationQueue(
             evaluation_store,
-            self.executor,
+            queue_executor,
             self.bus,
             self.specs.request_for,
-            s.workers,
+            s.cluster_workers if self.cluster else s.workers,
             lanes=lanes,
             lane_engines=tuple(s.batch_lane_engines),
             job_workers=s.experiment_job_workers,
@@ -256,6 +266,10 @@ class Appliance:
             AlertStore(self.db), readings, self.bus, rules_from_settings(s), s.alert_retention_days
         )
         self.monitoring.add_gauges(self.alerts.gauges)
+        if self.cluster is not None:
+            from appliance.services.cluster.status import ClusterStatus
+
+            ClusterStatus(self.cluster.view).attach(self.status, self.monitoring, readings)
 
         # persistent sandboxes: their containers are not the warm pool's
         self.templates = TemplateService(self.engine)
@@ -321,6 +335,23 @@ class Appliance:
 
         self._build_llm(evaluation_store)
         self._schedule_jobs()
+
+    def _build_cluster(self) -> ClusterExecutor:
+        from appliance.services.cluster.executor import ClusterExecutor, ClusterSettings
+
+        s = self.settings
+        settings = ClusterSettings(
+            s.cluster,
+            node_ip=s.cluster_node_ip,
+            unplaceable_seconds=s.cluster_unplaceable_seconds,
+            poll_seconds=s.cluster_poll_seconds,
+            node_timeout_seconds=s.cluster_node_timeout_seconds,
+        )
+        return ClusterExecutor(
+            settings,
+            self.executor,
+            lambda: [self.specs.spec(language, engine) for language in LANGUAGES for engine in s.engines],
+        )
 
     def _build_llm(self, evaluation_store: EvaluationStore) -> None:
         """LLM evaluation: model calls (reported to `model_calls`'s recorder: nothing
@@ -419,6 +450,8 @@ class Appliance:
         # request asks: the first request of each kind finds one ready.
         for language, engine in await self.readiness.runnable():
             self.pool.warm(self.specs.spec(language, engine))
+        if self.cluster is not None:
+            await self.cluster.start()
         await self.queue.start()
         # Running experiments resume: finished runs stay, interrupted ones go back in line.
         await self.experiment_scheduler.start()
@@ -437,7 +470,7 @@ class Appliance:
         await self.llm.stop()
         await self.grading_sandboxes.close()
         await self.queue.stop()
-        await self.executor.drain()
+        await (self.cluster or self.executor).drain()
         await self.appliance_events.stop()
         await self.telemetry_exports.stop()
         await self.telemetry_db.close()
