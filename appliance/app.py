@@ -448,7 +448,8 @@ class Appliance:
         self.pool.start()
         # Idle containers for every language on every engine that can run, before any
         # request asks: the first request of each kind finds one ready.
-        for language, engine in await self.readiness.runnable():
+        # In cluster mode the nodes' pools keep them; this machine runs only local-only work.
+        for language, engine in await self.readiness.runnable() if self.cluster is None else []:
             self.pool.warm(self.specs.spec(language, engine))
         if self.cluster is not None:
             await self.cluster.start()

@@ -51,7 +51,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     docker_host: str = ""
     # engine -> slots; an engine the Docker engine cannot run (no runsc) is dropped
-    slots: dict[str, int] = {"docker": 2}
+    slots: dict[str, int] = msgspec.field(default_factory=lambda: {"docker": 2})
     gvisor_runtime: str = "runsc"
     pool: PoolSettings = PoolSettings(min_idle=1, max_idle=4, max_containers=16)
 
