@@ -12,6 +12,7 @@ RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (Ray then binds its gRPC servers to loopback
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import shutil
@@ -33,13 +34,15 @@ RAY_ENV = {
     "RAY_AUTH_MODE": "token",
     "RAY_AUTH_TOKEN": secrets.token_hex(16),
 }
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("cluster mode needs Ray: pip install -e '.[cluster]'", allow_module_level=True)
+
 # Ray reads its auth mode when imported: the test process (which starts the cluster's
-# processes) has them from before then.
+# processes) has them from before then; LoopbackCluster.shutdown puts them back.
 _SAVED_ENV = {key: os.environ.get(key) for key in RAY_ENV}
 os.environ.update(RAY_ENV)
 
-ray = pytest.importorskip("ray", reason="cluster mode needs Ray: pip install -e '.[cluster]'")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
+import ray.cluster_utils as cluster_utils  # noqa: E402 - after the environment above
 
 PYTHON_IMAGE = image_ref("python")
 IMAGE_TARBALL = Path("/tmp/appliance-cluster-test-python.tar")
