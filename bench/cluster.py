@@ -1,7 +1,7 @@
 """Benchmark: cluster mode on loopback. Scaling from one Ray node to three with the same
 slots each, and what dispatch to a node adds to a hello world, measured in the same run.
 
-    .venv-cluster/bin/python bench/cluster.py [--slots 2] [--rounds 3] [--sleep 1.0] [--hellos 40]
+    .venv-cluster/bin/python bench/cluster.py [--slots 2] [--rounds 4] [--sleep 3] [--hellos 40] [--pause 0.5]
 
 Needs the `cluster` extra. Every Ray process binds 127.0.0.1 (tests/cluster_support.py);
 each node has its own dockerd with the python image loaded from a tarball. The work is
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -74,6 +75,8 @@ async def main(args: argparse.Namespace) -> int:
     hello = ExecutionRequest(spec=spec, code=HELLO, timeout=10)
     sleeper = ExecutionRequest(spec=spec, code=SLEEPER.format(seconds=args.sleep), timeout=30)
     with tempfile.TemporaryDirectory(prefix="apl-bench-") as tmp:
+        # Each node keeps a warm container per slot, so a full burst starts without waiting.
+        os.environ["APPLIANCE_WARM_POOL_MIN_IDLE"] = str(args.slots)
         cluster = LoopbackCluster(Path(tmp))
         executor: ClusterExecutor | None = None
         try:
@@ -97,7 +100,7 @@ async def main(args: argparse.Namespace) -> int:
                 outcome = await executor.run(hello, ExecutionHandle(), ignore)
                 remote.append(time.perf_counter() - t)
                 assert outcome.stdout == "hello\n", outcome
-                await asyncio.sleep(0.15)  # a warm container again, as an idle client finds it
+                await asyncio.sleep(args.pause)  # a warm container again, as an idle client finds it
             engine = DockerEngine(base_url=cluster.engines["n1"].url, threads=8)
             engine.instance_id = "bench-local"
             pool = WarmPool(engine, PoolSettings(min_idle=1, max_idle=2, max_containers=4))
@@ -110,7 +113,7 @@ async def main(args: argparse.Namespace) -> int:
                 t = time.perf_counter()
                 await local_executor.run(hello, ExecutionHandle(), ignore)
                 local.append(time.perf_counter() - t)
-                await asyncio.sleep(0.15)
+                await asyncio.sleep(args.pause)
             await local_executor.drain()
             engine.close()
 
@@ -147,7 +150,8 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sleep", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--sleep", type=float, default=3.0)
     parser.add_argument("--hellos", type=int, default=40)
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between hello worlds (the pool refills)")
     sys.exit(asyncio.run(main(parser.parse_args())))
