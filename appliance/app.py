@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib.util
 import io
 import logging
 import secrets
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
+from appliance.config import DEFAULT_MODEL_ID, ConfigError, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
 from appliance.core.languages import LANGUAGES
@@ -337,6 +338,8 @@ class Appliance:
         self._schedule_jobs()
 
     def _build_cluster(self) -> ClusterExecutor:
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("cluster is set, but Ray is not installed: install the `cluster` extra (docs/cluster.md)")
         from appliance.services.cluster.executor import ClusterExecutor, ClusterSettings
 
         s = self.settings

@@ -42,6 +42,13 @@ def _cluster_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-ip", default="", help="the address Ray binds this process to")
 
 
+def require_ray() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise SystemExit("appliance: cluster mode needs Ray: install the `cluster` extra (docs/cluster.md)")
+
+
 def parse_slots(text: str) -> dict[str, int]:
     slots: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -53,6 +60,7 @@ def parse_slots(text: str) -> dict[str, int]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    require_ray()
     from appliance.services.cluster.registration import node_config, register
 
     config = node_config(settings_from_args(args), args.name, parse_slots(args.slots), args.docker_host or "")
@@ -63,6 +71,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
+    require_ray()
     from appliance.services.cluster.registration import drain
 
     offer = drain(args.cluster, args.name, node_ip=args.node_ip, remove=args.remove)
@@ -71,6 +80,7 @@ def cmd_drain(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    require_ray()
     from appliance.services.cluster.registration import offers, version_problems
 
     found = offers(args.cluster, node_ip=args.node_ip)
