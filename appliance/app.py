@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib.util
 import io
 import logging
 import secrets
@@ -17,17 +18,19 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
+from appliance.config import DEFAULT_MODEL_ID, ConfigError, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
+from appliance.core.languages import LANGUAGES
 from appliance.core.statistics import DataSource
 from appliance.core.telemetry import TelemetryLimits
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
-from appliance.runtime.executor import ContainerExecutor
+from appliance.runtime.executor import ContainerExecutor, SandboxExecutor
 from appliance.runtime.images import ImageBuildError, image_ref
 from appliance.runtime.limits import SandboxLimits
 from appliance.runtime.pool import PoolSettings, WarmPool
@@ -106,6 +109,9 @@ from appliance.store.snapshots import SnapshotStore
 from appliance.store.statistical_results import StatisticalResultStore
 from appliance.store.telemetry.database import TelemetryDatabase
 from appliance.store.telemetry.store import TelemetryStore
+
+if TYPE_CHECKING:
+    from appliance.services.cluster.executor import ClusterExecutor
 
 log = logging.getLogger("appliance")
 
@@ -202,14 +208,19 @@ class Appliance:
             ),
         )
         self.executor = ContainerExecutor(self.engine, self.pool)
+        # Cluster mode: the queue's sandboxes run on Ray nodes. Imported only then, so a
+        # single machine never loads Ray. Batch items go to nodes too (no local lane).
+        self.cluster: ClusterExecutor | None = self._build_cluster() if s.cluster else None
+        queue_executor: SandboxExecutor = self.cluster or self.executor
         evaluation_store = EvaluationStore(self.db)
-        lanes = BatchLanes(self.engine, image_ref("python"), self.limits) if s.batch_lane_engines else None
+        use_lanes = s.batch_lane_engines and self.cluster is None
+        lanes = BatchLanes(self.engine, image_ref("python"), self.limits) if use_lanes else None
         self.queue = EvaluationQueue(
             evaluation_store,
-            self.executor,
+            queue_executor,
             self.bus,
             self.specs.request_for,
-            s.workers,
+            s.cluster_workers if self.cluster else s.workers,
             lanes=lanes,
             lane_engines=tuple(s.batch_lane_engines),
             job_workers=s.experiment_job_workers,
@@ -264,6 +275,10 @@ class Appliance:
             AlertStore(self.db), readings, self.bus, rules_from_settings(s), s.alert_retention_days
         )
         self.monitoring.add_gauges(self.alerts.gauges)
+        if self.cluster is not None:
+            from appliance.services.cluster.status import ClusterStatus
+
+            ClusterStatus(self.cluster.view).attach(self.status, self.monitoring, readings)
 
         # persistent sandboxes: their containers are not the warm pool's
         self.templates = TemplateService(self.engine)
@@ -329,6 +344,25 @@ class Appliance:
 
         self._build_llm(evaluation_store)
         self._schedule_jobs()
+
+    def _build_cluster(self) -> ClusterExecutor:
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("cluster is set, but Ray is not installed: install the `cluster` extra (docs/cluster.md)")
+        from appliance.services.cluster.executor import ClusterExecutor, ClusterSettings
+
+        s = self.settings
+        settings = ClusterSettings(
+            s.cluster,
+            node_ip=s.cluster_node_ip,
+            unplaceable_seconds=s.cluster_unplaceable_seconds,
+            poll_seconds=s.cluster_poll_seconds,
+            node_timeout_seconds=s.cluster_node_timeout_seconds,
+        )
+        return ClusterExecutor(
+            settings,
+            self.executor,
+            lambda: [self.specs.spec(language, engine) for language in LANGUAGES for engine in s.engines],
+        )
 
     def _build_llm(self, evaluation_store: EvaluationStore) -> None:
         """LLM evaluation: model calls (reported to `model_calls`'s recorder: nothing
@@ -440,8 +474,11 @@ class Appliance:
         self.pool.start()
         # Idle containers for every language on every engine that can run, before any
         # request asks: the first request of each kind finds one ready.
-        for language, engine in await self.readiness.runnable():
+        # In cluster mode the nodes' pools keep them; this machine runs only local-only work.
+        for language, engine in await self.readiness.runnable() if self.cluster is None else []:
             self.pool.warm(self.specs.spec(language, engine))
+        if self.cluster is not None:
+            await self.cluster.start()
         await self.queue.start()
         # Running experiments resume: finished runs stay, interrupted ones go back in line.
         await self.experiment_scheduler.start()
@@ -460,7 +497,7 @@ class Appliance:
         await self.llm.stop()
         await self.grading_sandboxes.close()
         await self.queue.stop()
-        await self.executor.drain()
+        await (self.cluster or self.executor).drain()
         await self.appliance_events.stop()
         await self.telemetry_exports.stop()
         await self.telemetry_db.close()

@@ -168,6 +168,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # sandbox per batch (a fresh process each); empty turns the lane off.
     batch_lane_engines: list[str] = msgspec.field(default_factory=lambda: ["docker"])
 
+    # Cluster mode (docs/cluster.md): the Ray cluster's GCS address (HOST:PORT) this
+    # appliance joins as a driver; empty keeps everything on this machine (Ray is never
+    # imported). Evaluations then run on the nodes' actors (`appliance node`).
+    cluster: str = ""
+    # The address Ray binds this driver to; empty: the host of `cluster` when that is a
+    # loopback address, else Ray's own choice.
+    cluster_node_ip: str = ""
+    # Evaluations placed on nodes at once (the queue's workers in cluster mode): at least
+    # the cluster's slots, or nodes sit idle.
+    cluster_workers: int = 32
+    # How long a request waits for a node that serves its language and engine to join.
+    cluster_unplaceable_seconds: float = 60.0
+    # How often the head looks for nodes, and how long a node may take to answer.
+    cluster_poll_seconds: float = 1.0
+    cluster_node_timeout_seconds: float = 10.0
+
     # Monitoring: how often the scheduler samples CPU, memory, disk and queue for
     # /api/metrics/performance, and how long samples are kept.
     metrics_sample_seconds: float = 5.0
@@ -325,6 +341,8 @@ def load_settings(
     _check_sandboxes(settings)
     _check_experiments(settings)
     _check_access(settings)
+    if settings.cluster and settings.cluster_workers < 1:
+        raise ConfigError("cluster_workers: must be 1 or more")
     if settings.queue_backpressure_threshold < 0:
         raise ConfigError("queue_backpressure_threshold: must be 0 (off) or more")
     if not 0 <= settings.status_wait_max_seconds <= 3600:

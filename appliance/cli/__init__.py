@@ -1,7 +1,7 @@
 """The one entry point (also `python -m appliance`): serve, run, tui, keys, images,
-doctor, backup, restore, telemetry, openapi and report, and eval, suite, prompt,
-datasets, benchmark and leaderboard (LLM evaluation). One module per group of commands;
-each adds its own subcommands to the parser."""
+doctor, backup, restore, telemetry, openapi and report, eval, suite, prompt,
+datasets, benchmark and leaderboard (LLM evaluation), and node (cluster mode). One
+module per group of commands; each adds its own subcommands to the parser."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from appliance import __version__
 from appliance.cli import (
     benchmarks,
+    cluster,
     datasets,
     images,
     keys,
@@ -27,7 +28,20 @@ from appliance.cli.common import common_flags
 from appliance.config import ConfigError
 from appliance.logging_setup import configure_logging
 
-COMMAND_GROUPS = (serve, terminal, keys, images, operations, telemetry, openapi, report, llm, datasets, benchmarks)
+COMMAND_GROUPS = (
+    serve,
+    terminal,
+    keys,
+    images,
+    operations,
+    telemetry,
+    openapi,
+    report,
+    llm,
+    datasets,
+    benchmarks,
+    cluster,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

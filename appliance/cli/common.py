@@ -28,10 +28,13 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     parser.add_argument("--workers", type=int, help="evaluations run at once (default 4)")
+    parser.add_argument(
+        "--cluster", metavar="HOST:PORT", help="cluster mode: join this Ray cluster and run sandboxes on its nodes"
+    )
 
 
 def server_settings(args: argparse.Namespace) -> Settings:
-    return settings_from_args(args, host=args.host, port=args.port, workers=args.workers)
+    return settings_from_args(args, host=args.host, port=args.port, workers=args.workers, cluster=args.cluster)
 
 
 def raise_priority(nice: int) -> None:

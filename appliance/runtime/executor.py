@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
@@ -30,7 +31,14 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[str, str], None]  # (stream name, text)
 
-__all__ = ["CollectSpec", "ContainerExecutor", "ExecutionHandle", "ExecutionRequest", "OutputCallback"]
+__all__ = [
+    "CollectSpec",
+    "ContainerExecutor",
+    "SandboxExecutor",
+    "ExecutionHandle",
+    "ExecutionRequest",
+    "OutputCallback",
+]
 
 
 class ExecutionRequest(msgspec.Struct, kw_only=True):
@@ -52,6 +60,19 @@ class ExecutionRequest(msgspec.Struct, kw_only=True):
     # A warm spec that differs from `spec` only in memory and CPU: take a container of
     # its lane and update its limits. None: `spec` itself, from its lane if it has one.
     borrow_from: SandboxSpec | None = None
+
+
+class SandboxExecutor(Protocol):
+    """What the evaluation queue runs requests with: the local engine's containers, or
+    (cluster mode, services/cluster) the nodes of a Ray cluster."""
+
+    async def run(
+        self, request: ExecutionRequest, handle: ExecutionHandle, on_output: OutputCallback
+    ) -> ExecutionOutcome: ...
+
+    async def kill(self, handle: ExecutionHandle) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 class ContainerExecutor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from appliance.core.clock import iso_z
+from appliance.core.cluster import ClusterView
 from appliance.core.evaluations import Evaluation
 from appliance.core.pool import PoolSize
 from appliance.services.evaluation.evaluations import EvalRequest
@@ -136,6 +137,12 @@ class PlatformStatusBody(msgspec.Struct):
     engines: dict[str, str] = {}
     # Idle containers ready per (language, engine): what the next request will find.
     sandbox_pool: list[PoolSize] = []
+
+
+class ClusterPlatformStatusBody(PlatformStatusBody, kw_only=True):
+    """/api/status in cluster mode: the nodes, their slots and load as well."""
+
+    cluster: ClusterView
 
 
 class EvaluationSummary(msgspec.Struct):

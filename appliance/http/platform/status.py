@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
 
 from appliance.core.identity import Identity
 from appliance.http.platform.schemas import (
+    ClusterPlatformStatusBody,
     PlatformStatusBody,
     QueueCounts,
     QueueStatusBody,
@@ -32,7 +34,7 @@ class StatusController(Controller):
     async def platform_status(self, platform_status: PlatformStatusService, identity: Identity) -> PlatformStatusBody:
         health = await platform_status.health()
         stats = platform_status.queue_stats()
-        return PlatformStatusBody(
+        body = PlatformStatusBody(
             platform=health.platform,
             mode="appliance",
             services=health.services,
@@ -46,3 +48,7 @@ class StatusController(Controller):
             engines=health.engines,
             sandbox_pool=platform_status.pool_sizes(),
         )
+        cluster = platform_status.cluster()
+        if cluster is None:
+            return body
+        return ClusterPlatformStatusBody(**msgspec.structs.asdict(body), cluster=cluster)

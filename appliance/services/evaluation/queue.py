@@ -42,7 +42,7 @@ from appliance.core.events import (
     StatusUpdate,
 )
 from appliance.runtime.batch_lanes import BatchLanes
-from appliance.runtime.executor import ContainerExecutor, ExecutionHandle, ExecutionRequest, OutputCallback
+from appliance.runtime.executor import ExecutionHandle, ExecutionRequest, OutputCallback, SandboxExecutor
 from appliance.store.evaluations import EvaluationStore
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class EvaluationQueue:
     def __init__(
         self,
         store: EvaluationStore,
-        executor: ContainerExecutor,
+        executor: SandboxExecutor,
         bus: EventBus,
         build_request: Callable[[Evaluation, dict[str, str]], ExecutionRequest],
         workers: int,

@@ -112,6 +112,19 @@ def rules_from_settings(s: Settings) -> list[AlertRule]:
             "(check dockerd and the docker_host setting)",
         ),
     ]
+    if s.cluster:
+        rules.append(
+            AlertRule(
+                rule="cluster_node_lost",
+                name="Cluster Node Lost",
+                severity=Severity.CRITICAL,
+                reading="cluster_nodes_lost",
+                threshold=1,
+                for_seconds=0,
+                message="{value:g} cluster node(s) lost and not back: their runs went to other nodes "
+                "(check the node's machine, its `ray start` and `appliance node`)",
+            )
+        )
     return [
         msgspec.structs.replace(
             r, threshold=float(r.threshold), for_seconds=float(r.for_seconds), enabled=r.rule not in disabled

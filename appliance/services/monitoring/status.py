@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from appliance import __version__
+from appliance.core.cluster import ClusterView
 from appliance.core.evaluations import EvalStatus
 from appliance.core.pool import PoolSize
 from appliance.runtime.pool import WarmPool
@@ -61,6 +62,8 @@ class PlatformStatusService:
         self._engines: dict[str, str] = {}
         self.refreshed_monotonic = 0.0
         self._refresher: asyncio.Task[None] | None = None
+        # Cluster mode only (services/cluster/status.py): the nodes, their slots and load.
+        self.cluster_view: Callable[[], ClusterView] | None = None
 
     # --- the snapshot -------------------------------------------------------------------
 
@@ -124,6 +127,9 @@ class PlatformStatusService:
             total=sum(self._counts.values()),
             by_status=dict(self._counts),
         )
+
+    def cluster(self) -> ClusterView | None:
+        return self.cluster_view() if self.cluster_view is not None else None
 
     def pool_sizes(self) -> list[PoolSize]:
         return self._pool.sizes()
