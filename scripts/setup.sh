@@ -104,7 +104,8 @@ if [ "$have" != "$hash-1" ] && { [ $WITH_TEST -eq 1 ] || [ "$have" != "$hash-0" 
     say "installing Python packages into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
     extras=""
-    [ $WITH_TEST -eq 1 ] && extras="[test]"
+    # The tests also run cluster mode on a loopback Ray cluster (tests/test_cluster.py).
+    [ $WITH_TEST -eq 1 ] && extras="[test,cluster]"
     "$VENV/bin/pip" install -q -e "$ROOT$extras" 2>&1 | grep -v '^WARNING: Location' || true
     "$VENV/bin/python" -c 'import appliance, litestar, docker' || die "Python packages did not install"
     echo "$hash-$WITH_TEST" > "$stamp"

@@ -115,6 +115,8 @@ def image_tarball() -> Path:
 class LoopbackCluster:
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Ray's session files go under /tmp/ray (a short path: its sockets live there).
+        Path("/tmp/ray").mkdir(exist_ok=True)
         os.environ.update(RAY_ENV)
         self.cluster = cluster_utils.Cluster(
             initialize_head=True,
