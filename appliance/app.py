@@ -42,11 +42,13 @@ from appliance.services.evaluation.waiting import FinishedEvaluations
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits
 from appliance.services.experiments.experiments import ExperimentService
+from appliance.services.experiments.news import ExperimentNews
 from appliance.services.experiments.runners.base import RunnerRegistry
 from appliance.services.experiments.runners.code import CodeRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
+from appliance.services.live.hub import LiveChannels, LiveSettings
 from appliance.services.llm.calls import ModelCalls, RetryPolicy
 from appliance.services.llm.choice import ModelChoice
 from appliance.services.llm.endpoints import CallDefaults
@@ -181,7 +183,7 @@ class Appliance:
         self.monitoring = MonitoringService(
             self.queue, self.pool, self.status, s.data_path, PerformanceStore(self.db), s.metrics_retention_hours
         )
-        readings = SystemReadings(
+        readings = self.readings = SystemReadings(
             self.monitoring, self.queue, self.pool, self.status, s.alert_failure_rate_window_seconds
         )
         self.alerts = AlertService(
@@ -237,8 +239,9 @@ class Appliance:
                 ExternalRunner(experiment_limits),
             ]
         )
+        news = ExperimentNews(experiment_store, run_store, self.bus, s.experiment_job_workers)
         self.experiment_scheduler = ExperimentScheduler(
-            experiment_store, run_store, self.queue, self.runners, self.checkpoints, experiment_limits
+            experiment_store, run_store, self.queue, self.runners, self.checkpoints, experiment_limits, news
         )
         self.experiments = ExperimentService(
             experiment_store,
@@ -247,8 +250,16 @@ class Appliance:
             self.experiment_scheduler,
             self.checkpoints,
             s.experiment_job_workers,
+            news,
         )
         self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits)
+        self.live = LiveChannels(
+            self.bus,
+            self.experiments,
+            self.readings,
+            experiment_store,
+            LiveSettings(s.socket_queue_size, s.socket_heartbeat_timeout_seconds, s.dashboard_interval_seconds),
+        )
 
         self._build_llm(evaluation_store)
         self._schedule_jobs()

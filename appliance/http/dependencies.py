@@ -26,6 +26,7 @@ from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
+from appliance.services.live.hub import LiveChannels
 from appliance.services.llm.evaluate import LlmEvaluationService
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
@@ -97,6 +98,10 @@ def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
 
+def provide_live_channels(state: State) -> LiveChannels:
+    return appliance_of(state).live
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -121,6 +126,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sandboxes": _provide(provide_sandboxes),
     "sandbox_files": _provide(provide_sandbox_files),
     "snapshots": _provide(provide_snapshots),
+    "live_channels": _provide(provide_live_channels),
     "templates": _provide(provide_templates),
     "experiments": _provide(provide_experiments),
     "runs": _provide(provide_runs),

@@ -1,6 +1,6 @@
 """The experiments API (experiments-api.md) under /api/v1: experiments, runs, models and
-sessions today; telemetry, statistical results, exports and the Phoenix socket join as
-they are served (add each to PATH_SPACES then).
+sessions and the Phoenix socket (/socket/websocket) today; telemetry, statistical
+results and exports join as they are served (add each to PATH_SPACES then).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -19,6 +19,7 @@ from appliance.http.experiments.experiments import ExperimentController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.socket import phoenix_socket
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
@@ -29,6 +30,7 @@ PATH_SPACES = (
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
+    "/socket/websocket",
 )
 
 
@@ -42,6 +44,7 @@ def experiments_router() -> Router:
             ModelController,
             SessionController,
             SessionsController,
+            phoenix_socket,
         ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
