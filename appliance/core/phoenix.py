@@ -34,7 +34,7 @@ class FrameError(ValueError):
     speaking something else, so it is closed rather than answered."""
 
 
-class Frame(msgspec.Struct, array_like=True, frozen=True):
+class Frame(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """One message; encodes as the five-element array."""
 
     join_ref: str | None

@@ -24,6 +24,7 @@ const socket = new Socket(endpoint, {
   params: { token },
   reconnectAfterMs: () => 60_000, // a test sees a close as it is, not hidden by a reconnect
   rejoinAfterMs: () => 60_000,
+  heartbeatIntervalMs: 500, // the test server closes a socket silent for 2 s
 });
 socket.onOpen(() => out({ kind: "open", transport: socket.transport.name || "websocket" }));
 socket.onClose((event) => out({ kind: "close", code: event.code, reason: event.reason }));
