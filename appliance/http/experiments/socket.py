@@ -95,7 +95,7 @@ async def _receive(
         if message["type"] == "websocket.disconnect":
             return None
         text = message.get("text")
-        if text is None:
+        if not isinstance(text, str):
             return Close(UNSUPPORTED_DATA, "binary frames are not read: send V2 JSON text frames")
         try:
             frame = decode(text)
