@@ -258,11 +258,13 @@ def test_experiment_events_become_the_documents_events():
     assert experiment_push(progress)[0] == "progress_updated"
 
 
-def test_live_events_never_reach_ws_or_the_tui():
+def test_live_events_never_reach_ws_and_telemetry_never_the_tui():
     """The bus's experiment and telemetry events are not evaluation events (what /ws and
-    /ws/execute forward) nor what the TUI's feeds show, and their tags are namespaced."""
+    /ws/execute forward); the TUI's feed takes experiment events on purpose (its
+    Experiments screen), never telemetry batches; their tags are namespaced."""
     progress = ExperimentProgress(experiment_id="e", progress=0.5, eta_seconds=None, completed_runs=1, total_runs=2)
+    assert isinstance(progress, SHOWN_EVENTS) and not isinstance(batch("a"), SHOWN_EVENTS)
     for event in (progress, batch("a")):
-        assert not isinstance(event, EvaluationEvent) and not isinstance(event, SHOWN_EVENTS)
+        assert not isinstance(event, EvaluationEvent)
         tag = type(event).__struct_config__.tag
         assert isinstance(tag, str) and tag.split(".")[0] in ("experiment", "telemetry")

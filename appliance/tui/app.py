@@ -22,6 +22,7 @@ from appliance.tui.screens.api_keys import ApiKeysScreen
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
+from appliance.tui.screens.experiments import ExperimentsScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
 
@@ -35,6 +36,8 @@ SCREENS = {
     "alerts": ("a", "Alerts", AlertsScreen),
     "metrics": ("m", "Metrics", MetricsScreen),
     "sandboxes": ("s", "Sandboxes", SandboxesScreen),
+    # Capital E: every screen's own keys are lower case, and e is Evaluations.
+    "experiments": ("E", "Experiments", ExperimentsScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
 }
 

@@ -21,12 +21,13 @@ from typing import Any, Protocol
 import msgspec
 
 from appliance.core.clock import iso_z
-from appliance.core.events import AlertEvent, EvaluationEvent
+from appliance.core.events import AlertEvent, EvaluationEvent, ExperimentEvent
 from appliance.tui.live import FEED_INTERVAL_SECONDS, FEED_METRICS, Connected, Disconnected, FeedItem, MetricSample
 
 Sink = Callable[[FeedItem], None]
-# What the screens show; any other event on the bus is not the TUI's.
-SHOWN_EVENTS = EvaluationEvent | AlertEvent
+# What the screens show; any other event on the bus (telemetry batches) is not the TUI's.
+# Experiment events come from the bus in-process only: /ws carries none.
+SHOWN_EVENTS = EvaluationEvent | AlertEvent | ExperimentEvent
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 

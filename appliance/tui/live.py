@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from appliance.core.events import AlertEvent, Completed, EvaluationEvent
+from appliance.core.events import AlertEvent, Completed, EvaluationEvent, ExperimentEvent
 from appliance.tui.execution_history import ExecutionHistory
 
 # Figures the feed asks for (the names /ws/monitor serves; see docs/api.md).
@@ -49,7 +49,7 @@ class MetricSample:
 
 # Evaluation and alert events are the bus's own (appliance/core/events.py), whether they
 # came from the bus or were decoded from /ws and /ws/monitor.
-FeedItem = Connected | Disconnected | EvaluationEvent | AlertEvent | MetricSample
+FeedItem = Connected | Disconnected | EvaluationEvent | AlertEvent | ExperimentEvent | MetricSample
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""The Experiments screen (key E) on a real server: each action (start, pause, resume,
+cancel, clone) from the TUI, checked through the API, and what the screen shows of a
+finished code experiment (runs, the metric plot, checkpoints, the log)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.tui.screens.experiments import ExperimentsScreen
+from appliance.tui.widgets.checkpoint_list import CheckpointList
+from appliance.tui.widgets.confirm_dialog import ConfirmDialog
+from appliance.tui.widgets.experiment_table import ExperimentTable
+from appliance.tui.widgets.metric_plot import MetricPlot
+from appliance.tui.widgets.run_log import RunLog
+from appliance.tui.widgets.run_table import RunTable
+from tests.experiments_support import start_v1_server
+from tests.tui_support import api, screen_text, tui_for, wait_until
+
+pytestmark = pytest.mark.slow
+
+TRAINING = r"""
+import json, os
+hp = json.load(open("hyperparameters.json"))
+os.makedirs("checkpoints", exist_ok=True)
+for step in range(3):
+    open(f"checkpoints/step_{step}.txt", "w").write(str(step))
+    print(json.dumps({"metrics": {"loss": hp["lr"] / (step + 1)}, "step": step, "checkpoint": f"step_{step}.txt"}))
+print("training done")
+"""
+SLOW = "import time\ntime.sleep(30)\n"
+
+
+@pytest.fixture(scope="module")
+def v1(runtime_images, tmp_path_factory):
+    server = start_v1_server(tmp_path_factory.mktemp("tui-experiments"))
+    yield server
+    server.stop()
+
+
+async def make(server, name: str, code: str, grid: dict) -> str:
+    config = {"type": "code", "language": "python", "code": code, "grid": grid}
+    return (await api(server, lambda c: c.create_experiment(name, config)))["id"]
+
+
+async def status_of(server, experiment_id: str) -> str:
+    return (await api(server, lambda c: c.get_experiment(experiment_id)))["status"]
+
+
+async def open_on(pilot, app, experiment_id: str) -> ExperimentsScreen:
+    await pilot.press("E")
+    screen = await wait_until(pilot, lambda: isinstance(app.screen, ExperimentsScreen) and app.screen)
+    table = screen.query_one(ExperimentTable)
+    await wait_until(pilot, lambda: experiment_id in screen.experiments)
+    table.move_cursor(row=table.get_row_index(experiment_id))
+    await wait_until(pilot, lambda: (screen.detail or {}).get("id") == experiment_id)
+    return screen
+
+
+async def test_start_from_the_tui_and_see_runs_metrics_checkpoints_and_logs(v1):
+    experiment_id = await make(v1, "tui-grid", TRAINING, {"lr": [0.1, 0.2]})
+    app = tui_for(v1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_on(pilot, app, experiment_id)
+        assert "g start" in screen_text(app)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: (screen.detail or {}).get("status") == "completed", timeout=120)
+        runs = screen.query_one(RunTable)
+        await wait_until(pilot, lambda: runs.row_count == 2)
+        await wait_until(pilot, lambda: screen.run is not None and screen.run.get("status") == "completed")
+        plot = screen.query_one(MetricPlot)
+        assert plot.metric == "loss" and [p["step"] for p in plot.history["loss"]] == [0, 1, 2]
+        assert "step_2.txt" in str(screen.query_one(CheckpointList).render())
+        assert any("training done" in message for _, message in screen.query_one(RunLog).shown)
+        text = screen_text(app)
+        assert "completed" in text and "100%" in text
+
+
+async def test_pause_resume_and_cancel_from_the_tui(v1):
+    experiment_id = await make(v1, "tui-slow", SLOW, {"x": [1, 2, 3]})
+    await api(v1, lambda c: c.start_experiment(experiment_id))
+    app = tui_for(v1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_on(pilot, app, experiment_id)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.screen.detail and app.screen.detail["status"] == "paused")
+        assert await status_of(v1, experiment_id) == "paused"
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.screen.detail and app.screen.detail["status"] == "running")
+        assert await status_of(v1, experiment_id) == "running"
+        screen = app.screen
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: screen.detail and screen.detail["status"] == "cancelled", timeout=60)
+        assert await status_of(v1, experiment_id) == "cancelled"
+
+
+async def test_clone_from_the_tui(v1):
+    experiment_id = await make(v1, "tui-original", TRAINING, {"lr": [0.5]})
+    app = tui_for(v1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_on(pilot, app, experiment_id)
+        before = set(screen.experiments)
+        await pilot.press("o")
+        new = await wait_until(pilot, lambda: set(screen.experiments) - before)
+        (clone_id,) = new
+        clone = await api(v1, lambda c: c.get_experiment(clone_id))
+        assert clone["status"] == "pending" and clone["config"]["grid"] == {"lr": [0.5]}
