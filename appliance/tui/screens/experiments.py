@@ -38,7 +38,7 @@ LOG_TAIL = 200
 class ExperimentsScreen(ApplianceScreen[None]):
     TITLE = "Experiments"
     DEFAULT_CSS = """
-    ExperimentsScreen #experiments { height: 35%; min-height: 4; }
+    ExperimentsScreen #experiments { height: auto; max-height: 30%; min-height: 3; }
     ExperimentsScreen #experiment-detail { height: 1fr; border-top: solid $primary; }
     ExperimentsScreen #run-panes { height: 1fr; min-height: 4; }
     ExperimentsScreen #runs { width: 3fr; }

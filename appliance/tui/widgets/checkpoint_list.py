@@ -18,7 +18,7 @@ def checkpoints_text(checkpoints: list[dict[str, Any]]) -> Text:
         if i:
             text.append("\n")
         where = f"epoch {c['epoch']}" if c.get("epoch") is not None else f"step {c.get('step', '—')}"
-        text.append(str(c.get("name", c.get("id", ""))), "bold")
+        text.append(str(c.get("name", c.get("id", ""))) + " ", "bold")
         text.append(f"  {format_size(int(c.get('size', 0)))}  {where}")
         metrics = c.get("metrics") or {}
         if metrics:
@@ -28,7 +28,7 @@ def checkpoints_text(checkpoints: list[dict[str, Any]]) -> Text:
 
 class CheckpointList(Static):
     DEFAULT_CSS = """
-    CheckpointList { height: auto; max-height: 6; width: 1fr; }
+    CheckpointList { height: auto; max-height: 5; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def show(self, checkpoints: list[dict[str, Any]]) -> None:

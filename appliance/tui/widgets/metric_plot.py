@@ -25,7 +25,7 @@ def plot_line(values: list[float], width: int) -> str:
 
 class MetricPlot(Static):
     DEFAULT_CSS = """
-    MetricPlot { height: 3; width: 1fr; }
+    MetricPlot { height: 3; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     metric: reactive[str | None] = reactive(None)
@@ -56,12 +56,13 @@ class MetricPlot(Static):
         points = self.history.get(self.metric, [])
         values = [float(p["value"]) for p in points]
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{self.metric}", "bold")
+        text.append(f"{self.metric}  ", "bold")
         if values:
-            steps = f"steps {points[0]['step']}–{points[-1]['step']}"
-            text.append(f"  {steps}  min {min(values):.4g}  max {max(values):.4g}  last {values[-1]:.4g}")
+            text.append(f"last {values[-1]:.4g}")
             if len(self.history) > 1:
-                text.append(f"  ({len(self.history)} metrics; . for the next)", "dim")
+                text.append(f"  (1 of {len(self.history)}; . next)", "dim")
+            steps = f"steps {points[0]['step']}–{points[-1]['step']}"
+            text.append(f"\n{steps}  min {min(values):.4g}  max {max(values):.4g}", "dim")
         text.append("\n")
         text.append(plot_line(values, max(self.content_size.width, 1)), "cyan")
         return text
