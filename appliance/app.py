@@ -23,6 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from appliance.config import DEFAULT_MODEL_ID, Settings, default_model_seed, model_seeds
 from appliance.core.errors import AppError
 from appliance.core.events import EventBus
+from appliance.core.statistics import DataSource
+from appliance.core.telemetry import TelemetryLimits
 from appliance.runtime.batch_lanes import BatchLanes
 from appliance.runtime.engine import DockerEngine, EngineUnavailable
 from appliance.runtime.executor import ContainerExecutor
@@ -56,23 +58,31 @@ from appliance.services.llm.evaluate import LlmEvaluationService, LlmLimits
 from appliance.services.llm.graders import build_grading
 from appliance.services.llm.library import PromptLibrary
 from appliance.services.llm.sandboxed import SandboxRunner
-from appliance.services.llm.telemetry import NoCallRecorder
 from appliance.services.models.registry import ModelService
-from appliance.services.models.statistics import NoTelemetry
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.readings import SystemReadings
 from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.reports.service import ReportService, StoredExperiments
 from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.reconcile import SandboxReconciler
 from appliance.services.sandboxes.requests import SandboxPolicy
 from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.statistics.service import StatisticsService
+from appliance.services.statistics.sources import RunMetricSource, TelemetryNotServed
+from appliance.services.telemetry.appliance_events import ApplianceEvents, ModelCallEvents
+from appliance.services.telemetry.export import ExportLimits, TelemetryExports
+from appliance.services.telemetry.ingest import TelemetryIngest
+from appliance.services.telemetry.retention import RetentionPolicy, TelemetryRetention
+from appliance.services.telemetry.service import QueryLimits, TelemetryModelStatistics, TelemetryService
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
 from appliance.store.evaluations import EvaluationStore
+from appliance.store.experiment_owners import ExperimentOwnerLookup
+from appliance.store.experiment_tables import ExperimentOwners, ExperimentReports, RunValues
 from appliance.store.experiments import ExperimentStore
 from appliance.store.llm_cache import LlmCacheStore
 from appliance.store.llm_runs import LlmRunStore
@@ -83,6 +93,9 @@ from appliance.store.runs import RunStore
 from appliance.store.sandboxes import SandboxStore
 from appliance.store.sessions import SessionStore
 from appliance.store.snapshots import SnapshotStore
+from appliance.store.statistical_results import StatisticalResultStore
+from appliance.store.telemetry.database import TelemetryDatabase
+from appliance.store.telemetry.store import TelemetryStore
 
 log = logging.getLogger("appliance")
 
@@ -123,8 +136,47 @@ class Appliance:
         self.rate_limiter = RateLimiter()
         self.sessions = SessionService(SessionStore(self.db), self.auth, s.session_ttl_seconds)
 
-        # the model registry; statistics from the telemetry store once there is one
-        self.models = ModelService(ModelStore(self.db), model_seeds(s), NoTelemetry())
+        # telemetry: its own database file, writer and readers (store/telemetry/)
+        self.telemetry_db = TelemetryDatabase(s.telemetry_path, readers=s.telemetry_readers)
+        telemetry_store = TelemetryStore(self.telemetry_db)
+        self.telemetry_ingest = TelemetryIngest(
+            telemetry_store,
+            TelemetryLimits(
+                max_batch_events=s.telemetry_max_batch_events,
+                max_event_bytes=s.telemetry_max_event_bytes,
+                max_metadata_depth=s.telemetry_max_metadata_depth,
+                max_measurements=s.telemetry_max_measurements,
+                max_past_seconds=s.telemetry_max_past_seconds,
+                max_future_seconds=s.telemetry_max_future_seconds,
+            ),
+            ExperimentOwnerLookup(self.db),
+            publish=self.bus.publish,  # each stored batch, for the Phoenix telemetry channels
+        )
+        self.telemetry = TelemetryService(
+            telemetry_store, QueryLimits(exact_max_rows=s.telemetry_exact_max_rows, max_points=s.telemetry_max_points)
+        )
+        self.telemetry_exports = TelemetryExports(
+            telemetry_store,
+            s.exports_path,
+            ExportLimits(sync_max_rows=s.telemetry_export_sync_max_rows, keep_hours=s.telemetry_export_keep_hours),
+        )
+        self.telemetry_retention = TelemetryRetention(
+            telemetry_store,
+            self.telemetry_exports,
+            RetentionPolicy(retention_days=s.telemetry_retention_days, max_bytes=s.telemetry_max_size_mb * MiB),
+        )
+        self.appliance_events = ApplianceEvents(telemetry_store, enabled=s.telemetry_record_appliance_events)
+
+        # the model registry; call statistics from the telemetry store
+        self.models = ModelService(ModelStore(self.db), model_seeds(s), TelemetryModelStatistics(telemetry_store))
+
+        # statistical tests on experiments' results (runs' metrics, telemetry, inline data)
+        self.statistics = StatisticsService(
+            StatisticalResultStore(self.db),
+            ExperimentOwners(self.db),
+            {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
+        )
+        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db)), self.statistics)
 
         # evaluation
         self.pool = WarmPool(
@@ -215,6 +267,7 @@ class Appliance:
         self.sandbox_files = SandboxFileService(self.sandboxes, s.max_upload_bytes)
         self.snapshots = SnapshotService(SnapshotStore(self.db), self.sandboxes)
         self.reconciler = SandboxReconciler(self.sandboxes)
+        self.appliance_events.attach(self.queue)
 
         # experiments: their runs are jobs of the evaluation queue
         experiment_limits = ExperimentLimits(
@@ -271,7 +324,7 @@ class Appliance:
         s = self.settings
         self.model_calls = ModelCalls(
             LlmCacheStore(self.db),
-            NoCallRecorder(),
+            ModelCallEvents(self.appliance_events),
             CallDefaults(
                 timeout_seconds=s.llm_timeout_seconds,
                 max_retries=s.llm_max_retries,
@@ -305,6 +358,7 @@ class Appliance:
             ("performance-sample", self.monitoring.take_sample, s.metrics_sample_seconds, True),
             ("alert-evaluation", self.alerts.evaluate, s.alert_evaluation_seconds, False),
             ("sandbox-reconcile", self.reconciler.run, s.sandbox_reconcile_seconds, False),
+            ("telemetry-retention", self.telemetry_retention.run, s.telemetry_retention_check_seconds, True),
         )
         for job_id, job, seconds, at_once in jobs:
             first = datetime.datetime.now(datetime.UTC) if at_once else None
@@ -333,6 +387,9 @@ class Appliance:
         await self.engine.call(self.readiness.check_required_engine)
         self.settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the secrets
         await self.db.open()
+        await self.telemetry_db.open()
+        await self.telemetry_exports.start()
+        await self.appliance_events.start()
         self.engine.instance_id = await MetaStore(self.db).get_or_create("instance_id", lambda: secrets.token_hex(8))
         self.auth.start()
         if await self.auth.ensure_admin_key(self.settings.admin_key_path):
@@ -369,6 +426,9 @@ class Appliance:
         await self.grading_sandboxes.close()
         await self.queue.stop()
         await self.executor.drain()
+        await self.appliance_events.stop()
+        await self.telemetry_exports.stop()
+        await self.telemetry_db.close()
         await self.db.close()
         self.engine.close()
 

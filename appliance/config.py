@@ -23,6 +23,7 @@ ENV_PREFIX = "APPLIANCE_"
 ADMIN_KEY_FILE = "admin.key"
 JWT_SECRET_FILE = "jwt.secret"
 SECRET_FILES = (JWT_SECRET_FILE, ADMIN_KEY_FILE)
+TELEMETRY_FILE = "telemetry.db"
 # Checkpoint files of experiment runs: DATA_DIR/checkpoints/<run_id>/<checkpoint_id>.
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -81,8 +82,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_export: int = 10
     # The llm-eval API (/health aside): requests per minute per key.
     rate_limit_llm: int = 100
-    # Telemetry ingest (10000 events/minute in the document) comes with the telemetry
-    # issue as `rate_limit_telemetry_events`.
+    # Telemetry ingest, counted in events per minute (the document's 10000).
+    rate_limit_telemetry_events: int = 10_000
 
     # Authentication
     jwt_ttl_seconds: int = 3600
@@ -122,6 +123,31 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     llm_code_timeout_seconds: float = 10.0
     # Origins browsers may call the llm-eval API from ("*": any; [] turns CORS off).
     llm_cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    # Telemetry (experiments-api.md): events in DATA_DIR/telemetry.db, apart from the
+    # main database. What one POST /api/v1/telemetry/events may hold:
+    telemetry_max_batch_events: int = 5000
+    telemetry_max_body_bytes: int = 8 * 1024 * 1024
+    telemetry_max_event_bytes: int = 64 * 1024  # measurements + metadata as JSON
+    telemetry_max_metadata_depth: int = 8
+    telemetry_max_measurements: int = 100
+    # How far from the appliance's clock an event's timestamp may be.
+    telemetry_max_past_seconds: int = 365 * 86_400
+    telemetry_max_future_seconds: int = 300
+    # Retention, applied by the scheduler: events older than this (0: kept), and the
+    # oldest while the file uses more than telemetry_max_size_mb (0: no size limit).
+    telemetry_retention_days: float = 90.0
+    telemetry_max_size_mb: int = 0
+    telemetry_retention_check_seconds: float = 600.0
+    # Aggregates: events an exact answer may read, buckets one answer may hold.
+    telemetry_exact_max_rows: int = 1_000_000
+    telemetry_max_points: int = 10_000
+    # Exports of more events than this become jobs; their files are kept this long.
+    telemetry_export_sync_max_rows: int = 100_000
+    telemetry_export_keep_hours: float = 24.0
+    # Reader threads (connections) of telemetry.db.
+    telemetry_readers: int = 2
+    # Each evaluation and execution as an event (appliance.evaluation.completed, ...).
+    telemetry_record_appliance_events: bool = True
 
     # Docker
     docker_host: str = ""  # empty: the environment's DOCKER_HOST or the local socket
@@ -211,6 +237,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.data_path / "appliance.db"
 
     @property
+    def telemetry_path(self) -> Path:
+        return self.data_path / TELEMETRY_FILE
+
+    @property
+    def exports_path(self) -> Path:
+        return self.data_path / "exports"
+
+    @property
     def checkpoints_path(self) -> Path:
         return self.data_path / CHECKPOINTS_DIR
 
@@ -293,6 +327,7 @@ def load_settings(
     _check_access(settings)
     _check_models(settings)
     _check_llm(settings)
+    _check_telemetry(settings)
     return settings
 
 
@@ -387,6 +422,34 @@ def _check_access(settings: Settings) -> None:
     for name in ("rate_limit_read", "rate_limit_write", "rate_limit_export"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name}: must be 0 (no limit) or more")
+
+
+def _check_telemetry(settings: Settings) -> None:
+    for name in (
+        "telemetry_max_batch_events",
+        "telemetry_max_body_bytes",
+        "telemetry_max_event_bytes",
+        "telemetry_max_metadata_depth",
+        "telemetry_max_measurements",
+        "telemetry_max_past_seconds",
+        "telemetry_exact_max_rows",
+        "telemetry_max_points",
+        "telemetry_readers",
+    ):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    for name in (
+        "rate_limit_telemetry_events",
+        "telemetry_max_future_seconds",
+        "telemetry_retention_days",
+        "telemetry_max_size_mb",
+        "telemetry_export_sync_max_rows",
+    ):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name}: must be 0 or more")
+    for name in ("telemetry_retention_check_seconds", "telemetry_export_keep_hours"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name}: must be more than 0")
 
 
 def _check_models(settings: Settings) -> None:

@@ -56,8 +56,11 @@ command -v dockerd >/dev/null || packages+=(docker.io)
 # tmux for terminal tests; prometheus for promtool, which validates /api/metrics;
 # openssh-server for the test that runs the TUI over SSH (a private sshd on loopback);
 # binutils (objdump, strip) for PyInstaller's build of the binary; systemd (systemctl)
-# and passwd (useradd) for the test that runs install.sh.
-[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus openssh-server binutils systemd passwd)
+# and passwd (useradd) for the test that runs install.sh; pdflatex with booktabs
+# (texlive-latex-base, texlive-latex-recommended) and pdftotext (poppler-utils) for the
+# test that compiles the publication LaTeX report.
+[ $WITH_TEST -eq 1 ] && packages+=(tmux prometheus openssh-server binutils systemd passwd
+    texlive-latex-base texlive-latex-recommended poppler-utils)
 if is_root && is_debian; then
     apt_install "${packages[@]}"
 elif ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then

@@ -5,8 +5,9 @@ What a frozen build can lose without any unit test noticing: a lazily imported m
 Swagger UI's assets, the batch server's modules read as text), package metadata read at run time.
 So the binary itself is run: `--version`; `serve` on loopback until /api/health is
 healthy; an evaluation and a batch end to end on real Docker; /docs with its assets
-served locally; `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status
-0 and the unpacked files gone.
+served locally; statistical tests (scipy and numpy, imported on first use); `tui` in
+tmux showing the dashboard; SIGTERM ending `serve` with status 0 and the unpacked files
+gone.
 
 The binary is built first when it is missing or older than the sources (a few minutes
 from nothing: the build venv is installed from packaging/requirements.lock).
@@ -214,6 +215,18 @@ def test_docs_serve_swagger_ui_from_the_binary(binary, tmp_path):
         schema = web.get("/api/openapi.json")
         assert schema.status_code == 200 and "/api/eval" in schema.json()["paths"]
         assert "\nopenapi: 3." in "\n" + web.get("/api/openapi.yaml").text  # PyYAML is in the bundle
+
+
+def test_statistical_tests_run_in_the_binary(binary, tmp_path):
+    """scipy and numpy are imported on a test's first use, inside the bundle: what a
+    lazily imported module or a damaged shared library (stripped OpenBLAS) would break."""
+    data = {"model_a": [1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1], "model_b": [0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1]}
+    with serving(binary, tmp_path) as server, server.admin() as api:
+        for test in ("welch_t_test", "mann_whitney_u", "one_way_anova", "mcnemar", "fisher_exact", "paired_bootstrap"):
+            response = api.post("/api/v1/statistical-results", json={"test": {"test_type": test, "data": data}})
+            assert response.status_code == 201, f"{test}: {response.text}\n{server.log.read_text()}"
+            assert 0 <= response.json()["data"]["p_value"] <= 1
+        server.assert_stopped_cleanly(server.terminate())
 
 
 def test_tui_under_tmux_shows_the_dashboard(binary, tmp_path):

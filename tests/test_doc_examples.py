@@ -303,6 +303,21 @@ def with_a_served_type(appliance: Appliance, example: Example) -> None:
     assert (created["name"], created["tags"]) == (body["experiment"]["name"], body["experiment"]["tags"])
 
 
+def with_a_recent_timestamp(appliance: Appliance, example: Example) -> None:
+    """experiments-api.md's event is stamped 2024-01-15, older than an event may be
+    (telemetry_max_past_seconds, a year): as written it is accepted as a request (202) and
+    the event rejected for its timestamp; stamped now, the same event is stored."""
+    document = document_of(example)
+    response = send(appliance, document, example)
+    assert response is not None and response.status_code == 202
+    answer = response.json()["data"]
+    assert answer["accepted"] == 0 and [r["field"] for r in answer["rejections"]] == ["timestamp"], answer
+    now = datetime.now(UTC).isoformat()
+    body = {"events": [{**event, "timestamp": now} for event in example.body["events"]]}
+    response = send(appliance, document, replace(example, body=body))
+    assert response is not None and response.json()["data"]["accepted"] == len(body["events"]), response.text
+
+
 def with_a_real_cursor(appliance: Appliance, example: Example) -> None:
     """The document's cursor (`eyJpZCI6MTIzfQ`) is a placeholder: a cursor is signed by the
     appliance that issued it. Sent with a real one, from a first page of one item."""
@@ -318,6 +333,48 @@ def with_a_real_cursor(appliance: Appliance, example: Example) -> None:
 
 # llm-eval-api.md's benchmarks, leaderboard and prompt optimisation (issue 19).
 LLM_EVAL_LATER = not_served_yet("not served yet: the leaderboard, benchmarks and optimisation come with issue 19")
+
+
+def report_runs(appliance: Appliance, experiment_id: str, scores: dict[str, list[float]]) -> None:
+    """Completed runs reported from outside: one per score, its hyperparameter `model`
+    the group the score is listed under, its metric `accuracy` the score."""
+    for model, values in scores.items():
+        for value in values:
+            created = appliance.http.post(
+                f"/api/v1/experiments/{experiment_id}/runs", json={"run": {"hyperparameters": {"model": model}}}
+            )
+            run_id = appliance.ok(created)["data"]["id"]
+            appliance.ok(
+                appliance.http.post(
+                    f"/api/v1/runs/{run_id}/metrics", json={"metrics": [{"metrics": {"accuracy": value}}]}
+                )
+            )
+            appliance.ok(appliance.http.post(f"/api/v1/runs/{run_id}/end", json={"status": "completed"}))
+
+
+def on_an_experiment_with_its_groups(appliance: Appliance, example: Example) -> None:
+    """The test example compares the groups model_a and model_b of exp_abc123 on accuracy
+    and names no group_field: sent for an experiment whose runs carry those groups as
+    their hyperparameter `model`, which the appliance then takes as the group field."""
+    experiment_id = appliance.experiment()
+    report_runs(appliance, experiment_id, {"model_a": [0.89, 0.91, 0.88, 0.90], "model_b": [0.82, 0.80, 0.83, 0.81]})
+    body = {"test": {**example.body["test"], "experiment_id": experiment_id}}
+    response = send(appliance, document_of(example), replace(example, body=body))
+    assert response is not None and response.status_code == 201
+    result = response.json()["data"]
+    assert (result["experiment_id"], result["group_field"]) == (experiment_id, "hyperparameters.model")
+
+
+def of_two_experiments_with_runs(appliance: Appliance, example: Example) -> None:
+    """The comparison example names exp_1 and exp_2: sent for two experiments with
+    completed runs; the answer is the LaTeX document."""
+    ids = []
+    for scores in ([0.80, 0.82, 0.81], [0.90, 0.93, 0.91]):
+        experiment_id = appliance.experiment()
+        report_runs(appliance, experiment_id, {"model": scores})
+        ids.append(experiment_id)
+    response = send(appliance, document_of(example), replace(example, body={**example.body, "experiment_ids": ids}))
+    assert response is not None and "\\begin{document}" in response.text and "\\toprule" in response.text
 
 
 def below_api(path: str) -> str:
@@ -367,11 +424,11 @@ DOCUMENTS = [
             ("POST", "/api/v1/experiments/:id/clone"): as_written,
             ("GET", "/api/v1/experiments"): with_a_real_cursor,
             ("POST", "/api/v1/models"): as_written,
-            ("POST", "/api/v1/telemetry/events"): not_served_yet("telemetry is the next issue"),
-            ("POST", "/api/v1/telemetry/export"): not_served_yet("telemetry is the next issue"),
-            ("POST", "/api/v1/statistical-results"): not_served_yet("statistics come after telemetry"),
-            ("POST", "/api/v1/experiments/:id/export"): not_served_yet("exports come after telemetry"),
-            ("POST", "/api/v1/export/comparison"): not_served_yet("exports come after telemetry"),
+            ("POST", "/api/v1/telemetry/events"): with_a_recent_timestamp,
+            ("POST", "/api/v1/telemetry/export"): as_written,
+            ("POST", "/api/v1/statistical-results"): on_an_experiment_with_its_groups,
+            ("POST", "/api/v1/experiments/:id/export"): as_written,
+            ("POST", "/api/v1/export/comparison"): of_two_experiments_with_runs,
         },
         path_parameters={"id": "exp"},
     ),

@@ -508,3 +508,37 @@ def test_the_client_speaks_this_surface(llm, scripted):
         seen: list[int] = []
         run = client.wait_for_suite_run(started.id, progress=lambda r: seen.append(r.progress.done), interval=0.1)
         assert run.status == "completed" and seen[-1] == 5
+
+
+def test_model_calls_show_in_the_models_statistics(admin, scripted):
+    """Each call to a model server is a telemetry event (appliance.model.call), and the
+    model registry's statistics are computed from those events: a model registered for
+    this test has exactly the calls made to it."""
+    created = admin.post(
+        "/api/v1/models",
+        json={
+            "model": {
+                "name": "Counted Chat",
+                "provider": "openai-compatible",
+                "type": "llm",
+                "config": {"base_url": f"{scripted.url}/v1", "model": "scripted-chat"},
+            }
+        },
+    )
+    assert created.status_code == 201, created.text
+    model_id = created.json()["data"]["id"]
+
+    def statistics() -> dict:
+        response = admin.get(f"/api/v1/models/{model_id}/statistics", params={"period": "1h"})
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    assert statistics()["total_requests"] == 0
+    scripted.reset(lambda seen: Reply(text="Hello there"))
+    for _ in range(3):
+        request = {**DOC_EVALUATE, "evaluators": [], "cache": False, "model": model_id}
+        response = admin.post("/api/v1/evaluate", json=request)
+        assert response.status_code == 200, response.text
+    figures = eventually(lambda: statistics()["total_requests"] >= 3 and statistics(), message="the three calls")
+    assert figures["total_requests"] == 3 and figures["success_rate"] == 1.0
+    assert figures["avg_latency_ms"] >= 0 and figures["total_tokens"] > 0

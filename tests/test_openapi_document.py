@@ -154,6 +154,18 @@ def test_the_document_states_the_offset_bound(served):
         assert offset["schema"]["maximum"] == MAX_OFFSET, offset
 
 
+def test_each_list_documents_its_own_filters_and_sorts(served):
+    """experiments-api.md's lists: every `filter[...]` the list takes is a documented
+    query parameter, and `sort` names the list's fields (a generated client knows them)."""
+    from appliance.core.experiments import EXPERIMENT_LIST
+
+    document = yaml.safe_load(served)
+    parameters = {p["name"]: p for p in document["paths"]["/api/v1/experiments"]["get"]["parameters"]}
+    assert {f"filter[{f.param}]" for f in EXPERIMENT_LIST.filters} <= set(parameters)
+    assert "pending" in parameters["filter[status]"]["description"]
+    assert all(field in parameters["sort"]["description"] for field in EXPERIMENT_LIST.sorts)
+
+
 @pytest.mark.parametrize("offset", [MAX_OFFSET + 1, 742885928866148307586028404736])
 def test_an_offset_past_sqlites_integers_is_a_400_in_each_documents_shape(server, offset):
     with server.admin() as client:

@@ -48,6 +48,11 @@ EXPERIMENTS_SHAPED = [
     ("GET", "/api/v1/session/x", 404),
     ("PATCH", "/api/v1/session", 405),
     ("GET", "/api/v1/sessions/ses_x", 405),
+    ("GET", "/api/v1/statistical-results/stat_x/nope", 404),
+    ("DELETE", "/api/v1/statistical-results/stat_x", 405),
+    ("PUT", "/api/v1/statistical-results", 405),
+    ("POST", "/api/v1/experiments/exp_x/statistical-results", 405),
+    ("GET", "/api/v1/export/nope", 404),
 ]
 
 LLM_EVAL_SHAPED = [

@@ -5,6 +5,7 @@ figures of the last minutes."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -73,7 +74,7 @@ async def test_range_switch_and_refresh_from_the_palette_and_keys(server):
         screen = await open_metrics(app, pilot)
         await wait_until(pilot, lambda: loaded(screen, HOUR))
         titles = [title for title, _, _ in screen.palette_commands()]
-        assert titles == ["Metrics: show the last 24 hours", "Metrics: refresh"]
+        assert titles == ["Metrics: show the last 24 hours", "Metrics: refresh", "Metrics: next telemetry event name"]
 
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -132,3 +133,37 @@ async def test_a_range_past_the_retention_is_refused_with_the_servers_message(fr
         # Back to the hour, which the server keeps.
         await pilot.press("w")
         await wait_until(pilot, lambda: loaded(screen, HOUR) and not screen.load_failed)
+
+
+async def test_a_telemetry_series_per_event_name(server):
+    now = datetime.now(UTC)
+    events = [
+        {
+            "event_name": ["tui", "series", "demo"],
+            "measurements": {"n": n},
+            "timestamp": (now - timedelta(minutes=n % 20)).isoformat(),
+        }
+        for n in range(37)
+    ]
+    with server.admin() as http:
+        response = http.post("/api/v1/telemetry/events", json={"events": events})
+        assert response.status_code == 202 and response.json()["data"]["accepted"] == 37, response.text
+
+    app = tui_for(server)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await open_metrics(app, pilot)
+        await wait_until(pilot, lambda: screen.telemetry is not None)
+        assert screen.telemetry.event_name is None and screen.telemetry.total >= 37
+        assert "tui.series.demo" in screen.telemetry.names
+        for _ in range(len(screen.telemetry.names) + 1):
+            if screen.telemetry.event_name == "tui.series.demo":
+                break
+            before = screen.telemetry
+            await pilot.press("e")
+            await wait_until(pilot, lambda before=before: screen.telemetry is not before)
+        series = screen.telemetry
+        assert series.event_name == "tui.series.demo" and series.total == 37
+        assert len(series.values) <= HOUR.stretches + 1 and series.interval == "2m"
+        plot = screen.query_one("#telemetry-events", MetricSparkline)
+        assert plot.values == series.values and "tui.series.demo" in plot.title
+        assert "Telemetry · 37 events" in screen_text(app)

@@ -28,7 +28,7 @@ from appliance.client import ApplianceClient
 from appliance.config import Settings
 from appliance.core.sizes import format_size
 from appliance.tui.performance_series import TIME_RANGES
-from appliance.tui.screens import alerts, evaluations, sandboxes
+from appliance.tui.screens import alerts, evaluations, sandboxes, statistics
 from tests import tui_capture_experiments
 from tests.support import eventually, start_server, wait_for_status
 from tests.tui_replay import FIXTURE_DIR, fixture_name, request_key
@@ -85,6 +85,8 @@ REQUESTS = [
     *(f"/api/sandboxes/{{{s}}}{tail}" for s in ("sandbox", "sandbox_node") for tail in ("", "/snapshots")),
     # API keys
     "/auth/api-keys",
+    # statistics
+    f"/api/v1/statistical-results?sort=-created_at&per_page={statistics.PAGE}",
 ]
 
 BASE_TIME = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)  # the second the capture began becomes this
@@ -93,7 +95,7 @@ PINNED_ALERT_VALUES = {"cpu_usage": 94.2, "memory_usage": 91.7, "disk_usage": 92
 SANDBOX_MEMORY_USED = 11_534_336
 ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
 EVAL_ID = re.compile(r"eval_(\d{8}_\d{6})_[0-9a-f]{6}")
-OTHER_ID = re.compile(r"\b(sb|snap|key|alert|req|batch)_[0-9a-f_]{6,}\b")
+OTHER_ID = re.compile(r"\b(sb|snap|key|alert|req|batch|stat)_[0-9a-f_]{6,}\b")
 
 
 # --- making the state ----------------------------------------------------------------------
@@ -158,6 +160,8 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
     ids["key_old"] = client.create_api_key("old-laptop", ["execute"]).key_id
     client.revoke_api_key(ids["key_old"])
 
+    make_statistics(client)
+
     alerts = {a.rule: a.alert_id for a in _wait_for_alerts(client)}
     client.acknowledge_alert(alerts["disk_usage"], "Cleaning up old snapshots")
     client.acknowledge_alert(alerts["memory_usage"], "Looking into it")
@@ -165,6 +169,26 @@ def make_state(client: ApplianceClient) -> dict[str, str]:
     ids.update({f"alert_{rule}": alert_id for rule, alert_id in alerts.items()})
     _wait_for_alerts(client)  # the memory rule still holds: a new alert opens
     return ids
+
+
+def make_statistics(client: ApplianceClient) -> None:
+    """Stored test results for the Statistics screen: two models on the same items
+    (McNemar), two prompts' scores (Welch) and three settings (ANOVA, with pairwise)."""
+    first = [1] * 62 + [0] * 18 + [1] * 9 + [0] * 11
+    second = [1] * 62 + [1] * 18 + [0] * 9 + [0] * 11
+    client.run_statistical_test(
+        "mcnemar", data={"gpt-4o": first, "llama-3-70b": second}, metric="correct", groups=["gpt-4o", "llama-3-70b"]
+    )
+    client.run_statistical_test(
+        "welch_t_test",
+        data={"prompt_v2": [0.91, 0.88, 0.93, 0.90, 0.92, 0.89], "prompt_v1": [0.86, 0.84, 0.88, 0.85, 0.87, 0.83]},
+        metric="f1",
+    )
+    client.run_statistical_test(
+        "one_way_anova",
+        data={"t0.0": [71, 74, 73, 70, 72], "t0.7": [70, 72, 69, 71, 73], "t1.2": [64, 66, 63, 65, 67]},
+        metric="score",
+    )
 
 
 def _wait_for_alerts(client: ApplianceClient) -> list:

@@ -1,6 +1,6 @@
 """The one entry point (also `python -m appliance`): serve, run, tui, keys, images,
-doctor, backup, restore and openapi, and eval, suite and prompt (LLM evaluation). One
-module per group of commands; each adds its own subcommands to the parser."""
+doctor, backup, restore, telemetry, openapi and report, and eval, suite and prompt (LLM
+evaluation). One module per group of commands; each adds its own subcommands to the parser."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from appliance import __version__
-from appliance.cli import images, keys, llm, openapi, operations, serve, terminal
+from appliance.cli import images, keys, llm, openapi, operations, report, serve, telemetry, terminal
 from appliance.cli.common import common_flags
 from appliance.config import ConfigError
 from appliance.logging_setup import configure_logging
 
-COMMAND_GROUPS = (serve, terminal, keys, images, operations, openapi, llm)
+COMMAND_GROUPS = (serve, terminal, keys, images, operations, telemetry, openapi, report, llm)
 
 
 def build_parser() -> argparse.ArgumentParser:

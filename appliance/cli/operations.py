@@ -20,6 +20,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
     doctor.set_defaults(func=cmd_doctor)
     backup = sub.add_parser("backup", parents=[common], help="write the data dir to a new .tar.gz (safe while serving)")
     backup.add_argument("file")
+    backup.add_argument(
+        "--no-telemetry", action="store_true", help="leave the telemetry events (DATA_DIR/telemetry.db) out"
+    )
     backup.set_defaults(func=cmd_backup)
     restore = sub.add_parser("restore", parents=[common], help="restore a backup into the data dir (not while serving)")
     restore.add_argument("file")
@@ -49,7 +52,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from appliance.services.operations.images import render_progress
 
     s = settings_from_args(args)
-    summary = create_backup(s.data_path, s.database_path, Path(args.file), progress=render_progress)
+    summary = create_backup(
+        s.data_path, s.database_path, Path(args.file), progress=render_progress, include_telemetry=not args.no_telemetry
+    )
     print(summary.describe(), file=sys.stderr)
     return 0
 

@@ -22,6 +22,8 @@ from appliance.client.llm_eval import LlmEvalApi
 from appliance.client.models import ModelsApi
 from appliance.client.monitoring import MonitoringApi
 from appliance.client.sandboxes import SandboxesApi
+from appliance.client.statistics import ExportedFile, StatisticsApi
+from appliance.client.telemetry import TelemetryApi
 from appliance.client.templates import TemplatesApi
 from appliance.client.transport import ApiError, Record
 
@@ -38,8 +40,10 @@ class ApplianceClient(
     ModelsApi,
     ExperimentsApi,
     LlmEvalApi,
+    TelemetryApi,
+    StatisticsApi,
 ):
     """Synchronous client; `with ApplianceClient(url, api_key=...) as c:` closes it."""
 
 
-__all__ = ["ApiError", "ApplianceClient", "Record"]
+__all__ = ["ApiError", "ApplianceClient", "ExportedFile", "Record"]

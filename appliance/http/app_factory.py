@@ -40,7 +40,11 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
             if manage_lifecycle:
                 await appliance.stop()
 
-    surfaces = document_surfaces(appliance.settings.max_upload_bytes, appliance.settings.llm_cors_origins)
+    surfaces = document_surfaces(
+        appliance.settings.max_upload_bytes,
+        appliance.settings.telemetry_max_body_bytes,
+        appliance.settings.llm_cors_origins,
+    )
     app = Litestar(
         route_handlers=[*(surface.router for surface in surfaces), *DOCS_ROUTES],
         dependencies=DEPENDENCIES,
@@ -62,14 +66,16 @@ def create_app(appliance: Appliance, *, manage_lifecycle: bool = True) -> Litest
 DOCS_ROUTES = (docs_page, docs_assets, openapi_yaml, openapi_json)
 
 
-def document_surfaces(max_upload_bytes: int, llm_cors_origins: list[str] | None = None) -> list[Surface]:
+def document_surfaces(
+    max_upload_bytes: int, telemetry_max_body_bytes: int = 0, llm_cors_origins: list[str] | None = None
+) -> list[Surface]:
     """The API documents served, the first one the default for paths none claims; the
     next ones go here (see http/__init__.py). The settings taken shape only middleware
     and body limits, never the routes, so the OpenAPI document is built without them."""
     return [
         platform_surface(),
         sandbox_surface(max_upload_bytes),
-        experiments_surface(),
+        experiments_surface(telemetry_max_body_bytes),
         llm_eval_surface(["*"] if llm_cors_origins is None else llm_cors_origins),
     ]
 
@@ -97,7 +103,7 @@ def openapi_config() -> OpenAPIConfig:
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document the server serves, built without an appliance or a server
     (`appliance openapi`): the same routers, dependencies and configuration. Nothing in
-    it depends on settings (the upload limit only sizes a router's body limit)."""
+    it depends on settings (the upload and telemetry limits only size routers' body limits)."""
     app = Litestar(
         route_handlers=[*(surface.router for surface in document_surfaces(0)), *DOCS_ROUTES],
         dependencies=DEPENDENCIES,

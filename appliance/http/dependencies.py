@@ -32,10 +32,15 @@ from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
 from appliance.services.monitoring.status import PlatformStatusService
+from appliance.services.reports.service import ReportService
 from appliance.services.sandboxes.files import SandboxFileService
 from appliance.services.sandboxes.sandboxes import SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
+from appliance.services.statistics.service import StatisticsService
+from appliance.services.telemetry.export import TelemetryExports
+from appliance.services.telemetry.ingest import TelemetryIngest
+from appliance.services.telemetry.service import TelemetryService
 
 
 def provide_auth(state: State) -> AuthService:
@@ -102,6 +107,26 @@ def provide_live_channels(state: State) -> LiveChannels:
     return appliance_of(state).live
 
 
+def provide_telemetry(state: State) -> TelemetryService:
+    return appliance_of(state).telemetry
+
+
+def provide_telemetry_ingest(state: State) -> TelemetryIngest:
+    return appliance_of(state).telemetry_ingest
+
+
+def provide_telemetry_exports(state: State) -> TelemetryExports:
+    return appliance_of(state).telemetry_exports
+
+
+def provide_statistics(state: State) -> StatisticsService:
+    return appliance_of(state).statistics
+
+
+def provide_reports(state: State) -> ReportService:
+    return appliance_of(state).reports
+
+
 def provide_bus(state: State) -> EventBus:
     return appliance_of(state).bus
 
@@ -133,6 +158,11 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "llm": _provide(provide_llm),
+    "telemetry": _provide(provide_telemetry),
+    "telemetry_ingest": _provide(provide_telemetry_ingest),
+    "telemetry_exports": _provide(provide_telemetry_exports),
+    "statistics": _provide(provide_statistics),
+    "reports": _provide(provide_reports),
     "bus": _provide(provide_bus),
     "settings": _provide(provide_settings),
 }

@@ -40,6 +40,9 @@ API_KEY_PREFIX = "ak_"
 # as "write" for every other method (the experiments API's table).
 READ_WRITE = "read_write"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# A route of this bucket is counted by what it carries, not per request: the handler
+# calls `charge` with the count (telemetry ingest, counted in events).
+TELEMETRY_EVENTS = "telemetry_events"
 WS_AUTHENTICATION_REQUIRED = "Authentication required: pass ?api_key=... or ?token=..., or an X-API-Key header"
 
 
@@ -91,6 +94,7 @@ def limit_for(settings: Settings, identity: Identity, bucket: str) -> int:
         "write": settings.rate_limit_write,
         "export": settings.rate_limit_export,
         "llm": settings.rate_limit_llm,
+        TELEMETRY_EVENTS: settings.rate_limit_telemetry_events,
     }
     return per_bucket.get(bucket, settings.rate_limit_authenticated)
 
@@ -139,10 +143,24 @@ async def require_authentication(connection: ASGIConnection[Any, Any, Any, Any],
 
 async def provide_identity(request: ASGIConnection[Any, Any, Any, Any]) -> Identity:
     identity = await authenticate_once(request)
-    decision = rate_decision(request, identity, bucket_of(request))
+    bucket = bucket_of(request)
+    if bucket == TELEMETRY_EVENTS:
+        return identity  # counted by the handler (`charge`), once it knows how many
+    decision = rate_decision(request, identity, bucket)
     request.scope.setdefault("state", {})[RATE_STATE_KEY] = decision  # the 429 carries the headers too
     refuse_past_limit(decision)
     return identity
+
+
+def charge(connection: ASGIConnection[Any, Any, Any, Any], identity: Identity, bucket: str, amount: int) -> None:
+    """Count `amount` units (events) of `identity` in `bucket` at once; past the limit
+    none are counted and the request is refused with a 429."""
+    appliance = appliance_of(connection.app.state)
+    decision = appliance.rate_limiter.check(
+        identity.rate_key, bucket, limit_for(appliance.settings, identity, bucket), cost=amount
+    )
+    connection.scope.setdefault("state", {})[RATE_STATE_KEY] = decision
+    refuse_past_limit(decision, "events" if bucket == TELEMETRY_EVENTS else "requests")
 
 
 async def open_socket(

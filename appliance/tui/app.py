@@ -25,6 +25,7 @@ from appliance.tui.screens.evaluations import EvaluationsScreen
 from appliance.tui.screens.experiments import ExperimentsScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
+from appliance.tui.screens.statistics import StatisticsScreen
 
 T = TypeVar("T")
 DARK_THEME, LIGHT_THEME = "textual-dark", "textual-light"
@@ -39,7 +40,11 @@ SCREENS = {
     # Capital E: every screen's own keys are lower case, and e is Evaluations.
     "experiments": ("E", "Experiments", ExperimentsScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
+    "statistics": ("i", "Statistics", StatisticsScreen),
 }
+# Screens whose key the footer leaves out: at 120 columns it is full, and theme and quit
+# matter more there; the palette ("Go to ...") and docs/tui.md name their keys.
+NOT_IN_FOOTER = frozenset({"statistics", "experiments"})
 
 
 class ApplianceTui(App[None]):
@@ -48,7 +53,10 @@ class ApplianceTui(App[None]):
     MODES = {mode: screen for mode, (_, _, screen) in SCREENS.items()}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title) for mode, (key, title, _) in SCREENS.items()),
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, show=mode not in NOT_IN_FOOTER)
+            for mode, (key, title, _) in SCREENS.items()
+        ),
         Binding("t", "toggle_theme", "Theme"),
         Binding("q", "quit", "Quit"),
     ]

@@ -54,6 +54,16 @@ def attach_backend(
 ) -> Backend:
     """A Backend on the daemon at `url` with the key in `key_file`; either one left out
     is found in the local settings. Raises LaunchError after a failed check."""
+    url, api_key = connection_of(url, key_file, data_dir=data_dir, config_file=config_file)
+    client = ApplianceClient(url, api_key=api_key, timeout=REQUEST_TIMEOUT_SECONDS)
+    return Backend(client, RemoteFeed(client.ws_base, api_key), url)
+
+
+def connection_of(
+    url: str | None = None, key_file: str | None = None, *, data_dir: str | None = None, config_file: str | None = None
+) -> tuple[str, str]:
+    """The daemon's address and an API key (as `attach_backend` finds them), checked
+    with one request (also for CLI commands that talk to the daemon)."""
     if url is None or key_file is None:
         settings = _local_settings(data_dir, config_file)
         url = url or local_url(settings)
@@ -65,8 +75,7 @@ def attach_backend(
         raise LaunchError(f"--url {url}: give the daemon's address as http://HOST:PORT", EXIT_USAGE)
     api_key = read_key_file(key_path, local_default=key_file is None)
     check_daemon(url, api_key, key_path)
-    client = ApplianceClient(url, api_key=api_key, timeout=REQUEST_TIMEOUT_SECONDS)
-    return Backend(client, RemoteFeed(client.ws_base, api_key), url)
+    return url, api_key
 
 
 def _local_settings(data_dir: str | None, config_file: str | None) -> Settings:

@@ -18,7 +18,7 @@ class TimeRange:
 
     @property
     def stretch_text(self) -> str:
-        minutes = _duration_seconds(self.duration) // 60 // self.stretches
+        minutes = duration_seconds(self.duration) // 60 // self.stretches
         each = f"{minutes} min" if minutes < 60 else f"{minutes / 60:g} h"
         return f"{self.stretches} × {each}"
 
@@ -28,7 +28,7 @@ DAY = TimeRange("24h", "Last 24 hours", 48)
 TIME_RANGES = (HOUR, DAY)
 
 
-def _duration_seconds(duration: str) -> int:
+def duration_seconds(duration: str) -> int:
     unit = {"m": 60, "h": 3600, "d": 86400}[duration[-1]]
     return int(duration[:-1]) * unit
 

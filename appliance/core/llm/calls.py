@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgspec
 
 from appliance.core.errors import AppError
+from appliance.core.telemetry import MODEL_CALL
 
 ROLES = ("system", "user", "assistant")
-# The telemetry event of one model call (the telemetry service of experiments-api.md
-# takes it as ["appliance", "model", "call"]).
-MODEL_CALL_EVENT = ("appliance", "model", "call")
+# The telemetry event of one model call, ["appliance", "model", "call"].
+MODEL_CALL_EVENT = MODEL_CALL
 
 
 class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -14,6 +14,7 @@ and a parameter `listing: ListRequest`; `listing.query` goes to the service and
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from appliance.core.listing import (
     MAX_PER_PAGE,
     Filter,
     FilterField,
+    FilterOp,
     FilterValue,
     ListPage,
     ListQuery,
@@ -206,7 +208,9 @@ _CURSOR = Parameter(description="next_cursor of the previous page; continues aft
 
 
 def list_parameters(spec: ListSpec) -> Provide:
-    """The `listing` dependency of a list route."""
+    """The `listing` dependency of a list route. Its signature names the list's own sort
+    fields and each `filter[...]` it takes, so /api/openapi.json documents them; the
+    filters are read from the query string as a whole (an unknown one is a 422)."""
 
     async def provide_listing(
         request: Request[Any, Any, Any],
@@ -214,7 +218,42 @@ def list_parameters(spec: ListSpec) -> Provide:
         per_page: Annotated[str | None, _PER_PAGE] = None,
         sort: Annotated[str | None, _SORT] = None,
         cursor: Annotated[str | None, _CURSOR] = None,
+        **_filters: str | None,
     ) -> ListRequest:
         return parse_list_request(spec, request, page, per_page, sort, cursor)
 
+    _document_parameters(provide_listing, spec)
     return Provide(provide_listing)
+
+
+def _document_parameters(provider: Callable[..., Any], spec: ListSpec) -> None:
+    sorts = ", ".join([*spec.sorts, *(f"{prefix}<name>" for prefix in spec.sort_prefixes)])
+    sort = Parameter(description=f"one of {sorts}; '-' in front for descending (default {spec.default_sort})")
+    annotations = dict(provider.__annotations__)
+    annotations["sort"] = Annotated[str | None, sort]
+    annotations.pop("_filters", None)
+    signature = inspect.signature(provider)
+    parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    for index, field in enumerate(spec.filters):
+        name = f"filter_{index}"
+        annotations[name] = Annotated[str | None, Parameter(query=f"filter[{field.param}]", description=_about(field))]
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None))
+    provider.__annotations__ = annotations
+    provider.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+
+
+_MEANING = {
+    FilterOp.EQUALS: "equals the value (a comma-separated list: any of them)",
+    FilterOp.CONTAINS: "contains the value (case-insensitive)",
+    FilterOp.AT_OR_AFTER: "at or after the value (ISO 8601)",
+    FilterOp.BEFORE: "before the value (ISO 8601)",
+}
+
+
+def _about(field: FilterField) -> str:
+    about = f"{field.field} {_MEANING[field.op]}"
+    if field.choices:
+        about += f"; values: {', '.join(field.choices)}"
+    if field.kind is ValueKind.BOOLEAN:
+        about += "; true or false"
+    return about

@@ -1,6 +1,6 @@
-"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models and
-sessions and the Phoenix socket (/socket/websocket) today; telemetry, statistical
-results and exports join as they are served (add each to PATH_SPACES then).
+"""The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
+sessions, telemetry, statistical results and exports, and the Phoenix socket
+(/socket/websocket).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -16,10 +16,13 @@ from appliance.http.dependencies import DEPENDENCIES
 from appliance.http.error_docs import document_errors
 from appliance.http.experiments.errors import EXPERIMENTS_ERRORS, experiments_exception_handlers
 from appliance.http.experiments.experiments import ExperimentController
+from appliance.http.experiments.exports import ComparisonController, ExperimentExportController
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
 from appliance.http.experiments.socket import phoenix_socket
+from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
+from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
 from appliance.http.surfaces import Surface
 
@@ -31,10 +34,15 @@ PATH_SPACES = (
     "/api/v1/session",
     "/api/v1/sessions",
     "/socket/websocket",
+    "/api/v1/telemetry",
+    "/api/v1/statistical-results",
+    "/api/v1/export",
 )
 
 
-def experiments_router() -> Router:
+def experiments_router(telemetry_max_body_bytes: int) -> Router:
+    # Telemetry batches have their own body limit (setting telemetry_max_body_bytes).
+    telemetry = Router(path="/", route_handlers=[TelemetryController], request_max_body_size=telemetry_max_body_bytes)
     router = Router(
         path="/",
         route_handlers=[
@@ -45,6 +53,11 @@ def experiments_router() -> Router:
             SessionController,
             SessionsController,
             phoenix_socket,
+            telemetry,
+            StatisticalResultController,
+            ExperimentResultsController,
+            ExperimentExportController,
+            ComparisonController,
         ],
         exception_handlers=experiments_exception_handlers(),
         guards=[require_authentication],
@@ -53,5 +66,5 @@ def experiments_router() -> Router:
     return document_errors(router, EXPERIMENTS_ERRORS, DEPENDENCIES)
 
 
-def experiments_surface() -> Surface:
-    return Surface(DOCUMENT, experiments_router(), PATH_SPACES)
+def experiments_surface(telemetry_max_body_bytes: int) -> Surface:
+    return Surface(DOCUMENT, experiments_router(telemetry_max_body_bytes), PATH_SPACES)

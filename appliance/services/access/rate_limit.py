@@ -39,7 +39,9 @@ class RateLimiter:
         """How many (identity, bucket) counts are held: only those of the current window."""
         return len(self._counts)
 
-    def check(self, who: str, bucket: str, limit: int) -> RateDecision:
+    def check(self, who: str, bucket: str, limit: int, cost: int = 1) -> RateDecision:
+        """Count `cost` units (1 request, or n events) at once: all of them fit in what
+        is left of the window, or none is counted and the answer is a refusal."""
         now = self._clock()
         window_start = int(now // self._window) * self._window
         if window_start != self._window_start:
@@ -53,7 +55,7 @@ class RateLimiter:
             return RateDecision(True, 0, 0, reset, retry_after)
         key = (who, bucket)
         count = self._counts.get(key, 0)
-        if count >= limit:
-            return RateDecision(False, limit, 0, reset, retry_after)
-        self._counts[key] = count + 1
-        return RateDecision(True, limit, limit - count - 1, reset, retry_after)
+        if count + cost > limit:
+            return RateDecision(False, limit, max(0, limit - count), reset, retry_after)
+        self._counts[key] = count + cost
+        return RateDecision(True, limit, limit - count - cost, reset, retry_after)

@@ -1,8 +1,9 @@
 """Where each model call is reported: the telemetry service of experiments-api.md takes
 it as the event ["appliance", "model", "call"] (core.llm.calls.MODEL_CALL_EVENT) with
 the measurements latency_ms, tokens_in, tokens_out and cost and the metadata model_id,
-provider, status, and the temperature and seed the call was sent with. Until that
-service is wired in (app.py), nothing is recorded."""
+provider, status, and the temperature and seed the call was sent with. app.py wires
+telemetry's `ModelCallEvents` in; `NoCallRecorder` is for a ModelCalls that reports
+nowhere."""
 
 from __future__ import annotations
 

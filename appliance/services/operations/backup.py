@@ -38,6 +38,7 @@ from appliance.services.operations.backup_format import (
     HEADER_NAME,
     MANIFEST_NAME,
     PLAIN_FILES,
+    TELEMETRY_MEMBER,
     BackupError,
     BackupHeader,
     Manifest,
@@ -71,7 +72,12 @@ class BackupSummary(msgspec.Struct, kw_only=True):
 
 
 def create_backup(
-    data_path: Path, database_path: Path, dest: Path, *, progress: Progress | None = None
+    data_path: Path,
+    database_path: Path,
+    dest: Path,
+    *,
+    progress: Progress | None = None,
+    include_telemetry: bool = True,
 ) -> BackupSummary:
     """Write the data dir's backup to `dest` (a new file). Safe while the server runs."""
     if not data_path.is_dir():
@@ -93,22 +99,29 @@ def create_backup(
             raise BackupError(f"{dest} is inside {data_path / name}, which the backup holds: name a file elsewhere")
     lock = db_files.hold_lock(database_path, exclusive=False)  # refused while a restore runs
     try:
-        return _write_backup(data_path, database_path, dest, progress)
+        return _write_backup(data_path, database_path, dest, progress, include_telemetry)
     except (OSError, db_files.CopyFailed) as exc:
         raise BackupError(f"backup failed: {getattr(exc, 'detail', exc)}; nothing was written to {dest}") from exc
     finally:
         db_files.release_lock(lock)
 
 
-def _write_backup(data_path: Path, database_path: Path, dest: Path, progress: Progress | None) -> BackupSummary:
+def _write_backup(
+    data_path: Path, database_path: Path, dest: Path, progress: Progress | None, include_telemetry: bool
+) -> BackupSummary:
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))  # mode 0700
     try:
         db_copy = work / DATABASE_MEMBER
         version = db_files.copy_database(database_path, db_copy)
+        telemetry = data_path / TELEMETRY_MEMBER
+        telemetry_copy = work / TELEMETRY_MEMBER if include_telemetry and telemetry.is_file() else None
+        if telemetry_copy is not None:
+            db_files.copy_database(telemetry, telemetry_copy)
         single = [(name, data_path / name) for name in (*SECRET_FILES, *PLAIN_FILES) if (data_path / name).is_file()]
         trees = [(name, data_path / name) for name in tree_names(data_path) if (data_path / name).is_dir()]
         estimate = (
             db_copy.stat().st_size
+            + (telemetry_copy.stat().st_size if telemetry_copy is not None else 0)
             + sum(path.stat().st_size for _, path in single)
             + sum(_tree_bytes(path) for _, path in trees)
         )
@@ -135,6 +148,9 @@ def _write_backup(data_path: Path, database_path: Path, dest: Path, progress: Pr
                 live = database_path.stat()  # the copy keeps the live file's mode and owner
                 with open(db_copy, "rb") as copy:
                     writer.add_file(DATABASE_MEMBER, copy, os.fstat(copy.fileno()), like=live)
+                if telemetry_copy is not None:
+                    with open(telemetry_copy, "rb") as copy:
+                        writer.add_file(TELEMETRY_MEMBER, copy, os.fstat(copy.fileno()), like=telemetry.stat())
                 for name, path in single:
                     with open(path, "rb") as handle:
                         st = os.fstat(handle.fileno())

@@ -33,6 +33,7 @@ from appliance.services.operations.backup_format import (
     HEADER_NAME,
     MANIFEST_NAME,
     PLAIN_FILES,
+    TELEMETRY_MEMBER,
     BackupError,
     BackupHeader,
     Manifest,
@@ -261,7 +262,7 @@ class _Extraction:
         ):
             raise self.damaged(f"unsafe member name {name[:80]!r}")
         top, is_tree = parts[0], parts[0] in self.trees
-        singles = (DATABASE_MEMBER, *SECRET_FILES, *PLAIN_FILES)
+        singles = (DATABASE_MEMBER, TELEMETRY_MEMBER, *SECRET_FILES, *PLAIN_FILES)
         if not is_tree and top not in singles:
             raise self.damaged(f"unexpected member {name[:80]!r}")
         expected_kind = member.isdir() if is_tree else member.isfile()  # the tree roots, the single files

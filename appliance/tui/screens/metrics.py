@@ -4,6 +4,10 @@ minutes.
 The range plots come from one GET /api/metrics/performance?points=N (its `series`: the
 range in N stretches). They are loaded on showing, on a range switch, on `r` and every
 minute while the screen is shown; the live plots follow the feed, no requests.
+
+A telemetry series is loaded with them (GET /api/v1/telemetry/aggregate, points=N): the
+events per stretch, of every name or of one; `e` steps through the names the range
+holds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from textual.widgets import Static
 from appliance.tui.live import FEED_INTERVAL_SECONDS, MetricSample
 from appliance.tui.performance_series import DAY, HOUR, RangeSeries, TimeRange, load_range
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
+from appliance.tui.telemetry_series import ALL_EVENTS, TelemetrySeries, load_telemetry
 from appliance.tui.widgets.metric_sparkline import MetricSparkline, format_number, format_percent, format_seconds
 
 RANGE_REFRESH_SECONDS = 60.0
@@ -50,7 +55,11 @@ LIVE_PLOTS = {
 
 class MetricsScreen(ApplianceScreen[None]):
     TITLE = "Metrics"
-    BINDINGS = [Binding("w", "toggle_range", "1h/24h"), Binding("r", "refresh", "Refresh")]
+    BINDINGS = [
+        Binding("w", "toggle_range", "1h/24h"),
+        Binding("e", "next_event_name", "Event name"),
+        Binding("r", "refresh", "Refresh"),
+    ]
     DEFAULT_CSS = """
     MetricsScreen #metrics-body { height: 1fr; padding: 0 1; }
     MetricsScreen .metrics-heading { height: 1; text-style: bold; color: $accent; text-wrap: nowrap; }
@@ -73,6 +82,8 @@ class MetricsScreen(ApplianceScreen[None]):
         self.load_failed = False  # the last load of this range failed
         self.loaded: asyncio.Event | None = None  # set when the load under way ends
         self.loading_range: TimeRange | None = None
+        self.event_name: str | None = ALL_EVENTS  # the telemetry series shown
+        self.telemetry: TelemetrySeries | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="metrics-body"):
@@ -81,6 +92,8 @@ class MetricsScreen(ApplianceScreen[None]):
             with Grid(classes="metrics-grid"):
                 for key, (title, (formatter, ceiling)) in RANGE_PLOTS.items():
                     yield MetricSparkline(title, formatter=formatter, ceiling=ceiling, id=f"range-{key}")
+            yield Static("Telemetry", id="telemetry-heading", classes="metrics-heading")
+            yield MetricSparkline("Events", formatter=format_number, id="telemetry-events")
             yield Static(
                 f"Live · from the feed every {FEED_INTERVAL_SECONDS:g} s, up to the last hour",
                 id="live-heading",
@@ -133,6 +146,28 @@ class MetricsScreen(ApplianceScreen[None]):
         self.load_failed = False
         self.series = series
         self.show_range()
+        await self.load_telemetry(time_range)
+
+    async def load_telemetry(self, time_range: TimeRange) -> None:
+        event_name = self.event_name
+        found = await self.app.api(
+            lambda c: load_telemetry(c, time_range, event_name), action="load the telemetry series"
+        )
+        if found is None or time_range is not self.time_range or event_name != self.event_name:
+            return
+        self.telemetry = found
+        self.show_telemetry()
+
+    def show_telemetry(self) -> None:
+        series = self.telemetry
+        if series is None:
+            return
+        heading = Text(f"Telemetry · {series.total} events", no_wrap=True)
+        heading.append(f"   (e: {len(series.names)} event names)", style="dim")
+        self.query_one("#telemetry-heading", Static).update(heading)
+        plot = self.query_one("#telemetry-events", MetricSparkline)
+        plot.title = series.title
+        plot.show(list(series.values), series.values[-1] if series.values else None)
 
     def tick(self) -> None:
         if self.app.live.connected:
@@ -183,6 +218,14 @@ class MetricsScreen(ApplianceScreen[None]):
     def action_refresh(self) -> None:
         self.run_exclusive(self.refresh_data, group="refresh")
 
+    def action_next_event_name(self) -> None:
+        """All names, then each name of the range in turn, then all again."""
+        names = [ALL_EVENTS, *(self.telemetry.names if self.telemetry is not None else [])]
+        at = names.index(self.event_name) if self.event_name in names else 0
+        self.event_name = names[(at + 1) % len(names)]
+        time_range = self.time_range
+        self.run_worker(self.load_telemetry(time_range), group="telemetry-load", exclusive=True)
+
     def palette_commands(self) -> Iterable[PaletteCommand]:
         other = DAY if self.time_range is HOUR else HOUR
         yield (
@@ -191,6 +234,11 @@ class MetricsScreen(ApplianceScreen[None]):
             self.action_toggle_range,
         )
         yield ("Metrics: refresh", "Reload the range plots from the API (key r)", self.action_refresh)
+        yield (
+            "Metrics: next telemetry event name",
+            "Plot the events of the next event name of the range, or all of them (key e)",
+            self.action_next_event_name,
+        )
 
 
 def summary_text(report: dict[str, Any]) -> Text:

@@ -1,0 +1,1 @@
+"""Exports of experiments and comparison reports across experiments."""

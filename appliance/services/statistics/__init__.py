@@ -1,0 +1,1 @@
+"""Statistical tests on experiments' results (scipy, imported on first use)."""
