@@ -287,3 +287,41 @@ async def test_a_silent_socket_is_closed_after_the_heartbeat_timeout_and_a_beati
         assert time.monotonic() - started >= HEARTBEAT_TIMEOUT
         await beating.send('[null,"x","phoenix","heartbeat",{}]')
         assert (await recv_frame(beating))[1] == "x"  # still open after twice the timeout
+
+
+def test_a_telemetry_batch_ingested_through_the_api_reaches_telemetry_subscribers(live, phoenix_client):
+    key = new_key(live, "dee", ["read", "execute"])
+    http = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    made = http.post("/api/v1/experiments", json={"experiment": {"name": "tele", "config": {"type": "external"}}})
+    experiment_id = made.json()["data"]["id"]
+    client = phoenix_client(key)
+    assert client.join("telemetry:all")["status"] == "ok"
+    assert client.join(f"telemetry:{experiment_id}")["status"] == "ok"
+    client.send(push="telemetry:all", event="subscribe", payload={"event_types": ["model.inference"]})
+    reply = client.wait_for(lambda m: m["kind"] == "reply")
+    assert reply["status"] == "ok" and reply["response"]["event_types"] == ["model.inference"]
+    events = [
+        {
+            "event_name": ["crucible", "model", "inference"],
+            "measurements": {"duration_ms": 234, "tokens": 150},
+            "metadata": {"experiment_id": experiment_id, "model": "gpt-4"},
+        },
+        {"event_name": ["crucible", "run", "step"], "measurements": {"loss": 0.5}, "metadata": {}},
+    ]
+    ingested = http.post("/api/v1/telemetry/events", json={"events": events})
+    assert ingested.status_code in (200, 201, 202), ingested.text
+
+    def pushed(topic: str) -> Callable[[dict], bool]:
+        return lambda m: m["kind"] == "message" and m["topic"] == topic and m["event"] == "event"
+
+    to_all = client.wait_for(pushed("telemetry:all"))["payload"]
+    to_experiment = client.wait_for(pushed(f"telemetry:{experiment_id}"))["payload"]
+    assert to_all == to_experiment
+    assert to_all["event_name"] == ["crucible", "model", "inference"] and to_all["measurements"]["tokens"] == 150
+    stored = http.get("/api/v1/telemetry/events", params={"filter[experiment_id]": experiment_id}).json()["data"]
+    assert [e["id"] for e in stored] == [to_all["id"]]
+    assert stored[0]["timestamp"] == to_all["timestamp"] or stored[0]["timestamp"][:19] == to_all["timestamp"][:19]
+    time.sleep(0.5)  # the run.step event went to neither: one is filtered by type, the other by experiment
+    assert len([m for m in client.seen if m.get("event") == "event"]) == 2
+    while not client.lines.empty():
+        assert client.lines.get().get("event") != "event"
