@@ -305,7 +305,7 @@ class Appliance:
             s.experiment_job_workers,
             news,
         )
-        self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits)
+        self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits, news)
         self.live = LiveChannels(
             self.bus,
             self.experiments,

@@ -325,3 +325,23 @@ def test_a_telemetry_batch_ingested_through_the_api_reaches_telemetry_subscriber
     assert len([m for m in client.seen if m.get("event") == "event"]) == 2
     while not client.lines.empty():
         assert client.lines.get().get("event") != "event"
+
+
+def test_a_run_reported_from_outside_sends_run_completed_when_it_ends(live, phoenix_client):
+    key = new_key(live, "eve", ["read", "execute"])
+    http = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    made = http.post("/api/v1/experiments", json={"experiment": {"name": "outside", "config": {"type": "external"}}})
+    experiment_id = made.json()["data"]["id"]
+    client = phoenix_client(key)
+    assert client.join(f"experiment:{experiment_id}")["status"] == "ok"
+    run = http.post(f"/api/v1/experiments/{experiment_id}/runs", json={"run": {}})
+    assert run.status_code == 201, run.text
+    run_id = run.json()["data"]["id"]
+    logged = http.post(f"/api/v1/runs/{run_id}/metrics", json={"metrics": [{"metrics": {"acc": 0.9}}]})
+    assert logged.status_code in (200, 201), logged.text
+    assert http.post(f"/api/v1/runs/{run_id}/end", json={"status": "failed", "error": "diverged"}).status_code == 200
+    ended = client.wait_for(lambda m: m.get("event") == "run_completed")["payload"]
+    assert ended == {"run_id": run_id, "status": "failed", "metrics": {"acc": 0.9}, "reason": None}
+    error = client.wait_for(lambda m: m.get("event") == "error")["payload"]
+    assert error == {"message": "diverged", "code": "run_failed"}
+    client.wait_for(lambda m: m.get("event") == "progress_updated")
