@@ -102,6 +102,18 @@ class PhoenixClient:
             if wanted(line):
                 return line
 
+    def wait_for_each(self, *wanted: Callable[[dict], bool], timeout: float = 30) -> list[dict]:
+        """The first line seen (so far or from now) for each of `wanted`, in whatever
+        order they come."""
+
+        def found() -> list[dict] | None:
+            firsts = [next((m for m in self.seen if w(m)), None) for w in wanted]
+            return None if None in firsts else firsts  # type: ignore[return-value]
+
+        if found() is None:
+            self.wait_for(lambda _: found() is not None, timeout)
+        return found() or []
+
     def join(self, topic: str) -> dict:
         self.send(join=topic)
         return self.wait_for(lambda m: m["kind"] == "join" and m["topic"] == topic)
@@ -314,8 +326,9 @@ def test_a_telemetry_batch_ingested_through_the_api_reaches_telemetry_subscriber
     def pushed(topic: str) -> Callable[[dict], bool]:
         return lambda m: m["kind"] == "message" and m["topic"] == topic and m["event"] == "event"
 
-    to_all = client.wait_for(pushed("telemetry:all"))["payload"]
-    to_experiment = client.wait_for(pushed(f"telemetry:{experiment_id}"))["payload"]
+    to_all, to_experiment = (
+        m["payload"] for m in client.wait_for_each(pushed("telemetry:all"), pushed(f"telemetry:{experiment_id}"))
+    )
     assert to_all == to_experiment
     assert to_all["event_name"] == ["crucible", "model", "inference"] and to_all["measurements"]["tokens"] == 150
     stored = http.get("/api/v1/telemetry/events", params={"filter[experiment_id]": experiment_id}).json()["data"]

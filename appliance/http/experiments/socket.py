@@ -38,7 +38,7 @@ PATH = "/socket/websocket"
 MAX_REASON = 120
 
 
-@websocket(PATH, opt={"rate_bucket": "read"})
+@websocket(PATH)
 async def phoenix_socket(socket: WebSocket[Any, Any, Any], live_channels: LiveChannels) -> None:
     vsn = socket.query_params.get("vsn", VSN)
     try:
