@@ -36,6 +36,8 @@ from appliance.services.access.rate_limit import RateLimiter
 from appliance.services.access.sessions import SessionService
 from appliance.services.engines.readiness import EnginePolicy, EngineReadiness, StartupRefused
 from appliance.services.engines.specs import SandboxSpecs
+from appliance.services.evaluation.backpressure import Backpressure
+from appliance.services.evaluation.completions import Completions
 from appliance.services.evaluation.evaluations import EvalLimits, EvaluationService
 from appliance.services.evaluation.execution_options import ExecuteLimits
 from appliance.services.evaluation.executions import ExecutionService
@@ -71,12 +73,14 @@ from appliance.services.sandboxes.sandboxes import SandboxPaths, SandboxService
 from appliance.services.sandboxes.snapshots import SnapshotService
 from appliance.services.sandboxes.templates import TemplateService
 from appliance.services.statistics.service import StatisticsService
-from appliance.services.statistics.sources import RunMetricSource, TelemetryNotServed
+from appliance.services.statistics.sources import RunMetricSource
+from appliance.services.statistics.telemetry_source import TelemetryMetricSource
 from appliance.services.telemetry.appliance_events import ApplianceEvents, ModelCallEvents
 from appliance.services.telemetry.export import ExportLimits, TelemetryExports
 from appliance.services.telemetry.ingest import TelemetryIngest
 from appliance.services.telemetry.retention import RetentionPolicy, TelemetryRetention
 from appliance.services.telemetry.service import QueryLimits, TelemetryModelStatistics, TelemetryService
+from appliance.store import data_dir
 from appliance.store.alerts import AlertStore
 from appliance.store.api_keys import ApiKeyStore
 from appliance.store.database import Database, refuse_newer_schema
@@ -170,13 +174,16 @@ class Appliance:
         # the model registry; call statistics from the telemetry store
         self.models = ModelService(ModelStore(self.db), model_seeds(s), TelemetryModelStatistics(telemetry_store))
 
-        # statistical tests on experiments' results (runs' metrics, telemetry, inline data)
+        # statistical tests on experiments' results (runs' metrics, telemetry events, inline data)
         self.statistics = StatisticsService(
             StatisticalResultStore(self.db),
             ExperimentOwners(self.db),
-            {DataSource.RUNS: RunMetricSource(RunValues(self.db)), DataSource.TELEMETRY: TelemetryNotServed()},
+            {
+                DataSource.RUNS: RunMetricSource(RunValues(self.db)),
+                DataSource.TELEMETRY: TelemetryMetricSource(telemetry_store, s.telemetry_exact_max_rows),
+            },
         )
-        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db)), self.statistics)
+        self.reports = ReportService(StoredExperiments(ExperimentReports(self.db), self.telemetry), self.statistics)
 
         # evaluation
         self.pool = WarmPool(
@@ -202,6 +209,11 @@ class Appliance:
             lane_engines=tuple(s.batch_lane_engines),
             job_workers=s.experiment_job_workers,
         )
+        # ?wait= on status reads: woken by the queue the moment a run's end is stored.
+        self.completions = Completions(s.status_wait_max_seconds)
+        self.queue.add_finish_listener(self.completions.finished)
+        self.backpressure = Backpressure(s.queue_backpressure_threshold, s.workers)
+        self.queue.add_finish_listener(self.backpressure.finished)
         self.evaluations = EvaluationService(
             evaluation_store,
             self.queue,
@@ -216,6 +228,8 @@ class Appliance:
                 require_gvisor=s.require_gvisor,
             ),
             self.readiness,
+            self.completions,
+            self.backpressure,
         )
         self.executions = ExecutionService(
             self.evaluations,
@@ -228,10 +242,13 @@ class Appliance:
                 allow_network=s.execute_allow_network,
                 require_gvisor=s.require_gvisor,
             ),
+            self.completions,
         )
 
         # monitoring
-        self.status = PlatformStatusService(self.db, self.readiness, self.queue, self.pool)
+        self.status = PlatformStatusService(
+            self.db, self.readiness, self.queue, self.pool, evaluation_store.count_by_status
+        )
         self.monitoring = MonitoringService(
             self.queue, self.pool, self.status, s.data_path, PerformanceStore(self.db), s.metrics_retention_hours
         )
@@ -385,7 +402,11 @@ class Appliance:
     async def start(self) -> None:
         _install_task_dump()
         await self.engine.call(self.readiness.check_required_engine)
-        self.settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the secrets
+        # It holds the secrets and everyone's evaluations: tightened whichever way it was made.
+        # Its trees are made here, 0700, so the ones made later below them inherit no umask.
+        trees = SandboxPaths(self.settings.data_path)
+        for loose in await asyncio.to_thread(data_dir.make_private, self.settings.data_path, trees.all()):
+            log.warning("tightened %s", loose)
         await self.db.open()
         await self.telemetry_db.open()
         await self.telemetry_exports.start()
@@ -414,11 +435,14 @@ class Appliance:
         # Running experiments resume: finished runs stay, interrupted ones go back in line.
         await self.experiment_scheduler.start()
         await self.llm.start()
+        await self.status.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.status.stop()
+        self.completions.release_all()  # waiting status reads answer now, not after their wait
         await self.sandboxes.close()  # the sandboxes themselves keep running
         # Before the queue: runs stopped for the shutdown stay `running`, to be recovered.
         await self.experiment_scheduler.stop()

@@ -50,6 +50,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_files_bytes: int = 1024 * 1024
     max_batch_size: int = 100
     max_queue_length: int = 10_000
+    # Backpressure: when every worker is busy and this many runs wait already, new
+    # submissions get 503 with Retry-After instead of a place far down the queue (0: off).
+    queue_backpressure_threshold: int = 200
+    # GET /api/eval-status/{id}?wait= and GET /api/execute/{id}?wait=: the longest wait
+    # (seconds) a request may ask for.
+    status_wait_max_seconds: float = 60.0
     engines: list[str] = msgspec.field(default_factory=lambda: ["docker", "gvisor"])
     # gVisor: the Docker runtime name `runsc` is registered under (scripts/setup.sh does
     # it), and whether every evaluation must run under it (engine docker is then refused).
@@ -325,6 +331,10 @@ def load_settings(
     _check_sandboxes(settings)
     _check_experiments(settings)
     _check_access(settings)
+    if settings.queue_backpressure_threshold < 0:
+        raise ConfigError("queue_backpressure_threshold: must be 0 (off) or more")
+    if not 0 <= settings.status_wait_max_seconds <= 3600:
+        raise ConfigError("status_wait_max_seconds: must be between 0 and 3600 seconds")
     _check_models(settings)
     _check_llm(settings)
     _check_telemetry(settings)

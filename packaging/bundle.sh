@@ -95,7 +95,7 @@ The installer first checks every file against \`SHA256SUMS\` and stops, changing
 nothing, if one does not match. Then it checks for the Docker engine (and says what to
 install if there is none), installs the binary as /usr/local/bin/appliance, loads the
 images, creates the system user \`appliance\` (in group \`docker\`) and its data dir
-/var/lib/appliance (0750), installs and enables \`appliance.service\`, starts it, and
+/var/lib/appliance (0700), installs and enables \`appliance.service\`, starts it, and
 prints where the admin API key is (/var/lib/appliance/admin.key, mode 0600). Address
 and port (default 127.0.0.1:8080) are set in /var/lib/appliance/config.toml.
 

@@ -214,14 +214,14 @@ create_data_dir() {
     # On an existing dir this only resets the dir's own owner and mode: the data is kept.
     local group
     group="$(id -gn "$SERVICE_USER")"
-    install -d -m 0750 -o "$SERVICE_USER" -g "$group" "$DATA_DIR"
+    install -d -m 0700 -o "$SERVICE_USER" -g "$group" "$DATA_DIR"
     # The unit's TMPDIR: where the single-file binary unpacks itself on each start.
     install -d -m 0700 -o "$SERVICE_USER" -g "$group" "$DATA_DIR/tmp"
     runuser -u "$SERVICE_USER" -- test -w "$DATA_DIR" \
         || die "$SERVICE_USER cannot write $DATA_DIR: a directory above it is not searchable by others (chmod o+x it), or choose another --data-dir"
     runuser -u "$SERVICE_USER" -- env TMPDIR="$DATA_DIR/tmp" "$BIN" --version >/dev/null \
         || die "$SERVICE_USER cannot run $BIN: a directory above it is not searchable by others (chmod o+x it), or choose another --prefix"
-    say "data dir $DATA_DIR (0750, owner $SERVICE_USER)"
+    say "data dir $DATA_DIR (0700, owner $SERVICE_USER)"
 }
 
 install_unit() {

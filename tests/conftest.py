@@ -18,7 +18,7 @@ from tests.support import ServerProcess, remove_sandboxes_of, start_server
 # Fixture modules: their fixtures are found by name, so no test imports a fixture (an
 # import that only pytest uses looks unused to a linter, and a parameter of the same name
 # then looks like a redefinition).
-pytest_plugins = ["tests.sandbox_support"]
+pytest_plugins = ["tests.sandbox_support", "tests.llm_fixtures"]
 
 
 def pytest_configure(config):

@@ -258,17 +258,14 @@ def _embeddings(wire: str, body: dict[str, Any]) -> dict[str, Any]:
 def _answer(wire: str, body: dict[str, Any], seen: Seen, text: str) -> dict[str, Any]:
     tokens_in, tokens_out = words(seen.text), words(text)
     model = body.get("model", "")
+    openai_usage = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
     if wire == "openai-chat":
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": tokens_in,
-                "completion_tokens": tokens_out,
-                "total_tokens": tokens_in + tokens_out,
-            },
+            "usage": openai_usage,
         }
     if wire == "openai-completions":
         return {
@@ -276,11 +273,7 @@ def _answer(wire: str, body: dict[str, Any], seen: Seen, text: str) -> dict[str,
             "object": "text_completion",
             "model": model,
             "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": tokens_in,
-                "completion_tokens": tokens_out,
-                "total_tokens": tokens_in + tokens_out,
-            },
+            "usage": openai_usage,
         }
     if wire == "anthropic":
         return {

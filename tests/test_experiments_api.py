@@ -2,9 +2,9 @@
 state machine and its 422 refusals, filters, sorts (by a metric too) and both
 paginations, owners, the error codes; a 3x3 grid of type `code` running to completion,
 pause/resume/cancel, a restart of the server in the middle of an experiment, and a run
-tracked from outside logged through appliance.client. What the services do in detail
-(caps, hostile programs, parsing, recovery attempts) is tested at the service level in
-the other test_experiments_*.py files."""
+tracked from outside logged through appliance.client, and a hostile program beside a good
+one. What the services do in detail (each cap, parsing, recovery attempts) is tested at
+the service level in the other test_experiments_*.py files."""
 
 from __future__ import annotations
 
@@ -461,3 +461,50 @@ def test_write_rate_limit_on_experiments(tmp_path):
             assert admin.get(EXPERIMENTS).status_code == 200  # reads have their own budget
     finally:
         server.stop()
+
+
+# --- a hostile program, seen through the API ---------------------------------------------------
+
+HOSTILE = r"""
+import json, os, sys
+hp = json.load(open("hyperparameters.json"))
+if hp["mode"] == "good":
+    for step in range(3):
+        print(json.dumps({"metrics": {"score": step + 1}, "step": step}))
+    sys.exit(0)
+# Metric lines past the run's cap, lines naming another run, a log flood and junk.
+line = json.dumps({"metrics": {"flood": 1.0}, "step": 0})
+sys.stdout.write((line + "\n") * 150_000)
+print(json.dumps({"run_id": "run_000000000000", "metrics": {"score": -1}, "step": 99}))
+print(json.dumps({"experiment_id": "exp_000000000000", "level": "error", "message": "forged"}))
+sys.stdout.write(("x" * 5000 + "\n") * 2000)
+sys.stdout.write("\x00\xff not json {\n")
+"""
+
+
+def test_a_hostile_program_harms_neither_other_runs_nor_the_server(v1):
+    """Through the API: a run that floods metrics and logs and prints lines naming other
+    runs gets its own capped history, the run beside it keeps exactly its own three
+    points, and the server answers meanwhile."""
+    config = code_config(HOSTILE, list=[{"mode": "hostile"}, {"mode": "good"}], max_parallel=2)
+    with v1.admin() as admin:
+        experiment = create(admin, config, name="hostile")
+        act(admin, experiment["id"], "start")
+        started = time.monotonic()
+        while detail(admin, experiment["id"])["status"] == "running" and time.monotonic() - started < HANG_SECONDS:
+            assert admin.get(EXPERIMENTS, params={"per_page": 1}).status_code == 200
+            time.sleep(0.2)
+        done = wait_for(admin, experiment["id"], lambda e: e["status"] in ("completed", "failed"), "the end")
+        hostile, good = runs_of(admin, experiment["id"])
+        assert good["metrics"] == {"score": 3} and good["status"] == "completed", good
+        history = admin.get(f"{RUNS}/{good['id']}/metrics").json()["data"]
+        assert [p["value"] for p in history["score"]] == [1, 2, 3]
+
+        flood = admin.get(f"{RUNS}/{hostile['id']}/metrics", params={"name": "flood"}).json()["data"]["flood"]
+        assert 0 < len(flood) <= 100_000  # experiment_run_max_metric_points
+        # Past the cap the rest of its metric lines are dropped unread, the one naming
+        # another run too; none of them reached the good run (its history above).
+        assert hostile["metrics"] == {"flood": 1.0}
+        logs = admin.get(f"{RUNS}/{hostile['id']}/logs", params={"tail": 50}).json()["data"]
+        assert len(logs) <= 50
+        assert done["results_summary"]["total_runs"] == 2

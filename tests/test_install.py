@@ -212,7 +212,7 @@ def test_readme_install_line_installs_a_service_that_runs_and_uninstalls(lab: La
     assert user.pw_shell in ("/usr/sbin/nologin", "/bin/false") and user.pw_uid < 1000
     assert USER in grp.getgrnam("docker").gr_mem
     data = lab.data_dir.stat()
-    assert (data.st_mode & 0o777, pwd.getpwuid(data.st_uid).pw_name) == (0o750, USER)
+    assert (data.st_mode & 0o777, pwd.getpwuid(data.st_uid).pw_name) == (0o700, USER)
 
     # Installed and enabled: the unit names this install's user, binary and data dir.
     fields = unit_fields(lab.unit)

@@ -14,7 +14,7 @@ from appliance.services.llm.calls import ModelCalls, RetryPolicy
 from appliance.services.llm.endpoints import CallDefaults
 from appliance.store.database import Database
 from appliance.store.llm_cache import LlmCacheStore
-from tests.llm_servers import Reply, ScriptedModelServer, words
+from tests.llm_servers import Reply, words
 
 
 class KeptCalls:
@@ -23,13 +23,6 @@ class KeptCalls:
 
     def record(self, call: ModelCallRecord) -> None:
         self.calls.append(call)
-
-
-@pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

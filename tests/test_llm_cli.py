@@ -8,32 +8,8 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from tests.llm_servers import Reply, ScriptedModelServer
-from tests.llm_support import start_llm_server
+from tests.llm_servers import Reply
 from tests.support import ROOT
-
-
-@pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory, model_server):
-    server = start_llm_server(tmp_path_factory.mktemp("llm-cli"), model_server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def scripted(model_server):
-    model_server.reset()
-    yield model_server
-    model_server.reset()
 
 
 def appliance(llm, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from appliance.client import ApplianceClient
-from tests.llm_servers import Reply, ScriptedModelServer, Seen, words
-from tests.llm_support import assert_llm_error, start_llm_server
+from tests.llm_servers import Reply, Seen, words
+from tests.llm_support import assert_llm_error
 from tests.support import eventually
 from tests.test_auth import create_key
 
@@ -24,27 +24,6 @@ DOC_EVALUATE = {
         {"type": "llm_judge", "criteria": "Response should be friendly"},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory, model_server):
-    server = start_llm_server(tmp_path_factory.mktemp("llm-api"), model_server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def scripted(model_server):
-    model_server.reset()
-    yield model_server
-    model_server.reset()
 
 
 @pytest.fixture

@@ -7,31 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.llm_servers import ScriptedModelServer
-from tests.llm_support import assert_llm_error, start_llm_server
+from tests.llm_support import assert_llm_error
 from tests.support import start_server
 from tests.test_auth import create_key
-
-
-@pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory, model_server):
-    server = start_llm_server(tmp_path_factory.mktemp("llm-surface"), model_server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def scripted(model_server):
-    model_server.reset()
-    yield model_server
-    model_server.reset()
 
 
 @pytest.fixture

@@ -12,29 +12,14 @@ import math
 
 import pytest
 
-from tests.llm_servers import Reply, ScriptedModelServer, Seen
-from tests.llm_support import assert_llm_error, start_llm_server
+from tests.llm_servers import Reply, Seen
+from tests.llm_support import assert_llm_error
 
 
 @pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def llm(runtime_images, tmp_path_factory, model_server, docker_client):
-    server = start_llm_server(tmp_path_factory.mktemp("llm-graders"), model_server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def scripted(model_server):
-    model_server.reset()
-    yield model_server
-    model_server.reset()
+def llm(runtime_images, llm):
+    """The shared appliance, started once the runtime images its code graders run in are there."""
+    return llm
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.llm_servers import Reply, ScriptedModelServer, Seen, words
-from tests.llm_support import ANTHROPIC_KEY, assert_llm_error, start_llm_server
+from tests.llm_servers import Reply, Seen, words
+from tests.llm_support import ANTHROPIC_KEY, assert_llm_error
 from tests.support import free_port
 
 FILE_KEY = "sk-ant-file-" + os.urandom(12).hex()
@@ -22,26 +22,12 @@ ANSWER = "The capital of France is Paris."
 
 
 @pytest.fixture(scope="module")
-def model_server():
-    server = ScriptedModelServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
+def model_key_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("keys") / "anthropic.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(FILE_KEY + "\n")
     return path
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory, model_server, key_file):
-    server = start_llm_server(tmp_path_factory.mktemp("llm-providers"), model_server, key_file=key_file)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -273,15 +259,15 @@ def test_a_failing_case_is_counted_apart(admin, scripted):
 # --- keys ------------------------------------------------------------------------------------
 
 
-def test_a_key_from_a_0600_file(admin, scripted, key_file):
+def test_a_key_from_a_0600_file(admin, scripted, model_key_file):
     assert evaluate(admin, "model_keyfile").status_code == 200
     (seen,) = scripted.requests("anthropic")
     assert seen.headers["x-api-key"] == FILE_KEY
-    os.chmod(key_file, 0o644)
+    os.chmod(model_key_file, 0o644)
     try:
         assert_llm_error(evaluate(admin, "model_keyfile"), 400, "INVALID_REQUEST", "chmod 600")
     finally:
-        os.chmod(key_file, 0o600)
+        os.chmod(model_key_file, 0o600)
     assert len(scripted.requests("anthropic")) == 1
 
 

@@ -107,3 +107,34 @@ def test_sketch_error(kind):
         # other the answer (a bucket's representative) may rank past all of them.
         if kind not in ("narrow band", "ties"):
             assert rank_error <= 0.01 * len(ordered), (kind, q, rank_error)
+
+
+def test_an_experiments_series_past_the_cap_is_a_sample_over_its_whole_span(tmp_path):
+    """A report's telemetry (store/telemetry/experiment_reads.py): every event averaged
+    per bucket up to the cap; past it, about the cap's number of events, spread over the
+    whole experiment even when two experiments' events alternate in arrival order."""
+    import json
+
+    from appliance.store.telemetry.database import connect_writer
+    from appliance.store.telemetry.experiment_reads import measurement_series
+
+    conn = connect_writer(tmp_path / "telemetry.db")
+    conn.execute("INSERT INTO event_names (id, name) VALUES (1, 'bench.step')")
+    start = 1_700_000_000_000
+    rows = [
+        (start + i * 1000, 1, "alice", ("exp_a", "exp_b")[i % 2], json.dumps({"v": float(i % 10)}), "{}")
+        for i in range(8000)
+    ]
+    conn.executemany(
+        "INSERT INTO events (ts, name_id, owner, experiment_id, measurements, metadata) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    whole = measurement_series(conn, "exp_a", None, 20, 5, 10_000)
+    assert {p.series for p in whole} == {"bench.step.v"} and len(whole) == 20
+    assert sum(p.count or 0 for p in whole) == 4000
+    assert sum(p.value * (p.count or 0) for p in whole) == pytest.approx(sum(float(i % 10) for i in range(0, 8000, 2)))
+    sampled = measurement_series(conn, "exp_a", None, 20, 5, 1000)
+    assert 800 <= sum(p.count or 0 for p in sampled) <= 1200
+    assert len(sampled) == 20 and sampled[0].timestamp == whole[0].timestamp  # the whole span still
+    assert measurement_series(conn, "exp_a", "bob", 20, 5, 1000) == []
+    conn.close()

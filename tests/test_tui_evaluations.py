@@ -370,3 +370,24 @@ async def test_long_code_is_shown_and_resubmitted_whole(server, admin):
             lambda: isinstance(app.screen, EvaluationDetailScreen) and app.screen is not detail and app.screen.eval_id,
         )
         assert (await api_status(admin, again))["code"] == code
+
+
+async def test_detail_without_the_live_feed_learns_the_end_from_a_held_status_request(server, admin):
+    """The feed cannot connect (a port nothing listens on): the detail screen follows the
+    evaluation with GET /api/eval-status/{id}?wait=, not with events."""
+    from appliance.tui.app import create_tui
+    from appliance.tui.backend import Backend
+    from appliance.tui.feeds import RemoteFeed
+    from tests.support import free_port
+
+    key = server.admin_key
+    feed = RemoteFeed(f"ws://127.0.0.1:{free_port()}", key, open_timeout=1.0, backoff=(60.0,))
+    app = create_tui(Backend(ApplianceClient(server.url, api_key=key), feed, server.url))
+    async with app.run_test(size=LARGE) as pilot:
+        eval_id = await submit(admin, "import time\ntime.sleep(2)\nprint('ended')", timeout=60)
+        await wait_until(pilot, lambda: not app.live.connected)
+        detail = EvaluationDetailScreen(eval_id)
+        await app.push_screen(detail)
+        await wait_until(pilot, lambda: detail.facts.get("status") == "completed")
+        await wait_until(pilot, lambda: detail.query_one("#stdout", OutputLog).text == "ended\n")
+        assert not app.live.connected  # no event brought it

@@ -402,8 +402,32 @@ def save(responses: list[tuple[str, int, str]], ids: dict[str, str], began: date
             body = pin_figures(path, body)
         fixture = {"request": key, "status": status, "body": body}
         (FIXTURE_DIR / fixture_name(key)).write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n")
+    save_telemetry_window()
     named = {name: normaliser.ids[real] for name, real in ids.items()}
     (FIXTURE_DIR / "ids.json").write_text(json.dumps(named, indent=1, sort_keys=True) + "\n")
+
+
+def save_telemetry_window() -> None:
+    """The metrics screen's telemetry series asks for the hour up to now: its window's
+    moments match any value in the replay (tui_replay.MOMENT_PARAMS), and its answers are
+    written here rather than captured, since the points of a captured answer would fall
+    outside a later run's window. No events in the hour; two names to choose from."""
+    window = "filter%5Bafter%5D=a&filter%5Bbefore%5D=b"
+    meta = {"agg": "count", "metric": None, "group_by": None, "exact": True}
+    answers = {
+        f"/api/v1/telemetry/aggregate?agg=count&points=31&{window}": {"data": [], "meta": {**meta, "interval": "2m"}},
+        f"/api/v1/telemetry/aggregate?agg=count&group_by=event_name&{window}": {
+            "data": [
+                {"timestamp": "2026-12-03T11:00:00.000Z", "value": 287, "count": 287, "group": name}
+                for name in ("appliance.evaluation.completed", "appliance.execution.completed")
+            ],
+            "meta": {**meta, "interval": None, "group_by": "event_name"},
+        },
+    }
+    for target, body in answers.items():
+        key = request_key("GET", target)
+        fixture = {"request": key, "status": 200, "body": body}
+        (FIXTURE_DIR / fixture_name(key)).write_text(json.dumps(fixture, indent=1) + "\n")
 
 
 def main() -> None:

@@ -19,13 +19,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 FIXTURE_DIR = Path(__file__).with_name("tui_fixtures")
 IDS_FILE = "ids.json"  # the constant ids of the captured state, by name (not a response)
+# Query parameters the TUI fills with the current time (the metrics screen's telemetry
+# window): matched whatever their value, so a response captured once answers every run.
+MOMENT_PARAMS = {"filter[after]", "filter[before]"}
+ANY_MOMENT = "<moment>"
 
 
 def request_key(method: str, target: str) -> str:
     """`GET /api/alerts?status=active`: the path and its query in a fixed order, so a
     client that orders its parameters differently still finds the response."""
     parts = urlsplit(target)
-    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode(sorted((name, ANY_MOMENT if name in MOMENT_PARAMS else value) for name, value in pairs))
     return f"{method.upper()} {parts.path}" + (f"?{query}" if query else "")
 
 

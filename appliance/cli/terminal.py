@@ -72,9 +72,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Server, scheduler, pool and TUI in one process and one event loop."""
-    from logging.handlers import RotatingFileHandler
-
     from appliance.app import Appliance
+    from appliance.logging_setup import PrivateRotatingFileHandler
 
     settings = server_settings(args)
     appliance = Appliance(settings)
@@ -93,14 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     raise_priority(settings.server_nice)
     log_path = settings.data_path / "logs" / "appliance.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(
         f"appliance {__version__}: starting on port {listener.getsockname()[1]} (data dir "
         f"{settings.data_path}); the log goes to {log_path}",
         file=sys.stderr,
         flush=True,
     )
-    handler = RotatingFileHandler(log_path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS)
+    handler = PrivateRotatingFileHandler(log_path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS)
     try:
         with _logging_to(handler):
             code = asyncio.run(_run_one_process(appliance, listener, dark=not args.light))

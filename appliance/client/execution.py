@@ -64,8 +64,12 @@ class ExecutionApi(Transport):
         environment, network_access, engine."""
         return self.call("POST", "/api/execute", json=execution_body(language, code, options))
 
-    def get_execution(self, execution_id: str) -> Any:
-        return self.call("GET", f"/api/execute/{execution_id}")
+    def get_execution(self, execution_id: str, *, wait: float | None = None) -> Any:
+        """GET /api/execute/{id}; with `wait` (seconds, at most the server's
+        status_wait_max_seconds) the answer comes when the execution ends, or when the wait
+        is over."""
+        params = {} if wait is None else {"wait": wait}
+        return self.call("GET", f"/api/execute/{execution_id}", params=params)
 
     def cancel_execution(self, execution_id: str) -> Any:
         return self.call("DELETE", f"/api/execute/{execution_id}")

@@ -72,6 +72,15 @@ class Unavailable(AppError):
     title = "Service unavailable"
 
 
+class Overloaded(Unavailable):
+    """Every worker is busy and the queue is past its threshold: come back later, in
+    `retry_after` seconds (sent as the Retry-After header)."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 def invalid_fields(problems: Mapping[str, Sequence[str]]) -> ValidationError:
     """A ValidationError naming what is wrong with each field (`{"config.temperature":
     ["must be a number from 0 to 2"]}`), for surfaces that report field-level details:

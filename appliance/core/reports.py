@@ -65,11 +65,13 @@ class ReportRun(msgspec.Struct, kw_only=True):
 
 
 class TelemetryPoint(msgspec.Struct, frozen=True):
-    """One value of a telemetry series (a measurement, possibly averaged over a bucket)."""
+    """One value of a telemetry series: a measurement of an event name, averaged over
+    the events of a time bucket starting at `timestamp`."""
 
     timestamp: datetime
-    series: str  # "duration_ms", "tokens", ...
+    series: str  # "<event name>.<measurement>": "crucible.model.inference.duration_ms"
     value: float
+    count: int | None = None  # the events averaged; None when not from stored events
 
 
 class ReportExperiment(msgspec.Struct, kw_only=True):

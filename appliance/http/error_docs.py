@@ -55,7 +55,8 @@ WHY = {
     422: "The request is invalid (the experiments API's validation_error): details name each field and why.",
     429: "Past the caller's rate limit: Retry-After says when to try again.",
     502: "The model's server failed or refused (PROVIDER_ERROR): after retries for a connection error, 429 or 5xx.",
-    503: "The appliance cannot do this now (engine, runtime image or queue full): retry with backoff.",
+    503: "The appliance cannot do this now (engine, runtime image or queue full, or every worker busy with a "
+    "long queue: then Retry-After says when to try again): retry with backoff.",
     504: "The model's server did not answer in time (TIMEOUT), retries included.",
 }
 

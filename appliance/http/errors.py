@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from litestar import Request, Response
+import msgspec
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ExceptionHandlersMap
 
-from appliance.core.errors import AppError, RateLimited
+from appliance.core.errors import AppError, Overloaded, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,35 @@ def new_request_id() -> str:
 BodyT = TypeVar("BodyT")
 
 
+class ErrorFacts(msgspec.Struct, frozen=True):
+    """One error as every document's body is written from: its status (the one answered),
+    what it says, and the optional title, details and request id."""
+
+    status_code: int
+    detail: str
+    title: str | None = None
+    details: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
 class ErrorShape(Generic[BodyT]):
     """How one API document writes an error response (a `BodyT`)."""
 
-    # The Struct `render` writes: the schema every error response of the document gets.
+    # The Struct `error_body` writes: the schema every error response of the document gets.
     body: type[BodyT]
     # What `body_too_large` answers (the platform says 400, the sandbox API 413).
     body_too_large_status: int
-    # What an invalid request is answered with (400; the experiments API says 422).
+    # What an invalid request is answered with (400; the experiments API says 422, so an
+    # error raised as a 400 is answered as one).
     validation_status: int = 400
+    # When a response names a request id in X-Request-ID: "given", when the error has one
+    # (a 5xx, whose log line names it too); "always", a new one for every error that has
+    # none; "never", for a document that has no word for it.
+    request_ids: Literal["given", "always", "never"] = "given"
+
+    def error_body(self, error: ErrorFacts) -> BodyT:
+        """The document's body for one error, once `render` has settled its status and id."""
+        raise NotImplementedError
 
     def render(
         self,
@@ -56,18 +77,29 @@ class ErrorShape(Generic[BodyT]):
         details: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> Response[BodyT]:
-        raise NotImplementedError
+        status = self.validation_status if status_code == 400 else status_code
+        if self.request_ids == "always":
+            request_id = request_id or new_request_id()
+        named = {"X-Request-ID": request_id} if request_id and self.request_ids != "never" else {}
+        return Response(
+            self.error_body(ErrorFacts(status, detail, title, details, request_id)),
+            status_code=status,
+            media_type=MediaType.JSON,
+            headers={**(headers or {}), **named},
+        )
 
     def body_too_large(self) -> Response[BodyT]:
-        """A body past max_body_bytes: each document names its own status for it."""
-        raise NotImplementedError
+        """A body past max_body_bytes, at the status the document names for it."""
+        return self.render(
+            self.body_too_large_status, f"{BODY_TOO_LARGE}; send a smaller body", details={"reason": "body too large"}
+        )
 
 
 def exception_handlers(shape: ErrorShape[BodyT]) -> ExceptionHandlersMap:
     """The handlers a document's router registers: every error in `shape`."""
 
     def handle_app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[BodyT]:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited | Overloaded) else None
         return shape.render(exc.status_code, exc.detail, title=exc.title, headers=headers, details=exc.details)
 
     def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[BodyT]:

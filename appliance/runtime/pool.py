@@ -2,11 +2,13 @@
 
 Every container is used for exactly one execution and then destroyed; the pool only
 moves the cost of creating and starting it off the request's path. Each spec (image,
-language, engine, limits) has a target number of idle containers: a request that finds
-none raises the target (up to `max_idle`), and a spec that has not run short for
-`idle_seconds` lowers it again, down to `min_idle`. Refills run in the background on
-the engine's threads, never on the event loop, and stop while free memory is below the
-reserve or the pool holds `max_containers`.
+language, engine, limits) has a target number of idle containers, set by Little's law
+from the spec's arrival rate (over the last `idle_seconds`) and the time its refills
+take, between `min_idle` and `max_idle` and what free memory allows (core/pool_sizing.py).
+Refills run in the background on the engine's threads, never on the event loop, and
+stop while free memory is below the reserve or the pool holds `max_containers`; while
+requests arrive faster than refills can be made, they run one at a time and leave the
+CPU to the programs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 import msgspec
 import psutil
 
+from appliance.core import pool_sizing
 from appliance.core.pool import PoolSize
+from appliance.core.pool_sizing import ArrivalRate
 from appliance.runtime import sandbox as sandboxes
 from appliance.runtime.engine import DockerEngine
 from appliance.runtime.sandbox import Sandbox, SandboxSpec
@@ -40,13 +44,26 @@ class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
     parallel_creates: int = 2
 
 
+# The refill time assumed for a spec before any of its containers was made.
+FIRST_REFILL_SECONDS = 0.5
+# Weight of the newest refill in a lane's moving mean of refill times.
+REFILL_MEAN_WEIGHT = 0.2
+
+
 class _Lane:
-    def __init__(self, min_idle: int) -> None:
+    def __init__(self, min_idle: int, window: float) -> None:
         self.idle: collections.deque[Sandbox] = collections.deque()
         self.target = min_idle
         self.creating = 0
-        self.last_short = time.monotonic()
         self.failed_at = 0.0
+        self.arrivals = ArrivalRate(window)
+        self.refill_seconds: float | None = None
+
+    def refilled(self, seconds: float) -> None:
+        if self.refill_seconds is None:
+            self.refill_seconds = seconds
+        else:
+            self.refill_seconds += REFILL_MEAN_WEIGHT * (seconds - self.refill_seconds)
 
 
 class WarmPool:
@@ -61,6 +78,9 @@ class WarmPool:
         self._background: set[asyncio.Task] = set()
         self._closing = False
         self._create_seconds: collections.deque[float] = collections.deque(maxlen=200)
+        # Requests of a lane that found an idle container, and that had to wait for one.
+        self.hits = 0
+        self.misses = 0
 
     # --- the request path -------------------------------------------------------------
 
@@ -76,15 +96,14 @@ class WarmPool:
                 self._in_use -= 1
                 raise
         lane = self._lane(spec)
+        lane.arrivals.record(time.monotonic())
         self._in_use += 1
         try:
-            if lane.idle:
-                sandbox = lane.idle.popleft()
-                self._wake.set()
-                return sandbox
-            lane.last_short = time.monotonic()
-            lane.target = min(self._settings.max_idle, lane.target + 1)
             self._wake.set()
+            if lane.idle:
+                self.hits += 1
+                return lane.idle.popleft()
+            self.misses += 1
             return await self._timed_create(spec)
         except BaseException:
             self._in_use -= 1
@@ -154,8 +173,26 @@ class WarmPool:
     def _lane(self, spec: SandboxSpec) -> _Lane:
         lane = self._lanes.get(spec)
         if lane is None:
-            lane = self._lanes[spec] = _Lane(self._settings.min_idle)
+            lane = self._lanes[spec] = _Lane(self._settings.min_idle, self._settings.idle_seconds)
         return lane
+
+    def _refill_seconds(self, lane: _Lane) -> float:
+        return lane.refill_seconds or self.average_create_seconds or FIRST_REFILL_SECONDS
+
+    def _memory_room(self, spec: SandboxSpec, lane: _Lane) -> int:
+        """Containers of this spec free memory allows beside the reserve, counting the
+        lane's idle ones (they hold their memory already)."""
+        free = psutil.virtual_memory().available - self._settings.memory_reserve_mb * 1024 * 1024
+        return len(lane.idle) + max(0, free // (max(spec.limits.memory_mb, 1) * 1024 * 1024))
+
+    def refills_yield(self, now: float | None = None) -> bool:
+        """Whether requests, all lanes together, arrive faster than refills are made."""
+        now = time.monotonic() if now is None else now
+        if not self._lanes:
+            return False
+        rate = sum(lane.arrivals.rate(now) for lane in self._lanes.values())
+        refill = sum(self._refill_seconds(lane) for lane in self._lanes.values()) / len(self._lanes)
+        return pool_sizing.refills_yield(rate, pool_sizing.sustainable_rate(self._settings.parallel_creates, refill))
 
     def _total(self) -> int:
         return self._in_use + sum(len(lane.idle) + lane.creating for lane in self._lanes.values())
@@ -181,19 +218,29 @@ class WarmPool:
 
     def _rebalance(self) -> None:
         now = time.monotonic()
+        yielding = self.refills_yield(now)
         for spec, lane in self._lanes.items():
-            if lane.target > self._settings.min_idle and now - lane.last_short > self._settings.idle_seconds:
-                lane.target -= 1
-                lane.last_short = now  # one step down per idle period
+            lane.target = pool_sizing.idle_target(
+                lane.arrivals.rate(now),
+                self._refill_seconds(lane),
+                floor=self._settings.min_idle,
+                ceiling=self._settings.max_idle,
+                memory_room=self._memory_room(spec, lane),
+            )
             while len(lane.idle) > lane.target:
                 self.discard_idle(lane)
             if now - lane.failed_at < REFILL_BACKOFF_SECONDS:
                 continue
             missing = lane.target - len(lane.idle) - lane.creating
             while missing > 0 and self._total() < self._settings.max_containers and self._memory_allows(spec):
+                if yielding and self._creating() > 0:
+                    break  # above the sustainable rate: one refill at a time
                 lane.creating += 1
                 missing -= 1
                 self._spawn(self._refill(spec, lane))
+
+    def _creating(self) -> int:
+        return sum(lane.creating for lane in self._lanes.values())
 
     def discard_idle(self, lane: _Lane) -> None:
         sandbox = lane.idle.pop()
@@ -202,7 +249,9 @@ class WarmPool:
     async def _refill(self, spec: SandboxSpec, lane: _Lane) -> None:
         try:
             async with self._creates:
+                started = time.monotonic()
                 sandbox = await self._timed_create(spec)
+                lane.refilled(time.monotonic() - started)
         except Exception as exc:
             lane.failed_at = time.monotonic()
             log.warning("could not prepare a %s sandbox (%s): %s", spec.language, spec.engine, exc)

@@ -25,7 +25,7 @@ import aiosqlite
 
 from appliance import __version__
 from appliance.core.errors import AppError
-from appliance.store import db_files
+from appliance.store import data_dir, db_files
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ class Database:
         self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=data_dir.DIR_MODE, parents=True, exist_ok=True)
+        data_dir.create_private_file(self.path)
         self._dir_lock = db_files.hold_lock(self.path, exclusive=False)
         try:
             self._writer = await aiosqlite.connect(self.path, isolation_level=None)

@@ -47,7 +47,7 @@ def hold_lock(database_path: Path, *, exclusive: bool) -> int:
     waiting; release it with release_lock. Raises DataDirBusy naming who is in the way."""
     path = lock_path(database_path)
     # O_RDONLY suffices for flock, so a lock file another user created still works.
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError as exc:

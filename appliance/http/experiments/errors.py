@@ -19,12 +19,12 @@ import re
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ExceptionHandlersMap
 
-from appliance.http.errors import BODY_TOO_LARGE, ErrorShape, exception_handlers
+from appliance.http.errors import ErrorFacts, ErrorShape, exception_handlers
 
 VALIDATION_STATUS = 422
 _CODES = {
@@ -79,28 +79,10 @@ class ExperimentsErrors(ErrorShape[ExperimentsErrorBody]):
     body_too_large_status = 413
     validation_status = VALIDATION_STATUS
 
-    def render(
-        self,
-        status_code: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        details: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> Response[ExperimentsErrorBody]:
-        status = VALIDATION_STATUS if status_code == 400 else status_code
+    def error_body(self, error: ErrorFacts) -> ExperimentsErrorBody:
+        status, detail, details = error.status_code, error.detail, error.details
         shown = field_details(details, detail) if status == VALIDATION_STATUS else dict(details or {})
-        extra = {"X-Request-ID": request_id} if request_id else {}
-        return Response(
-            ExperimentsErrorBody(error=ExperimentsError(code=code_for(status), message=detail, details=shown)),
-            status_code=status,
-            media_type=MediaType.JSON,
-            headers={**(headers or {}), **extra},
-        )
-
-    def body_too_large(self) -> Response[ExperimentsErrorBody]:
-        return self.render(413, f"{BODY_TOO_LARGE}; send a smaller body", details={"reason": "body too large"})
+        return ExperimentsErrorBody(error=ExperimentsError(code=code_for(status), message=detail, details=shown))
 
 
 EXPERIMENTS_ERRORS = ExperimentsErrors()

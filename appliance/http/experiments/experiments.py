@@ -5,10 +5,12 @@ delete while it runs or is paused, are 422s naming the status and the allowed ac
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
+from litestar.handlers import HTTPRouteHandler
 
 from appliance.core.clock import iso_z
 from appliance.core.experiments import EXPERIMENT_LIST, Experiment
@@ -166,6 +168,24 @@ _CREATE_EXAMPLE = example(
 )
 
 
+Transition = Callable[[ExperimentService, Identity, str], Awaitable[Experiment]]
+
+
+def _transition(action: str, act: Transition, summary: str) -> HTTPRouteHandler:
+    """`POST /{experiment_id}/{action}`: an action with no body that answers the experiment
+    as it left it (a 422 when its status does not allow it)."""
+
+    async def handler(
+        self: Controller, experiments: ExperimentService, identity: Identity, experiment_id: str
+    ) -> Item[ExperimentBody]:
+        return Item(experiment_body(await act(experiments, identity, experiment_id)))
+
+    handler.__name__ = handler.__qualname__ = f"{action}_experiment"
+    return post(f"/{{experiment_id:str}}/{action}", status_code=200, summary=summary, opt=errors(403, 404, 422))(
+        handler
+    )
+
+
 class ExperimentController(Controller):
     path = "/api/v1/experiments"
     tags = ["experiments"]
@@ -217,16 +237,7 @@ class ExperimentController(Controller):
     async def delete_experiment(self, experiments: ExperimentService, identity: Identity, experiment_id: str) -> None:
         await experiments.delete(identity, experiment_id)
 
-    @post(
-        "/{experiment_id:str}/start",
-        status_code=200,
-        summary="Start a pending experiment",
-        opt=errors(403, 404, 422),
-    )
-    async def start_experiment(
-        self, experiments: ExperimentService, identity: Identity, experiment_id: str
-    ) -> Item[ExperimentBody]:
-        return Item(experiment_body(await experiments.start(identity, experiment_id)))
+    start_experiment = _transition("start", ExperimentService.start, "Start a pending experiment")
 
     @post(
         "/{experiment_id:str}/pause",
@@ -244,27 +255,10 @@ class ExperimentController(Controller):
         stop_running = data.stop_running if data is not None else False
         return Item(experiment_body(await experiments.pause(identity, experiment_id, stop_running)))
 
-    @post(
-        "/{experiment_id:str}/resume",
-        status_code=200,
-        summary="Resume a paused experiment",
-        opt=errors(403, 404, 422),
+    resume_experiment = _transition("resume", ExperimentService.resume, "Resume a paused experiment")
+    cancel_experiment = _transition(
+        "cancel", ExperimentService.cancel, "Cancel an experiment (running runs are killed)"
     )
-    async def resume_experiment(
-        self, experiments: ExperimentService, identity: Identity, experiment_id: str
-    ) -> Item[ExperimentBody]:
-        return Item(experiment_body(await experiments.resume(identity, experiment_id)))
-
-    @post(
-        "/{experiment_id:str}/cancel",
-        status_code=200,
-        summary="Cancel an experiment (running runs are killed)",
-        opt=errors(403, 404, 422),
-    )
-    async def cancel_experiment(
-        self, experiments: ExperimentService, identity: Identity, experiment_id: str
-    ) -> Item[ExperimentBody]:
-        return Item(experiment_body(await experiments.cancel(identity, experiment_id)))
 
     @post(
         "/{experiment_id:str}/clone",

@@ -4,8 +4,11 @@ Content-Disposition), counted against the export rate limit."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 from litestar import Controller, Response, post
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from appliance.core.identity import Identity
 from appliance.core.reports import ComparisonOptions, ExportFile
@@ -42,11 +45,48 @@ def file_response(found: ExportFile) -> Response[bytes]:
     )
 
 
+JSON_FILE = Schema(type=OpenAPIType.OBJECT, description="the export as one JSON document")
+TEXT_FILE = Schema(type=OpenAPIType.STRING, description="the file's text")
+
+
+def _file_content(*text_types: str) -> dict[str, OpenAPIMediaType]:
+    return {
+        "application/json": OpenAPIMediaType(schema=JSON_FILE),
+        **{media_type: OpenAPIMediaType(schema=TEXT_FILE) for media_type in text_types},
+    }
+
+
+@dataclasses.dataclass
+class ExperimentExportOperation(Operation):
+    """The 200 is the file: a JSON document or CSV text, as `format` asks."""
+
+    def __post_init__(self) -> None:
+        found = (self.responses or {}).get("200")
+        if isinstance(found, OpenAPIResponse):
+            found.content = _file_content("text/csv")
+
+
+@dataclasses.dataclass
+class ComparisonOperation(Operation):
+    """The 200 is the report: JSON, or CSV, Markdown, HTML or LaTeX text."""
+
+    def __post_init__(self) -> None:
+        found = (self.responses or {}).get("200")
+        if isinstance(found, OpenAPIResponse):
+            found.content = _file_content("text/csv", "text/markdown", "text/html", "application/x-latex")
+
+
 class ExperimentExportController(Controller):
     path = "/api/v1/experiments/{experiment_id:str}/export"
     tags = ["exports"]
 
-    @post("/", status_code=200, opt=EXPORT_ERRORS, summary="Export an experiment (json or csv)")
+    @post(
+        "/",
+        status_code=200,
+        opt=EXPORT_ERRORS,
+        summary="Export an experiment (json or csv)",
+        operation_class=ExperimentExportOperation,
+    )
     async def export_experiment(
         self, reports: ReportService, identity: Identity, experiment_id: str, data: ExportInput
     ) -> Response[bytes]:
@@ -57,7 +97,13 @@ class ComparisonController(Controller):
     path = "/api/v1/export/comparison"
     tags = ["exports"]
 
-    @post("/", status_code=200, opt=EXPORT_ERRORS, summary="A comparison report across experiments")
+    @post(
+        "/",
+        status_code=200,
+        opt=EXPORT_ERRORS,
+        summary="A comparison report across experiments",
+        operation_class=ComparisonOperation,
+    )
     async def export_comparison(
         self, reports: ReportService, identity: Identity, data: ComparisonInput
     ) -> Response[bytes]:

@@ -89,7 +89,7 @@ class StatisticalResultController(Controller):
     ) -> Page[StatisticalResultBody]:
         return listing.page(await statistics.list(identity, listing.query), result_body)
 
-    @post("/", status_code=201, summary="Run a statistical test and store its result", opt=errors(403, 404, 503))
+    @post("/", status_code=201, summary="Run a statistical test and store its result", opt=errors(403, 404))
     async def run_test(
         self, statistics: StatisticsService, identity: Identity, data: Annotated[TestCreate, RUN_TEST_EXAMPLE]
     ) -> Item[StatisticalResultBody]:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Response
+from litestar import Response
 
-from appliance.http.errors import BODY_TOO_LARGE, ErrorShape
+from appliance.http.errors import BODY_TOO_LARGE, ErrorFacts, ErrorShape
 
 CODES = {
     400: "INVALID_REQUEST",
@@ -56,24 +56,12 @@ class LlmEvalErrors(ErrorShape[LlmErrorBody]):
     body = LlmErrorBody
     body_too_large_status = 413
 
-    def render(
-        self,
-        status_code: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        details: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> Response[LlmErrorBody]:
-        extra = dict(details or {})
-        if request_id:
-            extra["request_id"] = request_id
-        return Response(
-            LlmErrorBody(error=LlmError(code=code_for(status_code), message=detail, details=extra or None)),
-            status_code=status_code,
-            media_type=MediaType.JSON,
-            headers={**(headers or {}), **({"X-Request-ID": request_id} if request_id else {})},
+    def error_body(self, error: ErrorFacts) -> LlmErrorBody:
+        extra = dict(error.details or {})
+        if error.request_id:
+            extra["request_id"] = error.request_id
+        return LlmErrorBody(
+            error=LlmError(code=code_for(error.status_code), message=error.detail, details=extra or None)
         )
 
     def body_too_large(self) -> Response[LlmErrorBody]:

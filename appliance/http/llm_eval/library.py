@@ -4,7 +4,7 @@ prompts and suites (a new version each), POST /api/v1/suites/import (promptfoo).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 from litestar import Controller, Response, get, post, put
@@ -25,18 +25,28 @@ from appliance.http.error_docs import errors, example
 from appliance.http.llm_eval.schemas import PromptList, SuiteList
 from appliance.services.llm.evaluate import LlmEvaluationService
 
+FieldsT = TypeVar("FieldsT", PromptFields, SuiteFields)
+SavedT = TypeVar("SavedT")
 
-def _named(fields_name: str | None, path_name: str | None) -> str:
-    if path_name is None:
-        if not fields_name or not fields_name.strip():
-            raise ValidationError("Missing required field: name", details={"field": "name", "reason": "missing"})
-        return fields_name.strip()
-    if fields_name and fields_name.strip() != path_name:
+
+def _named(fields: FieldsT, path_name: str | None) -> FieldsT:
+    """`fields` with the name it is saved under: the body's on POST, the path's on PUT
+    (where the body may repeat it, but not name another)."""
+    given = fields.name.strip() if fields.name else ""
+    if path_name is None and not given:
+        raise ValidationError("Missing required field: name", details={"field": "name", "reason": "missing"})
+    if path_name is not None and fields.name and given != path_name:
         raise ValidationError(
-            f"the body names {fields_name.strip()!r}, the path {path_name!r}",
+            f"the body names {given!r}, the path {path_name!r}",
             details={"field": "name", "reason": "differs from the path"},
         )
-    return path_name
+    return msgspec.structs.replace(fields, name=given if path_name is None else path_name)
+
+
+def _saved(saved: tuple[SavedT, bool]) -> Response[SavedT]:
+    """A save answers 201 when it made the version, 200 when that version was there."""
+    value, created = saved
+    return Response(value, status_code=201 if created else 200)
 
 
 PROMPT = {
@@ -71,10 +81,6 @@ def unchanged(body: type) -> dict[int, ResponseSpec]:
     return {200: ResponseSpec(body, description="That version exists with the same content: nothing changed.")}
 
 
-def _status(created: bool) -> int:
-    return 201 if created else 200
-
-
 class PromptController(Controller):
     path = "/api/v1/prompts"
     tags = ["prompts"]
@@ -99,9 +105,7 @@ class PromptController(Controller):
     async def create_prompt(
         self, llm: LlmEvaluationService, identity: Identity, data: Annotated[PromptFields, PROMPT_EXAMPLE]
     ) -> Response[PromptDetail]:
-        fields = msgspec.structs.replace(data, name=_named(data.name, None))
-        detail, created = await llm.library.save_prompt(identity, fields)
-        return Response(detail, status_code=_status(created))
+        return _saved(await llm.library.save_prompt(identity, _named(data, None)))
 
     @put(
         "/{name:str}",
@@ -117,9 +121,7 @@ class PromptController(Controller):
         name: str,
         data: Annotated[PromptFields, NEW_VERSION_EXAMPLE],
     ) -> Response[PromptDetail]:
-        fields = msgspec.structs.replace(data, name=_named(data.name, name))
-        detail, created = await llm.library.save_prompt(identity, fields)
-        return Response(detail, status_code=_status(created))
+        return _saved(await llm.library.save_prompt(identity, _named(data, name)))
 
 
 class SuiteController(Controller):
@@ -146,8 +148,7 @@ class SuiteController(Controller):
     async def create_suite(
         self, llm: LlmEvaluationService, identity: Identity, data: Annotated[SuiteFields, SUITE_EXAMPLE]
     ) -> Response[SuiteSummary]:
-        summary, created = await llm.save_suite(identity, msgspec.structs.replace(data, name=_named(data.name, None)))
-        return Response(summary, status_code=_status(created))
+        return _saved(await llm.save_suite(identity, _named(data, None)))
 
     @put(
         "/{name:str}",
@@ -163,8 +164,7 @@ class SuiteController(Controller):
         name: str,
         data: Annotated[SuiteFields, SUITE_VERSION_EXAMPLE],
     ) -> Response[SuiteSummary]:
-        summary, created = await llm.save_suite(identity, msgspec.structs.replace(data, name=_named(data.name, name)))
-        return Response(summary, status_code=_status(created))
+        return _saved(await llm.save_suite(identity, _named(data, name)))
 
     @post(
         "/import",

@@ -6,11 +6,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
 
-from litestar import MediaType, Response
+from litestar import Response
 
-from appliance.http.errors import BODY_TOO_LARGE, ErrorShape
+from appliance.http.errors import BODY_TOO_LARGE, ErrorFacts, ErrorShape
 from appliance.http.platform.schemas import ErrorBody
 
 _TITLES = {
@@ -27,24 +26,11 @@ _TITLES = {
 class PlatformErrors(ErrorShape[ErrorBody]):
     body = ErrorBody
     body_too_large_status = 400
+    request_ids = "never"
 
-    def render(
-        self,
-        status_code: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        details: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> Response[ErrorBody]:
-        title = title or _TITLES.get(status_code) or HTTPStatus(status_code).phrase
-        return Response(
-            ErrorBody(error=title, detail=detail, status_code=status_code),
-            status_code=status_code,
-            media_type=MediaType.JSON,
-            headers=headers,
-        )
+    def error_body(self, error: ErrorFacts) -> ErrorBody:
+        title = error.title or _TITLES.get(error.status_code) or HTTPStatus(error.status_code).phrase
+        return ErrorBody(error=title, detail=error.detail, status_code=error.status_code)
 
     def body_too_large(self) -> Response[ErrorBody]:
         # The platform API documents 400 for any invalid request body, too large included.

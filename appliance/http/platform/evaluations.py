@@ -26,6 +26,11 @@ from appliance.services.access.auth import AuthService
 from appliance.services.evaluation.evaluations import MAX_PAGE, EvalRequest, EvaluationService
 
 QUEUED_MESSAGE = "Evaluation queued successfully"
+WAIT_DESCRIPTION = (
+    "Seconds to hold the answer until the evaluation ends (completed, failed or timeout); answered at once "
+    "when it has ended, and with its state as it is when the wait is over. At most the setting "
+    "status_wait_max_seconds (default 60); out of range: 400."
+)
 BATCH_EXAMPLE = {"evaluations": [{"code": "print(1)"}, {"code": "echo 2", "language": "bash"}]}
 
 
@@ -63,9 +68,15 @@ class EvaluationController(Controller):
             evaluations=items, total=len(items), queued=len(items), failed=0, batch_id=submitted[0].batch_id
         )
 
-    @get("/eval-status/{eval_id:str}", summary="Status and result of an evaluation", opt=errors(403, 404))
-    async def status(self, evaluation_service: EvaluationService, identity: Identity, eval_id: str) -> EvalStatusBody:
-        return EvalStatusBody.of(await evaluation_service.get(identity, eval_id))
+    @get("/eval-status/{eval_id:str}", summary="Status and result of an evaluation", opt=errors(400, 403, 404))
+    async def status(
+        self,
+        evaluation_service: EvaluationService,
+        identity: Identity,
+        eval_id: str,
+        wait: float | None = Parameter(default=None, schema_extra={"minimum": 0}, description=WAIT_DESCRIPTION),
+    ) -> EvalStatusBody:
+        return EvalStatusBody.of(await evaluation_service.get(identity, eval_id, wait))
 
     @get("/eval/{eval_id:str}/logs", summary="Output so far, also while running", opt=errors(403, 404))
     async def logs(self, evaluation_service: EvaluationService, identity: Identity, eval_id: str) -> LogsBody:

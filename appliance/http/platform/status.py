@@ -11,7 +11,6 @@ from appliance.http.platform.schemas import (
     QueueStatusBody,
     StorageBody,
 )
-from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.monitoring.status import PlatformStatusService
 
 
@@ -20,8 +19,8 @@ class StatusController(Controller):
     tags = ["platform"]
 
     @get("/queue-status", summary="Queue statistics")
-    async def queue_status(self, evaluation_service: EvaluationService, identity: Identity) -> QueueStatusBody:
-        stats = await evaluation_service.queue_stats()
+    async def queue_status(self, platform_status: PlatformStatusService, identity: Identity) -> QueueStatusBody:
+        stats = platform_status.queue_stats()
         return QueueStatusBody(
             queued=stats.queued,
             processing=stats.processing,
@@ -30,11 +29,9 @@ class StatusController(Controller):
         )
 
     @get("/status", summary="Platform health and statistics")
-    async def platform_status(
-        self, evaluation_service: EvaluationService, platform_status: PlatformStatusService, identity: Identity
-    ) -> PlatformStatusBody:
+    async def platform_status(self, platform_status: PlatformStatusService, identity: Identity) -> PlatformStatusBody:
         health = await platform_status.health()
-        stats = await evaluation_service.queue_stats()
+        stats = platform_status.queue_stats()
         return PlatformStatusBody(
             platform=health.platform,
             mode="appliance",

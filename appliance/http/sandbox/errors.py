@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Response
 
-from appliance.http.errors import BODY_TOO_LARGE, ErrorShape, new_request_id
+from appliance.http.errors import ErrorFacts, ErrorShape, new_request_id
 
 _CODES = {
     400: "VALIDATION_ERROR",
@@ -56,27 +55,10 @@ def sandbox_error(
 class SandboxErrors(ErrorShape[SandboxErrorBody]):
     body = SandboxErrorBody
     body_too_large_status = 413
+    request_ids = "always"
 
-    def render(
-        self,
-        status_code: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        details: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> Response[SandboxErrorBody]:
-        request_id = request_id or new_request_id()
-        return Response(
-            SandboxErrorBody(error=sandbox_error(status_code, detail, details, request_id)),
-            status_code=status_code,
-            media_type=MediaType.JSON,
-            headers={**(headers or {}), "X-Request-ID": request_id},
-        )
-
-    def body_too_large(self) -> Response[SandboxErrorBody]:
-        return self.render(413, f"{BODY_TOO_LARGE}; send a smaller body", details={"reason": "body too large"})
+    def error_body(self, error: ErrorFacts) -> SandboxErrorBody:
+        return SandboxErrorBody(error=sandbox_error(error.status_code, error.detail, error.details, error.request_id))
 
 
 SANDBOX_ERRORS = SandboxErrors()

@@ -8,6 +8,7 @@ from typing import Annotated, TypedDict
 
 import msgspec
 from litestar import Controller, delete, get, post
+from litestar.params import Parameter
 
 from appliance.config import Settings
 from appliance.core.clock import iso_z
@@ -18,6 +19,12 @@ from appliance.core.sizes import format_size
 from appliance.http.error_docs import errors, example
 from appliance.services.evaluation.execution_options import ExecuteRequest, files_created
 from appliance.services.evaluation.executions import ExecutionService
+
+WAIT_DESCRIPTION = (
+    "Seconds to hold the answer until the execution ends (completed, failed, timeout or cancelled); "
+    "answered at once when it has ended, and with its state as it is when the wait is over. At most the "
+    "setting status_wait_max_seconds (default 60); out of range: 400 VALIDATION_ERROR."
+)
 
 
 class CreatedFileBody(msgspec.Struct):
@@ -131,11 +138,16 @@ class ExecutionController(Controller):
     ) -> ExecutionResult:
         return result_body(await executions.execute(identity, data))
 
-    @get("/{execution_id:str}", summary="State of an execution, with progress while it runs", opt=errors(403, 404))
+    @get("/{execution_id:str}", summary="State of an execution, with progress while it runs", opt=errors(400, 403, 404))
     async def state(
-        self, executions: ExecutionService, settings: Settings, identity: Identity, execution_id: str
+        self,
+        executions: ExecutionService,
+        settings: Settings,
+        identity: Identity,
+        execution_id: str,
+        wait: float | None = Parameter(default=None, schema_extra={"minimum": 0}, description=WAIT_DESCRIPTION),
     ) -> ExecutionState:
-        execution = await executions.get(identity, execution_id)
+        execution = await executions.get(identity, execution_id, wait)
         return state_body(execution, settings.memory_limit_mb, settings.cpu_limit)
 
     @delete(

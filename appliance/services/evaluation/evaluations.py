@@ -16,6 +16,8 @@ from appliance.core.languages import find_language, supported_names
 from appliance.core.paging import MAX_OFFSET
 from appliance.services.access.auth import require_permission
 from appliance.services.engines.readiness import EngineReadiness
+from appliance.services.evaluation.backpressure import Backpressure
+from appliance.services.evaluation.completions import Completions, until_done
 from appliance.services.evaluation.queue import EvaluationQueue, RunningEvaluation
 from appliance.store.evaluations import EvaluationStore
 
@@ -64,9 +66,17 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
 
 class EvaluationService:
     def __init__(
-        self, store: EvaluationStore, queue: EvaluationQueue, limits: EvalLimits, readiness: EngineReadiness
+        self,
+        store: EvaluationStore,
+        queue: EvaluationQueue,
+        limits: EvalLimits,
+        readiness: EngineReadiness,
+        completions: Completions | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._store = store
+        self._completions = completions or Completions(max_wait=0.0)
+        self._backpressure = backpressure or Backpressure(threshold=0, workers=1)
         self._queue = queue
         self._limits = limits
         self._readiness = readiness
@@ -151,6 +161,7 @@ class EvaluationService:
             problem = await self._readiness.engine_problem(engine)
             if problem:
                 raise Unavailable(problem)
+        self._backpressure.check(self._queue.queued_count, self._queue.running_count)
         if self._queue.queued_count + count > self._limits.max_queue_length:
             raise Unavailable(f"the queue is full ({self._queue.queued_count} waiting); retry with backoff")
 
@@ -221,8 +232,15 @@ class EvaluationService:
         then sees is `identity.may_see`'s answer, event by event."""
         require_permission(identity, READ)
 
-    async def get(self, identity: Identity, eval_id: str) -> Evaluation:
+    async def get(self, identity: Identity, eval_id: str, wait: float | None = None) -> Evaluation:
+        """With `wait` (seconds): answered when it ends, or when the wait is over."""
         require_permission(identity, READ)
+        seconds = self._completions.check_wait(wait)
+        with self._completions.watch(eval_id) as ended:
+            evaluation = await self._visible(identity, eval_id)
+            if evaluation.status.is_terminal or not seconds:
+                return evaluation
+            await until_done(ended, seconds)
         return await self._visible(identity, eval_id)
 
     async def _visible(self, identity: Identity, eval_id: str) -> Evaluation:

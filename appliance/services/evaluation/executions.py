@@ -36,6 +36,7 @@ from appliance.core.executions import ExecutionStatus, execution_status, new_exe
 from appliance.core.identity import EXECUTE, Identity
 from appliance.services.access.auth import require_permission
 from appliance.services.evaluation import execution_options as options
+from appliance.services.evaluation.completions import Completions, until_done
 from appliance.services.evaluation.evaluations import EvalRequest, EvaluationService
 from appliance.services.evaluation.queue import EvaluationQueue
 from appliance.store.evaluations import EvaluationStore
@@ -60,8 +61,10 @@ class ExecutionService:
         queue: EvaluationQueue,
         store: EvaluationStore,
         limits: options.ExecuteLimits,
+        completions: Completions | None = None,
     ) -> None:
         self._evaluations = evaluations
+        self._completions = completions or Completions(max_wait=0.0)
         self._queue = queue
         self._store = store
         self._limits = limits
@@ -147,9 +150,19 @@ class ExecutionService:
 
     # --- reading and cancelling -------------------------------------------------------
 
-    async def get(self, identity: Identity, execution_id: str) -> Evaluation:
-        """The caller's execution as it is now (404 for anyone else's)."""
+    async def get(self, identity: Identity, execution_id: str, wait: float | None = None) -> Evaluation:
+        """The caller's execution as it is now (404 for anyone else's); with `wait`
+        (seconds), as it is when it ends or when the wait is over."""
         require_permission(identity, EXECUTE)
+        seconds = self._completions.check_wait(wait)
+        with self._completions.watch(execution_id) as ended:
+            execution = await self._visible(identity, execution_id)
+            if execution_status(execution).is_terminal or not seconds:
+                return execution
+            await until_done(ended, seconds)
+        return await self._visible(identity, execution_id)
+
+    async def _visible(self, identity: Identity, execution_id: str) -> Evaluation:
         running = self._queue.running(execution_id)
         execution = running.evaluation if running else await self._store.get(execution_id)
         if execution is None or execution.kind != KIND_EXECUTION or not identity.may_see(execution.owner):

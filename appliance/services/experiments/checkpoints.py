@@ -116,7 +116,7 @@ class CheckpointFiles:
             )
         cap = min(bytes_left, self._limits.checkpoint_max_bytes)
         folder = self.run_dir(run.id)
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
         checkpoint_id = new_checkpoint_id()
         partial = folder / f"{checkpoint_id}.part"
         digest = hashlib.sha256()

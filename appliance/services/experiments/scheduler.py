@@ -54,6 +54,9 @@ class _Driven:
         self.cancelled = False
         self.waiting: list[tuple[int, str]] = []  # (position, run id), sorted
         self.active: dict[str, ActiveRun] = {}
+        # Runs taken off `waiting` whose row is still being read: they hold room and keep
+        # the experiment from ending, as if already active.
+        self.claiming = 0
 
 
 class ExperimentScheduler:
@@ -132,6 +135,7 @@ class ExperimentScheduler:
             return
         driven.paused = False
         await self._fill(driven)
+        await self._end_if_done(driven)
 
     async def cancel(self, experiment_id: str) -> None:
         """The experiment is already `cancelled`: stop its runs and cancel the rest."""
@@ -183,18 +187,28 @@ class ExperimentScheduler:
         await self._fill(driven)
         await self._end_if_done(driven)
 
-    async def _fill(self, driven: _Driven) -> None:
-        while (
+    def _room(self, driven: _Driven) -> bool:
+        return (
             not driven.paused
             and not driven.cancelled
             and not self._stopping
-            and driven.waiting
-            and len(driven.active) < driven.config.max_parallel
-        ):
-            _, run_id = driven.waiting.pop(0)
-            run = await self._runs.get(run_id)
+            and len(driven.active) + driven.claiming < driven.config.max_parallel
+        )
+
+    async def _fill(self, driven: _Driven) -> None:
+        while driven.waiting and self._room(driven):
+            waiting = driven.waiting.pop(0)
+            driven.claiming += 1
+            try:
+                run = await self._runs.get(waiting[1])
+            finally:
+                driven.claiming -= 1
             if run is None or run.status is not RunStatus.PENDING:
                 continue
+            # A pause or cancel may have come while the run was read.
+            if not self._room(driven):
+                bisect.insort(driven.waiting, waiting)
+                return
             active = ActiveRun(
                 run,
                 driven.experiment,
@@ -258,7 +272,7 @@ class ExperimentScheduler:
         )
 
     async def _end_if_done(self, driven: _Driven) -> None:
-        if driven.waiting or driven.active or self._stopping:
+        if driven.waiting or driven.active or driven.claiming or self._stopping:
             return
         self._driven.pop(driven.experiment.id, None)
         if driven.cancelled:

@@ -8,6 +8,7 @@ the platform status service, which answers from a cache refreshed in the backgro
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import Callable
@@ -221,6 +222,11 @@ class MonitoringService:
             "appliance_host_memory_used_percent", "Memory in use on the host.", [({}, memory.percent)]
         )
         lines += render_gauge("appliance_data_disk_free_bytes", "Free space on the data dir's disk.", [({}, disk.free)])
+        lines += render_gauge(
+            "appliance_asyncio_tasks",
+            "Tasks on the appliance's event loop (a number that only grows is a leak; bench/soak.py watches it).",
+            [({}, len(asyncio.all_tasks()))],
+        )
         lines += render_gauge(
             "appliance_uptime_seconds",
             "Seconds since the appliance started.",

@@ -21,6 +21,7 @@ from appliance import __version__
 from appliance.config import SECRET_FILES, Settings
 from appliance.services.monitoring.metrics import DISK_MIN_FREE_BYTES
 from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status, combine
+from appliance.store.data_dir import loose_modes
 from appliance.store.database import SchemaTooNew, refuse_newer_schema, schema_version
 
 HTTP_TIMEOUT_SECONDS = 1.5
@@ -112,14 +113,16 @@ def check_data_dir(settings: Settings) -> Check:
                     f"appliance ...), or chown -R {me}: {quoted}",
                 )
             )
-    if info.st_mode & 0o007:
-        problems.append(
-            (
-                WARN,
-                f"{path} is open to other users (mode {stat.S_IMODE(info.st_mode):04o}): they can read the database",
-                f"chmod o-rwx {quoted}",
-            )
-        )
+    loose = loose_modes(path)
+    if loose:
+        shown = ", ".join(f"{item.path} mode {item.mode:04o}" for item in loose[:3])
+        more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
+        # Each start tightens them too (directories 0700, files 0600); a short list gets
+        # the command itself, so the fix works while the appliance stays down.
+        fix = "restart the appliance: each start makes directories 0700 and files 0600"
+        if len(loose) <= 10:
+            fix = "chmod go-rwx " + " ".join(shlex.quote(str(item.path)) for item in loose)
+        problems.append((WARN, f"open to other users, who could read evaluations and key hashes: {shown}{more}", fix))
     return combine(name, problems, f"{path}: owned by {me}, writable, mode {stat.S_IMODE(info.st_mode):04o}")
 
 

@@ -26,13 +26,24 @@ class _Header(msgspec.Struct, kw_only=True):
     completed_at: str | None
 
 
+class _TelemetryRow(msgspec.Struct, kw_only=True):
+    timestamp: str  # iso_z, as above
+    series: str
+    value: float
+    count: int | None
+
+
 class ExperimentDocument(msgspec.Struct, kw_only=True, omit_defaults=True):
     experiment: _Header
     exported_at: str
     config: dict[str, Any] | None = None
     results: list[StatisticalResultView] | None = None
     runs: list[ReportRun] | None = None
-    telemetry: list[TelemetryPoint] | None = None
+    telemetry: list[_TelemetryRow] | None = None
+
+
+def _telemetry_row(point: TelemetryPoint) -> _TelemetryRow:
+    return _TelemetryRow(timestamp=iso_z(point.timestamp), series=point.series, value=point.value, count=point.count)
 
 
 def experiment_json(experiment: ReportExperiment, parts: set[ExportPart]) -> bytes:
@@ -50,7 +61,7 @@ def experiment_json(experiment: ReportExperiment, parts: set[ExportPart]) -> byt
         config=experiment.config if ExportPart.CONFIG in parts else None,
         results=[result_view(r) for r in experiment.results] if ExportPart.RESULTS in parts else None,
         runs=experiment.runs if ExportPart.RUNS in parts else None,
-        telemetry=experiment.telemetry if ExportPart.TELEMETRY in parts else None,
+        telemetry=[_telemetry_row(p) for p in experiment.telemetry] if ExportPart.TELEMETRY in parts else None,
     )
     return msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"
 
@@ -135,8 +146,8 @@ def results_csv(experiment: ReportExperiment) -> str:
 
 
 def telemetry_csv(experiment: ReportExperiment) -> str:
-    rows = [[iso_z(p.timestamp), p.series, _scalar(p.value)] for p in experiment.telemetry]
-    return _table(["timestamp", "series", "value"], rows)
+    rows = [[iso_z(p.timestamp), p.series, _scalar(p.value), _scalar(p.count)] for p in experiment.telemetry]
+    return _table(["timestamp", "series", "value", "count"], rows)
 
 
 CSV_TABLES = {ExportPart.RUNS: runs_csv, ExportPart.RESULTS: results_csv, ExportPart.TELEMETRY: telemetry_csv}

@@ -1,7 +1,9 @@
 """ReportService: an experiment's export and comparison reports across experiments, as
 files. Reading needs `read`; the experiments must be ones the caller may see (another
 owner's is a 404). Where an experiment's picture comes from is `ExperimentData`
-(runs and their metric history; telemetry series), so rendering never depends on it."""
+(runs and their metric history; telemetry series), so rendering never depends on it.
+Telemetry series are read only for what shows them (an export that includes
+telemetry, an HTML comparison)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from appliance.core.reports import (
     LatexTemplate,
     ReportExperiment,
     ReportFormat,
+    TelemetryPoint,
 )
 from appliance.services.access.auth import require_permission
 from appliance.services.reports.comparison import compare
@@ -54,10 +57,27 @@ EXPORT_FORMATS = tuple(f.value for f in ExportFormat)
 LATEX_TEMPLATES = tuple(t.value for t in LatexTemplate)
 
 
+# A report's telemetry: each series (event name and measurement) in at most this many
+# buckets, at most this many series (the fullest), averaged over at most about this
+# many events (a sample spread over the experiment past it: a chart needs no more, and
+# the export stays within a few seconds of one telemetry reader).
+TELEMETRY_POINTS = 200
+TELEMETRY_SERIES = 20
+TELEMETRY_EVENTS = 200_000
+
+
 class ExperimentData(Protocol):
-    async def experiment(self, identity: Identity, experiment_id: str) -> ReportExperiment:
-        """The experiment with its runs (final metrics and metric history) and its
-        telemetry series; NotFound when there is none the caller may see."""
+    async def experiment(self, identity: Identity, experiment_id: str, telemetry: bool) -> ReportExperiment:
+        """The experiment with its runs (final metrics and metric history) and, with
+        `telemetry`, its telemetry series; NotFound when there is none the caller may see."""
+        ...
+
+
+class ExperimentTelemetry(Protocol):
+    async def experiment_series(
+        self, identity: Identity, experiment_id: str, points: int, max_series: int, max_events: int
+    ) -> list[TelemetryPoint]:
+        """The experiment's events the caller may see, as series averaged per bucket."""
         ...
 
 
@@ -138,8 +158,8 @@ class ReportService:
         self._experiments = experiments
         self._statistics = statistics
 
-    async def _experiment(self, identity: Identity, experiment_id: str) -> ReportExperiment:
-        experiment = await self._experiments.experiment(identity, experiment_id)
+    async def _experiment(self, identity: Identity, experiment_id: str, telemetry: bool) -> ReportExperiment:
+        experiment = await self._experiments.experiment(identity, experiment_id, telemetry)
         experiment.results = list(await self._statistics.of_experiment(identity, experiment_id))
         return experiment
 
@@ -148,7 +168,7 @@ class ReportService:
     ) -> ExportFile:
         require_permission(identity, READ)
         chosen, parts = export_parts(export_format, include)
-        experiment = await self._experiment(identity, experiment_id)
+        experiment = await self._experiment(identity, experiment_id, ExportPart.TELEMETRY in parts)
         return await asyncio.to_thread(render_export, experiment, chosen, parts)
 
     async def compare(self, identity: Identity, request: ComparisonRequest) -> ExportFile:
@@ -165,7 +185,8 @@ class ReportService:
             problems["template"] = [f"must be one of {', '.join(LATEX_TEMPLATES)} (latex)"]
         if problems:
             raise invalid_fields(problems)
-        experiments = [await self._experiment(identity, experiment_id) for experiment_id in ids]
+        charts = request.format == ReportFormat.HTML.value
+        experiments = [await self._experiment(identity, experiment_id, charts) for experiment_id in ids]
         return await asyncio.to_thread(
             render_comparison,
             experiments,
@@ -176,14 +197,20 @@ class ReportService:
 
 
 class StoredExperiments:
-    """ExperimentData from the experiments' tables (store/experiment_tables.py), without
-    telemetry until the telemetry store is wired in."""
+    """ExperimentData from the experiments' tables (store/experiment_tables.py) and the
+    telemetry store (the experiment's events the caller may see)."""
 
-    def __init__(self, reports: ExperimentReports) -> None:
+    def __init__(self, reports: ExperimentReports, telemetry: ExperimentTelemetry) -> None:
         self._reports = reports
+        self._telemetry = telemetry
 
-    async def experiment(self, identity: Identity, experiment_id: str) -> ReportExperiment:
+    async def experiment(self, identity: Identity, experiment_id: str, telemetry: bool) -> ReportExperiment:
         found = await self._reports.find(experiment_id)
         if found is None or not identity.may_see(found[0]):
             raise NotFound(f"no experiment {experiment_id}")
-        return found[1]
+        experiment = found[1]
+        if telemetry:
+            experiment.telemetry = await self._telemetry.experiment_series(
+                identity, experiment_id, TELEMETRY_POINTS, TELEMETRY_SERIES, TELEMETRY_EVENTS
+            )
+        return experiment

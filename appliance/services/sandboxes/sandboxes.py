@@ -73,6 +73,9 @@ class SandboxPaths:
         self.sandboxes = data_path / "sandboxes"
         self.snapshots = data_path / "snapshots"
 
+    def all(self) -> list[Path]:
+        return [self.sandboxes, self.snapshots]
+
     def sandbox_dir(self, sandbox_id: str) -> Path:
         return self.sandboxes / sandbox_id
 

@@ -90,28 +90,16 @@ def paired_bootstrap(spec: TestSpec, data: GroupedValues) -> Computed:
     check_budget(options.resamples, n)
     rng = numpy().random.default_rng(options.seed)
     resampled = _resampled_means(diff, options.resamples, rng)
-    sd = num(diff.std(ddof=1))
-    d_z = observed / sd
-    mde = power.paired_t(n, options.alpha, options.power, options.alternative)
-    interval = _percentile_interval(resampled, spec.level)
-    outcome = TestOutcome(
-        method=f"paired bootstrap of the mean difference ({options.resamples} resamples of the {n} items)",
-        statistic=observed,
-        statistic_name="mean difference",
-        degrees_of_freedom=None,
-        p_value=p_value(resampled, observed, options.alternative),
-        effect_size=observed,
-        effect_size_type=EffectSizeType.MEAN_DIFFERENCE,
-        confidence_interval=interval,
-        confidence_interval_method="bootstrap percentile",
-        confidence_level=spec.level,
-        summary=described([first, second]),
-        difference=Interval(estimate=observed, confidence_interval=interval, type="mean_difference"),
-        effect_sizes={"cohens_d_z": d_z, "standard_error": num(resampled.std(ddof=1))},
-        power=power.analysis(mde, "cohens_d_z", options.alpha, options.power, f"noncentral t, df {n - 1}"),
-        bootstrap=Bootstrap(resamples=options.resamples, seed=options.seed),
+    return _mean_difference(
+        spec,
+        f"paired bootstrap of the mean difference ({options.resamples} resamples of the {n} items)",
+        [first, second],
+        resampled,
+        observed,
+        ("cohens_d_z", observed / num(diff.std(ddof=1))),
+        power.paired_t(n, options.alpha, options.power, options.alternative),
+        f"noncentral t, df {n - 1}",
     )
-    return Computed(outcome=outcome, observed_for_power=d_z)
 
 
 def independent_bootstrap(spec: TestSpec, data: GroupedValues) -> Computed:
@@ -124,11 +112,36 @@ def independent_bootstrap(spec: TestSpec, data: GroupedValues) -> Computed:
     rng = numpy().random.default_rng(options.seed)
     resampled = _resampled_means(x, options.resamples, rng) - _resampled_means(y, options.resamples, rng)
     observed = num(x.mean()) - num(y.mean())
-    sd = effect_sizes.pooled_sd(x, y)
-    mde = power.two_sample_t(len(x), len(y), options.alpha, options.power, options.alternative)
+    return _mean_difference(
+        spec,
+        f"bootstrap of the difference of means ({options.resamples} resamples of each group)",
+        [x, y],
+        resampled,
+        observed,
+        ("cohens_d", observed / effect_sizes.pooled_sd(x, y)),
+        power.two_sample_t(len(x), len(y), options.alpha, options.power, options.alternative),
+        f"noncentral t, df {len(x) + len(y) - 2}",
+    )
+
+
+def _mean_difference(
+    spec: TestSpec,
+    method: str,
+    groups: list[Array],
+    resampled: Array,
+    observed: float,
+    standardised: tuple[str, float],
+    mde: float,
+    power_model: str,
+) -> Computed:
+    """A bootstrap's outcome: the observed mean difference, its percentile interval and
+    p-value from the resampled ones, and the standardised effect (`standardised`, a name
+    and its value) that power is judged by."""
+    options = spec.options
     interval = _percentile_interval(resampled, spec.level)
+    effect_name, effect = standardised
     outcome = TestOutcome(
-        method=f"bootstrap of the difference of means ({options.resamples} resamples of each group)",
+        method=method,
         statistic=observed,
         statistic_name="mean difference",
         degrees_of_freedom=None,
@@ -138,10 +151,10 @@ def independent_bootstrap(spec: TestSpec, data: GroupedValues) -> Computed:
         confidence_interval=interval,
         confidence_interval_method="bootstrap percentile",
         confidence_level=spec.level,
-        summary=described([x, y]),
+        summary=described(groups),
         difference=Interval(estimate=observed, confidence_interval=interval, type="mean_difference"),
-        effect_sizes={"cohens_d": observed / sd, "standard_error": num(resampled.std(ddof=1))},
-        power=power.analysis(mde, "cohens_d", options.alpha, options.power, f"noncentral t, df {len(x) + len(y) - 2}"),
+        effect_sizes={effect_name: effect, "standard_error": num(resampled.std(ddof=1))},
+        power=power.analysis(mde, effect_name, options.alpha, options.power, power_model),
         bootstrap=Bootstrap(resamples=options.resamples, seed=options.seed),
     )
-    return Computed(outcome=outcome, observed_for_power=observed / sd)
+    return Computed(outcome=outcome, observed_for_power=effect)

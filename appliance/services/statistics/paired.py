@@ -9,7 +9,7 @@ from appliance.core.statistics import EffectSizeType, GroupedValues, Interval, R
 from appliance.services.statistics import effect_sizes, power
 from appliance.services.statistics.common import SCIPY_ALTERNATIVE, Computed, arrays, described, two_sided_interval
 from appliance.services.statistics.numeric import Array, degenerate, num, numpy, scipy_stats
-from appliance.services.statistics.two_sample import has_ties, rank_method, t_p_value
+from appliance.services.statistics.two_sample import has_ties, rank_method, rank_outcome, t_p_value
 
 
 def differences(spec: TestSpec, data: GroupedValues, at_least: int) -> tuple[Array, Array, Array]:
@@ -92,27 +92,16 @@ def wilcoxon(spec: TestSpec, data: GroupedValues) -> Computed:
     mde = power.paired_t(
         len(diff) * power.RANK_EFFICIENCY, spec.options.alpha, spec.options.power, spec.options.alternative
     )
-    variant = "exact" if method is RankMethod.EXACT else "normal approximation, tie and continuity corrected"
     sd = num(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-    outcome = TestOutcome(
-        method=f"Wilcoxon signed-rank test ({variant})",
-        statistic=plus,
-        statistic_name="V",
-        degrees_of_freedom=None,
-        p_value=num(result.pvalue),
-        effect_size=r,
-        effect_size_type=EffectSizeType.RANK_BISERIAL,
-        confidence_interval=None,
-        confidence_interval_method=None,
-        confidence_level=spec.level,
-        summary=described([first, second]),
-        power=power.analysis(
-            mde,
-            "cohens_d_z",
-            spec.options.alpha,
-            spec.options.power,
-            "noncentral t with the number of pairs times 3/π (the rank test's efficiency under normality)",
-        ),
+    outcome = rank_outcome(
+        spec,
+        "Wilcoxon signed-rank test",
+        method,
+        ("V", plus),
+        num(result.pvalue),
+        r,
+        [first, second],
+        (mde, "cohens_d_z", "the number of pairs"),
     )
     notes = [f"{zeros} pair(s) with no difference were left out of the ranking (Wilcoxon's method)"] if zeros else []
     return Computed(outcome=outcome, observed_for_power=num(diff.mean()) / sd if sd > 0 else None, notes=notes)

@@ -101,15 +101,16 @@ def _field_problems(request: TestRequest, paired: bool) -> dict[str, list[str]]:
         ]
     if not paired and request.pair_field is not None:
         problems["pair_field"] = ["only paired tests take it"]
-    if paired and request.pair_field and request.group_field and source_of(request.group_field):
-        allowed = _pair_fields_for(source_of(request.group_field))
-        if not (request.pair_field in RUN_PAIR_FIELDS or request.pair_field.startswith(allowed)):
-            problems["pair_field"] = ["must be a field of the same source as group_field"]
+    source = source_of(request.group_field) if request.group_field else None
+    if paired and request.pair_field and source is not None and not _pairs_within(source, request.pair_field):
+        problems["pair_field"] = ["must be a field of the same source as group_field"]
     return problems
 
 
-def _pair_fields_for(source: DataSource | None) -> tuple[str, ...]:
-    return TELEMETRY_PREFIXES if source is DataSource.TELEMETRY else RUN_GROUP_PREFIXES
+def _pairs_within(source: DataSource, pair_field: str) -> bool:
+    if source is DataSource.TELEMETRY:
+        return pair_field.startswith(TELEMETRY_PREFIXES)
+    return pair_field in RUN_PAIR_FIELDS or pair_field.startswith(RUN_GROUP_PREFIXES)
 
 
 class StatisticsService:
@@ -171,7 +172,8 @@ class StatisticsService:
     async def _group_field_of(self, identity: Identity, request: TestRequest) -> str:
         """The field whose values the groups named are, when the request names groups
         but no group_field (as experiments-api.md's example does): the one field of the
-        experiment's runs (or telemetry) that takes every group as a value."""
+        experiment's runs (a hyperparameter) or events (a metadata key) that takes every
+        group as a value."""
         assert request.experiment_id is not None and request.groups is not None  # checked before
         candidates: list[str] = []
         for source in self._sources.values():
@@ -179,7 +181,11 @@ class StatisticsService:
         if len(candidates) == 1:
             return candidates[0]
         groups = ", ".join(map(repr, request.groups))
-        found = f"each of {', '.join(candidates)} has them all" if candidates else "no field of its runs has them all"
+        found = (
+            f"each of {', '.join(candidates)} has them all"
+            if candidates
+            else "no hyperparameter of its runs and no metadata key of its events has them all"
+        )
         raise invalid_fields({"group_field": [f"say which field's values {groups} are: {found}"]})
 
     async def _values(self, identity: Identity, request: TestRequest, paired: bool) -> tuple[GroupedValues, DataSource]:

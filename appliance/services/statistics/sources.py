@@ -5,8 +5,8 @@ of `group_field` and, for paired tests, keyed by the value of `pair_field`:
 
 - runs (`group_field` = `hyperparameters.<name>`): one value per completed run, its
   latest value of the run metric `metric`; pairs by `seed` or `hyperparameters.<name>`;
-- telemetry (`group_field` = `metadata.<name>`): one value per event, its measurement
-  `metric`; pairs by `metadata.<name>` (a dataset item id, say);
+- telemetry (`group_field` = `metadata.<name>`): one value per event of the experiment,
+  its measurement `metric`; pairs by `metadata.<name>` (a dataset item id, say);
 - inline data in the request: `data` maps each group to a list of values (paired
   position by position) or to an object of item id -> value (paired by id).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from appliance.core.errors import Unavailable, ValidationError
+from appliance.core.errors import ValidationError
 from appliance.core.identity import Identity
 from appliance.core.statistics import DataSource, GroupedValues, KeyedValue, MetricQuery
 from appliance.store.experiment_tables import RunValues
@@ -29,8 +29,8 @@ InlineGroup = Sequence[float | bool] | Mapping[str, float | bool]
 
 
 class MetricSource(Protocol):
-    """Values the appliance holds: runs' metrics (store/experiment_tables.py), telemetry events'
-    measurements."""
+    """Values the appliance holds: runs' metrics (RunMetricSource, store/experiment_tables.py),
+    telemetry events' measurements (telemetry_source.py, store/telemetry/experiment_reads.py)."""
 
     async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
         """Every value of the query's metric in the experiment, with its group and its
@@ -62,16 +62,6 @@ class RunMetricSource:
 
     async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
         return await self._runs.fields_naming(experiment_id, groups)
-
-
-class TelemetryNotServed:
-    """Until the telemetry store is wired in: tests on telemetry are unavailable."""
-
-    async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
-        raise Unavailable("tests on telemetry events need the telemetry store, which this build does not serve yet")
-
-    async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:
-        return []
 
 
 def _as_float(value: float | bool) -> float:

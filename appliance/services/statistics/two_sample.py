@@ -125,6 +125,44 @@ def has_ties(values: Array) -> bool:
     return len(numpy().unique(values)) < len(values)
 
 
+def rank_outcome(
+    spec: TestSpec,
+    test: str,
+    method: RankMethod,
+    statistic: tuple[str, float],
+    p: float,
+    r: float,
+    groups: list[Array],
+    power_of: tuple[float, str, str],
+) -> TestOutcome:
+    """A rank test's outcome: its statistic (name, value), the rank-biserial r as its
+    effect, no interval, and power as the t-test's with `power_of`'s sizes scaled by the
+    rank test's efficiency (the smallest effect, its kind, and what was scaled)."""
+    variant = "exact" if method is RankMethod.EXACT else "normal approximation, tie and continuity corrected"
+    statistic_name, value = statistic
+    mde, kind, scaled = power_of
+    return TestOutcome(
+        method=f"{test} ({variant})",
+        statistic=value,
+        statistic_name=statistic_name,
+        degrees_of_freedom=None,
+        p_value=p,
+        effect_size=r,
+        effect_size_type=EffectSizeType.RANK_BISERIAL,
+        confidence_interval=None,
+        confidence_interval_method=None,
+        confidence_level=spec.level,
+        summary=described(groups),
+        power=power.analysis(
+            mde,
+            kind,
+            spec.options.alpha,
+            spec.options.power,
+            f"noncentral t with {scaled} times 3/π (the rank test's efficiency under normality)",
+        ),
+    )
+
+
 def mann_whitney(spec: TestSpec, data: GroupedValues) -> Computed:
     x, y = arrays(data)
     need_each(spec, [x, y], 1, "each group needs values to rank")
@@ -149,26 +187,15 @@ def mann_whitney(spec: TestSpec, data: GroupedValues) -> Computed:
         spec.options.alternative,
     )
     sd = effect_sizes.pooled_sd(x, y) if n1 + n2 > 2 else 0.0
-    variant = "exact" if method is RankMethod.EXACT else "normal approximation, tie and continuity corrected"
-    outcome = TestOutcome(
-        method=f"Mann-Whitney U test ({variant})",
-        statistic=u_first,
-        statistic_name="U",
-        degrees_of_freedom=None,
-        p_value=num(result.pvalue),
-        effect_size=r,
-        effect_size_type=EffectSizeType.RANK_BISERIAL,
-        confidence_interval=None,
-        confidence_interval_method=None,
-        confidence_level=spec.level,
-        power=power.analysis(
-            mde,
-            "cohens_d",
-            spec.options.alpha,
-            spec.options.power,
-            "noncentral t with the sample sizes times 3/π (the rank test's efficiency under normality)",
-        ),
-        summary=described([x, y]),
+    outcome = rank_outcome(
+        spec,
+        "Mann-Whitney U test",
+        method,
+        ("U", u_first),
+        num(result.pvalue),
+        r,
+        [x, y],
+        (mde, "cohens_d", "the sample sizes"),
     )
     observed = (num(x.mean()) - num(y.mean())) / sd if sd > 0 else None
     return Computed(outcome=outcome, observed_for_power=observed)

@@ -192,7 +192,7 @@ class TelemetryExports:
         try:
             await self._store.update_job(job)
             renderer = _Renderer(spec)
-            with open(partial, "wb") as out:
+            with open(partial, "wb", opener=_private) as out:
                 written = out.write(renderer.header())
                 async for events in self._chunks(spec.filter):
                     data = renderer.chunk(events)
@@ -241,3 +241,7 @@ class TelemetryExports:
                 (self._folder / job.file).unlink(missing_ok=True)
             await self._store.delete_job(job.id)
         return len(expired)
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

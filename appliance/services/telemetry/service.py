@@ -16,6 +16,7 @@ from appliance.core.errors import ValidationError, invalid_fields
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.listing import Filter, FilterOp, ListPage, ListQuery, Position
 from appliance.core.models import ModelStatistics, StatisticsPeriod
+from appliance.core.reports import TelemetryPoint
 from appliance.core.telemetry import (
     EVENT_ID_PREFIX,
     AggregateAnswer,
@@ -52,6 +53,11 @@ class AggregateRequest(msgspec.Struct, frozen=True, kw_only=True):
     group_by: GroupBy | None = None
 
 
+def visible_owner(identity: Identity) -> str | None:
+    """Whose events `identity` reads: its owner's; None (everyone's) for an admin."""
+    return None if identity.is_admin else identity.owner
+
+
 def event_filter(filters: tuple[Filter, ...], identity: Identity) -> EventFilter:
     """The filters of a request (fields event_name, experiment_id, timestamp), scoped to
     what `identity` may see."""
@@ -78,7 +84,7 @@ def event_filter(filters: tuple[Filter, ...], identity: Identity) -> EventFilter
         experiment_id=experiment,
         after_ms=after,
         before_ms=before,
-        owner=None if identity.is_admin else identity.owner,
+        owner=visible_owner(identity),
     )
 
 
@@ -166,12 +172,24 @@ class TelemetryService:
             )
         return answer
 
+    async def experiment_series(
+        self, identity: Identity, experiment_id: str, points: int, max_series: int, max_events: int
+    ) -> list[TelemetryPoint]:
+        """The experiment's events the caller may see as series over time: each
+        measurement of each event name averaged over at most `points` buckets, the
+        `max_series` fullest series; past `max_events` events, from a sample of about
+        that many spread over the whole experiment."""
+        require_permission(identity, READ)
+        return await self._store.experiment_series(
+            experiment_id, visible_owner(identity), points, max_series, max_events
+        )
+
     async def delete_experiment_events(self, identity: Identity, experiment_id: str) -> int:
         """An experiment's events: a key's own owner's, every owner's for an admin."""
         require_permission(identity, EXECUTE)
         if not experiment_id.strip():
             raise invalid_fields({"filter[experiment_id]": ["name the experiment whose events to delete"]})
-        return await self._store.delete_experiment(experiment_id, None if identity.is_admin else identity.owner)
+        return await self._store.delete_experiment(experiment_id, visible_owner(identity))
 
 
 class TelemetryModelStatistics:
@@ -196,4 +214,11 @@ class TelemetryModelStatistics:
         )
 
 
-__all__ = ["EVENT_ID_PREFIX", "AggregateRequest", "QueryLimits", "TelemetryModelStatistics", "TelemetryService"]
+__all__ = [
+    "EVENT_ID_PREFIX",
+    "AggregateRequest",
+    "QueryLimits",
+    "TelemetryModelStatistics",
+    "TelemetryService",
+    "visible_owner",
+]

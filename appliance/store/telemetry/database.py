@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.core.telemetry import IngestBatch
+from appliance.store.data_dir import create_private_file
 from appliance.store.telemetry import rollups
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     """A connection that writes telemetry.db, its schema brought up to date (also for the
     benchmark's bulk load)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)  # 0600 before SQLite makes it; its -wal and -shm follow
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in PRAGMAS:
         conn.execute(pragma)

@@ -12,6 +12,8 @@ from datetime import datetime
 import msgspec
 
 from appliance.core.clock import iso_z, parse_iso, parse_iso_required
+from appliance.core.reports import TelemetryPoint
+from appliance.core.statistics import KeyedValue
 from appliance.core.telemetry import (
     MODEL_CALL_NAME,
     MODEL_CALL_OK,
@@ -30,6 +32,12 @@ from appliance.core.telemetry_sketch import nearest_rank
 from appliance.store.telemetry import maintenance
 from appliance.store.telemetry.aggregate import TooManyRows, aggregate
 from appliance.store.telemetry.database import TelemetryDatabase
+from appliance.store.telemetry.experiment_reads import (
+    TooManyEvents,
+    measurement_series,
+    metadata_keys_naming,
+    metric_values,
+)
 from appliance.store.telemetry.queries import (
     EventRow,
     conditions,
@@ -41,7 +49,7 @@ from appliance.store.telemetry.queries import (
     where_sql,
 )
 
-__all__ = ["EventPage", "ModelCallFigures", "TelemetryStore", "TooManyRows"]
+__all__ = ["EventPage", "ModelCallFigures", "TelemetryStore", "TooManyEvents", "TooManyRows"]
 
 
 class EventPage(msgspec.Struct, kw_only=True):
@@ -159,6 +167,34 @@ class TelemetryStore:
             return chunk, ((rows[-1][0], rows[-1][1]) if len(rows) == limit else None)
 
         return await self.db.read(read)
+
+    # --- one experiment's events, for statistics and reports (experiment_reads.py) ----------
+
+    async def experiment_values(
+        self,
+        experiment_id: str,
+        owner: str | None,
+        metric: str,
+        group_path: str,
+        pair_path: str | None,
+        max_rows: int,
+    ) -> list[KeyedValue]:
+        """Raises TooManyEvents past `max_rows`."""
+        return await self.db.read(
+            lambda conn: metric_values(conn, experiment_id, owner, metric, group_path, pair_path, max_rows)
+        )
+
+    async def experiment_keys_naming(
+        self, experiment_id: str, owner: str | None, groups: Sequence[str], max_rows: int
+    ) -> list[str]:
+        return await self.db.read(lambda conn: metadata_keys_naming(conn, experiment_id, owner, groups, max_rows))
+
+    async def experiment_series(
+        self, experiment_id: str, owner: str | None, points: int, max_series: int, max_events: int
+    ) -> list[TelemetryPoint]:
+        return await self.db.read(
+            lambda conn: measurement_series(conn, experiment_id, owner, points, max_series, max_events)
+        )
 
     async def delete_experiment(self, experiment_id: str, owner: str | None) -> int:
         return await self.db.write(lambda conn: maintenance.delete_experiment(conn, experiment_id, owner))

@@ -18,9 +18,11 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TabbedContent, TabPane
 
+from appliance.client.evaluations import FINAL_STATUSES
 from appliance.core.clock import iso_z, utc_now
 from appliance.core.events import Completed, EvaluationError, EvaluationEvent, OutputChunk, StatusUpdate
 from appliance.tui.evaluation_text import CODE_PREVIEW_CHARS, full_code, is_newer_status, resubmission
+from appliance.tui.live import Disconnected
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.widgets.code_view import CodeView
 from appliance.tui.widgets.evaluation_facts import EvaluationFacts
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from appliance.tui.app import ApplianceTui
 
 TABS = (("output", "Output"), ("errors", "Errors"), ("code", "Code"))
+# A held status request while the feed is down: short, so that quitting never waits long
+# for the thread it runs in.
+AWAIT_END_STEP_SECONDS = 5.0
 # Fields of the `completed` event that are also fields of the status body.
 COMPLETED_FIELDS = ("status", "success", "exit_code", "reason", "completed_at", "execution_time")
 
@@ -176,6 +181,8 @@ class EvaluationDetailScreen(ApplianceScreen[DetailClosed]):
         source = logs or status
         # Through the message queue, so it lands after the chunks that arrived before it.
         self.post_message(self.Loaded(status, None if source is None else (source["output"], source["error"])))
+        if status is not None and status.get("status") not in FINAL_STATUSES and not self.app.live.connected:
+            self.run_exclusive(self._await_end, group="await-end")
 
     class Loaded(Message):
         """The status body and the output so far (stdout, stderr), as the server sent them."""
@@ -204,6 +211,19 @@ class EvaluationDetailScreen(ApplianceScreen[DetailClosed]):
             self._merge(status)
             self._show_facts()
 
+    async def _await_end(self) -> None:
+        """While the live feed is down: `GET /api/eval-status/{id}?wait=` until the
+        evaluation ends (one held request at a time, no polling), then load it all."""
+        while not self._finished:
+            status = await self.app.api(
+                lambda c: c.evaluation_status(self.eval_id, wait=AWAIT_END_STEP_SECONDS), action=f"load {self.eval_id}"
+            )
+            if status is None:
+                return  # the appliance does not answer either; the feed's reconnect reloads
+            if status.get("status") in FINAL_STATUSES:
+                await self.refresh_data()
+                return
+
     def _merge(self, status: Mapping[str, Any]) -> None:
         fields = {k: v for k, v in status.items() if k not in ("output", "error")}
         if not is_newer_status(fields.get("status"), self.facts.get("status")):
@@ -216,6 +236,10 @@ class EvaluationDetailScreen(ApplianceScreen[DetailClosed]):
 
     def on_live_update(self, message: LiveUpdate) -> None:
         item = message.item
+        if isinstance(item, Disconnected) and not self._finished:
+            # No events until the feed is back: the end comes from a held status request.
+            self.run_exclusive(self._await_end, group="await-end")
+            return
         if not isinstance(item, EvaluationEvent) or item.eval_id != self.eval_id:
             return
         if not self._panes_ready.is_set():

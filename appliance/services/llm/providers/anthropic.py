@@ -14,8 +14,8 @@ from appliance.services.llm.providers.base import (
     Refused,
     Reply,
     Transient,
-    get_json,
     json_object,
+    listed_model_names,
     not_an_answer,
     post_json,
     sse_data,
@@ -125,8 +125,4 @@ class AnthropicMessages:
 
     async def model_names(self, http: httpx.AsyncClient, endpoint: Endpoint, key: str | None) -> list[str]:
         url = f"{_api(endpoint.base_url)}/models"
-        data = await get_json(http, endpoint, url, headers(endpoint, key))
-        try:
-            return [str(row["id"]) for row in data["data"]]
-        except (KeyError, TypeError):
-            raise not_an_answer(url, data, "a model list") from None
+        return await listed_model_names(http, endpoint, url, headers(endpoint, key), "data", "id")

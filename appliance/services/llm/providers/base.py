@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -201,3 +201,36 @@ def whole(value: Any) -> int:
 
 def not_an_answer(url: str, data: Any, what: str) -> Refused:
     return Refused(f"{url} answered 200, but not with {what}: {short(json.dumps(data))}")
+
+
+def bearer(key: str | None) -> dict[str, str]:
+    """OpenAI's key header, which a proxy in front of Ollama may want as well."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def counted_embeddings(
+    url: str, data: Any, texts: list[str], read: Callable[[Any], list[list[float]]]
+) -> list[list[float]]:
+    """The vectors `read` finds in an answer, one for each of `texts`, or Refused."""
+    try:
+        vectors = read(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise not_an_answer(url, data, "embeddings") from None
+    if len(vectors) != len(texts):
+        raise not_an_answer(url, data, f"{len(texts)} embeddings")
+    return vectors
+
+
+async def listed_model_names(
+    http: httpx.AsyncClient, endpoint: Endpoint, url: str, headers: dict[str, str], rows: str, name: str
+) -> list[str]:
+    """The `name` of each row under `rows` in the model list at `url`."""
+    data = await get_json(http, endpoint, url, headers)
+    try:
+        return [str(row[name]) for row in data[rows]]
+    except (KeyError, TypeError):
+        raise not_an_answer(url, data, "a model list") from None

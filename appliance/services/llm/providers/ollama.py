@@ -15,18 +15,16 @@ from appliance.services.llm.providers.base import (
     Refused,
     Reply,
     Transient,
-    get_json,
+    bearer,
+    chat_messages,
+    counted_embeddings,
     json_object,
+    listed_model_names,
     not_an_answer,
     post_json,
     stream_lines,
     whole,
 )
-
-
-def headers(key: str | None) -> dict[str, str]:
-    # Ollama itself takes no key; one in front of it (a proxy) may want a bearer.
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _options(call: Call) -> dict[str, Any]:
@@ -46,6 +44,8 @@ def _options(call: Call) -> dict[str, Any]:
 
 
 class OllamaNative:
+    # Ollama itself takes no key; one in front of it (a proxy) may want a bearer.
+
     def __init__(self, style: str) -> None:
         self._chat = style == "chat"
 
@@ -62,18 +62,18 @@ class OllamaNative:
         url = f"{base}/api/chat" if self._chat else f"{base}/api/generate"
         body: dict[str, Any] = {"model": call.model_name, "stream": call.endpoint.stream, "options": _options(call)}
         if self._chat:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in call.messages]
+            body["messages"] = chat_messages(call.messages)
         else:
             body["prompt"] = as_completion_prompt(call.messages)
             body["raw"] = False
         if not call.endpoint.stream:
-            data = await post_json(http, call.endpoint, url, headers(call.key), body)
+            data = await post_json(http, call.endpoint, url, bearer(call.key), body)
             text = self._piece(data) if isinstance(data, dict) else None
             if text is None:
                 raise not_an_answer(url, data, "a chat answer" if self._chat else "a generation")
             return self._counted(Reply(text=text), data)
         parts: list[str] = []
-        async for line in stream_lines(http, call.endpoint, url, headers(call.key), body):
+        async for line in stream_lines(http, call.endpoint, url, bearer(call.key), body):
             if not line.strip():
                 continue
             data = json_object(line, url)
@@ -99,19 +99,10 @@ class OllamaNative:
         self, http: httpx.AsyncClient, endpoint: Endpoint, model_name: str, key: str | None, texts: list[str]
     ) -> list[list[float]]:
         url = f"{endpoint.base_url}/api/embed"
-        data = await post_json(http, endpoint, url, headers(key), {"model": model_name, "input": texts})
-        try:
-            vectors = [[float(x) for x in row] for row in data["embeddings"]]
-        except (KeyError, TypeError, ValueError):
-            raise not_an_answer(url, data, "embeddings") from None
-        if len(vectors) != len(texts):
-            raise not_an_answer(url, data, f"{len(texts)} embeddings")
-        return vectors
+        data = await post_json(http, endpoint, url, bearer(key), {"model": model_name, "input": texts})
+        return counted_embeddings(
+            url, data, texts, lambda found: [[float(x) for x in row] for row in found["embeddings"]]
+        )
 
     async def model_names(self, http: httpx.AsyncClient, endpoint: Endpoint, key: str | None) -> list[str]:
-        url = f"{endpoint.base_url}/api/tags"
-        data = await get_json(http, endpoint, url, headers(key))
-        try:
-            return [str(row["name"]) for row in data["models"]]
-        except (KeyError, TypeError):
-            raise not_an_answer(url, data, "a model list") from None
+        return await listed_model_names(http, endpoint, f"{endpoint.base_url}/api/tags", bearer(key), "models", "name")

@@ -16,18 +16,17 @@ from appliance.services.llm.providers.base import (
     Refused,
     Reply,
     Transient,
-    get_json,
+    bearer,
+    chat_messages,
+    counted_embeddings,
     json_object,
+    listed_model_names,
     not_an_answer,
     post_json,
     sse_data,
     stream_lines,
     whole,
 )
-
-
-def headers(key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def sampling(parameters: Parameters) -> dict[str, Any]:
@@ -67,14 +66,14 @@ class OpenAICompatible:
         url = f"{base}/chat/completions" if self._chat else f"{base}/completions"
         body: dict[str, Any] = {"model": call.model_name, **sampling(call.parameters)}
         if self._chat:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in call.messages]
+            body["messages"] = chat_messages(call.messages)
         else:
             body["prompt"] = as_completion_prompt(call.messages)
         if call.endpoint.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
             return await self._streamed(http, call, url, body)
-        data = await post_json(http, call.endpoint, url, headers(call.key), body)
+        data = await post_json(http, call.endpoint, url, bearer(call.key), body)
         return self._reply(data, url)
 
     def _reply(self, data: Any, url: str) -> Reply:
@@ -94,7 +93,7 @@ class OpenAICompatible:
         reply = Reply(text="")
         parts: list[str] = []
         done = False
-        async for line in stream_lines(http, call.endpoint, url, headers(call.key), body):
+        async for line in stream_lines(http, call.endpoint, url, bearer(call.key), body):
             payload = sse_data(line)
             if payload is None or not payload:
                 continue
@@ -123,20 +122,13 @@ class OpenAICompatible:
         self, http: httpx.AsyncClient, endpoint: Endpoint, model_name: str, key: str | None, texts: list[str]
     ) -> list[list[float]]:
         url = f"{endpoint.base_url}/embeddings"
-        data = await post_json(http, endpoint, url, headers(key), {"model": model_name, "input": texts})
-        try:
+        data = await post_json(http, endpoint, url, bearer(key), {"model": model_name, "input": texts})
+
+        def read(data: Any) -> list[list[float]]:
             rows = sorted(data["data"], key=lambda row: row.get("index", 0))
-            vectors = [[float(x) for x in row["embedding"]] for row in rows]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise not_an_answer(url, data, "embeddings") from None
-        if len(vectors) != len(texts):
-            raise not_an_answer(url, data, f"{len(texts)} embeddings")
-        return vectors
+            return [[float(x) for x in row["embedding"]] for row in rows]
+
+        return counted_embeddings(url, data, texts, read)
 
     async def model_names(self, http: httpx.AsyncClient, endpoint: Endpoint, key: str | None) -> list[str]:
-        url = f"{endpoint.base_url}/models"
-        data = await get_json(http, endpoint, url, headers(key))
-        try:
-            return [str(row["id"]) for row in data["data"]]
-        except (KeyError, TypeError):
-            raise not_an_answer(url, data, "a model list") from None
+        return await listed_model_names(http, endpoint, f"{endpoint.base_url}/models", bearer(key), "data", "id")
