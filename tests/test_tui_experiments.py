@@ -1,11 +1,13 @@
 """The Experiments screen (key E) on a real server: each action (start, pause, resume,
 cancel, clone) from the TUI, checked through the API, and what the screen shows of a
-finished code experiment (runs, the metric plot, checkpoints, the log)."""
+finished code experiment (runs, the metric plot, checkpoints, the log); and that an
+attached screen follows an experiment started elsewhere by the daemon's pushes alone."""
 
 from __future__ import annotations
 
 import pytest
 
+from appliance.tui.screens import experiments as experiments_screen
 from appliance.tui.screens.experiments import ExperimentsScreen
 from appliance.tui.widgets.checkpoint_list import CheckpointList
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
@@ -106,3 +108,25 @@ async def test_clone_from_the_tui(v1):
         (clone_id,) = new
         clone = await api(v1, lambda c: c.get_experiment(clone_id))
         assert clone["status"] == "pending" and clone["config"]["grid"] == {"lr": [0.5]}
+
+
+async def test_an_attached_screen_follows_a_run_by_the_channels_not_by_polling(v1, monkeypatch):
+    # An hour between polls: whatever the screen shows after the start came pushed.
+    monkeypatch.setattr(experiments_screen, "POLL_SECONDS", 3600.0)
+    monkeypatch.setattr(experiments_screen, "RESYNC_SECONDS", 3600.0)
+    experiment_id = await make(v1, "tui-pushed", TRAINING, {"lr": [0.3]})
+    app = tui_for(v1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_on(pilot, app, experiment_id)
+        channels = app.backend.feed.experiments
+        await wait_until(pilot, lambda: experiment_id in channels.joined and app.live.experiment_pushes)
+        loads = screen.loads
+        await api(v1, lambda c: c.start_experiment(experiment_id))  # not from the TUI: no reload of its own
+        await wait_until(pilot, lambda: (screen.detail or {}).get("status") == "completed", timeout=120)
+        assert screen.loads > loads
+        assert screen.progress[experiment_id] == 1.0
+        runs = screen.query_one(RunTable)
+        await wait_until(pilot, lambda: screen.run is not None and screen.run.get("status") == "completed")
+        assert runs.row_count == 1
+        # Ended, the experiment is no longer followed: its channel is left.
+        await wait_until(pilot, lambda: experiment_id not in channels.joined)

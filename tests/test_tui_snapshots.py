@@ -83,6 +83,9 @@ class StaticFeed:
                 sink(MetricSample(metric, figure(metric, i), sample_time(i)))
         await asyncio.Event().wait()  # until the app cancels the feed
 
+    def follow_experiments(self, experiment_ids) -> None:
+        """Nothing to follow: the screens show the captured answers."""
+
 
 # --- the app and waiting for it --------------------------------------------------------------
 

@@ -2,14 +2,18 @@
 (progress, ETA, best result) with its runs, the selected run's metrics over its steps as
 a plot, its checkpoints and its log followed live; start, pause, resume, cancel, clone.
 
-In `appliance run` the experiment events of the bus (status, progress, each run's end)
-reload what they are about at once; attached to a daemon (`/ws` carries none), the screen
-polls every POLL_SECONDS while it is on view, which also follows the logs of a running
-run.
+Experiment events (status, progress, each run's end, errors) reload the screen as they
+happen: from the bus in `appliance run`, from the daemon's `experiment:<id>` channels
+when attached (the screen follows the experiments it lists that have not ended). While
+they arrive, the screen only polls the selected run's log and metrics while it runs
+(no event carries log lines) every POLL_SECONDS, and reloads everything every
+RESYNC_SECONDS (a new experiment has no event); while they do not (the socket lost),
+it reloads everything every POLL_SECONDS.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +25,8 @@ from textual.widgets import DataTable, Static
 
 from appliance.client import ApplianceClient
 from appliance.core.events import ExperimentEvent, ExperimentProgress
+from appliance.core.experiments import ExperimentStatus
+from appliance.tui.experiment_channels import ExperimentPushes
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
 from appliance.tui.widgets.checkpoint_list import CheckpointList
 from appliance.tui.widgets.confirm_dialog import ConfirmDialog
@@ -31,6 +37,8 @@ from appliance.tui.widgets.run_log import RunLog
 from appliance.tui.widgets.run_table import RunTable
 
 POLL_SECONDS = 2.0
+RESYNC_SECONDS = 30.0
+ENDED = frozenset(status.value for status in ExperimentStatus if status.is_terminal)
 LIST_SIZE = 100
 LOG_TAIL = 200
 
@@ -63,6 +71,7 @@ class ExperimentsScreen(ApplianceScreen[None]):
         self.run: dict[str, Any] | None = None  # the selected run's GET
         self.total = 0
         self.loads = 0
+        self.loaded_at = 0.0  # time.monotonic() of the last whole load
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="experiment-summary")
@@ -81,14 +90,19 @@ class ExperimentsScreen(ApplianceScreen[None]):
         self.set_interval(POLL_SECONDS, self._poll)
 
     def _poll(self) -> None:
-        if self.is_current and self.app.live.connected:
+        live = self.app.live
+        if not (self.is_current and live.connected):
+            return
+        if not live.experiment_pushes or time.monotonic() - self.loaded_at >= RESYNC_SECONDS:
             self.action_reload()
+        elif (self.run or {}).get("status") == "running":
+            self.run_exclusive(self._load_run, group="run")
 
     def on_live_update(self, message: LiveUpdate) -> None:
         item = message.item
         if isinstance(item, ExperimentProgress):
             self.progress[item.experiment_id] = item.progress
-        if isinstance(item, ExperimentEvent) and self.is_current:
+        if isinstance(item, ExperimentEvent | ExperimentPushes) and self.is_current:
             self.action_reload()
 
     # --- loading ---------------------------------------------------------------------
@@ -100,8 +114,10 @@ class ExperimentsScreen(ApplianceScreen[None]):
         if listing is None:
             return
         self.loads += 1
+        self.loaded_at = time.monotonic()
         self.total = int((listing.get("meta") or {}).get("total", len(listing["data"])))
         self.experiments = {e["id"]: dict(e) for e in listing["data"]}
+        self.app.backend.feed.follow_experiments(i for i, e in self.experiments.items() if e.get("status") not in ENDED)
         self.query_one(ExperimentTable).show(list(self.experiments.values()), self.progress)
         self._show_summary()
         await self._load_selected()
