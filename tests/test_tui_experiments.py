@@ -5,8 +5,14 @@ attached screen follows an experiment started elsewhere by the daemon's pushes a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
+from appliance.core.events import ExperimentProgress, ExperimentStatusChanged
+from appliance.tui.experiment_channels import ExperimentPushes
+from appliance.tui.feeds import RemoteFeed
 from appliance.tui.screens import experiments as experiments_screen
 from appliance.tui.screens.experiments import ExperimentsScreen
 from appliance.tui.widgets.checkpoint_list import CheckpointList
@@ -16,6 +22,7 @@ from appliance.tui.widgets.metric_plot import MetricPlot
 from appliance.tui.widgets.run_log import RunLog
 from appliance.tui.widgets.run_table import RunTable
 from tests.experiments_support import start_v1_server
+from tests.support import eventually_async
 from tests.tui_support import api, screen_text, tui_for, wait_until
 
 pytestmark = pytest.mark.slow
@@ -130,3 +137,30 @@ async def test_an_attached_screen_follows_a_run_by_the_channels_not_by_polling(v
         assert runs.row_count == 1
         # Ended, the experiment is no longer followed: its channel is left.
         await wait_until(pilot, lambda: experiment_id not in channels.joined)
+
+
+async def test_the_feed_joins_what_is_followed_and_rides_out_a_refused_join(v1):
+    experiment_id = await make(v1, "feed-followed", SLOW, {"x": [1]})
+    feed = RemoteFeed(v1.ws_url, v1.admin_key, open_timeout=2.0, backoff=(0.2,))
+    channels = feed.experiments
+    items: list = []
+    task = asyncio.create_task(feed.run(items.append))
+    try:
+        # An experiment that does not exist: its join is refused, the others' go on.
+        feed.follow_experiments([experiment_id, "exp_000000000000"])
+        await eventually_async(lambda: ExperimentPushes(True) in items, message="pushes on")
+        assert channels.joined == {experiment_id}
+        await api(v1, lambda c: c.start_experiment(experiment_id))
+        await eventually_async(
+            lambda: any(isinstance(i, ExperimentStatusChanged) and i.status == "running" for i in items),
+            message="status_changed running",
+        )
+        assert any(isinstance(i, ExperimentProgress) and i.experiment_id == experiment_id for i in items)
+        feed.follow_experiments([])
+        await eventually_async(lambda: not channels.joined, message="left")
+        assert ExperimentPushes(False) not in items
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api(v1, lambda c: c.cancel_experiment(experiment_id))

@@ -8,10 +8,12 @@ there is one, joins and leaves their topics as the set changes, and turns each p
 (`status_changed`, `progress_updated`, `run_completed`, `error`) back into the bus's
 own event struct, handed to the sink like the feed's other events.
 
-`ExperimentPushes` tells the screen whether pushes arrive: `on` after each (re)connect
-and after a channel is rejoined (what came before was missed: reload), off when the
-socket is lost (poll until it is back). This socket failing never takes the rest of
-the feed down: a daemon without it only means the screen polls.
+`ExperimentPushes` tells the screen whether pushes arrive: `on` each time every join
+asked for has been answered (after a (re)connect, a newly followed experiment, a channel
+the daemon dropped and that was joined again: what came before the join was missed, so
+the screen reloads once then), off when the socket is lost (poll until it is back).
+This socket failing never takes the rest of the feed down: a daemon without it only
+means the screen polls.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class ExperimentChannels:
         self.joined: set[str] = set()  # experiment ids whose join the daemon accepted
         self.wanted: set[str] = set()  # set through `follow`
         self.changed = asyncio.Event()  # set when `wanted` changes
+        self._got_through = False
 
     def follow(self, experiment_ids: Iterable[str]) -> None:
         """Follow these experiments (and no others) from now on."""
@@ -130,7 +133,6 @@ class ExperimentChannels:
             ping_timeout=10,
         ) as socket:
             self._got_through = True
-            sink(ExperimentPushes(True))
             await _Session(socket, self, sink).run()
 
 
@@ -175,15 +177,22 @@ class _Session:
 
     async def _sync(self) -> None:
         wanted = {TOPIC_PREFIX + experiment_id for experiment_id in self.owner.wanted}
+        unanswered = bool(self.pending)
         for topic in set(self.join_refs) - wanted:
             join_ref = self.join_refs.pop(topic)
+            self.pending.pop(join_ref, None)  # its answer, if still to come, is ignored
             self.owner.joined.discard(topic.removeprefix(TOPIC_PREFIX))
             await self._send(Frame(join_ref, next(self.refs), topic, LEAVE, {}))
         for topic in wanted - set(self.join_refs):
             await self._join(topic)
+        if unanswered and not self.pending:
+            self.sink(ExperimentPushes(True))
 
     async def _join(self, topic: str) -> None:
-        ref = next(self.refs)
+        old = self.join_refs.get(topic)
+        if old is not None:
+            self.pending.pop(old, None)
+        ref = next(self.refs)  # a join's ref is its join_ref too, as the phoenix client's
         self.join_refs[topic] = ref
         self.pending[ref] = topic
         await self._send(Frame(ref, ref, topic, JOIN, {}))
@@ -204,11 +213,12 @@ class _Session:
             # join_refs, so it is not asked for again while it is followed.
             if frame.payload.get("status") == "ok":
                 self.owner.joined.add(frame.topic.removeprefix(TOPIC_PREFIX))
+            if not self.pending:
+                self.sink(ExperimentPushes(True))
         elif frame.event in (ERROR, CLOSE):
-            # The daemon dropped the channel (it fell behind): join again, and tell the
-            # screen to reload what it missed.
+            # The daemon dropped the channel (it fell behind): join again; its answer
+            # has the screen reload what was missed.
             self.owner.joined.discard(frame.topic.removeprefix(TOPIC_PREFIX))
             await self._join(frame.topic)
-            self.sink(ExperimentPushes(True))
         elif (event := experiment_event(frame.topic, frame.event, frame.payload)) is not None:
             self.sink(event)
