@@ -59,6 +59,7 @@ from appliance.services.llm.endpoints import CallDefaults
 from appliance.services.llm.evaluate import LlmEvaluationService, LlmLimits
 from appliance.services.llm.graders import build_grading
 from appliance.services.llm.library import PromptLibrary
+from appliance.services.llm.optimize import PromptOptimizer
 from appliance.services.llm.sandboxed import SandboxRunner
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService, rules_from_settings
@@ -368,6 +369,7 @@ class Appliance:
             LlmRunStore(self.db),
             LlmLimits(max_trials=s.llm_max_trials, suite_concurrency=s.llm_suite_concurrency),
         )
+        self.optimizer = PromptOptimizer(self.llm, self.model_calls, choice, LlmRunStore(self.db), s.llm_max_trials)
 
     def _schedule_jobs(self) -> None:
         s = self.settings

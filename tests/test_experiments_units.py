@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from appliance.core.clock import iso_z, utc_now
@@ -25,6 +26,7 @@ from appliance.services.engines.specs import SandboxSpecs
 from appliance.services.experiments.config import ExperimentLimits
 from appliance.services.experiments.output import MAX_LINE_CHARS, LineSplitter, RunOutputParser
 from appliance.services.experiments.recorder import RunRecorder
+from appliance.services.experiments.run_tags import check_patterns, check_tags
 from appliance.services.experiments.runners.base import RunnerRegistry
 from appliance.services.experiments.runners.code import CodeConfig, CodeRunner
 from appliance.services.experiments.runners.external import ExternalRunner
@@ -323,3 +325,40 @@ async def test_runs_sort_by_a_metric_with_those_lacking_it_last(db):
     assert [r.id for r in by_position.items] == ["run_3", "run_4", "run_5"] and by_position.total == 7
     started = await runs.list(run_query("-started_at"))
     assert len(started.items) == 7, "runs without a start time sort last, not away"
+
+
+# --- run tags -------------------------------------------------------------------------------
+
+
+def test_run_tag_patterns_take_each_points_hyperparameters():
+    config = CodeConfig(
+        type="code",
+        code="print(1)",
+        grid={"model": ["gpt4", "llama"], "n": [1, 2.0], "fast": [True]},
+        run_tags=["sweep", "model:{model}", "n={n}/{fast}"],
+    )
+    runner_config = registry().validate(msgspec.to_builtins(config))[1]
+    planned = registry().get("code").plan(runner_config)
+    assert [p.tags for p in planned] == [
+        ["sweep", "model:gpt4", "n=1/true"],
+        ["sweep", "model:gpt4", "n=2/true"],
+        ["sweep", "model:llama", "n=1/true"],
+        ["sweep", "model:llama", "n=2/true"],
+    ]
+    with pytest.raises(ValidationError, match=r"\{lr\} names no hyperparameter") as missing:
+        check_patterns(["lr:{lr}"], [{"model": "a"}])
+    assert missing.value.details == {"field": "config.run_tags.0", "reason": str(missing.value)}
+    with pytest.raises(ValidationError, match="at most 32 tags"):
+        check_patterns([f"t{i}" for i in range(33)], [{}])
+    assert check_tags(["b", "a", "b"], "tags", ["a"]) == ["a", "b"]
+
+
+def test_a_program_adds_tags_by_printing_them():
+    rec = recorder(ExperimentLimits(run_max_log_lines=100))
+    parser = RunOutputParser(rec)
+    parser.feed("stdout", '{"tags": ["model:gpt4"]}\n{"tags": ["model:gpt4", "split:test"], "progress": 0.5}\n')
+    assert rec._report.tags == ["model:gpt4", "split:test"] and rec._report.progress == 0.5
+    parser.feed("stdout", '{"tags": ["ok", "not ok"]}\n{"tags": ["x y"]}\n')
+    assert rec._report.tags == ["model:gpt4", "split:test"], "a line with a bad tag is left out whole"
+    warnings = [line.message for line in rec._report.logs]
+    assert len(warnings) == 1 and "tags left out" in warnings[0] and "'not ok' is no tag" in warnings[0]

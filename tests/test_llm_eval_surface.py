@@ -64,11 +64,11 @@ def test_paths_no_route_matches_get_this_documents_errors(admin):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/v1/leaderboard?dataset=mmlu&top=5"), ("POST", "/api/v1/benchmark"), ("POST", "/api/v1/optimize")],
+    [("GET", "/api/v1/leaderboard?dataset=mmlu&top=5"), ("POST", "/api/v1/benchmark")],
 )
 def test_the_documents_later_endpoints_are_its_404_until_served(admin, method, path):
-    """The leaderboard, benchmarks and optimisation come with issue 19; their paths are
-    this document's already."""
+    """The leaderboard and benchmarks come with issue 19; their paths are this
+    document's already (optimisation is served: test_llm_optimize.py)."""
     assert_llm_error(admin.request(method, path, json={}), 404, "NOT_FOUND", "no such endpoint")
 
 

@@ -82,7 +82,8 @@ class ExperimentsApi(ListsApi):
         self, filters: Mapping[str, Any] | None = None, *, experiment_id: str | None = None, **params: Any
     ) -> Any:
         """One page of all runs, or of one experiment's; sort by a metric with
-        `sort="metrics.loss"` (`-` in front for descending)."""
+        `sort="metrics.loss"` (`-` in front for descending); `{"tag": "baseline"}` in
+        `filters`: only the runs carrying that tag."""
         path = f"{EXPERIMENTS}/{experiment_id}/runs" if experiment_id else RUNS
         return self.list_page(path, filters=filters, **params)
 
@@ -114,9 +115,18 @@ class ExperimentsApi(ListsApi):
 
     # --- logging a run tracked from outside ---------------------------------------------
 
-    def create_run(self, experiment_id: str, hyperparameters: Mapping[str, Any] | None = None) -> Any:
-        """A run of the experiment, running until `end_run`."""
-        run = {"hyperparameters": dict(hyperparameters)} if hyperparameters is not None else {}
+    def create_run(
+        self,
+        experiment_id: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        *,
+        tags: list[str] | None = None,
+    ) -> Any:
+        """A run of the experiment, running until `end_run`; `tags` to find it by
+        (`list_runs({"tag": ...})`) and to group runs by in statistics."""
+        run: dict[str, Any] = {"hyperparameters": dict(hyperparameters)} if hyperparameters is not None else {}
+        if tags is not None:
+            run["tags"] = list(tags)
         return self.call("POST", f"{EXPERIMENTS}/{experiment_id}/runs", json={"run": run})["data"]
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> Any:

@@ -72,6 +72,26 @@ class LlmEvalApi(Transport):
                 return run
             time.sleep(interval)
 
+    def optimize(
+        self,
+        prompt: str,
+        *,
+        iterations: int = 3,
+        strategy: str = "iterative",
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Any:
+        """POST /api/v1/optimize: improve `prompt`'s template with a judge model, each
+        candidate scored on a suite. Answers when done (`original_score`,
+        `optimized_score`, `iterations`, `suggestions`, `optimized_template`, and every
+        candidate with its suite run). `extra`: suite, version, suite_version, model,
+        judge_model, candidates, trials, parameters, cases, cache. `timeout`: seconds to
+        wait for the answer (default: the client's); every suite run it makes is
+        followed meanwhile with `suite_runs`."""
+        body = {"prompt": prompt, "iterations": iterations, "strategy": strategy, **extra}
+        options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return self.call("POST", f"{V1}/optimize", json=_without_none(body), **options)
+
     # --- the library -----------------------------------------------------------------------
 
     def list_prompts(self) -> Any:

@@ -139,6 +139,9 @@ class Run(msgspec.Struct, kw_only=True):
     attempt: int = 1
     progress: float = 0.0
     hyperparameters: JsonObject = {}
+    # Labels to find and group runs by (services/experiments/run_tags.py): from the
+    # config's run_tags, given when an external run is created, or added by its program.
+    tags: list[str] = []
     # The latest value of each metric, and the step of the latest metrics line.
     metrics: dict[str, float] = {}
     step: int | None = None
@@ -228,6 +231,7 @@ RUN_LIST = ListSpec(
         FilterField(param="status", field="status", kind=ValueKind.CHOICE, choices=tuple(v.value for v in RunStatus)),
         FilterField(param="experiment_id", field="experiment_id"),
         FilterField(param="source", field="source", kind=ValueKind.CHOICE, choices=tuple(v.value for v in RunSource)),
+        FilterField(param="tag", field="tags", op=FilterOp.HAS),
         FilterField(param="created_after", field="created_at", op=FilterOp.AT_OR_AFTER, kind=ValueKind.DATETIME),
         FilterField(param="created_before", field="created_at", op=FilterOp.BEFORE, kind=ValueKind.DATETIME),
     ),

@@ -31,6 +31,7 @@ class FilterOp(StrEnum):
     CONTAINS = "contains"  # case-insensitive substring
     AT_OR_AFTER = "gte"  # a time at or after the value
     BEFORE = "lt"  # a time strictly before the value
+    HAS = "has"  # a JSON array column (tags) holds the value
 
 
 class ValueKind(StrEnum):

@@ -58,6 +58,7 @@ class ReportRun(msgspec.Struct, kw_only=True):
     id: str
     status: str
     hyperparameters: dict[str, Any] = {}
+    tags: list[str] = []
     metrics: dict[str, float] = {}  # each metric's final value
     history: dict[str, list[MetricPoint]] = {}  # each metric over steps
     started_at: datetime | None = None

@@ -28,6 +28,7 @@ from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
 from appliance.services.live.hub import LiveChannels
 from appliance.services.llm.evaluate import LlmEvaluationService
+from appliance.services.llm.optimize import PromptOptimizer
 from appliance.services.models.registry import ModelService
 from appliance.services.monitoring.alerts import AlertService
 from appliance.services.monitoring.metrics import MonitoringService
@@ -99,6 +100,10 @@ def provide_llm(state: State) -> LlmEvaluationService:
     return appliance_of(state).llm
 
 
+def provide_optimizer(state: State) -> PromptOptimizer:
+    return appliance_of(state).optimizer
+
+
 def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
@@ -158,6 +163,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "models": _provide(provide_models),
     "sessions": _provide(provide_sessions),
     "llm": _provide(provide_llm),
+    "optimizer": _provide(provide_optimizer),
     "telemetry": _provide(provide_telemetry),
     "telemetry_ingest": _provide(provide_telemetry_ingest),
     "telemetry_exports": _provide(provide_telemetry_exports),

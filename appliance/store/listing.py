@@ -61,6 +61,8 @@ def filter_condition(table: ListTable, item: Filter) -> Condition:
         return f"{expression} >= ?", (*params, item.values[0])
     if item.op is FilterOp.BEFORE:
         return f"{expression} < ?", (*params, item.values[0])
+    if item.op is FilterOp.HAS:
+        return f"EXISTS (SELECT 1 FROM json_each({expression}) WHERE json_each.value = ?)", (*params, item.values[0])
     if len(item.values) == 1:
         return f"{expression} = ?", (*params, item.values[0])
     marks = ", ".join("?" for _ in item.values)

@@ -28,7 +28,7 @@ from appliance.store.database import Database, SqlValue
 from appliance.store.listing import Condition, ListTable, fetch_page
 
 _COLUMNS = (
-    "id, experiment_id, owner, source, position, status, attempt, progress, hyperparameters, metrics, step, "
+    "id, experiment_id, owner, source, position, status, attempt, progress, hyperparameters, tags, metrics, step, "
     "seed, code_sha256, image, engine, language, exit_code, reason, error, metric_points, log_lines, log_bytes, "
     "checkpoint_count, checkpoint_bytes, created_at, updated_at, started_at, completed_at"
 )
@@ -46,6 +46,7 @@ RUN_TABLE = ListTable(
         "source": "source",
         "progress": "progress",
         "position": "position",
+        "tags": "tags",
         "created_at": "created_at",
         "updated_at": "updated_at",
         "started_at": "started_at",
@@ -72,6 +73,7 @@ def _from_row(row: aiosqlite.Row) -> Run:
         attempt=row["attempt"],
         progress=row["progress"],
         hyperparameters=json.loads(row["hyperparameters"]),
+        tags=json.loads(row["tags"]),
         metrics=json.loads(row["metrics"]),
         step=row["step"],
         seed=row["seed"],
@@ -116,8 +118,8 @@ async def insert_runs(conn: aiosqlite.Connection, runs: Iterable[Run]) -> None:
     """Within the caller's transaction."""
     await conn.executemany(
         "INSERT INTO runs (id, experiment_id, owner, source, position, status, attempt, progress, hyperparameters, "
-        "seed, code_sha256, language, engine, created_at, updated_at, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "tags, seed, code_sha256, language, engine, created_at, updated_at, started_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 r.id,
@@ -129,6 +131,7 @@ async def insert_runs(conn: aiosqlite.Connection, runs: Iterable[Run]) -> None:
                 r.attempt,
                 r.progress,
                 _json(r.hyperparameters),
+                _json(r.tags),
                 r.seed,
                 r.code_sha256,
                 r.language,
@@ -176,6 +179,8 @@ class Report(msgspec.Struct, kw_only=True):
     latest: dict[str, float] = {}
     step: int | None = None
     progress: float | None = None
+    # The run's tags as they are now, when its program added some.
+    tags: list[str] | None = None
 
 
 class RunStore:
@@ -350,6 +355,9 @@ class RunStore:
         if report.progress is not None:
             sets.append("progress = ?")
             params.append(report.progress)
+        if report.tags is not None:
+            sets.append("tags = ?")
+            params.append(_json(report.tags))
         async with self._db.write() as conn:
             if report.metrics:
                 await conn.executemany(

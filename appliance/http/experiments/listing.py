@@ -247,6 +247,7 @@ _MEANING = {
     FilterOp.CONTAINS: "contains the value (case-insensitive)",
     FilterOp.AT_OR_AFTER: "at or after the value (ISO 8601)",
     FilterOp.BEFORE: "before the value (ISO 8601)",
+    FilterOp.HAS: "holds the value",
 }
 
 

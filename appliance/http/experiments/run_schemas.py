@@ -18,6 +18,8 @@ from appliance.http.experiments.envelope import Timestamp
 
 class RunInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hyperparameters: dict[str, Any] | None = None
+    # Up to 32 tags, each 1 to 64 letters, digits or _ . : / = + @ - ("model:gpt4").
+    tags: list[str] | None = None
 
 
 class RunCreateBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,6 +85,7 @@ class RunBody(msgspec.Struct, kw_only=True):
     attempt: int
     progress: float
     hyperparameters: dict[str, Any]
+    tags: list[str]  # from the config's run_tags, given at creation, or added by its program
     metrics: dict[str, float]  # the latest value of each metric
     step: int | None
     seed: int | None
@@ -153,6 +156,7 @@ def _run_fields(run: Run) -> dict[str, Any]:
         "attempt": run.attempt,
         "progress": run.progress,
         "hyperparameters": run.hyperparameters,
+        "tags": run.tags,
         "metrics": run.metrics,
         "step": run.step,
         "seed": run.seed,

@@ -101,9 +101,15 @@ class ExperimentRunsController(Controller):
         runs: RunService,
         identity: Identity,
         experiment_id: str,
-        data: Annotated[RunCreateBody, example("A run with its params", {"run": {"hyperparameters": {"lr": 0.01}}})],
+        data: Annotated[
+            RunCreateBody,
+            example(
+                "A run with its params and tags",
+                {"run": {"hyperparameters": {"lr": 0.01}, "tags": ["baseline", "model:gpt4"]}},
+            ),
+        ],
     ) -> Item[RunBody]:
-        request = RunCreate(hyperparameters=data.run.hyperparameters)
+        request = RunCreate(hyperparameters=data.run.hyperparameters, tags=data.run.tags)
         return Item(run_body(await runs.create(identity, experiment_id, request)))
 
 

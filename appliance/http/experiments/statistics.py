@@ -36,8 +36,8 @@ class TestInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     groups: list[str] | None = None
     experiment_id: str | None = None
     metric: str | None = None
-    # Which values form each group: hyperparameters.<name> (runs) or metadata.<name>
-    # (telemetry events); for paired tests pair_field says what makes an item.
+    # Which values form each group: hyperparameters.<name>, tags or tags.<key> (runs), or
+    # metadata.<name> (telemetry events); for paired tests pair_field says what makes an item.
     group_field: str | None = None
     pair_field: str | None = None
     # Or the values themselves: group -> list (paired by position) or -> {item id: value}.

@@ -1,8 +1,8 @@
 """The llm-eval API (llm-eval-api.md): GET /health, POST /api/v1/evaluate, POST
 /api/v1/suite, GET /api/v1/suites and /api/v1/prompts, and the appliance's additions
-(writing prompts and suites, promptfoo import, /api/v1/suite-runs). The leaderboard,
-benchmarks and optimisation join with issue 19; their paths are this document's already,
-so until then they answer its 404.
+(writing prompts and suites, promptfoo import, /api/v1/suite-runs), POST
+/api/v1/optimize. The leaderboard and benchmarks join with issue 19; their paths are this
+document's already, so until then they answer its 404.
 
 The document runs without authentication; the appliance keeps its keys here, as the
 document advises for production: every route but GET /health needs a key (X-API-Key
@@ -28,6 +28,7 @@ from appliance.http.llm_eval.cors import cors_middleware
 from appliance.http.llm_eval.errors import LLM_EVAL_ERRORS
 from appliance.http.llm_eval.evaluate import EvaluateController, SuiteRunController
 from appliance.http.llm_eval.library import PromptController, SuiteController
+from appliance.http.llm_eval.optimize import OptimizeController
 from appliance.http.llm_eval.schemas import Health
 from appliance.http.surfaces import Surface
 
@@ -69,7 +70,14 @@ async def require_key_here(connection: ASGIConnection[Any, Any, Any, Any], handl
 def llm_eval_router(cors_origins: list[str]) -> Router:
     router = Router(
         path="/",
-        route_handlers=[health, EvaluateController, SuiteRunController, PromptController, SuiteController],
+        route_handlers=[
+            health,
+            EvaluateController,
+            SuiteRunController,
+            PromptController,
+            SuiteController,
+            OptimizeController,
+        ],
         exception_handlers=exception_handlers(LLM_EVAL_ERRORS),
         guards=[require_key_here],
         middleware=[cors_middleware(cors_origins)],

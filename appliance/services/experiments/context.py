@@ -8,6 +8,7 @@ import contextlib
 import logging
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from appliance.core.clock import utc_now
 from appliance.core.evaluations import CollectedFile, ExecutionOutcome
@@ -86,6 +87,9 @@ class ActiveRun:
 
     def progress(self, value: float) -> None:
         self.recorder.progress(value)
+
+    def tags(self, tags: list[Any]) -> None:
+        self.recorder.tags(tags)
 
     def log(self, level: LogLevel, message: str) -> None:
         self.recorder.log(level, message)

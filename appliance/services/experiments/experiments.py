@@ -334,6 +334,7 @@ class ExperimentService:
                     owner=experiment.owner,
                     position=position,
                     hyperparameters=point.hyperparameters,
+                    tags=point.tags,
                     seed=point.seed,
                     code_sha256=program.sha256,
                     created_at=now,

@@ -5,6 +5,7 @@ stdout lines:
   after the last; `"progress"` may ride along; `"checkpoint": "<file>"` names the
   checkpoint file these metrics belong to);
 - `{"progress": 0.4}`: the run's progress (0 to 1);
+- `{"tags": ["model:gpt4", ...]}`: tags added to the run (services/experiments/run_tags.py);
 - `{"level": "warning", "message": "..."}`: a log line at that level;
 - anything else: a log line, level from a prefix (`WARNING:`, `ERROR:`, `[info]`, ...)
   or info.
@@ -50,6 +51,8 @@ class RunSink(Protocol):
     def metrics(self, values: dict[str, float], step: int | None, checkpoint: str | None = None) -> None: ...
 
     def progress(self, value: float) -> None: ...
+
+    def tags(self, tags: list[Any]) -> None: ...
 
     def log(self, level: LogLevel, message: str) -> None: ...
 
@@ -181,6 +184,10 @@ class RunOutputParser:
         progress = finite_number(obj.get("progress"))
         if progress is not None:
             self._sink.progress(progress)
+            handled = True
+        tags = obj.get("tags")
+        if isinstance(tags, list):
+            self._sink.tags(tags)
             handled = True
         if not handled and isinstance(obj.get("message"), str):
             level = obj.get("level")

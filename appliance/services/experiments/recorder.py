@@ -15,12 +15,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
 from appliance.core.clock import utc_now
+from appliance.core.errors import ValidationError
 from appliance.core.experiments import LogLevel, Run
 from appliance.services.experiments.config import ExperimentLimits
+from appliance.services.experiments.run_tags import check_tags
 from appliance.store.runs import LogRow, MetricRow, Report, RunStore
 
 MAX_MESSAGE_CHARS = 8 * 1024
@@ -52,6 +55,7 @@ class RunRecorder:
         self._lines = run.log_lines
         self._bytes = run.log_bytes
         self._next_step = 0 if run.step is None else run.step + 1
+        self._tags = list(run.tags)
         self._report = Report()
         self._warned: set[str] = set()
         self.metrics_lines: list[MetricsLine] = []
@@ -75,7 +79,7 @@ class RunRecorder:
     @property
     def pending(self) -> bool:
         r = self._report
-        return bool(r.metrics or r.logs or r.progress is not None)
+        return bool(r.metrics or r.logs or r.progress is not None or r.tags is not None)
 
     def metrics(self, values: dict[str, float], step: int | None, checkpoint: str | None = None) -> None:
         if self.metrics_full:
@@ -102,6 +106,19 @@ class RunRecorder:
 
     def progress(self, value: float) -> None:
         self._report.progress = min(1.0, max(0.0, value))
+
+    def tags(self, tags: list[Any]) -> None:
+        """Adds them to the run's tags; a line with a bad tag, or one past the cap, is
+        left out whole and said once as a warning."""
+        try:
+            merged = check_tags(tags, "tags", self._tags)
+        except ValidationError as exc:
+            problem = exc.detail
+            self._warn_once("tags", lambda: f"[appliance] tags left out: {problem}")
+            return
+        if merged != self._tags:
+            self._tags = merged
+            self._report.tags = list(merged)
 
     def log(self, level: LogLevel, message: str) -> None:
         if len(message) > MAX_MESSAGE_CHARS:

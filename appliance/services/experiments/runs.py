@@ -44,6 +44,7 @@ from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.news import ExperimentNews
 from appliance.services.experiments.output import finite_number
 from appliance.services.experiments.recorder import RunRecorder
+from appliance.services.experiments.run_tags import check_tags
 from appliance.store.runs import RunStore
 
 MAX_TAIL = 10_000
@@ -53,6 +54,7 @@ MAX_PARAMS = 100
 
 class RunCreate(msgspec.Struct, kw_only=True):
     hyperparameters: JsonObject | None = None
+    tags: list[str] | None = None
 
 
 class MetricsIn(msgspec.Struct, kw_only=True):
@@ -184,6 +186,7 @@ class RunService:
                 details={"field": "experiment_id", "status": experiment.status.value},
             )
         hyperparameters = self._params(request.hyperparameters or {}, {})
+        tags = check_tags(request.tags or [], "tags")
         now = utc_now()
         run = Run(
             id=new_run_id(),
@@ -193,6 +196,7 @@ class RunService:
             position=await self._store.next_position(experiment_id),
             status=RunStatus.RUNNING,
             hyperparameters=hyperparameters,
+            tags=tags,
             created_at=now,
             updated_at=now,
             started_at=now,

@@ -15,6 +15,7 @@ import msgspec
 
 from appliance.core.experiments import JsonObject
 from appliance.services.experiments.config import invalid
+from appliance.services.experiments.run_tags import expand
 
 MAX_SEED = 2**31 - 1
 MAX_PARAMETERS = 64
@@ -39,6 +40,7 @@ class RandomSearch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class PlannedPoint(msgspec.Struct, frozen=True, kw_only=True):
     hyperparameters: JsonObject
     seed: int
+    tags: list[str] = []
 
 
 def new_seed() -> int:
@@ -138,8 +140,10 @@ def plan_points(
     points: list[JsonObject] | None,
     sample: RandomSearch | None,
     seed: int,
+    run_tags: list[str] | None = None,
 ) -> list[PlannedPoint]:
-    """The points in run order (checked by `check_search` first)."""
+    """The points in run order (checked by `check_search` first), each with the tags
+    `run_tags` gives it (run_tags.py, checked by `check_patterns` first)."""
     if grid is not None:
         names = list(grid)
         combos: list[JsonObject] = [
@@ -155,4 +159,7 @@ def plan_points(
         ]
     else:
         combos = [{}]
-    return [PlannedPoint(hyperparameters=combo, seed=run_seed(seed, i)) for i, combo in enumerate(combos)]
+    return [
+        PlannedPoint(hyperparameters=combo, seed=run_seed(seed, i), tags=expand(run_tags or [], combo))
+        for i, combo in enumerate(combos)
+    ]

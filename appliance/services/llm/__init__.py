@@ -12,5 +12,7 @@ from YAML, graders, and the runs of evaluations and suites.
     graders/       the graders, one module per family
     sandboxed.py   programs of the code and python graders, run as batches
     evaluate.py    LlmEvaluationService: evaluate and suite runs
+    optimize.py    PromptOptimizer: a judge model improves a template, each candidate a suite run
+    optimize_judge.py  what the optimiser asks its judge, and how the answer is read
     telemetry.py   where model calls are reported
 """

@@ -24,7 +24,7 @@ from appliance.core.clock import utc_now, utc_now_ms
 from appliance.core.errors import AppError, Conflict, NotFound, ValidationError, invalid_fields
 from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.llm.calls import Parameters, ProviderFailed, ProviderTimedOut, parameter_problems
-from appliance.core.llm.prompts import Case, ImportedSuites, PromptfooImport, SuiteFields, SuiteSummary
+from appliance.core.llm.prompts import Case, ImportedSuites, Prompt, PromptfooImport, SuiteFields, SuiteSummary
 from appliance.core.llm.runs import (
     EvaluateRequest,
     EvaluationResult,
@@ -169,10 +169,14 @@ class LlmEvaluationService:
 
     # --- suites -----------------------------------------------------------------------------
 
-    async def run_suite(self, identity: Identity, request: SuiteRequest) -> SuiteResult:
-        """With `wait` (the default) the finished result; else the running run at once."""
+    async def run_suite(
+        self, identity: Identity, request: SuiteRequest, *, prompt: Prompt | None = None
+    ) -> SuiteResult:
+        """With `wait` (the default) the finished result; else the running run at once.
+        `prompt`: a prompt not in the library (an optimiser's candidate) instead of the
+        request's."""
         require_permission(identity, EXECUTE)
-        run, plans, model = await self._prepare(identity, request)
+        run, plans, model = await self._prepare(identity, request, prompt)
         await self._runs.insert(run)
         live = _Live(run)
         self._live[run.id] = live
@@ -189,7 +193,9 @@ class LlmEvaluationService:
             return _running_result(run, request)
         return await asyncio.shield(task)
 
-    async def _prepare(self, identity: Identity, request: SuiteRequest) -> tuple[SuiteRun, list[Plan], Model]:
+    async def _prepare(
+        self, identity: Identity, request: SuiteRequest, given: Prompt | None = None
+    ) -> tuple[SuiteRun, list[Plan], Model]:
         if not request.suite:
             raise ValidationError("Missing required field: suite", details={"field": "suite", "reason": "missing"})
         if not 1 <= request.trials <= self._limits.max_trials:
@@ -200,7 +206,7 @@ class LlmEvaluationService:
         suite = await self.library.suite(request.suite, request.version)
         prompt_name = request.prompt or suite.prompt
         version = request.prompt_version or (suite.prompt_version if prompt_name == suite.prompt else None)
-        prompt = await self.library.prompt(prompt_name, version)
+        prompt = given or await self.library.prompt(prompt_name, version)
         cases = suite.cases
         if request.cases is not None:
             known = {c.id for c in cases}

@@ -91,6 +91,7 @@ def runs_csv(experiment: ReportExperiment) -> str:
         "started_at",
         "completed_at",
         *(f"hyperparameters.{k}" for k in parameters),
+        "tags",
         *(f"metrics.{k}" for k in metrics),
     ]
     rows = [
@@ -100,6 +101,7 @@ def runs_csv(experiment: ReportExperiment) -> str:
             iso_z(run.started_at) or "",
             iso_z(run.completed_at) or "",
             *(_scalar(run.hyperparameters.get(k)) for k in parameters),
+            " ".join(run.tags),  # a tag holds no space, so one cell keeps them all
             *(_scalar(run.metrics.get(k)) for k in metrics),
         ]
         for run in experiment.runs

@@ -43,6 +43,7 @@ from appliance.services.statistics.sources import (
     inline_values,
     source_of,
 )
+from appliance.services.statistics.tag_groups import TAG_FIELD_RULE, is_tag_field, tag_field_problem
 from appliance.store.statistical_results import StatisticalResultStore
 
 MAX_FIELD_CHARS = 200
@@ -84,25 +85,39 @@ def _field_problems(request: TestRequest, paired: bool) -> dict[str, list[str]]:
     if request.group_field is None:
         if request.groups is None or request.experiment_id is None:
             problems["group_field"] = [
-                "say which values form each group: group_field (hyperparameters.<name> for runs, "
-                "metadata.<name> for telemetry events) with metric and experiment_id, or the values themselves "
+                "say which values form each group: group_field (hyperparameters.<name>, tags or tags.<key> for "
+                "runs, metadata.<name> for telemetry events) with metric and experiment_id, or the values themselves "
                 "in data (without group_field, groups name values of the one field that has them all)"
             ]
     elif source_of(request.group_field) is None:
-        prefixes = ", ".join(f"{p}<name>" for p in (*RUN_GROUP_PREFIXES, *TELEMETRY_PREFIXES))
-        problems["group_field"] = [f"must be one of {prefixes}"]
+        problems["group_field"] = [
+            f"must be hyperparameters.<name> (runs), {TAG_FIELD_RULE} (runs), or metadata.<name> (telemetry events)"
+        ]
+    for name in ("group_field", "pair_field"):
+        field = getattr(request, name)
+        if name not in problems and is_tag_field(field):
+            problem = tag_field_problem(field, name, request.groups)
+            if problem is not None:
+                problems[name] = [problem]
     for name in ("metric", "experiment_id"):
         if getattr(request, name) is None:
             problems[name] = [f"required without data: {name} names what is compared"]
     if paired and request.pair_field is None:
         problems["pair_field"] = [
             f"{request.test_type} compares the same items under two conditions: pair_field says what makes an item "
-            "(seed or hyperparameters.<name> for runs, metadata.<name> for telemetry, e.g. metadata.item_id)"
+            "(seed, hyperparameters.<name> or tags.<key> for runs, metadata.<name> for telemetry, "
+            "e.g. metadata.item_id)"
         ]
     if not paired and request.pair_field is not None:
         problems["pair_field"] = ["only paired tests take it"]
     source = source_of(request.group_field) if request.group_field else None
-    if paired and request.pair_field and source is not None and not _pairs_within(source, request.pair_field):
+    if (
+        paired
+        and request.pair_field
+        and source is not None
+        and "pair_field" not in problems
+        and not _pairs_within(source, request.pair_field)
+    ):
         problems["pair_field"] = ["must be a field of the same source as group_field"]
     return problems
 

@@ -3,8 +3,9 @@
 A `MetricSource` answers the values of `metric` in an experiment, grouped by the value
 of `group_field` and, for paired tests, keyed by the value of `pair_field`:
 
-- runs (`group_field` = `hyperparameters.<name>`): one value per completed run, its
-  latest value of the run metric `metric`; pairs by `seed` or `hyperparameters.<name>`;
+- runs (`group_field` = `hyperparameters.<name>`, `tags` or `tags.<key>`): one value per
+  completed run, its latest value of the run metric `metric`; pairs by `seed`,
+  `hyperparameters.<name>` or `tags.<key>` (tag_groups.py says how tags group runs);
 - telemetry (`group_field` = `metadata.<name>`): one value per event of the experiment,
   its measurement `metric`; pairs by `metadata.<name>` (a dataset item id, say);
 - inline data in the request: `data` maps each group to a list of values (paired
@@ -19,9 +20,10 @@ from typing import Protocol
 from appliance.core.errors import ValidationError
 from appliance.core.identity import Identity
 from appliance.core.statistics import DataSource, GroupedValues, KeyedValue, MetricQuery
+from appliance.services.statistics.tag_groups import TAG_KEY_PREFIX, TAGS_FIELD, is_tag_field, keyed_by_tags
 from appliance.store.experiment_tables import RunValues
 
-RUN_GROUP_PREFIXES = ("hyperparameters.",)
+RUN_GROUP_PREFIXES = ("hyperparameters.", TAG_KEY_PREFIX)
 TELEMETRY_PREFIXES = ("metadata.",)
 RUN_PAIR_FIELDS = ("seed",)
 
@@ -44,7 +46,7 @@ class MetricSource(Protocol):
 
 
 def source_of(group_field: str) -> DataSource | None:
-    if group_field.startswith(RUN_GROUP_PREFIXES):
+    if group_field == TAGS_FIELD or group_field.startswith(RUN_GROUP_PREFIXES):
         return DataSource.RUNS
     if group_field.startswith(TELEMETRY_PREFIXES):
         return DataSource.TELEMETRY
@@ -58,6 +60,8 @@ class RunMetricSource:
         self._runs = runs
 
     async def values(self, identity: Identity, query: MetricQuery) -> list[KeyedValue]:
+        if is_tag_field(query.group_field) or is_tag_field(query.pair_field):
+            return keyed_by_tags(await self._runs.tagged_values(query), query)
         return await self._runs.values(query)
 
     async def fields_naming(self, identity: Identity, experiment_id: str, groups: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -80,6 +80,10 @@ class RunContext(Protocol):
         ...
 
     def progress(self, value: float) -> None: ...
+
+    def tags(self, tags: list[Any]) -> None:
+        """Tags the program adds to its run."""
+        ...
 
     def log(self, level: LogLevel, message: str) -> None: ...
 

@@ -39,6 +39,7 @@ from appliance.services.experiments.config import (
     invalid,
 )
 from appliance.services.experiments.output import RunOutputParser
+from appliance.services.experiments.run_tags import check_patterns
 from appliance.services.experiments.runners.base import Program, RunContext, RunResult, SandboxInfo
 from appliance.services.experiments.search import PlannedPoint, RandomSearch, check_search, new_seed, plan_points
 from appliance.services.sandboxes.files import SandboxFileService
@@ -59,6 +60,8 @@ class CodeConfig(BaseConfig, kw_only=True, forbid_unknown_fields=True):
     points: list[JsonObject] | None = msgspec.field(default=None, name="list")
     random: RandomSearch | None = None
     seed: int | None = None
+    # Tag patterns every planned run gets, `{name}` its value of a hyperparameter (run_tags.py).
+    run_tags: list[str] | None = None
 
 
 class CodeRunner:
@@ -113,6 +116,9 @@ class CodeRunner:
         seed = config.seed if config.seed is not None else new_seed()
         if not 0 <= seed <= 2**31 - 1:
             raise invalid("config.seed", "config.seed must be between 0 and 2147483647")
+        if config.run_tags is not None:
+            points = plan_points(config.grid, config.points, config.random, seed)
+            check_patterns(config.run_tags, [p.hyperparameters for p in points])
         return msgspec.structs.replace(config, language=language.name, engine=engine, timeout=float(timeout), seed=seed)
 
     async def check_access(self, identity: Identity, config: BaseConfig) -> None:
@@ -125,7 +131,7 @@ class CodeRunner:
     def plan(self, config: BaseConfig) -> list[PlannedPoint]:
         c = _code(config)
         assert c.seed is not None
-        return plan_points(c.grid, c.points, c.random, c.seed)
+        return plan_points(c.grid, c.points, c.random, c.seed, c.run_tags)
 
     async def _read_program(self, identity: Identity, config: CodeConfig) -> str:
         if config.code is not None:
