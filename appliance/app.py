@@ -49,6 +49,7 @@ from appliance.services.evaluation.waiting import FinishedEvaluations
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits
 from appliance.services.experiments.experiments import ExperimentService
+from appliance.services.experiments.news import ExperimentNews
 from appliance.services.experiments.runners.base import RunnerRegistry
 from appliance.services.experiments.runners.benchmark import BenchmarkRunner
 from appliance.services.experiments.runners.code import CodeRunner
@@ -56,6 +57,7 @@ from appliance.services.experiments.runners.ensemble import EnsembleRunner
 from appliance.services.experiments.runners.external import ExternalRunner
 from appliance.services.experiments.runs import RunService
 from appliance.services.experiments.scheduler import ExperimentScheduler
+from appliance.services.live.hub import LiveChannels, LiveSettings
 from appliance.services.llm.benchmarking import ItemAsker
 from appliance.services.llm.benchmarks import BenchmarkService
 from appliance.services.llm.calls import ModelCalls, RetryPolicy
@@ -166,6 +168,7 @@ class Appliance:
                 max_future_seconds=s.telemetry_max_future_seconds,
             ),
             ExperimentOwnerLookup(self.db),
+            publish=self.bus.publish,  # each stored batch, for the Phoenix telemetry channels
         )
         self.telemetry = TelemetryService(
             telemetry_store, QueryLimits(exact_max_rows=s.telemetry_exact_max_rows, max_points=s.telemetry_max_points)
@@ -268,7 +271,7 @@ class Appliance:
         self.monitoring = MonitoringService(
             self.queue, self.pool, self.status, s.data_path, PerformanceStore(self.db), s.metrics_retention_hours
         )
-        readings = SystemReadings(
+        readings = self.readings = SystemReadings(
             self.monitoring, self.queue, self.pool, self.status, s.alert_failure_rate_window_seconds
         )
         self.alerts = AlertService(
@@ -329,8 +332,9 @@ class Appliance:
                 ExternalRunner(experiment_limits),
             ]
         )
+        news = ExperimentNews(experiment_store, run_store, self.bus, s.experiment_job_workers)
         self.experiment_scheduler = ExperimentScheduler(
-            experiment_store, run_store, self.queue, self.runners, self.checkpoints, experiment_limits
+            experiment_store, run_store, self.queue, self.runners, self.checkpoints, experiment_limits, news
         )
         self.experiments = ExperimentService(
             experiment_store,
@@ -339,8 +343,16 @@ class Appliance:
             self.experiment_scheduler,
             self.checkpoints,
             s.experiment_job_workers,
+            news,
         )
-        self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits)
+        self.runs = RunService(run_store, self.experiments, self.checkpoints, experiment_limits, news)
+        self.live = LiveChannels(
+            self.bus,
+            self.experiments,
+            self.readings,
+            experiment_store,
+            LiveSettings(s.socket_queue_size, s.socket_heartbeat_timeout_seconds, s.dashboard_interval_seconds),
+        )
 
         self._build_llm(evaluation_store)
         self._schedule_jobs()

@@ -208,6 +208,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alert_retention_days: float = 90.0
     # /ws/monitor: seconds between metric updates when a subscription names no interval.
     monitor_interval_seconds: float = 5.0
+    # Phoenix channels (/socket/websocket): a socket that sends nothing (not even a
+    # heartbeat) for this long is closed; messages waiting for a slow client at most;
+    # seconds between a dashboard channel's updates.
+    socket_heartbeat_timeout_seconds: float = 60.0
+    socket_queue_size: int = 1000
+    dashboard_interval_seconds: float = 5.0
 
     # Persistent sandboxes (POST /api/sandboxes): how many may exist, the limits a request
     # gets when it names none, the most it may ask for, and the largest upload.
@@ -378,11 +384,19 @@ def _check_alerts(settings: Settings) -> None:
         raise ConfigError(
             f"alert_disabled_rules: unknown rule(s) {', '.join(unknown)}; known: {', '.join(ALERT_RULES)}"
         )
-    for name in ("alert_evaluation_seconds", "monitor_interval_seconds", "alert_failure_rate_window_seconds"):
+    for name in (
+        "alert_evaluation_seconds",
+        "monitor_interval_seconds",
+        "alert_failure_rate_window_seconds",
+        "socket_heartbeat_timeout_seconds",
+        "dashboard_interval_seconds",
+    ):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name}: must be more than 0 seconds")
     if settings.alert_failure_rate_min_executions < 1:
         raise ConfigError("alert_failure_rate_min_executions: must be at least 1")
+    if settings.socket_queue_size < 1:
+        raise ConfigError("socket_queue_size: must be at least 1")
 
 
 def _check_sandboxes(settings: Settings) -> None:

@@ -200,6 +200,22 @@ PY
 }
 setup_gvisor
 
+# --- the Phoenix test client (tests only) -------------------------------------------------
+# The official `phoenix` JavaScript client and `ws`, at the versions of the lockfile, for
+# tests/test_phoenix_client.py (Node 20 and npm are needed; the npm registry is asked once).
+if [ $WITH_TEST -eq 1 ]; then
+    PHOENIX_CLIENT="$ROOT/tests/phoenix_client"
+    if ! command -v npm >/dev/null; then
+        is_root && is_debian && apt_install nodejs npm
+    fi
+    command -v npm >/dev/null || die "npm is needed for the Phoenix client tests: install Node.js 20 and npm, then run this again"
+    if [ ! -f "$PHOENIX_CLIENT/node_modules/.package-lock.json" ] || ! cmp -s "$PHOENIX_CLIENT/package-lock.json" "$PHOENIX_CLIENT/node_modules/.lock-installed"; then
+        say "installing the phoenix test client (npm ci in tests/phoenix_client)"
+        (cd "$PHOENIX_CLIENT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        cp "$PHOENIX_CLIENT/package-lock.json" "$PHOENIX_CLIENT/node_modules/.lock-installed"
+    fi
+fi
+
 # --- runtime images ---------------------------------------------------------------------
 say "checking runtime images (built from Debian packages when missing; this takes a few minutes once)"
 "$VENV/bin/python" -m appliance images build ${APPLIANCE_DATA_DIR:+--data-dir "$APPLIANCE_DATA_DIR"}

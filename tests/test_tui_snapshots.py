@@ -30,7 +30,7 @@ from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.feeds import Sink
 from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
-from appliance.tui.screens import alerts, evaluations, sandboxes, statistics
+from appliance.tui.screens import alerts, evaluations, experiments, sandboxes, statistics
 from appliance.tui.widgets.secret_dialog import SecretDialog
 from tests.support import eventually_async
 from tests.tui_replay import ReplayServer, load_ids
@@ -82,6 +82,9 @@ class StaticFeed:
             for metric in FEED_METRICS:
                 sink(MetricSample(metric, figure(metric, i), sample_time(i)))
         await asyncio.Event().wait()  # until the app cancels the feed
+
+    def follow_experiments(self, experiment_ids) -> None:
+        """Nothing to follow: the screens show the captured answers."""
 
 
 # --- the app and waiting for it --------------------------------------------------------------
@@ -168,6 +171,12 @@ SCREEN_REQUESTS = {
         f"GET /api/sandboxes/{IDS['sandbox']}/snapshots",
     ),
     "keys": ("GET /auth/api-keys",),
+    # The newest (a finished 2x2 grid) selected, and its first run (tests/tui_capture_experiments.py).
+    "experiments": (
+        f"GET /api/v1/experiments?per_page={experiments.LIST_SIZE}&sort=-created_at",
+        f"GET /api/v1/experiments/{IDS['experiment_grid']}",
+        f"GET /api/v1/runs/{IDS['run_first']}/logs?tail={experiments.LOG_TAIL}",
+    ),
     "statistics": (f"GET /api/v1/statistical-results?per_page={statistics.PAGE}&sort=-created_at",),
 }
 

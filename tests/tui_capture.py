@@ -29,6 +29,7 @@ from appliance.config import Settings
 from appliance.core.sizes import format_size
 from appliance.tui.performance_series import TIME_RANGES
 from appliance.tui.screens import alerts, evaluations, sandboxes, statistics
+from tests import tui_capture_experiments
 from tests.support import eventually, start_server, wait_for_status
 from tests.tui_replay import FIXTURE_DIR, fixture_name, request_key
 
@@ -447,6 +448,9 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+    # The Experiments screen's, from a server of the experiments API of their own (save
+    # above cleared the directory, theirs included).
+    tui_capture_experiments.main()
 
 
 if __name__ == "__main__":

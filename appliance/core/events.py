@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from types import UnionType
+from typing import Any
 
 import msgspec
 
@@ -103,7 +104,70 @@ class AlertResolved(AlertChange, frozen=True, kw_only=True, tag="resolved"):
 
 AlertEvent = AlertOpened | AlertAcknowledged | AlertResolved
 
-BusEvent = EvaluationEvent | AlertEvent
+
+# --- experiment events: what the `experiment:<id>` Phoenix channel pushes --------------
+# Tagged under `experiment.` so no consumer of plain names (`/ws`'s `status_update`,
+# `error`) could mistake one for its own even if it subscribed too widely.
+
+
+class ExperimentStatusChanged(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="experiment.status"):
+    experiment_id: str
+    status: str
+    started_at: str | None
+    completed_at: str | None
+
+
+class ExperimentProgress(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="experiment.progress"):
+    experiment_id: str
+    progress: float  # 0..1, of the planned runs
+    eta_seconds: float | None  # None when not running or nothing ended yet to estimate from
+    completed_runs: int  # planned runs that ended (any final status)
+    total_runs: int
+
+
+class ExperimentRunEnded(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="experiment.run_ended"):
+    experiment_id: str
+    run_id: str
+    status: str
+    metrics: dict[str, float]  # the latest value of each metric the run reported
+    reason: str | None
+
+
+class ExperimentFault(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="experiment.error"):
+    """Something went wrong in the experiment: a run failed, or the experiment did."""
+
+    experiment_id: str
+    code: str
+    message: str
+
+
+ExperimentEvent = ExperimentStatusChanged | ExperimentProgress | ExperimentRunEnded | ExperimentFault
+
+
+# --- telemetry: one bus event per ingested batch ---------------------------------------
+
+
+class TelemetryItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored telemetry event as `GET /api/v1/telemetry/events` shows it."""
+
+    id: str
+    event_name: list[str]  # e.g. ["crucible", "model", "inference"]
+    measurements: dict[str, Any]
+    metadata: dict[str, Any]  # its "experiment_id", if any, is what telemetry:<id> matches
+    timestamp: str  # ISO 8601 with Z
+
+
+class TelemetryIngested(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="telemetry.ingested"):
+    """A batch as stored, published once per ingest call with the sender as owner, so a
+    subscriber gets it in one piece and ingest never waits for anyone (offer is
+    non-blocking; a subscriber that cannot keep up is marked lagged)."""
+
+    events: tuple[TelemetryItem, ...]
+
+
+LiveEvent = ExperimentEvent | TelemetryIngested
+
+BusEvent = EvaluationEvent | AlertEvent | LiveEvent
 
 # Whose an event is: an evaluation's owner, or the appliance's own (alerts), which
 # admins see. A delivery detail, not part of any message.
@@ -153,11 +217,16 @@ class EventBus:
 
     @contextmanager
     def subscribe(
-        self, kinds: type | UnionType, *, visible: Callable[[str], bool] | None = None
+        self,
+        kinds: type | UnionType,
+        *,
+        visible: Callable[[str], bool] | None = None,
+        queue_size: int | None = None,
     ) -> Iterator[Subscription]:
         """Events that are instances of `kinds` (a class or a union such as
-        `EvaluationEvent`), of owners `visible(owner)` accepts (default: all)."""
-        sub = Subscription(kinds, visible, self._queue_size)
+        `EvaluationEvent`), of owners `visible(owner)` accepts (default: all); at most
+        `queue_size` (default: the bus's) waiting before the subscriber is lagged."""
+        sub = Subscription(kinds, visible, queue_size or self._queue_size)
         self._subscribers.add(sub)
         try:
             yield sub

@@ -133,6 +133,9 @@ class IngestBatch(msgspec.Struct, kw_only=True):
 
     rows: list[tuple[int, str, str, str | None, str, str]]
     values: list[dict[str, int | float]]
+    # Set by the store once inserted: the rowid of the first row (the rest follow it, one
+    # writer inserting them together), so what was stored can be told with its ids.
+    first_rowid: int | None = None
 
 
 class IngestResult(msgspec.Struct, kw_only=True):

@@ -26,6 +26,7 @@ from appliance.services.evaluation.evaluations import EvaluationService
 from appliance.services.evaluation.executions import ExecutionService
 from appliance.services.experiments.experiments import ExperimentService
 from appliance.services.experiments.runs import RunService
+from appliance.services.live.hub import LiveChannels
 from appliance.services.llm.benchmarks import BenchmarkService
 from appliance.services.llm.datasets import DatasetService
 from appliance.services.llm.evaluate import LlmEvaluationService
@@ -117,6 +118,10 @@ def provide_sessions(state: State) -> SessionService:
     return appliance_of(state).sessions
 
 
+def provide_live_channels(state: State) -> LiveChannels:
+    return appliance_of(state).live
+
+
 def provide_telemetry(state: State) -> TelemetryService:
     return appliance_of(state).telemetry
 
@@ -161,6 +166,7 @@ SERVICE_DEPENDENCIES: dict[str, Provide] = {
     "sandboxes": _provide(provide_sandboxes),
     "sandbox_files": _provide(provide_sandbox_files),
     "snapshots": _provide(provide_snapshots),
+    "live_channels": _provide(provide_live_channels),
     "templates": _provide(provide_templates),
     "experiments": _provide(provide_experiments),
     "runs": _provide(provide_runs),

@@ -96,6 +96,17 @@ class ExperimentStore:
         )
         return [_from_row(r) for r in rows]
 
+    async def summary(self, owner: str, since: datetime) -> tuple[int, int]:
+        """Of `owner`'s experiments: how many are running or paused, and how many
+        completed at or after `since`."""
+        row = await self._db.fetch_one(
+            "SELECT coalesce(sum(status IN ('running', 'paused')), 0) AS active, "
+            "coalesce(sum(status = 'completed' AND completed_at >= ?), 0) AS done "
+            "FROM experiments WHERE owner = ?",
+            (iso_z(since), owner),
+        )
+        return (0, 0) if row is None else (int(row["active"]), int(row["done"]))
+
     async def list(self, query: ListQuery, owner: str | None = None) -> ListPage[Experiment]:
         """A page of the list; with `owner`, of that owner's experiments only."""
         scope: builtins.list[Condition] = [] if owner is None else [("owner = ?", (owner,))]

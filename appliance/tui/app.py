@@ -22,6 +22,7 @@ from appliance.tui.screens.api_keys import ApiKeysScreen
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
+from appliance.tui.screens.experiments import ExperimentsScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
 from appliance.tui.screens.statistics import StatisticsScreen
@@ -36,12 +37,14 @@ SCREENS = {
     "alerts": ("a", "Alerts", AlertsScreen),
     "metrics": ("m", "Metrics", MetricsScreen),
     "sandboxes": ("s", "Sandboxes", SandboxesScreen),
+    # Capital E: every screen's own keys are lower case, and e is Evaluations.
+    "experiments": ("E", "Experiments", ExperimentsScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
     "statistics": ("i", "Statistics", StatisticsScreen),
 }
 # Screens whose key the footer leaves out: at 120 columns it is full, and theme and quit
 # matter more there; the palette ("Go to ...") and docs/tui.md name their keys.
-NOT_IN_FOOTER = frozenset({"statistics"})
+NOT_IN_FOOTER = frozenset({"statistics", "experiments"})
 
 
 class ApplianceTui(App[None]):

@@ -1,7 +1,9 @@
 """Feeds: where the TUI's live events come from.
 
 - `RemoteFeed`: a daemon's `/ws` (evaluation events) and `/ws/monitor` (figures and
-  alerts) over WebSocket; a lost connection is reported and retried with backoff.
+  alerts) over WebSocket; a lost connection is reported and retried with backoff. The
+  experiments the Experiments screen follows come from the daemon's Phoenix channels
+  beside them (tui/experiment_channels.py).
 - `BusFeed`: the in-process event bus and system readings of `appliance run`.
 
 Both hand `live` items to a sink and run until cancelled; evaluation and alert events
@@ -14,24 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import UnionType
 from typing import Any, Protocol
 
 import msgspec
 
 from appliance.core.clock import iso_z
-from appliance.core.events import AlertEvent, EvaluationEvent
+from appliance.core.events import AlertEvent, EvaluationEvent, ExperimentEvent
+from appliance.tui.experiment_channels import ExperimentChannels, ExperimentPushes
 from appliance.tui.live import FEED_INTERVAL_SECONDS, FEED_METRICS, Connected, Disconnected, FeedItem, MetricSample
 
 Sink = Callable[[FeedItem], None]
-# What the screens show; any other event on the bus is not the TUI's.
-SHOWN_EVENTS = EvaluationEvent | AlertEvent
+# What the screens show; any other event on the bus (telemetry batches) is not the TUI's.
+# Attached, experiment events come from the Phoenix channels: /ws carries none.
+SHOWN_EVENTS = EvaluationEvent | AlertEvent | ExperimentEvent
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 class Feed(Protocol):
     async def run(self, sink: Sink) -> None: ...
+
+    def follow_experiments(self, experiment_ids: Iterable[str]) -> None:
+        """The experiments whose events the Experiments screen wants from now on."""
 
 
 class RemoteFeed:
@@ -42,8 +49,21 @@ class RemoteFeed:
         self.api_key = api_key.strip()
         self.open_timeout = open_timeout
         self.backoff = backoff
+        self.experiments = ExperimentChannels(self.ws_base, self.api_key, open_timeout=open_timeout, backoff=backoff)
+
+    def follow_experiments(self, experiment_ids: Iterable[str]) -> None:
+        self.experiments.follow(experiment_ids)
 
     async def run(self, sink: Sink) -> None:
+        experiments = asyncio.create_task(self.experiments.run(sink))
+        try:
+            await self._run(sink)
+        finally:
+            experiments.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await experiments
+
+    async def _run(self, sink: Sink) -> None:
         failures = 0  # in a row since the last session that got through
         while True:
             self._got_through = False
@@ -157,8 +177,12 @@ class BusFeed:
         self.readings = readings  # SystemReadings: `await read(names) -> {name: Reading}`
         self.interval = interval
 
+    def follow_experiments(self, experiment_ids: Iterable[str]) -> None:
+        """Nothing to do: every experiment event on the bus reaches the TUI."""
+
     async def run(self, sink: Sink) -> None:
         sink(Connected())
+        sink(ExperimentPushes(True))
         with self.bus.subscribe(SHOWN_EVENTS) as subscription:
             metrics = asyncio.create_task(self._metrics(sink))
             try:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from appliance.core.events import AlertEvent, Completed, EvaluationEvent
+from appliance.core.events import AlertEvent, Completed, EvaluationEvent, ExperimentEvent
 from appliance.tui.execution_history import ExecutionHistory
+from appliance.tui.experiment_channels import ExperimentPushes
 
 # Figures the feed asks for (the names /ws/monitor serves; see docs/api.md).
 FEED_METRICS = (
@@ -49,7 +50,7 @@ class MetricSample:
 
 # Evaluation and alert events are the bus's own (appliance/core/events.py), whether they
 # came from the bus or were decoded from /ws and /ws/monitor.
-FeedItem = Connected | Disconnected | EvaluationEvent | AlertEvent | MetricSample
+FeedItem = Connected | Disconnected | EvaluationEvent | AlertEvent | ExperimentEvent | ExperimentPushes | MetricSample
 
 
 @dataclass
@@ -58,6 +59,7 @@ class LiveData:
     while screens come and go so a screen opened late still has its sparklines."""
 
     connected: bool = False
+    experiment_pushes: bool = False  # experiment events arrive as they happen (no need to poll)
     status_text: str = "connecting…"
     latest: dict[str, float | None] = field(default_factory=dict)
     history: dict[str, deque[tuple[str, float]]] = field(default_factory=dict)
@@ -71,6 +73,8 @@ class LiveData:
         elif isinstance(item, Disconnected):
             self.connected = False
             self.status_text = f"connection lost ({item.reason}); retrying in {item.retry_in:.0f} s"
+        elif isinstance(item, ExperimentPushes):
+            self.experiment_pushes = item.on
         elif isinstance(item, Completed):
             self.executions.record(item.data.execution_time)
         elif isinstance(item, MetricSample):

@@ -1,6 +1,6 @@
 """The experiments API (experiments-api.md) under /api/v1: experiments, runs, models,
-sessions, telemetry, statistical results and exports today; the Phoenix socket joins as it
-is served (add it to PATH_SPACES then).
+sessions, telemetry, statistical results and exports, and the Phoenix socket
+(/socket/websocket).
 
 Every route of this document needs a caller (the guard answers 401 before a request's
 body or parameters are looked at), accepts the session cookie besides keys and tokens,
@@ -20,6 +20,7 @@ from appliance.http.experiments.exports import ComparisonController, ExperimentE
 from appliance.http.experiments.models import ModelController
 from appliance.http.experiments.runs import ExperimentRunsController, RunController
 from appliance.http.experiments.session import SessionController, SessionsController
+from appliance.http.experiments.socket import phoenix_socket
 from appliance.http.experiments.statistics import ExperimentResultsController, StatisticalResultController
 from appliance.http.experiments.telemetry import TelemetryController
 from appliance.http.identity import READ_WRITE, require_authentication
@@ -32,6 +33,7 @@ PATH_SPACES = (
     "/api/v1/models",
     "/api/v1/session",
     "/api/v1/sessions",
+    "/socket/websocket",
     "/api/v1/telemetry",
     "/api/v1/statistical-results",
     "/api/v1/export",
@@ -50,6 +52,7 @@ def experiments_router(telemetry_max_body_bytes: int) -> Router:
             ModelController,
             SessionController,
             SessionsController,
+            phoenix_socket,
             telemetry,
             StatisticalResultController,
             ExperimentResultsController,

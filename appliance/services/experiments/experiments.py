@@ -36,6 +36,7 @@ from appliance.core.listing import ListPage, ListQuery
 from appliance.services.access.auth import require_permission
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import encode_config
+from appliance.services.experiments.news import ExperimentNews, progress_and_eta
 from appliance.services.experiments.runners.base import RunnerRegistry
 from appliance.services.experiments.scheduler import ExperimentScheduler
 from appliance.store.experiments import ExperimentStore
@@ -128,7 +129,9 @@ class ExperimentService:
         scheduler: ExperimentScheduler,
         checkpoints: CheckpointFiles,
         job_workers: int,
+        news: ExperimentNews,
     ) -> None:
+        self._news = news
         self._store = store
         self._runs = runs
         self._runners = runners
@@ -227,17 +230,7 @@ class ExperimentService:
             best_value=best[1] if best else None,
             best_run_id=best[0] if best else None,
         )
-        planned = stats.planned_by_status
-        total = sum(planned.values())
-        ended = sum(n for status, n in planned.items() if status.is_terminal)
-        progress = 1.0 if total == 0 and experiment.status.is_terminal else 0.0
-        if total:
-            progress = min(1.0, (ended + stats.running_progress) / total)
-        eta = None
-        if experiment.status is ExperimentStatus.RUNNING and stats.mean_duration is not None and total:
-            parallel = max(1, min(_max_parallel(experiment), self._job_workers))
-            left = planned.get(RunStatus.PENDING, 0) + planned.get(RunStatus.RUNNING, 0) - stats.running_progress
-            eta = round(max(0.0, left) * stats.mean_duration / parallel, 1)
+        progress, eta = progress_and_eta(experiment, stats, self._job_workers)
         return ExperimentDetail(
             experiment=experiment,
             runs=[
@@ -245,7 +238,7 @@ class ExperimentService:
                 for r in runs
             ],
             results_summary=summary,
-            progress=round(progress, 4),
+            progress=progress,
             eta_seconds=eta,
             allowed_actions=list(allowed_actions(experiment.status)),
         )
@@ -351,6 +344,7 @@ class ExperimentService:
             ]
             if not await self._store.start(experiment.id, program.code, program.sha256, runs, now):
                 raise _not_allowed(await self.owned(identity, experiment_id), Action.START)
+            await self._news.tell(experiment.id)
             await self._scheduler.launch(experiment.id)
             return await self.owned(identity, experiment_id)
 
@@ -384,6 +378,7 @@ class ExperimentService:
                 await self._scheduler.resume(experiment_id)
             elif action is Action.CANCEL:
                 await self._scheduler.cancel(experiment_id)
+            await self._news.tell(experiment_id)
             return await self.owned(identity, experiment_id)
 
 
@@ -396,8 +391,3 @@ def _objective(experiment: Experiment) -> Objective | None:
         return Objective(metric=raw["metric"], direction=OptimizationDirection(direction))
     except ValueError:
         return None
-
-
-def _max_parallel(experiment: Experiment) -> int:
-    value = experiment.config.get("max_parallel", 1)
-    return value if isinstance(value, int) else 1

@@ -41,6 +41,7 @@ from appliance.services.access.auth import require_permission
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import ExperimentLimits, check_metric_name
 from appliance.services.experiments.experiments import ExperimentService
+from appliance.services.experiments.news import ExperimentNews
 from appliance.services.experiments.output import finite_number
 from appliance.services.experiments.recorder import RunRecorder
 from appliance.services.experiments.run_tags import check_tags
@@ -100,7 +101,9 @@ class RunService:
         experiments: ExperimentService,
         checkpoints: CheckpointFiles,
         limits: ExperimentLimits,
+        news: ExperimentNews | None = None,
     ) -> None:
+        self._news = news
         self._store = store
         self._experiments = experiments
         self._checkpoints = checkpoints
@@ -290,6 +293,8 @@ class RunService:
             raise _field("status", "status must be completed, failed or cancelled")
         error = (request.error or "")[:10_000] or None
         await self._store.finish(run.id, request.status, utc_now(), reason=None, error=error)
+        if self._news is not None:  # a run reported from outside ends: run_completed, progress
+            await self._news.tell(run.experiment_id, run_id=run.id)
         return await self.owned(identity, run_id)
 
     def _check_batch(self, items: builtins.list[Any], field: str) -> None:

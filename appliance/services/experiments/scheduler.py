@@ -30,6 +30,7 @@ from appliance.services.evaluation.queue import EvaluationQueue
 from appliance.services.experiments.checkpoints import CheckpointFiles
 from appliance.services.experiments.config import BaseConfig, ExperimentLimits
 from appliance.services.experiments.context import ActiveRun, StopReason
+from appliance.services.experiments.news import ExperimentNews
 from appliance.services.experiments.recorder import RunRecorder
 from appliance.services.experiments.runners.base import ExperimentRunner, Program, RunnerRegistry, RunResult
 from appliance.store.experiments import ExperimentStore
@@ -67,7 +68,9 @@ class ExperimentScheduler:
         runners: RunnerRegistry,
         checkpoints: CheckpointFiles,
         limits: ExperimentLimits,
+        news: ExperimentNews,
     ) -> None:
+        self._news = news
         self._experiments = experiments
         self._runs = runs
         self._queue = queue
@@ -242,6 +245,7 @@ class ExperimentScheduler:
             driven.active.pop(run.id, None)
         if self._stopping:
             return
+        await self._news.tell(run.experiment_id, run_id=run.id)
         await self._fill(driven)
         await self._end_if_done(driven)
 
@@ -286,6 +290,7 @@ class ExperimentScheduler:
         )
         if moved:
             log.info("experiment %s %s", driven.experiment.id, final.value)
+            await self._news.tell(driven.experiment.id)
 
     async def _note(self, run_id: str, message: str) -> None:
         """A log line from the appliance on a run that is not running."""

@@ -10,6 +10,10 @@ list, more events than a batch may hold) is a 422 and nothing is stored.
 
 The common case costs one typed decode of the whole body; only a batch with a bad event
 in it is decoded again event by event, to tell which.
+
+Once stored, the batch is published (`publish`, the event bus's) as one
+`TelemetryIngested` with the sender as owner, for the Phoenix telemetry channels;
+publishing never waits.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
 
+from appliance.core.clock import iso_z
 from appliance.core.errors import ValidationError, invalid_fields
+from appliance.core.events import TelemetryIngested, TelemetryItem
 from appliance.core.identity import EXECUTE, Identity
 from appliance.core.telemetry import (
     EXPERIMENT_KEY,
@@ -33,6 +40,7 @@ from appliance.core.telemetry import (
     IngestResult,
     Rejection,
     TelemetryLimits,
+    event_id,
     to_ms,
 )
 from appliance.services.access.auth import require_permission
@@ -109,7 +117,9 @@ class TelemetryIngest:
         limits: TelemetryLimits,
         experiments: ExperimentOwners,
         clock: Callable[[], float] = time.time,
+        publish: Callable[[TelemetryIngested, str], None] | None = None,
     ) -> None:
+        self._publish = publish
         self._store = store
         self._limits = limits
         self._experiments = experiments
@@ -150,6 +160,17 @@ class TelemetryIngest:
                 accepted = [item for item in accepted if item[3] not in refused]
         batch = IngestBatch(rows=[item[1] for item in accepted], values=[item[2] for item in accepted])
         stored = await self._store.insert(batch) if batch.rows else 0
+        if stored and self._publish is not None and batch.first_rowid is not None:
+            by_index = dict(events)
+            self._publish(
+                TelemetryIngested(
+                    events=tuple(
+                        _item(batch.first_rowid + i, row[0], by_index[index])
+                        for i, (index, row, _, _) in enumerate(accepted)
+                    )
+                ),
+                identity.owner,
+            )
         rejections.sort(key=lambda r: r.index)
         return IngestResult(accepted=stored, rejected=len(rejections), rejections=rejections)
 
@@ -287,6 +308,17 @@ class TelemetryIngest:
 _NAMED_FIELD = re.compile(r"(?:required|unknown) field `([^`]+)`")
 _PATH = re.compile(r"`\$\.([^`]*)`")
 _PATTERN = re.compile(r"`str` matching regex '[^']*'")
+
+
+def _item(rowid: int, ts_ms: int, event: EventIn) -> TelemetryItem:
+    """The event as GET /api/v1/telemetry/events will show it."""
+    return TelemetryItem(
+        id=event_id(rowid),
+        event_name=list(event.event_name),
+        measurements=dict(event.measurements),
+        metadata=dict(event.metadata),
+        timestamp=iso_z(datetime.fromtimestamp(ts_ms / 1000, UTC)),
+    )
 
 
 def _reason(exc: msgspec.ValidationError) -> str:

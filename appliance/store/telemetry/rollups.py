@@ -151,6 +151,9 @@ def insert_events(conn: sqlite3.Connection, names: NameCache, batches: Sequence[
     for batch in batches:
         rows = [(ts, ids[name], owner, exp, m, md) for ts, name, owner, exp, m, md in batch.rows]
         conn.executemany(_INSERT_EVENT, rows)
+        if rows:
+            # INTEGER PRIMARY KEY with no AUTOINCREMENT, one writer: the rows got consecutive ids.
+            batch.first_rowid = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
         stored += len(rows)
         rollup_input.extend((row[0], row[1], row[2], values) for row, values in zip(rows, batch.values, strict=True))
     apply_deltas(conn, cell_deltas(rollup_input))
