@@ -1,6 +1,6 @@
 """A Ray cluster on loopback for the cluster-mode tests: a head and nodes, each node with
 its own Docker engine (an extra dockerd: its own socket, data root, exec root and
-pidfile, no bridge, no iptables), the python runtime image loaded from a tarball saved
+pidfile, no bridge, no iptables, in a network namespace of its own), the python runtime image loaded from a tarball saved
 from the machine's engine, as an offline bundle carries it.
 
 Every Ray process binds 127.0.0.1 only: `ray start` turns 127.0.0.1 into the machine's
@@ -56,7 +56,12 @@ class NodeEngine:
         self.socket = root / "docker.sock"
         self.url = f"unix://{self.socket}"
         root.mkdir(parents=True, exist_ok=True)
+        # Its own network namespace: a dockerd started with --bridge=none deletes the
+        # host's docker0 (the machine's engine then cannot start a networked container).
         args = [
+            "unshare",
+            "--net",
+            "--",
             "dockerd",
             "--host",
             self.url,
