@@ -63,8 +63,10 @@ LLM_EVAL_SHAPED = [
     ("DELETE", "/api/v1/suites", 405),
     ("GET", "/api/v1/prompts/example/versions/x", 404),
     ("PATCH", "/api/v1/suite-runs", 405),
-    ("GET", "/api/v1/leaderboard", 404),  # the document's, served later (issue 19)
-    ("POST", "/api/v1/optimize", 404),
+    ("POST", "/api/v1/leaderboard", 405),
+    ("GET", "/api/v1/optimize", 405),
+    ("GET", "/api/v1/leaderboard/x", 404),
+    ("GET", "/api/v1/datasets/x/items/y", 404),
 ]
 
 PLATFORM_SHAPED = [
