@@ -22,6 +22,7 @@ from appliance.tui.screens.api_keys import ApiKeysScreen
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
+from appliance.tui.screens.llm_eval import LlmEvalScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
 from appliance.tui.screens.statistics import StatisticsScreen
@@ -38,10 +39,11 @@ SCREENS = {
     "sandboxes": ("s", "Sandboxes", SandboxesScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
     "statistics": ("i", "Statistics", StatisticsScreen),
+    "llm": ("l", "LLM eval", LlmEvalScreen),
 }
 # Screens whose key the footer leaves out: at 120 columns it is full, and theme and quit
 # matter more there; the palette ("Go to ...") and docs/tui.md name their keys.
-NOT_IN_FOOTER = frozenset({"statistics"})
+NOT_IN_FOOTER = frozenset({"statistics", "llm"})
 
 
 class ApplianceTui(App[None]):
