@@ -99,7 +99,7 @@ def capture(client: ApplianceClient) -> list[tuple[str, int, str]]:
 
     client.http.event_hooks["response"].append(record)
     overview = llm_eval.load_overview(client)
-    for dataset in overview["datasets"]:
+    for dataset in overview.datasets:
         client.leaderboard(dataset, top=llm_eval.LEADERBOARD_TOP)
     client.http.event_hooks["response"].remove(record)
     return responses

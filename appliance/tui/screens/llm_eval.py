@@ -10,6 +10,7 @@ again every few seconds (the feed carries no benchmark events)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
@@ -29,25 +30,37 @@ LEADERBOARD_TOP = 20
 RUNNING_REFRESH_SECONDS = 3.0
 
 
-def load_overview(client: ApplianceClient) -> dict[str, Any]:
-    """What the screen shows but the leaderboard, in one worker thread: suites, runs,
-    results (with each running result's progress, from its experiment's run) and datasets."""
-    results = client.benchmark_results(limit=RESULTS_LIMIT)
-    return {
-        "suites": client.list_suites(),
-        "runs": client.suite_runs(limit=RUNS_LIMIT)["runs"],
-        "results": results,
-        "progress": running_progress(client, results["results"]),
-        "datasets": [dataset["name"] for dataset in client.list_datasets()],
-    }
+@dataclass
+class Results:
+    page: dict[str, Any]  # GET /api/v1/benchmark's answer: results, total
+    progress: dict[int, float]  # result id -> share of items answered, for the running ones
 
 
-def load_results(client: ApplianceClient) -> dict[str, Any]:
-    results = client.benchmark_results(limit=RESULTS_LIMIT)
-    return {"results": results, "progress": running_progress(client, results["results"])}
+@dataclass
+class Overview:
+    suites: list[dict[str, Any]]
+    runs: list[dict[str, Any]]  # suite runs, newest first
+    results: Results
+    datasets: list[str]
+
+
+def load_results(client: ApplianceClient) -> Results:
+    page = client.benchmark_results(limit=RESULTS_LIMIT)
+    return Results(page, running_progress(client, page["results"]))
+
+
+def load_overview(client: ApplianceClient) -> Overview:
+    """What the screen shows but the leaderboard, in one worker thread."""
+    return Overview(
+        suites=client.list_suites(),
+        runs=client.suite_runs(limit=RUNS_LIMIT)["runs"],
+        results=load_results(client),
+        datasets=[dataset["name"] for dataset in client.list_datasets()],
+    )
 
 
 def running_progress(client: ApplianceClient, results: Iterable[dict[str, Any]]) -> dict[int, float]:
+    """Each running result's progress: its experiment run's (the feed carries none)."""
     progress = {}
     for result in results:
         if result.get("status") == "running":
@@ -110,9 +123,9 @@ class LlmEvalScreen(ApplianceScreen[None]):
         overview = await self.app.api(load_overview, action="load suites and benchmark results")
         if overview is None:
             return
-        self.query_one(SuiteTable).show(overview["suites"], overview["runs"])
-        self.show_results(overview["results"], overview["progress"])
-        self.show_datasets(overview["datasets"])
+        self.query_one(SuiteTable).show(overview.suites, overview.runs)
+        self.show_results(overview.results)
+        self.show_datasets(overview.datasets)
         await self.load_leaderboard()
 
     async def load_leaderboard(self) -> None:
@@ -131,7 +144,7 @@ class LlmEvalScreen(ApplianceScreen[None]):
         if loaded is None:
             return
         was_running = {r["id"] for r in self.results if r.get("status") == "running"}
-        self.show_results(loaded["results"], loaded["progress"])
+        self.show_results(loaded)
         ended = [r for r in self.results if r["id"] in was_running and r.get("status") != "running"]
         if any(r.get("dataset") == self.dataset for r in ended):
             await self.load_leaderboard()  # a result that just ended may rank
@@ -144,10 +157,10 @@ class LlmEvalScreen(ApplianceScreen[None]):
 
     # --- showing ------------------------------------------------------------------------
 
-    def show_results(self, results: dict[str, Any], progress: dict[int, float]) -> None:
-        self.results = list(results["results"])
-        self.query_one(BenchmarkTable).show(self.results, progress)
-        total, shown = results.get("total", len(self.results)), len(self.results)
+    def show_results(self, loaded: Results) -> None:
+        self.results = list(loaded.page["results"])
+        self.query_one(BenchmarkTable).show(self.results, loaded.progress)
+        total, shown = loaded.page.get("total", len(self.results)), len(self.results)
         more = f" (the newest {shown} of {total})" if total > shown else f" ({total})"
         running = sum(1 for r in self.results if r.get("status") == "running")
         self.query_one("#llm-results-heading", Static).update(
@@ -170,7 +183,10 @@ class LlmEvalScreen(ApplianceScreen[None]):
         self.leaderboard = board
         entries = (board or {}).get("entries") or []
         self.query_one(LeaderboardTable).show(entries)
-        note = "no dataset" if board is None else f"{len(entries)} model{'s' if len(entries) != 1 else ''}"
+        if board is None:
+            note = "loading…" if self.dataset else "no dataset"
+        else:
+            note = f"{len(entries)} model{'s' if len(entries) != 1 else ''}"
         if entries:
             note += " · 95% Wilson intervals · ≈: no significant difference (McNemar)"
         self.query_one("#llm-leaderboard-note", Static).update(note)
