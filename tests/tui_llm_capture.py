@@ -14,6 +14,7 @@ run times are pinned, since they differ on every run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -49,6 +50,7 @@ WRONG = {
     "claude-scripted": {0, 1, 2},
     "ollama": set(range(12)),
 }
+SHIPPED_AT = "2025-01-01T00:00:00Z"
 HANGS_FROM = 6  # the `limited` model answers the items before this place, then never again
 # model id -> its run's pinned mean wall time per item, in ms
 MS_PER_ITEM = {"model_chat": 412, "model_completions": 388, "model_claude": 655, "model_ollama": 1290}
@@ -106,9 +108,14 @@ def capture(client: ApplianceClient) -> list[tuple[str, int, str]]:
 
 
 def pin_times(path: str, body: Any) -> Any:
-    """Each finished result's wall time from MS_PER_ITEM, as the server would report it."""
+    """Each finished result's wall time from MS_PER_ITEM, as the server would report it,
+    and the shipped datasets' dates (their files' times, which differ per checkout)."""
     per_item = dict(MS_PER_ITEM)
-    if path == "/api/v1/benchmark":
+    if path == "/api/v1/datasets":
+        for dataset in body["datasets"]:
+            if dataset.get("demo"):
+                dataset["created_at"] = SHIPPED_AT
+    elif path == "/api/v1/benchmark":
         for result in body["results"]:
             if result["status"] == "completed":
                 result["total_time_ms"] = _ms_per_item(result, per_item) * result["total"]
@@ -127,14 +134,31 @@ def _ms_per_item(result: dict[str, Any], per_item: dict[str, int]) -> int:
     return per_item[by_server_name.get(result["model"], "model_ollama")]
 
 
+class RunIds:
+    """Experiment, run and suite-run ids as constants: the n-th of each kind met (in the
+    responses' fixed order) always gets the same one, whatever else a capture meets."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def __call__(self, match: re.Match) -> str:
+        real = match.group(0)
+        if real not in self.names:
+            prefix = real.split("_", 1)[0]
+            seen = sum(1 for known in self.names if known.startswith(f"{prefix}_"))
+            tail = hashlib.sha256(f"{prefix}{seen}".encode()).hexdigest()[: len(real) - len(prefix) - 1]
+            self.names[real] = f"{prefix}_{tail}"
+        return self.names[real]
+
+
 def save(responses: list[tuple[str, int, str]], began: datetime) -> None:
-    normaliser = Normaliser(began, {})
+    normaliser, run_ids = Normaliser(began, {}), RunIds()
     for old in FIXTURE_DIR.glob("*.json"):
         if llm_fixture(old.name):
             old.unlink()
 
     def text(raw: str) -> str:
-        return RUN_IDS.sub(lambda m: normaliser._id(m.group(0)), normaliser.text(raw))
+        return RUN_IDS.sub(run_ids, normaliser.text(raw))
 
     for target, status, raw in responses:
         key = request_key("GET", text(target))
