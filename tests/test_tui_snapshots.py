@@ -30,7 +30,7 @@ from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.feeds import Sink
 from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
-from appliance.tui.screens import alerts, evaluations, experiments, sandboxes, statistics
+from appliance.tui.screens import alerts, evaluations, experiments, llm_eval, sandboxes, statistics
 from appliance.tui.widgets.secret_dialog import SecretDialog
 from tests.support import eventually_async
 from tests.tui_replay import ReplayServer, load_ids
@@ -178,6 +178,10 @@ SCREEN_REQUESTS = {
         f"GET /api/v1/runs/{IDS['run_first']}/logs?tail={experiments.LOG_TAIL}",
     ),
     "statistics": (f"GET /api/v1/statistical-results?per_page={statistics.PAGE}&sort=-created_at",),
+    "llm": (
+        f"GET /api/v1/benchmark?limit={llm_eval.RESULTS_LIMIT}&offset=0",
+        f"GET /api/v1/leaderboard?dataset=demo_multiple_choice&top={llm_eval.LEADERBOARD_TOP}",
+    ),
 }
 
 

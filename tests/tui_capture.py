@@ -31,7 +31,7 @@ from appliance.tui.performance_series import TIME_RANGES
 from appliance.tui.screens import alerts, evaluations, sandboxes, statistics
 from tests import tui_capture_experiments
 from tests.support import eventually, start_server, wait_for_status
-from tests.tui_replay import FIXTURE_DIR, fixture_name, request_key
+from tests.tui_replay import FIXTURE_DIR, fixture_name, llm_fixture, request_key
 
 # Thresholds of 0 held for 0 s: CPU, memory and disk alerts open at once.
 TRIPPED_RULES = ("cpu_usage", "memory_usage", "disk_usage")
@@ -390,7 +390,8 @@ def capture(client: ApplianceClient, ids: dict[str, str]) -> list[tuple[str, int
 def save(responses: list[tuple[str, int, str]], ids: dict[str, str], began: datetime) -> None:
     normaliser = Normaliser(began, ids)
     for old in FIXTURE_DIR.glob("*.json"):
-        old.unlink()
+        if not llm_fixture(old.name):  # tests/tui_llm_capture.py captures them on its own
+            old.unlink()
     names: set[str] = set()
     for target, status, text in responses:
         key = request_key("GET", normaliser.text(target))

@@ -23,6 +23,16 @@ IDS_FILE = "ids.json"  # the constant ids of the captured state, by name (not a 
 # window): matched whatever their value, so a response captured once answers every run.
 MOMENT_PARAMS = {"filter[after]", "filter[before]"}
 ANY_MOMENT = "<moment>"
+# The files of the LLM evaluation screen's requests: tests/tui_llm_capture.py writes them,
+# apart from tests/tui_capture.py (which needs no model server, as that one needs no sandbox).
+LLM_FIXTURE_PREFIXES = (
+    "api_v1_suites",
+    "api_v1_suite_runs",
+    "api_v1_benchmark",
+    "api_v1_datasets",
+    "api_v1_leaderboard",
+    "api_v1_experiments_exp_",
+)
 
 
 def request_key(method: str, target: str) -> str:
@@ -38,6 +48,10 @@ def fixture_name(key: str) -> str:
     """The file a request's response is stored in: `GET /api/alerts?status=active` ->
     `api_alerts_status_active.json`."""
     return re.sub(r"[^A-Za-z0-9]+", "_", key.split(" ", 1)[1]).strip("_") + ".json"
+
+
+def llm_fixture(file_name: str) -> bool:
+    return file_name.startswith(LLM_FIXTURE_PREFIXES)
 
 
 def load_ids(fixture_dir: Path = FIXTURE_DIR) -> dict[str, str]:

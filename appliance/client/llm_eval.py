@@ -121,6 +121,11 @@ class LlmEvalApi(Transport):
         }
         return self.call("POST", f"{V1}/benchmark", json=_without_none(body))
 
+    def benchmark_results(self, *, dataset: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+        """GET /api/v1/benchmark: {results, total}, newest first, running ones too."""
+        params = _without_none({"dataset": dataset, "limit": limit, "offset": offset})
+        return self.call("GET", f"{V1}/benchmark", params=params)
+
     def benchmark_result(self, result_id: int) -> Any:
         return self.call("GET", f"{V1}/benchmark/{result_id}")
 

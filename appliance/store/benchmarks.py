@@ -131,6 +131,24 @@ class BenchmarkStore:
         )
         return [_from_row(row) for row in rows]
 
+    async def newest(
+        self, owner: str | None, dataset: str | None, limit: int, offset: int
+    ) -> tuple[list[BenchmarkResult], int]:
+        """Results newest first; `owner` None: everyone's, `dataset` None: every dataset's."""
+        where, params = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if dataset is not None:
+            where.append("dataset = ?")
+            params.append(dataset)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM benchmark_results{clause} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
+        )
+        total = await self._db.fetch_count(f"SELECT count(*) FROM benchmark_results{clause}", params)
+        return [_from_row(row) for row in rows], total
+
     async def completed(self, dataset: str) -> list[BenchmarkResult]:
         rows = await self._db.fetch_all(
             "SELECT * FROM benchmark_results WHERE dataset = ? AND status = 'completed' ORDER BY id", (dataset,)

@@ -23,6 +23,7 @@ from appliance.tui.screens.base import ApplianceScreen, LiveUpdate
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.evaluations import EvaluationsScreen
 from appliance.tui.screens.experiments import ExperimentsScreen
+from appliance.tui.screens.llm_eval import LlmEvalScreen
 from appliance.tui.screens.metrics import MetricsScreen
 from appliance.tui.screens.sandboxes import SandboxesScreen
 from appliance.tui.screens.statistics import StatisticsScreen
@@ -41,10 +42,11 @@ SCREENS = {
     "experiments": ("E", "Experiments", ExperimentsScreen),
     "keys": ("k", "API keys", ApiKeysScreen),
     "statistics": ("i", "Statistics", StatisticsScreen),
+    "llm": ("l", "LLM eval", LlmEvalScreen),
 }
 # Screens whose key the footer leaves out: at 120 columns it is full, and theme and quit
 # matter more there; the palette ("Go to ...") and docs/tui.md name their keys.
-NOT_IN_FOOTER = frozenset({"statistics", "experiments"})
+NOT_IN_FOOTER = frozenset({"statistics", "experiments", "llm"})
 
 
 class ApplianceTui(App[None]):

@@ -1,5 +1,6 @@
 """POST /api/v1/benchmark and GET /api/v1/leaderboard as llm-eval-api.md writes them, and
-the appliance's additions: GET /api/v1/benchmark/{id} (a result, also while it runs) and
+the appliance's additions: GET /api/v1/benchmark (the results, newest first),
+GET /api/v1/benchmark/{id} (a result, also while it runs) and
 GET /api/v1/benchmark/{id}/items (each item's transcript)."""
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class BenchmarkItems(msgspec.Struct, kw_only=True):
     total_items: int
 
 
+class BenchmarkResults(msgspec.Struct, kw_only=True):
+    results: list[BenchmarkResult]
+    total: int
+
+
 class BenchmarkController(Controller):
     path = "/api/v1"
     tags = ["llm evaluation"]
@@ -52,6 +58,18 @@ class BenchmarkController(Controller):
     ) -> Response[BenchmarkResult]:
         result = await benchmarks.run(identity, data)
         return Response(result, status_code=200 if data.wait else 202)
+
+    @get("/benchmark", summary="Benchmark results, newest first (running ones too)", opt=errors(403))
+    async def list_results(
+        self,
+        benchmarks: BenchmarkService,
+        identity: Identity,
+        dataset: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> BenchmarkResults:
+        results, total = await benchmarks.newest(identity, dataset, limit, offset)
+        return BenchmarkResults(results=results, total=total)
 
     @get("/benchmark/{result_id:int}", summary="A benchmark result", opt=errors(403, 404))
     async def get_result(self, benchmarks: BenchmarkService, identity: Identity, result_id: int) -> BenchmarkResult:

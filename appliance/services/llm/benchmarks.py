@@ -133,6 +133,15 @@ class BenchmarkService:
             raise NotFound(f"benchmark result {result_id} not found", details={"id": result_id})
         return result
 
+    async def newest(
+        self, identity: Identity, dataset: str | None, limit: int, offset: int
+    ) -> tuple[list[BenchmarkResult], int]:
+        """The results the key may see (its own; an admin's, all), newest first."""
+        require_permission(identity, READ)
+        if not identity.is_admin and identity.is_anonymous:
+            return [], 0
+        return await self._store.newest(None if identity.is_admin else identity.owner, dataset or None, limit, offset)
+
     async def transcripts(
         self, identity: Identity, result_id: int, limit: int, offset: int
     ) -> tuple[BenchmarkResult, list[ItemTranscript], int]:
