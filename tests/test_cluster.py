@@ -207,3 +207,83 @@ async def collect(ws: websockets.ClientConnection, ids: set[str], timeout: float
                 if event["type"] == "completed":
                     done.add(eval_id)
     return events
+
+
+REWARD_JOB = """
+import json, sys
+import ray
+from appliance.cluster import Sandboxes
+from appliance.services.cluster import ray_setup
+
+address, key = sys.argv[1], sys.argv[2]
+ray_setup.join(address)
+
+@ray.remote(num_cpus=0)
+def reward(solution: str) -> dict:
+    result = Sandboxes(api_key=key, source="reward").run(
+        solution, tests="assert add(2, 3) == 5\\nprint('graded')"
+    )
+    return {"eval_id": result.eval_id, "passed": result.passed, "output": result.output, "node": result.node}
+
+@ray.remote(num_cpus=0)
+def batch(solutions: list) -> list:
+    results = Sandboxes(api_key=key, source="reward").map(solutions, tests="assert add(2, 3) == 5")
+    return [{"eval_id": r.eval_id, "passed": r.passed, "node": r.node} for r in results]
+
+right = "def add(a, b):\\n    return a + b"
+wrong = "def add(a, b):\\n    return a - b"
+one = ray.get([reward.remote(right), reward.remote(wrong)])
+many = ray.get(batch.remote([right] * 4 + [wrong]))
+print(json.dumps({"one": one, "many": many}))
+"""
+
+
+def test_a_ray_job_runs_code_on_the_nodes_and_the_head_records_it(
+    head: ServerProcess, cluster: LoopbackCluster
+) -> None:
+    """A user's Ray task grades programs through appliance.cluster, no HTTP involved;
+    the head lists the runs as evaluations of the key the job used."""
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    made = subprocess.run(
+        [sys.executable, "-m", "appliance", "keys", "create", "--name", "rl", "--permissions", "execute,read"]
+        + ["--data-dir", str(head.data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    before = {name: n["completed"] for name, n in nodes(head).items()}
+    job = subprocess.run(
+        [sys.executable, "-c", REWARD_JOB, cluster.address, key],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        cwd=ROOT,
+        timeout=240,
+    )
+    assert job.returncode == 0, job.stdout + job.stderr
+    results = json.loads(job.stdout.strip().splitlines()[-1])
+    assert [r["passed"] for r in results["one"]] == [True, False]
+    assert results["one"][0]["output"] == "graded\n"
+    assert [r["passed"] for r in results["many"]] == [True] * 4 + [False]
+    assert {r["node"] for r in results["many"]} <= {"a", "b"}
+    ids = {r["eval_id"] for r in results["one"] + results["many"]}
+    assert len(ids) == 7
+    # the head did not place these: its own count of node runs did not move
+    assert {name: n["completed"] for name, n in nodes(head).items()} == before
+
+    def listed() -> set[str]:
+        found = head.client(key).get("/api/evaluations", params={"limit": 100}).json()["evaluations"]
+        return {e["eval_id"] for e in found} & ids
+
+    wait_until(lambda: listed() == ids, 30, "the head recorded every run of the job under its key")
+    recorded = head.client(key).get(f"/api/eval-status/{results['one'][1]['eval_id']}").json()
+    assert recorded["batch_id"] == "ray:reward" and recorded["status"] == "completed"
+    assert recorded["exit_code"] != 0 and "AssertionError" in recorded["error"]
+    assert "assert add(2, 3) == 5" in recorded["code"]
