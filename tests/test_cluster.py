@@ -209,6 +209,28 @@ async def collect(ws: websockets.ClientConnection, ids: set[str], timeout: float
     return events
 
 
+def test_doctor_checks_the_versions_across_the_cluster(cluster: LoopbackCluster, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "doctor", "--json", "--data-dir", str(tmp_path / "doctor")]
+        + ["--cluster", cluster.address],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    found = checks["cluster versions"]
+    assert found["status"] == "OK", found
+    assert "node(s), all as here: python" in found["found"]
+
+
 REWARD_JOB = """
 import json, sys
 import ray
