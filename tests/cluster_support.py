@@ -1,7 +1,7 @@
 """A Ray cluster on loopback for the cluster-mode tests: a head and nodes, each node with
 its own Docker engine (an extra dockerd: its own socket, data root, exec root and
-pidfile, no bridge, no iptables, in a network namespace of its own), the python runtime image loaded from a tarball saved
-from the machine's engine, as an offline bundle carries it.
+pidfile, no bridge, no iptables, in a network namespace of its own), the python runtime
+image loaded from a tarball saved from the machine's engine, as an offline bundle carries it.
 
 Every Ray process binds 127.0.0.1 only: `ray start` turns 127.0.0.1 into the machine's
 address, so the processes come up through `ray.cluster_utils.Cluster` with

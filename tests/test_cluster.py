@@ -124,6 +124,37 @@ def test_gvisor_only_on_the_node_that_has_it(head: ServerProcess) -> None:
     assert after["a"]["completed"] == before["a"]
 
 
+def test_an_evaluation_waiting_for_a_node_slot_is_queued(head: ServerProcess) -> None:
+    """Four docker slots (two per node), six sleepers: two wait on the head for a slot,
+    `queued` and not `running`; one of them killed there ends at once."""
+    with head.admin() as client:
+        ids = []
+        for _ in range(6):
+            response = client.post("/api/eval", json={"code": SLEEPER.format(seconds=4), "timeout": 30})
+            assert response.status_code == 200, response.text
+            ids.append(response.json()["eval_id"])
+
+        def statuses() -> dict[str, str]:
+            return {i: client.get(f"/api/eval-status/{i}").json()["status"] for i in ids}
+
+        def four_run_two_wait() -> dict[str, str] | None:
+            found = statuses()
+            counts = collections.Counter(found.values())
+            return found if counts == {"running": 4, "queued": 2} else None
+
+        found = wait_until(four_run_two_wait, 15, "four running on the nodes' slots, two queued")
+        queue = status(head)["queue"]
+        assert queue == {"queued": 2, "processing": 4}, queue
+        waiting = [i for i, s in found.items() if s == "queued"]
+        assert client.post(f"/api/eval/{waiting[0]}/kill").json()["killed"] is True
+        killed = wait_for_status(client, waiting[0], 5)
+        assert killed["status"] == "failed" and killed["reason"] == "killed", killed
+        assert killed["started_at"] is None
+        finals = [wait_for_status(client, i, 60) for i in ids if i != waiting[0]]
+    assert [f["status"] for f in finals] == ["completed"] * 5, finals
+    assert all(f["started_at"] is not None and f["output"].endswith("done\n") for f in finals)
+
+
 async def test_a_node_killed_mid_burst_loses_nothing(head: ServerProcess, cluster: LoopbackCluster) -> None:
     code = SLEEPER.format(seconds=2)
     async with (
