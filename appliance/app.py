@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from appliance.config import DEFAULT_MODEL_ID, ConfigError, Settings, default_model_seed, model_seeds
-from appliance.core.errors import AppError
+from appliance.core.errors import AppError, Unauthorized
 from appliance.core.events import EventBus
 from appliance.core.languages import LANGUAGES
 from appliance.core.statistics import DataSource
@@ -114,6 +114,7 @@ from appliance.store.telemetry.store import TelemetryStore
 
 if TYPE_CHECKING:
     from appliance.services.cluster.executor import ClusterExecutor
+    from appliance.services.cluster.recording import RunRecorder
 
 log = logging.getLogger("appliance")
 
@@ -282,6 +283,7 @@ class Appliance:
             from appliance.services.cluster.status import ClusterStatus
 
             ClusterStatus(self.cluster.view).attach(self.status, self.monitoring, readings)
+        self.direct_runs: RunRecorder | None = self._build_direct_runs(evaluation_store) if self.cluster else None
 
         # persistent sandboxes: their containers are not the warm pool's
         self.templates = TemplateService(self.engine)
@@ -375,6 +377,26 @@ class Appliance:
             self.executor,
             lambda: [self.specs.spec(language, engine) for language in LANGUAGES for engine in s.engines],
         )
+
+    def _build_direct_runs(self, evaluation_store: EvaluationStore) -> RunRecorder:
+        """What users' Ray jobs run on the nodes directly (appliance.cluster), stored here."""
+        from appliance.services.cluster.recording import DirectSettings, RunRecorder
+
+        s = self.settings
+
+        async def owner_of(api_key: str) -> str | None:
+            try:
+                return (await self.auth.authenticate_key(api_key)).owner
+            except Unauthorized:
+                return None
+
+        settings = DirectSettings(
+            specs=[self.specs.spec(language, engine) for language in LANGUAGES for engine in s.engines],
+            default_timeout=s.default_timeout,
+            max_timeout=s.max_timeout,
+            max_code_bytes=s.max_code_bytes,
+        )
+        return RunRecorder(evaluation_store, settings, owner_of, s.cluster_poll_seconds)
 
     def _build_llm(self, evaluation_store: EvaluationStore) -> None:
         """LLM evaluation: model calls (reported to `model_calls`'s recorder: nothing
@@ -491,6 +513,8 @@ class Appliance:
             self.pool.warm(self.specs.spec(language, engine))
         if self.cluster is not None:
             await self.cluster.start()
+        if self.direct_runs is not None:
+            await self.direct_runs.start()
         await self.queue.start()
         # Running experiments resume: finished runs stay, interrupted ones go back in line.
         await self.experiment_scheduler.start()
@@ -509,6 +533,8 @@ class Appliance:
         await self.llm.stop()
         await self.grading_sandboxes.close()
         await self.queue.stop()
+        if self.direct_runs is not None:
+            await self.direct_runs.stop()
         await (self.cluster or self.executor).drain()
         await self.appliance_events.stop()
         await self.telemetry_exports.stop()

@@ -124,6 +124,37 @@ def test_gvisor_only_on_the_node_that_has_it(head: ServerProcess) -> None:
     assert after["a"]["completed"] == before["a"]
 
 
+def test_an_evaluation_waiting_for_a_node_slot_is_queued(head: ServerProcess) -> None:
+    """Four docker slots (two per node), six sleepers: two wait on the head for a slot,
+    `queued` and not `running`; one of them killed there ends at once."""
+    with head.admin() as client:
+        ids = []
+        for _ in range(6):
+            response = client.post("/api/eval", json={"code": SLEEPER.format(seconds=4), "timeout": 30})
+            assert response.status_code == 200, response.text
+            ids.append(response.json()["eval_id"])
+
+        def statuses() -> dict[str, str]:
+            return {i: client.get(f"/api/eval-status/{i}").json()["status"] for i in ids}
+
+        def four_run_two_wait() -> dict[str, str] | None:
+            found = statuses()
+            counts = collections.Counter(found.values())
+            return found if counts == {"running": 4, "queued": 2} else None
+
+        found = wait_until(four_run_two_wait, 15, "four running on the nodes' slots, two queued")
+        queue = status(head)["queue"]
+        assert queue == {"queued": 2, "processing": 4}, queue
+        waiting = [i for i, s in found.items() if s == "queued"]
+        assert client.post(f"/api/eval/{waiting[0]}/kill").json()["killed"] is True
+        killed = wait_for_status(client, waiting[0], 5)
+        assert killed["status"] == "failed" and killed["reason"] == "killed", killed
+        assert killed["started_at"] is None
+        finals = [wait_for_status(client, i, 60) for i in ids if i != waiting[0]]
+    assert [f["status"] for f in finals] == ["completed"] * 5, finals
+    assert all(f["started_at"] is not None and f["output"].endswith("done\n") for f in finals)
+
+
 async def test_a_node_killed_mid_burst_loses_nothing(head: ServerProcess, cluster: LoopbackCluster) -> None:
     code = SLEEPER.format(seconds=2)
     async with (
@@ -207,3 +238,105 @@ async def collect(ws: websockets.ClientConnection, ids: set[str], timeout: float
                 if event["type"] == "completed":
                     done.add(eval_id)
     return events
+
+
+def test_doctor_checks_the_versions_across_the_cluster(cluster: LoopbackCluster, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "doctor", "--json", "--data-dir", str(tmp_path / "doctor")]
+        + ["--cluster", cluster.address],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    found = checks["cluster versions"]
+    assert found["status"] == "OK", found
+    assert "node(s), all as here: python" in found["found"]
+
+
+REWARD_JOB = """
+import json, sys
+import ray
+from appliance.cluster import Sandboxes
+from appliance.services.cluster import ray_setup
+
+address, key = sys.argv[1], sys.argv[2]
+ray_setup.join(address)
+
+@ray.remote(num_cpus=0)
+def reward(solution: str) -> dict:
+    result = Sandboxes(api_key=key, source="reward").run(
+        solution, tests="assert add(2, 3) == 5\\nprint('graded')"
+    )
+    return {"eval_id": result.eval_id, "passed": result.passed, "output": result.output, "node": result.node}
+
+@ray.remote(num_cpus=0)
+def batch(solutions: list) -> list:
+    results = Sandboxes(api_key=key, source="reward").map(solutions, tests="assert add(2, 3) == 5")
+    return [{"eval_id": r.eval_id, "passed": r.passed, "node": r.node} for r in results]
+
+right = "def add(a, b):\\n    return a + b"
+wrong = "def add(a, b):\\n    return a - b"
+one = ray.get([reward.remote(right), reward.remote(wrong)])
+many = ray.get(batch.remote([right] * 4 + [wrong]))
+print(json.dumps({"one": one, "many": many}))
+"""
+
+
+def test_a_ray_job_runs_code_on_the_nodes_and_the_head_records_it(
+    head: ServerProcess, cluster: LoopbackCluster
+) -> None:
+    """A user's Ray task grades programs through appliance.cluster, no HTTP involved;
+    the head lists the runs as evaluations of the key the job used."""
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    made = subprocess.run(
+        [sys.executable, "-m", "appliance", "keys", "create", "--name", "rl", "--permissions", "execute,read"]
+        + ["--data-dir", str(head.data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    before = {name: n["completed"] for name, n in nodes(head).items()}
+    job = subprocess.run(
+        [sys.executable, "-c", REWARD_JOB, cluster.address, key],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        cwd=ROOT,
+        timeout=240,
+    )
+    assert job.returncode == 0, job.stdout + job.stderr
+    results = json.loads(job.stdout.strip().splitlines()[-1])
+    assert [r["passed"] for r in results["one"]] == [True, False]
+    assert results["one"][0]["output"] == "graded\n"
+    assert [r["passed"] for r in results["many"]] == [True] * 4 + [False]
+    assert {r["node"] for r in results["many"]} <= {"a", "b"}
+    ids = {r["eval_id"] for r in results["one"] + results["many"]}
+    assert len(ids) == 7
+    # the head did not place these: its own count of node runs did not move
+    assert {name: n["completed"] for name, n in nodes(head).items()} == before
+
+    def listed() -> set[str]:
+        found = head.client(key).get("/api/evaluations", params={"limit": 100}).json()["evaluations"]
+        return {e["eval_id"] for e in found} & ids
+
+    wait_until(lambda: listed() == ids, 30, "the head recorded every run of the job under its key")
+    recorded = head.client(key).get(f"/api/eval-status/{results['one'][1]['eval_id']}").json()
+    assert recorded["batch_id"] == "ray:reward" and recorded["status"] == "completed"
+    assert recorded["exit_code"] != 0 and "AssertionError" in recorded["error"]
+    assert "assert add(2, 3) == 5" in recorded["code"]

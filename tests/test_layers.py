@@ -30,6 +30,7 @@ LAYERS = (
     "client",
     "cli",
     "app",
+    "cluster",
     "config",
     "logging_setup",
     "__main__",
@@ -66,6 +67,8 @@ RULES = {
     "cli": Rule(ours("store", "runtime") | DOCKER_SDK | DATABASE),
     # The composition root builds everything but what is built on it.
     "app": Rule(ours("tui", "cli") | DOCKER_SDK),
+    # The Python API for users' own Ray jobs: it calls services, as http does.
+    "cluster": Rule(ours("store", "runtime", "http", "tui", "app", "cli") | DOCKER_SDK | DATABASE | {"litestar"}),
     "config": Rule(only=ours("core") | {"msgspec"}),
     "logging_setup": Rule(only=ours("core")),
     "__main__": Rule(only=ours("cli")),

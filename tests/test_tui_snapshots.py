@@ -15,15 +15,19 @@ names it: add it to REQUESTS in tests/tui_capture.py and run that module again.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import msgspec
 import pytest
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.worker import WorkerState
 
 from appliance.client import ApplianceClient
+from appliance.core.cluster import ClusterView
 from appliance.tui.app import ApplianceTui, create_tui
 from appliance.tui.backend import Backend
 from appliance.tui.execution_history import ExecutionHistory
@@ -31,6 +35,8 @@ from appliance.tui.feeds import Sink
 from appliance.tui.live import FEED_METRICS, Connected, MetricSample
 from appliance.tui.performance_series import HOUR
 from appliance.tui.screens import alerts, evaluations, experiments, llm_eval, sandboxes, statistics
+from appliance.tui.widgets.cluster_nodes_table import ClusterNodesTable
+from appliance.tui.widgets.pool_sizes_table import PoolSizesTable
 from appliance.tui.widgets.secret_dialog import SecretDialog
 from tests.support import eventually_async
 from tests.tui_replay import ReplayServer, load_ids
@@ -262,3 +268,41 @@ def test_secret_dialog(size, replay, snap_compare):
     assert snap_compare(
         app, terminal_size=SIZES[size], run_before=show(replay, "keys", *SCREEN_REQUESTS["keys"], then=show_secret)
     )
+
+
+# --- cluster mode ---------------------------------------------------------------------------
+
+# The `cluster` object of /api/status in cluster mode, two nodes (docs/cluster.md): laid
+# over the captured status, as the captured appliance ran on one machine.
+CLUSTER_STATUS = Path(__file__).with_name("tui_cluster_status.json")
+
+
+def in_cluster_mode(replay: ReplayServer) -> None:
+    cluster = json.loads(CLUSTER_STATUS.read_text())
+    # The server's own type of it: the fixture holds exactly what a head sends.
+    assert msgspec.to_builtins(msgspec.convert(cluster, ClusterView)) == cluster
+    status, body = replay.responses["GET /api/status"]
+    replay.responses["GET /api/status"] = (status, json.dumps({**json.loads(body), "cluster": cluster}).encode())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_in_cluster_mode(size, replay, snap_compare):
+    """The nodes in the warm pool's place: state, slots busy/total per engine, runs done."""
+    in_cluster_mode(replay)
+    app = snapshot_app(replay)
+    assert snap_compare(
+        app, terminal_size=SIZES[size], run_before=show(replay, "dashboard", *SCREEN_REQUESTS["dashboard"])
+    )
+
+
+async def test_dashboard_lists_the_nodes_in_cluster_mode(replay):
+    in_cluster_mode(replay)
+    app = snapshot_app(replay)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show(replay, "dashboard", *SCREEN_REQUESTS["dashboard"])(pilot)
+        table = app.screen.query_one(ClusterNodesTable)
+        assert table.display and not app.screen.query_one(PoolSizesTable).display
+        assert [k.value for k in table.columns] == ["Node", "State", "docker", "gvisor", "Done"]
+        rows = [[str(cell) for cell in table.get_row(k)] for k in table.rows]
+        assert rows == [["gpu-01", "up", "5/8", "—", "1423"], ["gpu-02", "draining", "8/8", "1/2", "1387"]]
+        assert "1/2 nodes up" in str(app.screen.query_one("#dashboard-summary").render())

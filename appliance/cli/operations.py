@@ -17,6 +17,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
         help="check this machine: engine, runtimes, images, disk, data dir, port, clock; say what to fix",
     )
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument(
+        "--cluster", metavar="HOST:PORT", help="cluster mode: also check the versions on the Ray cluster's nodes"
+    )
     doctor.set_defaults(func=cmd_doctor)
     backup = sub.add_parser("backup", parents=[common], help="write the data dir to a new .tar.gz (safe while serving)")
     backup.add_argument("file")
@@ -38,7 +41,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     # Repeated in the fixes it suggests (`appliance images build --data-dir D`).
     given = (("--data-dir", args.data_dir), ("--config", args.config))
     flags = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value)
-    checks = run_checks(settings_from_args(args), flags)
+    checks = run_checks(settings_from_args(args, cluster=args.cluster), flags)
     print(
         doctor_report.render_json(checks)
         if args.json

@@ -11,6 +11,8 @@ import msgspec
 # The Ray namespace every appliance actor lives in, and the prefix of a node actor's name.
 RAY_NAMESPACE = "appliance"
 NODE_ACTOR_PREFIX = "appliance-node:"
+# The head's mailbox for runs users' Ray jobs made on the nodes directly (appliance.cluster).
+RECORDER_ACTOR = "appliance-recorder"
 
 
 class NodeOffer(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +26,8 @@ class NodeOffer(msgspec.Struct, frozen=True, kw_only=True):
     languages: list[str]
     memory_mb: int = 0
     draining: bool = False
+    # engine -> runs holding a slot now, whoever asked (the head or a user's Ray job)
+    busy: dict[str, int] = {}
     appliance_version: str = ""
     ray_version: str = ""
     python_version: str = ""

@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import docker.errors
@@ -87,6 +87,14 @@ class ExecutionHandle:
         self.container_id: str | None = None
         self.killed = False
         self._lock = threading.Lock()
+        # Set by a caller that marks the run started only once it has its slot (cluster
+        # mode: a node's); an executor that waits for slots awaits `placed` then.
+        self.on_placed: Callable[[], Awaitable[bool]] | None = None
+
+    async def placed(self) -> bool:
+        """The run has its slot: tell the caller, once. False: it must not run."""
+        hook, self.on_placed = self.on_placed, None
+        return True if hook is None else await hook()
 
     def attach(self, container_id: str) -> bool:
         with self._lock:

@@ -4,7 +4,8 @@ It is the queue's `SandboxExecutor`, so the queue, its workers, the store and th
 work exactly as on one machine; only where a container runs changes. A request takes a
 slot of its engine on the node with the most free ones (placement.py), streams its
 output back as it comes, and gives the slot back. A request with files to collect or
-with network access stays on this machine (its files and its network are here).
+with network access stays on this machine (its files and its network are here). While
+a request waits for a slot, the queue keeps its evaluation `queued` (`waits_for_slots`).
 
 A node that dies or stops answering mid-run is lost: the run goes back in line once and
 runs on another node (a note on stderr says it may have started on the first); lost a
@@ -61,6 +62,9 @@ class ClusterSettings:
 
 
 class ClusterExecutor:
+    # A run may wait for a node's slot: the queue keeps it `queued` until `handle.placed()`.
+    waits_for_slots = True
+
     def __init__(
         self, settings: ClusterSettings, local: SandboxExecutor, warm_specs: Callable[[], list[SandboxSpec]]
     ) -> None:
@@ -71,6 +75,7 @@ class ClusterExecutor:
         self._actors: dict[str, tuple[str, ActorHandle]] = {}  # name -> (actor id, handle)
         self._remote: dict[str, Node] = {}  # exec id -> node it runs on
         self._gone: dict[str, asyncio.Event] = {}  # node name -> set when lost
+        self._waiting: dict[ExecutionHandle, asyncio.Future[Node]] = {}  # runs waiting for a slot
         self._discovery: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -144,19 +149,23 @@ class ClusterExecutor:
         self, request: ExecutionRequest, handle: ExecutionHandle, on_output: OutputCallback
     ) -> ExecutionOutcome:
         if request.collect is not None or request.spec.limits.network:
+            if not await handle.placed():
+                return _killed()
             return await self._local.run(request, handle, on_output)
         language, engine = request.spec.language, request.spec.engine
         avoid: frozenset[str] = frozenset()
         lost: str | None = None
         while True:
             try:
-                node = await self.placement.acquire(language, engine, avoid)
+                node = await self._acquire(language, engine, avoid, handle)
             except NoNodeFor as exc:
                 raise RuntimeError(str(exc)) from exc
+            if node is None:
+                return _killed("[appliance] killed while it waited for a node's slot\n")
             exec_id = uuid.uuid4().hex
-            if not handle.attach(f"{node.name}/{exec_id}"):
+            if not await handle.placed() or not handle.attach(f"{node.name}/{exec_id}"):
                 await self.placement.release(node, engine, completed=False)
-                return ExecutionOutcome(exit_code=None, stdout="", stderr="", killed=True)
+                return _killed()
             self._remote[exec_id] = node
             completed = False
             try:
@@ -178,6 +187,19 @@ class ClusterExecutor:
             finally:
                 self._remote.pop(exec_id, None)
                 await self.placement.release(node, engine, completed)
+
+    async def _acquire(self, language: str, engine: str, avoid: frozenset[str], handle: ExecutionHandle) -> Node | None:
+        """A slot, or None when the run was killed while it waited for one."""
+        waiting = asyncio.ensure_future(self.placement.acquire(language, engine, avoid))
+        self._waiting[handle] = waiting
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            if handle.killed and waiting.cancelled():
+                return None
+            raise
+        finally:
+            self._waiting.pop(handle, None)
 
     async def _run_on(
         self, node: Node, exec_id: str, request: ExecutionRequest, on_output: OutputCallback
@@ -218,6 +240,9 @@ class ClusterExecutor:
     async def kill(self, handle: ExecutionHandle) -> None:
         target = handle.request_kill()
         if target is None:
+            waiting = self._waiting.get(handle)
+            if waiting is not None:
+                waiting.cancel()
             return
         name, _, exec_id = target.partition("/")
         if not exec_id:
@@ -237,6 +262,10 @@ class ClusterExecutor:
             nodes_lost=len(self.placement.lost_names),
             requeued=self.placement.requeued,
         )
+
+
+def _killed(why: str = "") -> ExecutionOutcome:
+    return ExecutionOutcome(exit_code=None, stdout="", stderr=why, killed=True)
 
 
 def _actor_or_none(name: str) -> ActorHandle | None:

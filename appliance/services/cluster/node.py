@@ -70,6 +70,10 @@ class SandboxNode:
         self._offer: NodeOffer | None = None
         self._draining = False
         self._warmed: set[SandboxSpec] = set()
+        # The node keeps its own slots: the head places within them, but users' Ray jobs
+        # (direct.py) call it too, so a run beyond them waits here for one.
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._busy: dict[str, int] = {}
 
     async def start(self) -> NodeOffer:
         if self._offer is not None:
@@ -91,6 +95,7 @@ class SandboxNode:
             if await engine.call(engine.image_present, image_ref(language.image))
         ]
         self._pool.start()
+        self._slots = {kind: asyncio.Semaphore(count) for kind, count in slots.items()}
         self._offer = NodeOffer(
             name=self._config.name,
             ray_node_id=ray.get_runtime_context().get_node_id(),
@@ -105,7 +110,7 @@ class SandboxNode:
 
     async def offer(self) -> NodeOffer:
         offer = self._offer or await self.start()
-        return msgspec.structs.replace(offer, draining=self._draining)
+        return msgspec.structs.replace(offer, draining=self._draining, busy=dict(self._busy))
 
     async def ping(self) -> None:
         """An empty call: the baseline the benchmark measures dispatch against."""
@@ -138,9 +143,17 @@ class SandboxNode:
         def on_output(stream: str, text: str) -> None:
             pieces.put_nowait(OutputPiece(stream, text))
 
+        engine = request.spec.engine
+        slot = self._slots.setdefault(engine, asyncio.Semaphore(1))
+
         async def execute() -> ExecutionOutcome:
             try:
-                return await self._executor.run(request, handle, on_output)
+                async with slot:
+                    self._busy[engine] = self._busy.get(engine, 0) + 1
+                    try:
+                        return await self._executor.run(request, handle, on_output)
+                    finally:
+                        self._busy[engine] -= 1
             finally:
                 pieces.put_nowait(None)
 

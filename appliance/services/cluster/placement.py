@@ -42,6 +42,16 @@ class PlacedNode(Generic[Handle]):
         return not self.lost and not self.offer.draining and self.offer.serves(language, engine)
 
 
+def freest(able: list[PlacedNode[Handle]], engine: str, avoid: frozenset[str]) -> PlacedNode[Handle] | None:
+    """Of the nodes that can run a request, the one with the largest share of `engine`'s
+    slots free; one in `avoid` only when no other can run it at all. It may have no free
+    slot: the head then waits, a direct run (direct.py) waits on the node itself."""
+    preferred = [n for n in able if n.name not in avoid] or able
+    if not preferred:
+        return None
+    return max(preferred, key=lambda n: (n.free(engine) / max(1, n.offer.slots[engine]), n.free(engine)))
+
+
 class Placement(Generic[Handle]):
     def __init__(self, unplaceable_seconds: float = 30.0) -> None:
         self._nodes: dict[str, PlacedNode[Handle]] = {}
@@ -95,10 +105,8 @@ class Placement(Generic[Handle]):
         async with self._changed:
             while True:
                 able = [n for n in self._nodes.values() if n.takes(language, engine)]
-                preferred = [n for n in able if n.name not in avoid] or able
-                free = [n for n in preferred if n.free(engine) > 0]
-                if free:
-                    node = max(free, key=lambda n: (n.free(engine) / max(1, n.offer.slots[engine]), n.free(engine)))
+                node = freest(able, engine, avoid)
+                if node is not None and node.free(engine) > 0:
                     node.busy[engine] = node.busy.get(engine, 0) + 1
                     return node
                 if able:

@@ -84,6 +84,8 @@ class RunningEvaluation:
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.dirty = False
+        # False while it waits for a node's slot (cluster mode): still `queued`.
+        self.started = True
 
     def stdout_text(self) -> str:
         return "".join(self.stdout)
@@ -178,7 +180,8 @@ class EvaluationQueue:
         self._tasks.append(asyncio.create_task(self._flush_progress(), name="eval-progress"))
 
     async def stop(self) -> None:
-        for eval_id in list(self._running):
+        # One still waiting for a node's slot is only cancelled: it stays queued for the next start.
+        for eval_id in [e for e, r in self._running.items() if r.started]:
             await self._kill_running(eval_id)
         for handle in list(self._job_handles.values()):
             await self._executor.kill(handle)
@@ -247,12 +250,13 @@ class EvaluationQueue:
 
     @property
     def queued_count(self) -> int:
-        return len(self._queued)
+        """Waiting for a worker, or (cluster mode) on one but waiting for a node's slot."""
+        return len(self._queued) + sum(1 for r in self._running.values() if not r.started)
 
     @property
     def running_count(self) -> int:
-        """Evaluations, executions and jobs on a worker now."""
-        return len(self._running) + len(self._job_handles)
+        """Evaluations, executions and jobs running now."""
+        return sum(1 for r in self._running.values() if r.started) + len(self._job_handles)
 
     @property
     def queued_jobs(self) -> int:
@@ -357,20 +361,43 @@ class EvaluationQueue:
             self._job_handles.pop(job.job_id, None)
             self._wake.set()  # a job's worker is free
 
-    async def _run_one(self, eval_id: str) -> None:
+    async def _start(self, eval_id: str) -> Evaluation | None:
+        """Queued -> running, stored and told; None when it was no longer queued."""
         started = utc_now()
         evaluation = await self._store.claim(eval_id, started)
         if evaluation is None:
             log.warning("evaluation %s was dequeued but is no longer queued", eval_id)
-            return
-        running = RunningEvaluation(evaluation)
-        self._running[eval_id] = running
+            return None
         self._publish(
             evaluation,
             StatusUpdate(
                 eval_id=eval_id, data=RunningData(status=EvalStatus.RUNNING.value, output="", started_at=iso_z(started))
             ),
         )
+        return evaluation
+
+    async def _run_one(self, eval_id: str) -> None:
+        # Cluster mode: a run may wait for a node's slot once on a worker; it stays
+        # `queued` until it has one (the executor calls its handle's `placed`).
+        placed_later = getattr(self._executor, "waits_for_slots", False) and eval_id not in self._lane_of
+        evaluation = await (self._store.get(eval_id) if placed_later else self._start(eval_id))
+        if evaluation is None or evaluation.status is not (EvalStatus.QUEUED if placed_later else EvalStatus.RUNNING):
+            if placed_later:
+                log.warning("evaluation %s was dequeued but is no longer queued", eval_id)
+            return
+        running = RunningEvaluation(evaluation)
+        self._running[eval_id] = running
+        if placed_later:
+            running.started = False
+
+            async def placed() -> bool:
+                started = await self._start(eval_id)
+                if started is None:
+                    return False
+                running.evaluation, running.started = started, True
+                return True
+
+            running.handle.on_placed = placed
 
         def on_output(stream: str, text: str) -> None:
             (running.stdout if stream == "stdout" else running.stderr).append(text)
@@ -393,7 +420,7 @@ class EvaluationQueue:
                 if hit in LIMIT_MESSAGES:
                     error += "\n[appliance] " + LIMIT_MESSAGES[hit]
             final = msgspec.structs.replace(
-                evaluation,
+                running.evaluation,
                 status=status,
                 reason=reason,
                 completed_at=utc_now(),
@@ -414,7 +441,7 @@ class EvaluationQueue:
             message = f"[appliance] the sandbox could not run this evaluation: {exc}"
             self._publish(evaluation, EvaluationError(eval_id=eval_id, data=ErrorData(error=message)))
             final = msgspec.structs.replace(
-                evaluation,
+                running.evaluation,
                 status=EvalStatus.FAILED,
                 reason="engine_error",
                 completed_at=utc_now(),

@@ -25,6 +25,7 @@ from appliance.runtime.engine_probe import EngineProbe
 from appliance.runtime.images import IMAGE_RECIPES, image_ref
 from appliance.runtime.limits import SandboxLimits
 from appliance.services.operations.doctor_check import FAIL, OK, WARN, Check, Status
+from appliance.services.operations.doctor_cluster import check_cluster
 from appliance.services.operations.doctor_host import (
     check_data_dir,
     check_data_disk,
@@ -319,6 +320,9 @@ def run_checks(settings: Settings, cli_flags: str = "") -> list[Check]:
             lambda: check_engine_clock(engine),
         ]
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="doctor") as pool:
-            return list(pool.map(lambda job: job(), jobs))
+            checks = list(pool.map(lambda job: job(), jobs))
+        # On this thread: Ray's driver wants the main thread. Cluster mode only.
+        cluster = check_cluster(settings)
+        return checks if cluster is None else [*checks, cluster]
     finally:
         engine.close()

@@ -3,9 +3,10 @@
 Live figures (CPU, memory and disk gauges, queue depth, running executions, containers)
 come from the feed every 2 s, and so do finished evaluations and alert changes. The
 API is asked only for what the feed does not carry, and only while the screen is shown:
-version, uptime, health and the warm pool (GET /api/status, every 10 s), the last hour's
-executions (GET /api/metrics/performance, every 30 s or sooner after one ends) and the
-open alerts (GET /api/alerts, on showing and after a reconnect; the feed keeps them).
+version, uptime, health and the warm pool, or in cluster mode the nodes in its place
+(GET /api/status, every 10 s), the last hour's executions (GET /api/metrics/performance,
+every 30 s or sooner after one ends) and the open alerts (GET /api/alerts, on showing
+and after a reconnect; the feed keeps them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from appliance.core.events import AlertEvent, Completed
 from appliance.tui.execution_history import ExecutionHistory
 from appliance.tui.live import MetricSample
 from appliance.tui.screens.base import ApplianceScreen, LiveUpdate, PaletteCommand
+from appliance.tui.widgets.cluster_nodes_table import ClusterNodesTable
 from appliance.tui.widgets.gauge import Gauge
 from appliance.tui.widgets.metric_sparkline import MetricSparkline, format_seconds
 from appliance.tui.widgets.pool_sizes_table import PoolSizesTable
@@ -67,9 +69,12 @@ class DashboardScreen(ApplianceScreen[None]):
     DashboardScreen #dashboard-queue { width: 1fr; height: 4; }
     DashboardScreen .sparkline-row { height: auto; margin-top: 1; }
     DashboardScreen #dashboard-hour { height: 1; margin-top: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    DashboardScreen PoolSizesTable { margin-top: 1; }
+    DashboardScreen PoolSizesTable, DashboardScreen ClusterNodesTable { margin-top: 1; }
+    DashboardScreen ClusterNodesTable { display: none; }
+    DashboardScreen.-cluster ClusterNodesTable { display: block; }
+    DashboardScreen.-cluster PoolSizesTable { display: none; }
     DashboardScreen.-roomy MetricSparkline { height: 4; }
-    DashboardScreen.-roomy PoolSizesTable {
+    DashboardScreen.-roomy PoolSizesTable, DashboardScreen.-roomy ClusterNodesTable {
         height: auto;
         max-height: 100%;
         border: round $primary 50%;
@@ -104,6 +109,8 @@ class DashboardScreen(ApplianceScreen[None]):
                 yield MetricSparkline("Running", id="spark-running_executions")
             yield Static(id="dashboard-hour")
             yield PoolSizesTable(id="pool-sizes")
+            # Cluster mode: in the warm pool's place, as the nodes keep the pools.
+            yield ClusterNodesTable(id="cluster-nodes")
 
     @property
     def executions(self) -> ExecutionHistory:
@@ -112,6 +119,7 @@ class DashboardScreen(ApplianceScreen[None]):
     def on_mount(self) -> None:
         # The base class loads from the API on mount; the timers only run while shown.
         self.query_one(PoolSizesTable).border_title = "Warm pool: idle/target per engine"
+        self.query_one(ClusterNodesTable).border_title = "Cluster nodes: slots busy/total per engine"
         self.status_timer = self.set_interval(STATUS_REFRESH_SECONDS, self.tick)
         self.show_live_figures()
         self.show_executions()
@@ -162,6 +170,10 @@ class DashboardScreen(ApplianceScreen[None]):
         if status is not None:
             self.status, self.status_at = status, time.monotonic()
             self.query_one(PoolSizesTable).show(status.get("sandbox_pool") or [])
+            cluster = status.get("cluster")
+            self.set_class(cluster is not None, "-cluster")
+            if cluster is not None:
+                self.query_one(ClusterNodesTable).show(cluster.get("nodes") or [])
             self.show_summary()
 
     async def load_hour(self) -> None:
@@ -244,11 +256,21 @@ class DashboardScreen(ApplianceScreen[None]):
                 platform + (f" ({', '.join(unhealthy)})" if unhealthy else ""),
                 style="green" if platform == "healthy" else "bold red",
             )
+        if status.get("cluster") is not None:
+            text.append(" · ")
+            text.append_text(self.nodes_text(status["cluster"].get("nodes") or []))
         if self.app.live.latest.get("engine_reachable") == 0:
             text.append(" · Docker engine unreachable", style="bold red")
         text.append(" · ")
         text.append_text(self.alerts_text())
         self.query_one("#dashboard-summary", Static).update(text)
+
+    def nodes_text(self, nodes: list[dict[str, Any]]) -> Text:
+        """`2/3 nodes up`: red while one is lost, yellow while one drains."""
+        up = sum(1 for n in nodes if n.get("state") == "up")
+        states = {n.get("state") for n in nodes}
+        style = "bold red" if "lost" in states or not nodes else "yellow" if "draining" in states else "green"
+        return Text(f"{up}/{len(nodes)} node{'' if len(nodes) == 1 else 's'} up", style=style)
 
     def alerts_text(self) -> Text:
         if not self.alerts_loaded:
