@@ -6,7 +6,8 @@ Swagger UI's assets, the batch server's modules read as text), package metadata 
 So the binary itself is run: `--version`; `serve` on loopback until /api/health is
 healthy; an evaluation and a batch end to end on real Docker; /docs with its assets
 served locally; the shipped demo datasets; statistical tests (scipy and numpy, imported
-on first use); `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status 0
+on first use); an experiment watched on the Phoenix socket, telemetry, and a benchmark
+against a scripted model server on the leaderboard; `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status 0
 and the unpacked files gone.
 
 The binary is built first when it is missing or older than the sources (a few minutes
@@ -16,6 +17,7 @@ from nothing: the build venv is installed from packaging/requirements.lock).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -26,8 +28,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect as websocket_connect
 
 from appliance import __version__
+from tests.llm_servers import ScriptedModelServer
+from tests.llm_support import models_config
 from tests.support import ROOT, eventually, free_port, wait_for_status
 from tests.tmux_support import TmuxSession
 
@@ -237,6 +242,71 @@ def test_the_demo_datasets_ship_in_the_binary(binary, tmp_path):
         counts = {d["name"]: d["item_count"] for d in response.json()["datasets"]}
         assert counts == {"demo_arithmetic": 20, "demo_code": 3, "demo_multiple_choice": 16}, counts
         server.assert_stopped_cleanly(server.terminate())
+
+
+EXPERIMENT_PROGRAM = """
+import json
+hp = json.load(open("hyperparameters.json"))
+print(json.dumps({"metrics": {"score": hp["x"] * 2}}))
+"""
+
+
+def test_the_experiments_and_llm_eval_surfaces_in_the_binary(binary, runtime_images, tmp_path):
+    """The surfaces added after the first binary, each touched once from the binary: an
+    experiment of type `code` run to completion and watched on the Phoenix socket,
+    telemetry ingested and aggregated, and a benchmark (an experiment of type
+    `benchmark`) against a scripted model server on loopback, on the leaderboard."""
+    models = ScriptedModelServer().start()
+    try:
+        (tmp_path / "data").mkdir(mode=0o700)
+        (tmp_path / "data" / "config.toml").write_text(models_config(models.url))
+        with serving(binary, tmp_path) as server, server.admin() as api:
+            config = {"type": "code", "language": "python", "code": EXPERIMENT_PROGRAM, "grid": {"x": [1, 2]}}
+            created = api.post("/api/v1/experiments", json={"experiment": {"name": "in the binary", "config": config}})
+            assert created.status_code == 201, created.text
+            experiment_id = created.json()["data"]["id"]
+            socket = server.url.replace("http://", "ws://") + f"/socket/websocket?vsn=2.0.0&token={server.admin_key}"
+            with websocket_connect(socket, open_timeout=30) as ws:
+                ws.send(json.dumps(["1", "1", f"experiment:{experiment_id}", "phx_join", {}]))
+                assert json.loads(ws.recv(timeout=30))[3:] == ["phx_reply", {"status": "ok", "response": {}}]
+                assert api.post(f"/api/v1/experiments/{experiment_id}/start").status_code == 200
+                pushed = set()
+                while "run_completed" not in pushed:
+                    pushed.add(json.loads(ws.recv(timeout=120))[3])
+
+            def finished() -> dict | None:
+                data = api.get(f"/api/v1/experiments/{experiment_id}").json()["data"]
+                return data if data["status"] == "completed" else None
+
+            eventually(finished, timeout=120, message=lambda: server.log.read_text()[-3000:])
+            runs = api.get(f"/api/v1/experiments/{experiment_id}/runs").json()["data"]
+            assert sorted(r["metrics"]["score"] for r in runs) == [2, 4]
+
+            event = {"event_name": ["binary", "check"], "measurements": {"ms": 5}, "metadata": {"k": "v"}}
+            ingested = api.post("/api/v1/telemetry/events", json={"events": [event, event]})
+            assert ingested.status_code == 202 and ingested.json()["data"]["accepted"] == 2, ingested.text
+
+            def counted() -> list | None:
+                params = {"metric": "ms", "agg": "sum", "interval": "1h", "filter[event_name]": "binary.check"}
+                answer = api.get("/api/v1/telemetry/aggregate", params=params)
+                assert answer.status_code == 200, answer.text
+                return answer.json()["data"] or None  # ingest is written by a batch behind the 202
+
+            assert [bucket["value"] for bucket in eventually(counted, timeout=60)] == [10]
+
+            benchmark = api.post(
+                "/api/v1/benchmark",
+                json={"dataset": "demo_multiple_choice", "model": "model_chat", "sample_size": 4},
+                timeout=300,
+            )
+            assert benchmark.status_code == 200, benchmark.text
+            result = benchmark.json()
+            assert result["experiment_id"].startswith("exp_") and 0 <= result["accuracy"] <= 1
+            board = api.get("/api/v1/leaderboard", params={"dataset": "demo_multiple_choice"}).json()
+            assert [entry["id"] for entry in board["entries"]] == [result["id"]], board
+            server.assert_stopped_cleanly(server.terminate())
+    finally:
+        models.stop()
 
 
 def test_tui_under_tmux_shows_the_dashboard(binary, tmp_path):
