@@ -7,8 +7,8 @@ So the binary itself is run: `--version`; `serve` on loopback until /api/health 
 healthy; an evaluation and a batch end to end on real Docker; /docs with its assets
 served locally; the shipped demo datasets; statistical tests (scipy and numpy, imported
 on first use); an experiment watched on the Phoenix socket, telemetry, and a benchmark
-against a scripted model server on the leaderboard; `tui` in tmux showing the dashboard; SIGTERM ending `serve` with status 0
-and the unpacked files gone.
+against a scripted model server on the leaderboard; `tui` in tmux showing the
+dashboard; SIGTERM ending `serve` with status 0 and the unpacked files gone.
 
 The binary is built first when it is missing or older than the sources (a few minutes
 from nothing: the build venv is installed from packaging/requirements.lock).
