@@ -228,52 +228,37 @@ def test_bad_use_of_tags_in_a_test_is_a_422_that_stores_nothing(alice, compared)
     error = assert_v1_error(two_values, 422, "validation_error", both["id"], "model:gpt4, model:llama")
     assert "group_field" in error["details"], error
 
-    no_groups = run_test(alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tags")
-    assert "give groups" in assert_invalid(no_groups, "group_field")["message"]
-    pair_by_tags = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-        pair_field="tags",
-    )
-    assert "tags.<key>" in assert_invalid(pair_by_tags, "pair_field")["message"]
-    unpaired = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "candidate"],
-        pair_field="tags.missing",
-    )
-    assert "has no missing: tags" in assert_invalid(unpaired, "pair_field")["message"]
-    bad_key = run_test(
-        alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tags.a b"
-    )
-    assert_invalid(bad_key, "group_field")
-    not_a_tag = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "two words"],
-    )
-    assert_invalid(not_a_tag, "group_field")
-    absent = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "nobody"],
-    )
-    assert "no values for 'nobody'" in assert_invalid(absent, "groups")["message"]
-    unknown = run_test(alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tag")
-    assert "tags.<key>" in assert_invalid(unknown, "group_field")["message"]
+    # (the test's fields other than the compared accuracy, the field the 422 names, what its message says)
+    refused: list[tuple[dict, str, str]] = [
+        ({"group_field": "tags"}, "group_field", "give groups"),
+        (
+            {
+                "test_type": "paired_t_test",
+                "group_field": "tags.model",
+                "groups": ["gpt4", "llama"],
+                "pair_field": "tags",
+            },
+            "pair_field",
+            "tags.<key>",
+        ),
+        (
+            {
+                "test_type": "paired_t_test",
+                "group_field": "tags",
+                "groups": ["baseline", "candidate"],
+                "pair_field": "tags.missing",
+            },
+            "pair_field",
+            "has no missing: tags",
+        ),
+        ({"group_field": "tags.a b"}, "group_field", ""),
+        ({"group_field": "tags", "groups": ["baseline", "two words"]}, "group_field", ""),
+        ({"group_field": "tags", "groups": ["baseline", "nobody"]}, "groups", "no values for 'nobody'"),
+        ({"group_field": "tag"}, "group_field", "tags.<key>"),
+    ]
+    for fields, field, message in refused:
+        test = {"test_type": "welch_t_test", "experiment_id": compared, "metric": "accuracy", **fields}
+        assert message in assert_invalid(run_test(alice, **test), field)["message"], test
     assert stored_results(alice) == before
 
 
