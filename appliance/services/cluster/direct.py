@@ -33,7 +33,7 @@ from appliance.services.cluster import ray_setup
 from appliance.services.cluster.node import NodeRefused, stream_run
 from appliance.services.cluster.placement import PlacedNode, freest
 from appliance.services.cluster.recording import DirectRun, DirectSettings
-from appliance.services.evaluation.queue import LIMIT_MESSAGES, limits_hit, outcome_status
+from appliance.services.evaluation.queue import error_with_limit_notes, limits_hit, outcome_status
 
 ActorHandle = Any  # ray.actor.ActorHandle: untyped
 Result = TypeVar("Result")
@@ -185,10 +185,7 @@ class Sandboxes:
             if all(n.name in avoid for n in nodes):
                 nodes = await self._look(language, engine)
         status, reason = outcome_status(outcome)
-        error = lost + outcome.stderr
-        for hit in limits_hit(outcome):
-            if hit in LIMIT_MESSAGES:
-                error += "\n[appliance] " + LIMIT_MESSAGES[hit]
+        error = lost + error_with_limit_notes(outcome)
         evaluation = Evaluation(
             eval_id=f"eval_{created.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(6)}",
             owner="",
