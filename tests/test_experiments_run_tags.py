@@ -64,6 +64,13 @@ def run_test(client: httpx.Client, **test) -> httpx.Response:
     return client.post(RESULTS, json={"test": test})
 
 
+def accuracy_test(client: httpx.Client, experiment_id: str, test_type: str, **fields) -> dict:
+    """A statistical test of the runs' accuracy that the server runs and stores (201)."""
+    response = run_test(client, test_type=test_type, experiment_id=experiment_id, metric="accuracy", **fields)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
 def stored_results(client: httpx.Client) -> int:
     return client.get(RESULTS, params={"per_page": 1}).json()["meta"]["total"]
 
@@ -133,16 +140,7 @@ def test_bad_tags_are_refused_and_create_no_run(alice):
 
 
 def test_a_welch_t_test_grouped_by_tag_agrees_with_scipy(alice, compared):
-    response = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "candidate"],
-    )
-    assert response.status_code == 201, response.text
-    result = response.json()["data"]
+    result = accuracy_test(alice, compared, "welch_t_test", group_field="tags", groups=["baseline", "candidate"])
     expected = stats.ttest_ind(BASELINE, CANDIDATE, equal_var=False)
     assert result["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
     assert result["sample_sizes"] == [len(BASELINE), len(CANDIDATE)]
@@ -153,45 +151,22 @@ def test_a_welch_t_test_grouped_by_tag_agrees_with_scipy(alice, compared):
     assert got["p_value"] == result["p_value"]
 
     # Groups named without group_field: the runs' tags are the one field that has them.
-    inferred = run_test(
-        alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", groups=["baseline", "candidate"]
-    )
-    assert inferred.status_code == 201, inferred.text
-    assert inferred.json()["data"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    inferred = accuracy_test(alice, compared, "welch_t_test", groups=["baseline", "candidate"])
+    assert inferred["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
 
 def test_grouping_by_a_tag_key_and_pairing_by_one(alice, compared):
-    student = run_test(
-        alice,
-        test_type="student_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-    )
-    assert student.status_code == 201, student.text
+    student = accuracy_test(alice, compared, "student_t_test", group_field="tags.model", groups=["gpt4", "llama"])
     expected = stats.ttest_ind(BASELINE, CANDIDATE, equal_var=True)
-    assert student.json()["data"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert student["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
-    every_value = run_test(
-        alice, test_type="one_way_anova", experiment_id=compared, metric="accuracy", group_field="tags.model"
-    )
-    assert every_value.status_code == 201, every_value.text
-    anova = every_value.json()["data"]
+    anova = accuracy_test(alice, compared, "one_way_anova", group_field="tags.model")
     assert anova["groups"] == ["gpt4", "llama"]
     assert anova["p_value"] == pytest.approx(stats.f_oneway(BASELINE, CANDIDATE).pvalue, rel=1e-9)
 
-    paired = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-        pair_field="tags.item",
+    body = accuracy_test(
+        alice, compared, "paired_t_test", group_field="tags.model", groups=["gpt4", "llama"], pair_field="tags.item"
     )
-    assert paired.status_code == 201, paired.text
-    body = paired.json()["data"]
     # Items 0..4 are under both models; the candidate's item 5 has no partner.
     expected_paired = stats.ttest_rel(BASELINE, CANDIDATE[:5])
     assert body["p_value"] == pytest.approx(expected_paired.pvalue, rel=1e-9)
