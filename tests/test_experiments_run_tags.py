@@ -64,6 +64,13 @@ def run_test(client: httpx.Client, **test) -> httpx.Response:
     return client.post(RESULTS, json={"test": test})
 
 
+def accuracy_test(client: httpx.Client, experiment_id: str, test_type: str, **fields) -> dict:
+    """A statistical test of the runs' accuracy that the server runs and stores (201)."""
+    response = run_test(client, test_type=test_type, experiment_id=experiment_id, metric="accuracy", **fields)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
 def stored_results(client: httpx.Client) -> int:
     return client.get(RESULTS, params={"per_page": 1}).json()["meta"]["total"]
 
@@ -133,16 +140,7 @@ def test_bad_tags_are_refused_and_create_no_run(alice):
 
 
 def test_a_welch_t_test_grouped_by_tag_agrees_with_scipy(alice, compared):
-    response = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "candidate"],
-    )
-    assert response.status_code == 201, response.text
-    result = response.json()["data"]
+    result = accuracy_test(alice, compared, "welch_t_test", group_field="tags", groups=["baseline", "candidate"])
     expected = stats.ttest_ind(BASELINE, CANDIDATE, equal_var=False)
     assert result["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
     assert result["sample_sizes"] == [len(BASELINE), len(CANDIDATE)]
@@ -153,45 +151,22 @@ def test_a_welch_t_test_grouped_by_tag_agrees_with_scipy(alice, compared):
     assert got["p_value"] == result["p_value"]
 
     # Groups named without group_field: the runs' tags are the one field that has them.
-    inferred = run_test(
-        alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", groups=["baseline", "candidate"]
-    )
-    assert inferred.status_code == 201, inferred.text
-    assert inferred.json()["data"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    inferred = accuracy_test(alice, compared, "welch_t_test", groups=["baseline", "candidate"])
+    assert inferred["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
 
 def test_grouping_by_a_tag_key_and_pairing_by_one(alice, compared):
-    student = run_test(
-        alice,
-        test_type="student_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-    )
-    assert student.status_code == 201, student.text
+    student = accuracy_test(alice, compared, "student_t_test", group_field="tags.model", groups=["gpt4", "llama"])
     expected = stats.ttest_ind(BASELINE, CANDIDATE, equal_var=True)
-    assert student.json()["data"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert student["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
-    every_value = run_test(
-        alice, test_type="one_way_anova", experiment_id=compared, metric="accuracy", group_field="tags.model"
-    )
-    assert every_value.status_code == 201, every_value.text
-    anova = every_value.json()["data"]
+    anova = accuracy_test(alice, compared, "one_way_anova", group_field="tags.model")
     assert anova["groups"] == ["gpt4", "llama"]
     assert anova["p_value"] == pytest.approx(stats.f_oneway(BASELINE, CANDIDATE).pvalue, rel=1e-9)
 
-    paired = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-        pair_field="tags.item",
+    body = accuracy_test(
+        alice, compared, "paired_t_test", group_field="tags.model", groups=["gpt4", "llama"], pair_field="tags.item"
     )
-    assert paired.status_code == 201, paired.text
-    body = paired.json()["data"]
     # Items 0..4 are under both models; the candidate's item 5 has no partner.
     expected_paired = stats.ttest_rel(BASELINE, CANDIDATE[:5])
     assert body["p_value"] == pytest.approx(expected_paired.pvalue, rel=1e-9)
@@ -207,73 +182,46 @@ def test_bad_use_of_tags_in_a_test_is_a_422_that_stores_nothing(alice, compared)
         tracked_run(alice, ambiguous, ["candidate", "model:llama"], value)
     both = tracked_run(alice, ambiguous, ["baseline", "candidate", "model:gpt4", "model:llama"], 0.55)
 
-    twice = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=ambiguous,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "candidate"],
-    )
-    error = assert_v1_error(twice, 422, "validation_error", both["id"], "'baseline'", "'candidate'", "one group")
-    assert "group_field" in error["details"], error
-    two_values = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=ambiguous,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-    )
-    error = assert_v1_error(two_values, 422, "validation_error", both["id"], "model:gpt4, model:llama")
-    assert "group_field" in error["details"], error
+    # The run tagged both ways is in two groups, whether grouped by bare tags or by a key.
+    for fields, words in (
+        ({"group_field": "tags", "groups": ["baseline", "candidate"]}, ("'baseline'", "'candidate'", "one group")),
+        ({"group_field": "tags.model", "groups": ["gpt4", "llama"]}, ("model:gpt4, model:llama",)),
+    ):
+        refused = run_test(alice, test_type="welch_t_test", experiment_id=ambiguous, metric="accuracy", **fields)
+        error = assert_v1_error(refused, 422, "validation_error", both["id"], *words)
+        assert "group_field" in error["details"], error
 
-    no_groups = run_test(alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tags")
-    assert "give groups" in assert_invalid(no_groups, "group_field")["message"]
-    pair_by_tags = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags.model",
-        groups=["gpt4", "llama"],
-        pair_field="tags",
-    )
-    assert "tags.<key>" in assert_invalid(pair_by_tags, "pair_field")["message"]
-    unpaired = run_test(
-        alice,
-        test_type="paired_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "candidate"],
-        pair_field="tags.missing",
-    )
-    assert "has no missing: tags" in assert_invalid(unpaired, "pair_field")["message"]
-    bad_key = run_test(
-        alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tags.a b"
-    )
-    assert_invalid(bad_key, "group_field")
-    not_a_tag = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "two words"],
-    )
-    assert_invalid(not_a_tag, "group_field")
-    absent = run_test(
-        alice,
-        test_type="welch_t_test",
-        experiment_id=compared,
-        metric="accuracy",
-        group_field="tags",
-        groups=["baseline", "nobody"],
-    )
-    assert "no values for 'nobody'" in assert_invalid(absent, "groups")["message"]
-    unknown = run_test(alice, test_type="welch_t_test", experiment_id=compared, metric="accuracy", group_field="tag")
-    assert "tags.<key>" in assert_invalid(unknown, "group_field")["message"]
+    # (the test's fields other than the compared accuracy, the field the 422 names, what its message says)
+    refused: list[tuple[dict, str, str]] = [
+        ({"group_field": "tags"}, "group_field", "give groups"),
+        (
+            {
+                "test_type": "paired_t_test",
+                "group_field": "tags.model",
+                "groups": ["gpt4", "llama"],
+                "pair_field": "tags",
+            },
+            "pair_field",
+            "tags.<key>",
+        ),
+        (
+            {
+                "test_type": "paired_t_test",
+                "group_field": "tags",
+                "groups": ["baseline", "candidate"],
+                "pair_field": "tags.missing",
+            },
+            "pair_field",
+            "has no missing: tags",
+        ),
+        ({"group_field": "tags.a b"}, "group_field", ""),
+        ({"group_field": "tags", "groups": ["baseline", "two words"]}, "group_field", ""),
+        ({"group_field": "tags", "groups": ["baseline", "nobody"]}, "groups", "no values for 'nobody'"),
+        ({"group_field": "tag"}, "group_field", "tags.<key>"),
+    ]
+    for fields, field, message in refused:
+        test = {"test_type": "welch_t_test", "experiment_id": compared, "metric": "accuracy", **fields}
+        assert message in assert_invalid(run_test(alice, **test), field)["message"], test
     assert stored_results(alice) == before
 
 

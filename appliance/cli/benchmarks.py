@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from appliance.cli.llm import EXIT_FAILED, _client, _connection, _guarded, render_bar
+from appliance.cli.llm import EXIT_FAILED, _client, _connection, _guarded
+from appliance.cli.progress import ThrottledBar, cancelled, end_bar
 
 POLL_SECONDS = 0.5
 
@@ -51,9 +52,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         try:
             result = _follow(client, started)
         except KeyboardInterrupt:
-            client.cancel_experiment(started["experiment_id"])
-            print(f"\nappliance: cancelled experiment {started['experiment_id']}", file=sys.stderr)
-            return 130
+            experiment_id = started["experiment_id"]
+            return cancelled(f"experiment {experiment_id}", lambda: client.cancel_experiment(experiment_id))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -71,18 +71,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _follow(client: Any, started: Any) -> Any:
-    total, shown = started["total"], -1
+    total, bar = started["total"], ThrottledBar()
     while True:
         result = client.benchmark_result(started["id"])
         run = client.get_run(started["run_id"])
         done = total if result["status"] != "running" else round(float(run.get("progress") or 0) * total)
-        step = max(1, total // 10)
-        if sys.stderr.isatty() or done // step != shown // step or (done == total and shown != total):
-            render_bar("answers", done, total)
-            shown = done
+        bar.show("answers", done, total, final=done == total)
         if result["status"] != "running":
-            if sys.stderr.isatty():
-                sys.stderr.write("\n")
+            end_bar()
             return result
         time.sleep(POLL_SECONDS)
 

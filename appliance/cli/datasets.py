@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from appliance.cli.llm import EXIT_FAILED, CliError, _client, _connection, _guarded, render_bar
+from appliance.cli.llm import EXIT_FAILED, CliError, _client, _connection, _guarded
+from appliance.cli.progress import end_bar, render_bar
 from appliance.core.llm.datasets import DatasetError, FieldMapping, Kind, check_name, format_of, read_rows, to_items
 
 SLICE_ITEMS = 500
@@ -76,8 +76,7 @@ def read_items(path: Path, file_format: str, mapping: FieldMapping | None) -> li
     except DatasetError as exc:
         raise CliError(f"{path}: {exc}", EXIT_FAILED) from None
     render_bar("read", len(items), len(items))
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    end_bar()
     return items
 
 
@@ -113,8 +112,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             dataset = client.import_dataset(name, items=part, source=path.name, append=number > 0)
             sent += len(part)
             render_bar("sent", sent, len(items))
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
+        end_bar()
     print(f"imported {dataset['item_count']} {dataset['kind']} items as dataset {dataset['name']!r}")
     return 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from appliance.cli.common import settings_from_args
+from appliance.cli.progress import ThrottledBar, cancelled, end_bar
 from appliance.client import ApiError, ApplianceClient
 
 EXIT_FAILED = 1
@@ -242,34 +242,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 # --- suites -----------------------------------------------------------------------------
 
 
-def render_bar(label: str, done: int, total: int) -> None:
-    """`[answers] [#########...........]  45/100` on stderr, redrawn in place; a plain
-    line per tenth when stderr is not a terminal."""
-    fraction = done / total if total else 1.0
-    if sys.stderr.isatty():
-        line = f"[{label}] [{('#' * round(20 * fraction)).ljust(20, '.')}] {done:>5}/{total}"
-        width = shutil.get_terminal_size().columns - 1
-        sys.stderr.write("\r" + line[:width].ljust(width))
-    else:
-        sys.stderr.write(f"[{label}] {done}/{total}\n")
-    sys.stderr.flush()
-
-
 class _Bars:
+    """A suite run's progress: its answers, then its grading."""
+
     def __init__(self) -> None:
-        self.shown: tuple[str, int] | None = None
+        self.bar = ThrottledBar()
 
     def __call__(self, run: Any) -> None:
         progress = run["progress"]
         total = progress["total"]
         answered, graded = progress.get("answered", 0), progress["done"]
         label, done = ("grading", graded) if graded or answered >= total else ("answers", answered)
-        step = max(1, total // 10)
-        if sys.stderr.isatty() or self.shown is None or done // step != self.shown[1] // step or label != self.shown[0]:
-            render_bar(label, done, total)
-            self.shown = (label, done)
-        if run["status"] != "running" and sys.stderr.isatty():
-            sys.stderr.write("\n")
+        self.bar.show(label, done, total)
+        if run["status"] != "running":
+            end_bar()
 
 
 def cmd_suite_run(args: argparse.Namespace) -> int:
@@ -287,9 +273,7 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         try:
             run = client.wait_for_suite_run(started["id"], progress=_Bars())
         except KeyboardInterrupt:
-            client.cancel_suite_run(started["id"])
-            print(f"\nappliance: cancelled run {started['id']}", file=sys.stderr)
-            return 130
+            return cancelled(f"run {started['id']}", lambda: client.cancel_suite_run(started["id"]))
     if run["status"] != "completed":
         print(f"appliance: run {run['id']} {run['status']}: {run.get('error')}", file=sys.stderr)
         return EXIT_FAILED

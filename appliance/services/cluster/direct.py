@@ -25,15 +25,15 @@ import ray.exceptions
 import ray.util
 
 from appliance.core.clock import utc_now
-from appliance.core.cluster import NODE_ACTOR_PREFIX, RAY_NAMESPACE, RECORDER_ACTOR, NodeOffer, OutputPiece
+from appliance.core.cluster import NODE_ACTOR_PREFIX, RAY_NAMESPACE, RECORDER_ACTOR, NodeOffer
 from appliance.core.evaluations import Evaluation, ExecutionOutcome
 from appliance.core.languages import LANGUAGES
 from appliance.runtime.executor import ExecutionRequest
 from appliance.services.cluster import ray_setup
-from appliance.services.cluster.node import NodeRefused
+from appliance.services.cluster.node import NodeRefused, stream_run
 from appliance.services.cluster.placement import PlacedNode, freest
 from appliance.services.cluster.recording import DirectRun, DirectSettings
-from appliance.services.evaluation.queue import LIMIT_MESSAGES, limits_hit, outcome_status
+from appliance.services.evaluation.queue import error_with_limit_notes, limits_hit, outcome_status
 
 ActorHandle = Any  # ray.actor.ActorHandle: untyped
 Result = TypeVar("Result")
@@ -167,7 +167,7 @@ class Sandboxes:
             node.busy[engine] = node.busy.get(engine, 0) + 1
             try:
                 started = utc_now()
-                outcome = await _stream(node.handle, request)
+                outcome = await _outcome(node.handle, request)
                 break
             except NodeRefused:
                 avoid |= {node.name}  # draining: nothing ran there
@@ -185,10 +185,7 @@ class Sandboxes:
             if all(n.name in avoid for n in nodes):
                 nodes = await self._look(language, engine)
         status, reason = outcome_status(outcome)
-        error = lost + outcome.stderr
-        for hit in limits_hit(outcome):
-            if hit in LIMIT_MESSAGES:
-                error += "\n[appliance] " + LIMIT_MESSAGES[hit]
+        error = lost + error_with_limit_notes(outcome)
         evaluation = Evaluation(
             eval_id=f"eval_{created.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(6)}",
             owner="",
@@ -281,17 +278,8 @@ class Sandboxes:
         self._nodes_seen = time.monotonic()
 
 
-async def _stream(handle: ActorHandle, request: ExecutionRequest) -> ExecutionOutcome:
-    outcome: ExecutionOutcome | None = None
-    try:
-        async for ref in handle.run.remote(uuid.uuid4().hex, request):
-            item = await ref
-            if not isinstance(item, OutputPiece):
-                outcome = item
-    except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, NodeRefused):
-            raise exc.cause from None
-        raise
+async def _outcome(handle: ActorHandle, request: ExecutionRequest) -> ExecutionOutcome:
+    outcome = await stream_run(handle, uuid.uuid4().hex, request)
     if outcome is None:
         raise ray.exceptions.RayActorError()
     return outcome

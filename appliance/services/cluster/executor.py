@@ -27,12 +27,12 @@ import ray
 import ray.exceptions
 import ray.util
 
-from appliance.core.cluster import NODE_ACTOR_PREFIX, ClusterView, NodeOffer, OutputPiece
+from appliance.core.cluster import NODE_ACTOR_PREFIX, ClusterView, NodeOffer
 from appliance.core.evaluations import ExecutionOutcome
 from appliance.runtime.executor import ExecutionHandle, ExecutionRequest, OutputCallback, SandboxExecutor
 from appliance.runtime.sandbox import SandboxSpec
 from appliance.services.cluster import ray_setup
-from appliance.services.cluster.node import NodeRefused
+from appliance.services.cluster.node import NodeRefused, stream_run
 from appliance.services.cluster.placement import NoNodeFor, PlacedNode, Placement
 
 log = logging.getLogger(__name__)
@@ -221,18 +221,7 @@ class ClusterExecutor:
     async def _stream(
         self, node: Node, exec_id: str, request: ExecutionRequest, on_output: OutputCallback
     ) -> ExecutionOutcome:
-        outcome: ExecutionOutcome | None = None
-        try:
-            async for ref in node.handle.run.remote(exec_id, request):
-                item = await ref
-                if isinstance(item, OutputPiece):
-                    on_output(item.stream, item.text)
-                else:
-                    outcome = item
-        except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, NodeRefused):
-                raise exc.cause from None
-            raise
+        outcome = await stream_run(node.handle, exec_id, request, on_output)
         if outcome is None:
             raise NodeLost(f"node {node.name} ended the run without an outcome")
         return outcome

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import psutil
 import ray
+import ray.exceptions
 
 from appliance import __version__
 from appliance.core.cluster import NodeOffer, OutputPiece
@@ -45,6 +46,27 @@ def _streaming(method: Method) -> Method:
 
 class NodeRefused(Exception):
     """The node is draining: nothing ran, the head places the request elsewhere."""
+
+
+async def stream_run(
+    handle: Any, exec_id: str, request: ExecutionRequest, on_output: Callable[[str, str], None] | None = None
+) -> ExecutionOutcome | None:
+    """The caller's side of `SandboxNode.run`: each output piece to `on_output` as it
+    comes, then the run's outcome; None when the stream ended without one (the node went
+    away). A draining node's refusal comes out as NodeRefused, not wrapped by Ray."""
+    outcome: ExecutionOutcome | None = None
+    try:
+        async for ref in handle.run.remote(exec_id, request):
+            item = await ref
+            if not isinstance(item, OutputPiece):
+                outcome = item
+            elif on_output is not None:
+                on_output(item.stream, item.text)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, NodeRefused):
+            raise exc.cause from None
+        raise
+    return outcome
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):

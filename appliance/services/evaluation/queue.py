@@ -113,6 +113,15 @@ def limits_hit(outcome: ExecutionOutcome) -> list[str]:
     return [name for name, hit in flags if hit]
 
 
+def error_with_limit_notes(outcome: ExecutionOutcome) -> str:
+    """The run's stderr, then a line saying what each limit it ran into did."""
+    error = outcome.stderr
+    for hit in limits_hit(outcome):
+        if hit in LIMIT_MESSAGES:
+            error += "\n[appliance] " + LIMIT_MESSAGES[hit]
+    return error
+
+
 def outcome_status(outcome: ExecutionOutcome) -> tuple[EvalStatus, str | None]:
     """The documented status, and a reason when the program did not just exit."""
     if outcome.killed:
@@ -415,10 +424,7 @@ class EvaluationQueue:
                 request = self._build_request(evaluation, self._environments.pop(eval_id, {}))
                 outcome = await self._executor.run(request, running.handle, on_output)
             status, reason = outcome_status(outcome)
-            error = outcome.stderr
-            for hit in limits_hit(outcome):
-                if hit in LIMIT_MESSAGES:
-                    error += "\n[appliance] " + LIMIT_MESSAGES[hit]
+            error = error_with_limit_notes(outcome)
             final = msgspec.structs.replace(
                 running.evaluation,
                 status=status,

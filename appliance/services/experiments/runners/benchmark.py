@@ -162,24 +162,13 @@ class BenchmarkRunner:
             LogLevel.INFO,
             f"[appliance] benchmark result {result.id}: {len(chosen)} items of {c.dataset} asked to {model.id}",
         )
-        tally = Tally(len(chosen))
-        unsaved: list[tuple[int, ItemTranscript]] = []
-
-        async def on_item(position: int, transcript: ItemTranscript) -> None:
-            tally.add(transcript)
-            unsaved.append((position, transcript))
-            context.progress(tally.done / tally.total)
-            if len(unsaved) >= FLUSH_EVERY:
-                rows = unsaved[:]
-                unsaved.clear()
-                await self.store.add_items(result.id, rows)
-
+        transcripts = ResultItems(self.store, context, result.id, len(chosen))
         started = time.monotonic()
         await self.asker.ask_all(
-            identity, model, chosen, c.parameters, c.cache, c.concurrency, on_item, lambda: context.stopping
+            identity, model, chosen, c.parameters, c.cache, c.concurrency, transcripts.add, lambda: context.stopping
         )
-        await self.store.add_items(result.id, unsaved)
-        return await finish(self.store, context, result.id, tally, started)
+        await transcripts.flush()
+        return await finish(self.store, context, result.id, transcripts.tally, started)
 
 
 class Tally:
@@ -198,6 +187,30 @@ class Tally:
         if transcript.error is not None:
             self.errors += 1
             self.first_error = self.first_error or transcript.error
+
+
+class ResultItems:
+    """A result's item transcripts as they come: tallied, reported as the run's progress,
+    and stored FLUSH_EVERY at a time (`flush` stores the rest)."""
+
+    def __init__(self, store: BenchmarkStore, context: RunContext, result_id: int, total: int) -> None:
+        self.tally = Tally(total)
+        self._store = store
+        self._context = context
+        self._result_id = result_id
+        self._unsaved: list[tuple[int, ItemTranscript]] = []
+
+    async def add(self, position: int, transcript: ItemTranscript) -> None:
+        self.tally.add(transcript)
+        self._unsaved.append((position, transcript))
+        self._context.progress(self.tally.done / self.tally.total)
+        if len(self._unsaved) >= FLUSH_EVERY:
+            await self.flush()
+
+    async def flush(self) -> None:
+        rows = self._unsaved[:]
+        self._unsaved.clear()  # before the write: items that come meanwhile go in the next one
+        await self._store.add_items(self._result_id, rows)
 
 
 async def finish(store: BenchmarkStore, context: RunContext, result_id: int, tally: Tally, started: float) -> RunResult:

@@ -32,9 +32,9 @@ from appliance.core.models import Model
 from appliance.services.experiments.config import BaseConfig, decode_config, invalid
 from appliance.services.experiments.runners.base import Program, RunContext, RunResult
 from appliance.services.experiments.runners.benchmark import (
-    FLUSH_EVERY,
     BenchmarkConfig,
     BenchmarkRunner,
+    ResultItems,
     Tally,
     check_benchmark_fields,
     finish,
@@ -145,27 +145,19 @@ class EnsembleRunner:
             now=utc_now(),
         )
         context.log(LogLevel.INFO, f"[appliance] benchmark result {result.id}: {len(chosen)} items of {c.dataset}")
-        tally = Tally(len(chosen))
-        unsaved: list[tuple[int, ItemTranscript]] = []
+        transcripts = ResultItems(self._bench.store, context, result.id, len(chosen))
 
         async def one(entry: tuple[int, DatasetItem]) -> None:
             position, item = entry
             members = await asyncio.gather(
                 *(self._bench.asker.ask(identity, m, item, c.parameters, c.cache) for m in models)
             )
-            transcript = voted(item, c.models, list(members), weights)
-            tally.add(transcript)
-            unsaved.append((position, transcript))
-            context.progress(tally.done / tally.total)
-            if len(unsaved) >= FLUSH_EVERY:
-                rows = unsaved[:]
-                unsaved.clear()
-                await self._bench.store.add_items(result.id, rows)
+            await transcripts.add(position, voted(item, c.models, list(members), weights))
 
         started = time.monotonic()
         await in_pool(chosen, c.concurrency, one, lambda: context.stopping)
-        await self._bench.store.add_items(result.id, unsaved)
-        return await finish(self._bench.store, context, result.id, tally, started)
+        await transcripts.flush()
+        return await finish(self._bench.store, context, result.id, transcripts.tally, started)
 
     async def _weights(
         self, c: EnsembleConfig, identity: Identity, models: list[Model], held: list[DatasetItem], context: RunContext
