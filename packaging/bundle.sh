@@ -7,17 +7,22 @@
 #   install.sh       the installer (packaging/install.sh); appliance.service, its unit
 #   README.md        how to install, upgrade and uninstall
 #   SHA256SUMS       every file above; install.sh checks it before it changes anything
+#   wheels/          with --cluster: the appliance and every dependency with Ray (the
+#                    `cluster` extra) as wheels, for the venv cluster mode runs from
+#                    (docs/cluster.md; Ray's workers cannot live in the one-file binary)
 #
-#   packaging/bundle.sh [--images python,node,...] [--out DIR] [--binary FILE]
+#   packaging/bundle.sh [--images python,node,...] [--out DIR] [--binary FILE] [--cluster]
 #
 # --images: the runtime images to carry (default: all; they must be built, see
 # `appliance images build`). --out: where the bundle goes (default dist/). --binary:
 # bundle this binary instead of dist/appliance. The tarball also gets a .sha256 file, to
-# check the copy that reaches the lab.
+# check the copy that reaches the lab. --cluster: also the wheels (asks the package index
+# once, through pip; PYTHON=python3.11 sets the interpreter whose wheels are taken: the
+# lab's machines must have the same Python version).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-IMAGES="" OUT="$ROOT/dist" BINARY=""
+IMAGES="" OUT="$ROOT/dist" BINARY="" CLUSTER=0
 
 say() { printf '[bundle] %s\n' "$*" >&2; }
 die() { printf '[bundle] error: %s\n' "$*" >&2; exit 1; }
@@ -31,6 +36,7 @@ while [ $# -gt 0 ]; do
         --out=*) OUT="${1#*=}"; shift ;;
         --binary) [ $# -ge 2 ] || die "--binary needs a file"; BINARY="$2"; shift 2 ;;
         --binary=*) BINARY="${1#*=}"; shift ;;
+        --cluster) CLUSTER=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -76,6 +82,17 @@ for key in "${keys[@]}"; do
         || die "could not export the '$key' image (build it first: appliance images build $key)"
 done
 
+# --- 2b. the cluster extra's wheels -------------------------------------------------------
+if [ $CLUSTER -eq 1 ]; then
+    if [ -z "${PYTHON:-}" ]; then
+        if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+    fi
+    say "[2/4] wheels of appliance[cluster] for $("$PYTHON" -V 2>&1) (pip wheel; Ray is about 70 MB)"
+    "$PYTHON" -m pip wheel -q -w "$dir/wheels" "$ROOT[cluster]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    ls "$dir"/wheels/ray-*.whl >/dev/null 2>&1 && ls "$dir"/wheels/appliance-*.whl >/dev/null 2>&1 \
+        || die "pip wheel did not produce the appliance and Ray wheels (is the package index reachable?)"
+fi
+
 # --- 3. installer, unit, README, checksums ----------------------------------------------
 say "[3/4] install.sh, appliance.service, README.md, SHA256SUMS"
 install -m 0755 "$ROOT/packaging/install.sh" "$dir/install.sh"
@@ -114,6 +131,21 @@ the service restarted, the data dir kept.
 
 The runtime images stay in Docker (\`docker image rm appliance-runtime-KEY:TAG\`).
 EOF
+if [ $CLUSTER -eq 1 ]; then
+    cat >> "$dir/README.md" <<EOF
+
+## Cluster mode
+
+\`wheels/\` holds the appliance and every dependency with Ray, for the venv that cluster
+mode runs from on every machine (the same Python version as this bundle's:
+$("$PYTHON" -V 2>&1)):
+
+    python3 -m venv /opt/appliance-cluster
+    /opt/appliance-cluster/bin/pip install --no-index --find-links wheels 'appliance[cluster]'
+
+Then docs/cluster.md (\`appliance node start\` on each machine, \`serve --cluster\` on the head).
+EOF
+fi
 (cd "$dir" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum > SHA256SUMS)
 
 # --- 4. the tarball ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -192,6 +193,28 @@ def test_bundle_holds_binary_images_installer_unit_and_checksums(bundle):
     listed = {line.split(None, 1)[1] for line in sums.splitlines()}
     assert listed == {"appliance", "install.sh", "appliance.service", "README.md", "images/python.tar"}
     run(["sha256sum", "--check", f"{bundle.name}.sha256"], cwd=bundle.parent)
+
+
+def test_a_cluster_bundle_carries_wheels_that_install_without_an_index(runtime_images, tmp_path):
+    """--cluster: the wheels of appliance[cluster] ride in the bundle, under its checksums,
+    and a venv gets the appliance with Ray from them alone (pip --no-index), as a lab's
+    machines do (docs/cluster.md)."""
+    binary = os.environ.get("APPLIANCE_BUNDLE_BINARY")
+    argv = [str(ROOT / "packaging" / "bundle.sh"), "--images", "python", "--out", str(tmp_path), "--cluster"]
+    tarball = Path(run([*argv, *(["--binary", binary] if binary else [])], timeout=1700).stdout.split()[-1])
+    unpacked = tmp_path / tarball.name.removesuffix(".tar.gz")
+    wheels = unpacked / "wheels"
+    names = sorted(path.name for path in wheels.iterdir())
+    assert any(n.startswith("ray-2.60.0-") for n in names) and any(n.startswith("appliance-") for n in names), names
+    listed = {line.split(None, 1)[1] for line in (unpacked / "SHA256SUMS").read_text().splitlines()}
+    assert {f"wheels/{n}" for n in names} <= listed
+    assert "## Cluster mode" in (unpacked / "README.md").read_text()
+
+    venv = tmp_path / "lab-venv"
+    run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels), "appliance[cluster]"])
+    shown = run([str(venv / "bin" / "python"), "-c", "import ray, appliance.cluster; print(ray.__version__)"])
+    assert shown.stdout.strip() == "2.60.0"
 
 
 def test_readme_install_line_installs_a_service_that_runs_and_uninstalls(lab: Lab, docker_client):
