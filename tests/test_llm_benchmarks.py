@@ -309,6 +309,13 @@ def test_deleting_the_experiment_takes_its_results_off_the_leaderboard(admin, sc
     assert_llm_error(admin.get(f"/api/v1/benchmark/{body['id']}"), 404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize("result_id", [0, -3, 2**63, 615569707404671884492739652354048])
+def test_an_id_no_result_can_have_is_a_404(admin, result_id):
+    """Ids past SQLite's integers too (schemathesis found a 500 there)."""
+    assert_llm_error(admin.get(f"/api/v1/benchmark/{result_id}"), 404, "NOT_FOUND")
+    assert_llm_error(admin.get(f"/api/v1/benchmark/{result_id}/items"), 404, "NOT_FOUND")
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from appliance.core.identity import EXECUTE, READ, Identity
 from appliance.core.llm.benchmarks import BenchmarkRequest, BenchmarkResult, ItemTranscript
 from appliance.core.llm.calls import ProviderFailed, parameter_problems
 from appliance.core.llm.datasets import check_name
+from appliance.core.paging import MAX_ROWID
 from appliance.services.access.auth import require_permission
 from appliance.services.experiments.experiments import ExperimentCreate, ExperimentService
 from appliance.services.experiments.runners.benchmark import MAX_CONCURRENCY, BenchmarkRunner
@@ -128,7 +129,7 @@ class BenchmarkService:
 
     async def get(self, identity: Identity, result_id: int) -> BenchmarkResult:
         require_permission(identity, READ)
-        result = await self._store.get(result_id)
+        result = await self._store.get(result_id) if 0 < result_id <= MAX_ROWID else None
         if result is None or not identity.may_see(result.owner):
             raise NotFound(f"benchmark result {result_id} not found", details={"id": result_id})
         return result
